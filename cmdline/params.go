@@ -1,0 +1,195 @@
+package cmdline
+
+// Action is what the operator asked nodeinit to do on this boot.
+type Action string
+
+// The actions of DESIGN.md. ActionBoot is the default when no action flag is given.
+const (
+	ActionBoot      Action = "boot"
+	ActionInstall   Action = "install"
+	ActionUpgrade   Action = "upgrade"
+	ActionReinstall Action = "reinstall"
+	ActionUninstall Action = "uninstall"
+	ActionStateless Action = "stateless"
+	ActionRescue    Action = "rescue"
+)
+
+// Params is the typed form of one kernel command line.
+type Params struct {
+	// Action is the resolved action after combining flags (install + X = X).
+	Action Action `json:"action"`
+	// ActionTokens are the tokens that decided Action, for messages.
+	ActionTokens []string `json:"action_tokens,omitempty"`
+	// AutoInstall is oVirt's implicit install: no action flag, but storage_init and BOOTIF.
+	// It installs only on a machine without an install.
+	AutoInstall bool `json:"auto_install,omitempty"`
+
+	StorageInit *StorageInit `json:"storage_init,omitempty"`
+	StorageVol  *StorageVol  `json:"storage_vol,omitempty"`
+
+	BootIf   *BootIf    `json:"bootif,omitempty"`
+	IP       *IPConfig  `json:"ip,omitempty"`
+	IPv6     string     `json:"ipv6,omitempty"`
+	DNS      []string   `json:"dns,omitempty"`
+	NTP      []string   `json:"ntp,omitempty"`
+	Hostname string     `json:"hostname,omitempty"`
+	VLAN     *VLAN      `json:"vlan,omitempty"`
+	Bond     *Bond      `json:"bond,omitempty"`
+	AdminPW  Secret     `json:"adminpw,omitempty"`
+	RootPW   Secret     `json:"rootpw,omitempty"`
+	SSHPwAuth *bool     `json:"ssh_pwauth,omitempty"`
+
+	ManagementServer            *HostPort `json:"management_server,omitempty"`
+	ManagementServerFingerprint string    `json:"management_server_fingerprint,omitempty"`
+	Syslog                      *HostPort `json:"syslog,omitempty"`
+	Netconsole                  *HostPort `json:"netconsole,omitempty"`
+	Collectd                    *HostPort `json:"collectd,omitempty"`
+	LocalBootTrigger            string    `json:"local_boot_trigger,omitempty"`
+	// RebootDelay is seconds to wait before rebooting after an action; -1 when unset.
+	RebootDelay int `json:"reboot_delay,omitempty"`
+
+	// Consoles are every console= value, in order (all of them get output).
+	Consoles []string `json:"consoles,omitempty"`
+
+	// Node holds the nodeinit.* keys.
+	Node NodeParams `json:"node"`
+
+	// Kept are tokens nodeinit does not interpret (console=, quiet, crashkernel=, …), in order;
+	// they are copied into the installed boot entry. Secrets are never kept.
+	Kept []string `json:"kept,omitempty"`
+	// InitArgs are the tokens after "--", for the node OS init.
+	InitArgs []string `json:"init_args,omitempty"`
+
+	// PossiblyTruncated is set when the line is at the kernel's length limit;
+	// destructive actions are refused then.
+	PossiblyTruncated bool `json:"possibly_truncated,omitempty"`
+	// Warnings are non-fatal remarks (weak DES hash, ignored oVirt-only keys, …).
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// NodeParams are the nodeinit.* keys.
+type NodeParams struct {
+	Image       string   `json:"image,omitempty"`        // nodeinit.image: dir, label:NAME, initramfs:/path, http(s) URL
+	ImageSHA256 string   `json:"image_sha256,omitempty"` // nodeinit.image.sha256: pins manifest.json
+	DryRun      bool     `json:"dryrun,omitempty"`
+	Break       []string `json:"break,omitempty"`  // stage names, comma separated on the line
+	OnFail      string   `json:"onfail,omitempty"` // shell|reboot|poweroff|halt
+	StatusURL   string   `json:"status_url,omitempty"`
+	Wipe        []string `json:"wipe,omitempty"` // serials or WWNs the operator consents to erase
+	Keep        []string `json:"keep,omitempty"` // e.g. "data"
+	Slot        string   `json:"slot,omitempty"` // a|b: the slot this boot entry is for
+	Tries       int      `json:"tries,omitempty"`
+	Debug       bool     `json:"debug,omitempty"`
+	Insecure    bool     `json:"insecure,omitempty"`
+	Force       bool     `json:"force,omitempty"`
+}
+
+// StorageInit is the parsed storage_init= value.
+type StorageInit struct {
+	// Disks are the specs before ';' (the install disk(s)); Extra are after ';'.
+	Disks []DiskSpec `json:"disks,omitempty"`
+	Extra []DiskSpec `json:"extra,omitempty"`
+	// Bare is true for a bare "storage_init" flag: the one eligible disk, if exactly one.
+	Bare bool `json:"bare,omitempty"`
+}
+
+// DiskSpecKind says how a DiskSpec matches a disk.
+type DiskSpecKind string
+
+// The ways storage_init can name a disk.
+const (
+	SpecPath   DiskSpecKind = "path"    // /dev/sda, /dev/disk/by-id/… (may be a glob)
+	SpecBus    DiskSpecKind = "bus"     // ata|scsi|usb|nvme|virtio with Serial or All
+	SpecSerial DiskSpecKind = "serial"  // serial:XYZ
+	SpecWWN    DiskSpecKind = "wwn"     // wwn:0x…
+	SpecByID   DiskSpecKind = "by-id"   // by-id:NAME or /dev/disk/by-id/NAME
+	SpecByPath DiskSpecKind = "by-path" // by-path:NAME or /dev/disk/by-path/NAME
+)
+
+// DiskSpec is one disk selector from storage_init.
+type DiskSpec struct {
+	Kind   DiskSpecKind `json:"kind"`
+	Value  string       `json:"value,omitempty"`  // path/glob, serial, wwn, by-id or by-path name
+	Bus    string       `json:"bus,omitempty"`    // for SpecBus
+	All    bool         `json:"all,omitempty"`    // bus:ALL
+	Raw    string       `json:"raw"`              // the text as given
+}
+
+// Volume names for storage_vol, in oVirt Node's positional order.
+const (
+	VolBoot    = "boot"
+	VolSwap    = "swap"
+	VolRoot    = "root"
+	VolConfig  = "config"
+	VolLogging = "logging"
+	VolData    = "data"
+)
+
+// StorageVol holds sizes in MiB by volume name; -1 means the rest of the disk, 0 means none.
+// Absent names use the layout defaults.
+type StorageVol struct {
+	SizesMiB map[string]int64 `json:"sizes_mib"`
+}
+
+// BootIf is the parsed BOOTIF= value.
+type BootIf struct {
+	Name string `json:"name,omitempty"` // interface name, e.g. eth0
+	MAC  string `json:"mac,omitempty"`  // lower-case aa:bb:cc:dd:ee:ff
+	Link bool   `json:"link,omitempty"` // first NIC with carrier
+}
+
+// IPConfig is the parsed ip= value (with netmask= and gateway= folded in).
+type IPConfig struct {
+	DHCP      bool   `json:"dhcp,omitempty"`
+	Address   string `json:"address,omitempty"`
+	Netmask   string `json:"netmask,omitempty"`
+	Gateway   string `json:"gateway,omitempty"`
+	Server    string `json:"server,omitempty"`
+	Hostname  string `json:"hostname,omitempty"`
+	Interface string `json:"interface,omitempty"`
+}
+
+// VLAN is the parsed vlan= value.
+type VLAN struct {
+	ID     int    `json:"id"`
+	Parent string `json:"parent,omitempty"`
+	Name   string `json:"name,omitempty"`
+}
+
+// Bond is the parsed bond= value.
+type Bond struct {
+	Name    string   `json:"name"`
+	Slaves  []string `json:"slaves,omitempty"`
+	Options string   `json:"options,omitempty"`
+}
+
+// HostPort is a host with an optional port (0 when absent).
+type HostPort struct {
+	Host string `json:"host"`
+	Port int    `json:"port,omitempty"`
+}
+
+// Secret is a password hash; every printed form of it is redacted.
+type Secret string
+
+// Redacted is what every printed form of a secret shows.
+const Redacted = "<redacted>"
+
+// String redacts the secret.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return Redacted
+}
+
+// MarshalJSON redacts the secret.
+func (s Secret) MarshalJSON() ([]byte, error) {
+	if s == "" {
+		return []byte(`""`), nil
+	}
+	return []byte(`"` + Redacted + `"`), nil
+}
+
+// Reveal returns the hash itself, for the one place that writes it to the node's config.
+func (s Secret) Reveal() string { return string(s) }

@@ -1,0 +1,191 @@
+package vm
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+)
+
+// KernelMetaPackage is the Debian metapackage whose dependency names the cloud kernel we boot.
+const KernelMetaPackage = "linux-image-cloud-amd64"
+
+// FirmwarePackages are the Debian packages fetched next to the kernel.
+var FirmwarePackages = []string{"ovmf", "systemd-boot-efi", "isolinux", "syslinux-common", "ipxe-qemu"}
+
+// Artifacts are the paths of the Debian files the tests boot with, inside a cache directory.
+type Artifacts struct {
+	CacheDir      string // the cache root
+	KernelVersion string // e.g. 6.1.0-56-cloud-amd64
+	Vmlinuz       string // boot/vmlinuz-<version>
+	ModulesDir    string // lib/modules/<version>, with modules.dep
+	OVMFCode      string // OVMF_CODE_4M.fd (read-only firmware)
+	OVMFVars      string // OVMF_VARS_4M.fd (template; copy before use)
+	SystemdBoot   string // systemd-bootx64.efi
+}
+
+// DefaultCacheDir returns $NODEINIT_CACHE, or /var/cache/nodeinit.
+func DefaultCacheDir() string {
+	if d := os.Getenv("NODEINIT_CACHE"); d != "" {
+		return d
+	}
+	return "/var/cache/nodeinit"
+}
+
+// Fetch makes sure the Debian cloud kernel (with its modules), OVMF, systemd-boot, isolinux,
+// syslinux and iPXE are downloaded with `apt-get download` and unpacked with `dpkg-deb -x`
+// under cacheDir, and returns their paths. It downloads only packages not already cached,
+// so a second call costs a few apt-cache lookups. The caller runs `apt-get update` first.
+func Fetch(ctx context.Context, cacheDir string) (Artifacts, error) {
+	debs := filepath.Join(cacheDir, "debs")
+	root := filepath.Join(cacheDir, "root")
+	for _, d := range []string{debs, root} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return Artifacts{}, fmt.Errorf("fetch debian artifacts: %w", err)
+		}
+	}
+	kernelPkg, err := resolveKernelPackage(ctx)
+	if err != nil {
+		return Artifacts{}, err
+	}
+	for _, pkg := range append([]string{kernelPkg}, FirmwarePackages...) {
+		deb, err := download(ctx, debs, pkg)
+		if err != nil {
+			return Artifacts{}, err
+		}
+		if err := extract(ctx, deb, root); err != nil {
+			return Artifacts{}, err
+		}
+	}
+	version := strings.TrimPrefix(kernelPkg, "linux-image-")
+	a := artifactsIn(cacheDir, version)
+	if err := ensureModulesDep(ctx, root, version); err != nil {
+		return Artifacts{}, err
+	}
+	return a, a.check()
+}
+
+// Cached returns the artifacts already in cacheDir without touching the network or apt,
+// or an error saying to run the fetch when something is missing.
+func Cached(cacheDir string) (Artifacts, error) {
+	mods, _ := filepath.Glob(filepath.Join(cacheDir, "root", "lib", "modules", "*", "modules.dep"))
+	if len(mods) == 0 {
+		return Artifacts{}, fmt.Errorf("no kernel in cache %s: run `make fetch` (go run ./qemu-tests/vm/cmd/fetch)", cacheDir)
+	}
+	// Several kernels may have been cached over time; take the last by name.
+	version := filepath.Base(filepath.Dir(mods[len(mods)-1]))
+	a := artifactsIn(cacheDir, version)
+	return a, a.check()
+}
+
+func artifactsIn(cacheDir, version string) Artifacts {
+	root := filepath.Join(cacheDir, "root")
+	return Artifacts{
+		CacheDir:      cacheDir,
+		KernelVersion: version,
+		Vmlinuz:       filepath.Join(root, "boot", "vmlinuz-"+version),
+		ModulesDir:    filepath.Join(root, "lib", "modules", version),
+		OVMFCode:      filepath.Join(root, "usr", "share", "OVMF", "OVMF_CODE_4M.fd"),
+		OVMFVars:      filepath.Join(root, "usr", "share", "OVMF", "OVMF_VARS_4M.fd"),
+		SystemdBoot:   filepath.Join(root, "usr", "lib", "systemd", "boot", "efi", "systemd-bootx64.efi"),
+	}
+}
+
+func (a Artifacts) check() error {
+	for _, p := range []string{a.Vmlinuz, filepath.Join(a.ModulesDir, "modules.dep"), a.OVMFCode, a.OVMFVars, a.SystemdBoot} {
+		if _, err := os.Stat(p); err != nil {
+			return fmt.Errorf("debian artifacts in %s incomplete: %w (run `make fetch` again)", a.CacheDir, err)
+		}
+	}
+	return nil
+}
+
+var dependsRE = regexp.MustCompile(`(?m)^\s*Depends:\s*(linux-image-\S+)`)
+
+// resolveKernelPackage asks apt which real kernel package the metapackage depends on.
+func resolveKernelPackage(ctx context.Context) (string, error) {
+	out, err := exec.CommandContext(ctx, "apt-cache", "depends", KernelMetaPackage).Output()
+	if err != nil {
+		return "", fmt.Errorf("apt-cache depends %s: %w (run `apt-get update` first)", KernelMetaPackage, err)
+	}
+	m := dependsRE.FindSubmatch(out)
+	if m == nil {
+		return "", fmt.Errorf("apt-cache depends %s: no linux-image dependency in %q", KernelMetaPackage, out)
+	}
+	return string(m[1]), nil
+}
+
+// download returns the cached .deb of pkg, running `apt-get download` in dir when there is none.
+func download(ctx context.Context, dir, pkg string) (string, error) {
+	if deb, ok := cachedDeb(dir, pkg); ok {
+		return deb, nil
+	}
+	cmd := exec.CommandContext(ctx, "apt-get", "download", pkg)
+	cmd.Dir = dir
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("apt-get download %s: %w: %s", pkg, err, strings.TrimSpace(stderr.String()))
+	}
+	deb, ok := cachedDeb(dir, pkg)
+	if !ok {
+		return "", fmt.Errorf("apt-get download %s: no %s_*.deb appeared in %s", pkg, pkg, dir)
+	}
+	return deb, nil
+}
+
+func cachedDeb(dir, pkg string) (string, bool) {
+	m, _ := filepath.Glob(filepath.Join(dir, pkg+"_*.deb"))
+	if len(m) == 0 {
+		return "", false
+	}
+	return m[len(m)-1], true
+}
+
+// extract unpacks deb into root once; a stamp file records that it was done.
+func extract(ctx context.Context, deb, root string) error {
+	stamp := filepath.Join(root, ".extracted", filepath.Base(deb))
+	if _, err := os.Stat(stamp); err == nil {
+		return nil
+	}
+	if out, err := exec.CommandContext(ctx, "dpkg-deb", "-x", deb, root).CombinedOutput(); err != nil {
+		return fmt.Errorf("dpkg-deb -x %s: %w: %s", deb, err, out)
+	}
+	if err := os.MkdirAll(filepath.Dir(stamp), 0o755); err != nil {
+		return fmt.Errorf("extract %s: %w", deb, err)
+	}
+	return os.WriteFile(stamp, nil, 0o644)
+}
+
+// ensureModulesDep runs depmod on the unpacked modules: the .deb ships modules.order and
+// modules.builtin, but modules.dep and modules.alias are made by its postinst script.
+func ensureModulesDep(ctx context.Context, root, version string) error {
+	dep := filepath.Join(root, "lib", "modules", version, "modules.dep")
+	if fi, err := os.Stat(dep); err == nil && fi.Size() > 0 {
+		return nil
+	}
+	out, err := exec.CommandContext(ctx, "depmod", "-b", root, version).CombinedOutput()
+	if err != nil {
+		if errors.Is(err, exec.ErrNotFound) {
+			return fmt.Errorf("depmod not found: install the Debian package kmod")
+		}
+		return fmt.Errorf("depmod -b %s %s: %w: %s", root, version, err, out)
+	}
+	return nil
+}
+
+// Describe writes the artifact paths, one per line, for the fetch command's output.
+func (a Artifacts) Describe() string {
+	var b strings.Builder
+	w := bufio.NewWriter(&b)
+	fmt.Fprintf(w, "kernel    %s\nvmlinuz   %s\nmodules   %s\novmf-code %s\novmf-vars %s\nsd-boot   %s\n",
+		a.KernelVersion, a.Vmlinuz, a.ModulesDir, a.OVMFCode, a.OVMFVars, a.SystemdBoot)
+	w.Flush()
+	return b.String()
+}

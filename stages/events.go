@@ -1,0 +1,171 @@
+package stages
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+)
+
+// EventKind says what happened to a stage.
+type EventKind string
+
+// Event kinds, in the order a stage emits them.
+const (
+	EventStart    EventKind = "start"
+	EventProgress EventKind = "progress"
+	EventInfo     EventKind = "info"
+	EventDone     EventKind = "done"
+	EventSkipped  EventKind = "skipped"
+	EventFailed   EventKind = "failed"
+	EventBreak    EventKind = "break"
+)
+
+// Event is the one record every sink receives: consoles, kmsg, the JSON log and the status URL.
+type Event struct {
+	Time     time.Time     `json:"time"`
+	Stage    string        `json:"stage"`
+	Kind     EventKind     `json:"kind"`
+	Message  string        `json:"message,omitempty"`
+	Done     int64         `json:"done,omitempty"`
+	Total    int64         `json:"total,omitempty"`
+	Rate     float64       `json:"rate,omitempty"` // bytes per second
+	Duration time.Duration `json:"duration_ns,omitempty"`
+	Error    string        `json:"error,omitempty"`
+	Hint     string        `json:"hint,omitempty"`
+}
+
+// Sink receives events. Sinks must not block for long; the engine calls them in order.
+type Sink interface {
+	Emit(Event)
+}
+
+// SinkFunc adapts a function to Sink.
+type SinkFunc func(Event)
+
+// Emit calls f.
+func (f SinkFunc) Emit(e Event) { f(e) }
+
+// Fanout sends every event to each of its sinks.
+type Fanout []Sink
+
+// Emit sends e to every sink.
+func (f Fanout) Emit(e Event) {
+	for _, s := range f {
+		s.Emit(e)
+	}
+}
+
+// HumanSink writes one readable line per event, for consoles.
+type HumanSink struct {
+	mu sync.Mutex
+	W  io.Writer
+}
+
+// Emit writes e as one line.
+func (h *HumanSink) Emit(e Event) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	io.WriteString(h.W, FormatHuman(e)+"\n")
+}
+
+// FormatHuman renders an event as one console line.
+func FormatHuman(e Event) string {
+	prefix := fmt.Sprintf("nodeinit: [%s] %s", e.Stage, e.Kind)
+	switch e.Kind {
+	case EventProgress:
+		line := fmt.Sprintf("%s %s/%s", prefix, mib(e.Done), mib(e.Total))
+		if e.Total > 0 {
+			line += fmt.Sprintf(" (%d%%)", e.Done*100/e.Total)
+		}
+		if e.Rate > 0 {
+			line += fmt.Sprintf(" %.1f MB/s", e.Rate/1e6)
+			if e.Total > e.Done {
+				eta := time.Duration(float64(e.Total-e.Done) / e.Rate * float64(time.Second))
+				line += fmt.Sprintf(" eta %s", eta.Round(time.Second))
+			}
+		}
+		if e.Message != "" {
+			line += " " + e.Message
+		}
+		return line
+	case EventDone:
+		return fmt.Sprintf("%s in %s %s", prefix, e.Duration.Round(time.Millisecond), e.Message)
+	case EventFailed:
+		line := fmt.Sprintf("%s: %s", prefix, e.Error)
+		if e.Hint != "" {
+			line += " (hint: " + e.Hint + ")"
+		}
+		return line
+	}
+	if e.Message != "" {
+		return prefix + ": " + e.Message
+	}
+	return prefix
+}
+
+func mib(n int64) string { return fmt.Sprintf("%dMiB", n>>20) }
+
+// JSONSink writes one JSON object per line.
+type JSONSink struct {
+	mu sync.Mutex
+	W  io.Writer
+}
+
+// Emit writes e as a JSON line.
+func (j *JSONSink) Emit(e Event) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	b, err := json.Marshal(e)
+	if err != nil {
+		return
+	}
+	j.W.Write(append(b, '\n'))
+}
+
+// Collector keeps every event, for tests and for the run report.
+type Collector struct {
+	mu     sync.Mutex
+	events []Event
+}
+
+// Emit records e.
+func (c *Collector) Emit(e Event) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.events = append(c.events, e)
+}
+
+// Events returns a copy of what was recorded.
+func (c *Collector) Events() []Event {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]Event(nil), c.events...)
+}
+
+// Throttle passes start/done/failed events through and at most one progress
+// event per interval per stage, so serial consoles get one line a second.
+type Throttle struct {
+	Next     Sink
+	Interval time.Duration
+	mu       sync.Mutex
+	last     map[string]time.Time
+}
+
+// Emit forwards e unless it is a progress event too soon after the last one.
+func (t *Throttle) Emit(e Event) {
+	if e.Kind == EventProgress && e.Done < e.Total {
+		t.mu.Lock()
+		if t.last == nil {
+			t.last = map[string]time.Time{}
+		}
+		if prev, ok := t.last[e.Stage]; ok && e.Time.Sub(prev) < t.Interval {
+			t.mu.Unlock()
+			return
+		}
+		t.last[e.Stage] = e.Time
+		t.mu.Unlock()
+	}
+	t.Next.Emit(e)
+}

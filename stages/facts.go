@@ -1,0 +1,96 @@
+package stages
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+
+	"github.com/nodeinit/nodeinit/disk"
+)
+
+// Facts is what the machine is: gathered once, read-only, serialisable to JSON,
+// so a plan can be computed against a machine described in a file.
+type Facts struct {
+	Disks       []disk.Disk `json:"disks"`
+	MemoryBytes int64       `json:"memory_bytes,omitempty"`
+	EFI         bool        `json:"efi"`
+	TPM         bool        `json:"tpm"`
+	NICs        []NIC       `json:"nics,omitempty"`
+	Consoles    []string    `json:"consoles,omitempty"`
+	DMI         DMI         `json:"dmi"`
+	// Install is the nodeinit install found on the machine's disks, if any.
+	Install *Install `json:"install,omitempty"`
+	// Image is what the image check found, when the action needs an image.
+	Image *ImageFacts `json:"image,omitempty"`
+}
+
+// NIC is one network interface.
+type NIC struct {
+	Name    string `json:"name"`
+	MAC     string `json:"mac"`
+	Carrier bool   `json:"carrier,omitempty"`
+	Driver  string `json:"driver,omitempty"`
+}
+
+// DMI is the machine identity used for URL templating and reports.
+type DMI struct {
+	Vendor  string `json:"vendor,omitempty"`
+	Product string `json:"product,omitempty"`
+	Serial  string `json:"serial,omitempty"`
+	UUID    string `json:"uuid,omitempty"`
+}
+
+// Install describes an existing nodeinit install.
+type Install struct {
+	Disk       string          `json:"disk"` // kernel name of the disk holding the ESP
+	ActiveSlot string          `json:"active_slot,omitempty"`
+	Slots      map[string]Slot `json:"slots,omitempty"`
+	// OVirt is set for an old oVirt Node layout (it counts as a previous install).
+	OVirt bool `json:"ovirt,omitempty"`
+}
+
+// Slot is one A/B root slot as the ledger records it.
+type Slot struct {
+	Version string `json:"version,omitempty"`
+	State   string `json:"state,omitempty"` // empty|writing|ready|good|bad
+}
+
+// ImageFacts is the outcome of fetching and checking the image manifest,
+// done while gathering facts so that Plan can stay pure.
+type ImageFacts struct {
+	Source   string `json:"source"`
+	Name     string `json:"name,omitempty"`
+	Version  string `json:"version,omitempty"`
+	Arch     string `json:"arch,omitempty"`
+	Signed   bool   `json:"signed"`  // a trusted key verified the manifest signature
+	Pinned   bool   `json:"pinned"`  // nodeinit.image.sha256 matched the manifest
+	RootSize int64  `json:"root_size,omitempty"`
+	// UpgradeFrom lists the version constraints the image accepts to upgrade from.
+	UpgradeFrom []string `json:"upgrade_from,omitempty"`
+	// Error is why the image could not be used; Plan refuses when it is set.
+	Error string `json:"error,omitempty"`
+	Hint  string `json:"hint,omitempty"`
+}
+
+// LoadFacts reads facts from a JSON file.
+func LoadFacts(path string) (*Facts, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read facts: %w", err)
+	}
+	var f Facts
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("parse facts %s: %w", path, err)
+	}
+	return &f, nil
+}
+
+// Disk returns the disk with the given kernel name.
+func (f *Facts) Disk(name string) (*disk.Disk, bool) {
+	for i := range f.Disks {
+		if f.Disks[i].Name == name {
+			return &f.Disks[i], true
+		}
+	}
+	return nil, false
+}

@@ -1,0 +1,548 @@
+package stages
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/nodeinit/nodeinit/cmdline"
+	"github.com/nodeinit/nodeinit/disk"
+)
+
+// Stage names, in the order they can run. cmdline.StageNames lists the same names
+// for validating nodeinit.break.
+const (
+	StageVerifyImage   = "verify-image"
+	StageWipe          = "wipe"
+	StagePartition     = "partition"
+	StageFilesystems   = "filesystems"
+	StageWriteSlot     = "write-slot"
+	StageESP           = "esp"
+	StageSeedConfig    = "seed-config"
+	StageMigrateConfig = "migrate-config"
+	StageBootOrder     = "boot-order"
+	StageReport        = "report"
+	StageBoot          = "boot"
+	StageSwitchRoot    = "switch-root"
+)
+
+// Handoff is what happens after the last step.
+type Handoff string
+
+// Hand-offs.
+const (
+	HandoffSwitchRoot Handoff = "switch-root"
+	HandoffReboot     Handoff = "reboot"
+	HandoffShell      Handoff = "shell"
+)
+
+// Step is one planned stage run: what it does and exactly what it touches.
+type Step struct {
+	Name        string            `json:"name"`
+	Description string            `json:"description"`
+	Touches     []string          `json:"touches,omitempty"`
+	Args        map[string]string `json:"args,omitempty"`
+}
+
+// Describe returns the human description of the step.
+func (s Step) Describe() string { return s.Description }
+
+// Target is the identity of a disk the plan writes, as an operator would check it.
+type Target struct {
+	Name      string            `json:"name"`
+	Path      string            `json:"path"`
+	Model     string            `json:"model,omitempty"`
+	Serial    string            `json:"serial,omitempty"`
+	WWN       string            `json:"wwn,omitempty"`
+	ByID      string            `json:"by_id,omitempty"`
+	SizeBytes int64             `json:"size_bytes"`
+	Sector    int               `json:"logical_sector_size"`
+	Content   disk.ContentClass `json:"content"`
+}
+
+// Plan is the ordered list of steps that params and facts imply.
+type Plan struct {
+	Action   cmdline.Action `json:"action"`
+	Target   *Target        `json:"target,omitempty"`
+	Disks    []Target       `json:"disks,omitempty"` // every disk the plan writes (uninstall, extra disks)
+	Layout   *disk.Layout   `json:"layout,omitempty"`
+	Slot     string         `json:"slot,omitempty"`
+	Image    *ImageFacts    `json:"image,omitempty"`
+	Destroys []string       `json:"destroys,omitempty"`
+	Keeps    []string       `json:"keeps,omitempty"`
+	Steps    []Step         `json:"steps"`
+	Handoff  Handoff        `json:"handoff"`
+	Warnings []string       `json:"warnings,omitempty"`
+	DryRun   bool           `json:"dryrun,omitempty"`
+}
+
+// RefusalError says why nothing will happen, and what the operator should change.
+type RefusalError struct {
+	Reason string
+	Hint   string
+}
+
+func (e *RefusalError) Error() string {
+	if e.Hint == "" {
+		return e.Reason
+	}
+	return e.Reason + "; " + e.Hint
+}
+
+func refuse(hint, format string, args ...any) error {
+	return &RefusalError{Reason: fmt.Sprintf(format, args...), Hint: hint}
+}
+
+// Plan computes what params and facts imply. It does no I/O: every check that can be
+// made before writing is made here, and an error means nothing will be written.
+func Plan(p *cmdline.Params, f *Facts) (*Plan, error) {
+	if p.PossiblyTruncated && p.Destructive() {
+		return nil, refuse("shorten the kernel command line (drop unused arguments) so it is below the limit",
+			"the kernel command line is %d bytes or more and may have been cut; refusing the destructive action %q", cmdline.MaxLen-1, p.Action)
+	}
+	var (
+		plan *Plan
+		err  error
+	)
+	switch p.Action {
+	case cmdline.ActionRescue:
+		plan = &Plan{Action: p.Action, Handoff: HandoffShell}
+	case cmdline.ActionBoot:
+		if p.AutoInstall && f.Install == nil {
+			plan, err = planInstall(p, f, cmdline.ActionInstall)
+			if plan != nil {
+				plan.Warnings = append(plan.Warnings, "no action flag: storage_init and BOOTIF on a machine without an install mean install (oVirt auto-install)")
+			}
+		} else {
+			plan, err = planBoot(p, f)
+		}
+	case cmdline.ActionInstall:
+		plan, err = planInstall(p, f, cmdline.ActionInstall)
+	case cmdline.ActionReinstall:
+		plan, err = planInstall(p, f, cmdline.ActionReinstall)
+	case cmdline.ActionUpgrade:
+		plan, err = planUpgrade(p, f)
+	case cmdline.ActionUninstall:
+		plan, err = planUninstall(p, f)
+	case cmdline.ActionStateless:
+		plan, err = planStateless(p, f)
+	default:
+		return nil, refuse("use one of install, reinstall, upgrade, uninstall, stateless, rescue", "unknown action %q", p.Action)
+	}
+	if err != nil {
+		return nil, err
+	}
+	plan.DryRun = p.Node.DryRun
+	plan.Warnings = append(plan.Warnings, p.Warnings...)
+	return plan, nil
+}
+
+func planBoot(p *cmdline.Params, f *Facts) (*Plan, error) {
+	if f.Install == nil || f.Install.OVirt {
+		return nil, refuse("boot an install medium with 'install storage_init=<disk>' to install, or 'rescue' for a shell",
+			"no nodeinit install found on any disk")
+	}
+	slot := p.Node.Slot
+	if slot == "" {
+		slot = f.Install.ActiveSlot
+	}
+	if slot == "" {
+		slot = "a"
+	}
+	s, ok := f.Install.Slots[slot]
+	if !ok || s.Version == "" {
+		return nil, refuse("boot the entry of the other slot, or reinstall",
+			"slot %s on %s holds no image", slot, f.Install.Disk)
+	}
+	d, _ := f.Disk(f.Install.Disk)
+	plan := &Plan{Action: cmdline.ActionBoot, Slot: slot, Handoff: HandoffSwitchRoot}
+	if d != nil {
+		t := targetOf(d)
+		plan.Target = &t
+	}
+	plan.Steps = []Step{{
+		Name:        StageBoot,
+		Description: fmt.Sprintf("mount slot %s (version %s) read-only with a tmpfs overlay, bind persisted config, mount logging and data", slot, s.Version),
+		Touches:     []string{"node-root-" + slot, "node-config", "node-logging", "node-data"},
+		Args:        map[string]string{"slot": slot, "disk": f.Install.Disk},
+	}}
+	return plan, nil
+}
+
+// planInstall covers install, reinstall and oVirt's auto-install.
+func planInstall(p *cmdline.Params, f *Facts, action cmdline.Action) (*Plan, error) {
+	// An install over the same image boots it: no PXE reinstall loops.
+	if action == cmdline.ActionInstall && f.Install != nil && !f.Install.OVirt {
+		active := f.Install.Slots[f.Install.ActiveSlot]
+		if f.Image != nil && f.Image.Error == "" && active.Version != "" && active.Version == f.Image.Version {
+			plan, err := planBoot(p, f)
+			if plan != nil {
+				plan.Warnings = append(plan.Warnings, fmt.Sprintf("%s already holds version %s: booting it instead of installing again", f.Install.Disk, active.Version))
+			}
+			return plan, err
+		}
+		return nil, refuse("add 'reinstall' to replace it (data is kept only with nodeinit.keep=data), or 'upgrade' to upgrade it",
+			"%s already holds a nodeinit install (slot %s version %s); install does not overwrite an install", f.Install.Disk, f.Install.ActiveSlot, active.Version)
+	}
+	if err := checkImage(p, f); err != nil {
+		return nil, err
+	}
+	target, extra, err := selectTargets(p, f, action)
+	if err != nil {
+		return nil, err
+	}
+	if err := disk.CheckConsent(*target, string(action), p.Node.Wipe); err != nil {
+		return nil, err
+	}
+	var vols map[string]int64
+	if p.StorageVol != nil {
+		vols = p.StorageVol.SizesMiB
+	}
+	layout, err := disk.PlanLayout(target.SizeBytes, target.LogicalSectorSize, vols)
+	if err != nil {
+		return nil, fmt.Errorf("layout for %s: %w", target.Path, err)
+	}
+	if rs := f.Image.RootSize; rs > 0 {
+		if slot := layout.Find("node-root-a"); slot != nil && slot.SizeBytes < rs {
+			return nil, refuse("raise the root size in storage_vol (third field, MiB)",
+				"image %s needs %d MiB but the root slot is %d MiB", f.Image.Version, ceilMiB(rs), slot.SizeBytes>>20)
+		}
+	}
+	keepData := action == cmdline.ActionReinstall && contains(p.Node.Keep, "data")
+	if keepData {
+		if !layout.CanKeep("node-data", target.Partitions) {
+			return nil, refuse("drop nodeinit.keep=data, or use a storage_vol that leaves node-data where it is",
+				"nodeinit.keep=data: the new layout on %s cannot keep the existing node-data partition in place", target.Path)
+		}
+	}
+
+	t := targetOf(target)
+	plan := &Plan{Action: action, Target: &t, Layout: &layout, Slot: "a", Image: f.Image, Handoff: HandoffReboot}
+	plan.Disks = append(plan.Disks, t)
+	for i := range extra {
+		plan.Disks = append(plan.Disks, targetOf(&extra[i]))
+	}
+	dev := target.Path
+	if target.Content != disk.ContentBlank {
+		what := describeContent(target)
+		if keepData {
+			plan.Destroys = append(plan.Destroys, fmt.Sprintf("%s: everything except node-data (%s)", dev, what))
+			plan.Keeps = append(plan.Keeps, dev+": node-data partition and its files")
+		} else {
+			plan.Destroys = append(plan.Destroys, fmt.Sprintf("%s: %s", dev, what))
+		}
+	}
+	wipeArgs := map[string]string{"disk": target.Name}
+	if keepData {
+		wipeArgs["keep"] = "node-data"
+	}
+	if target.Content != disk.ContentBlank {
+		plan.Steps = append(plan.Steps, Step{Name: StageWipe, Description: fmt.Sprintf("remove every signature and partition table on %s", dev) + keepNote(keepData),
+			Touches: []string{dev}, Args: wipeArgs})
+	}
+	parts := make([]string, 0, len(layout.Partitions))
+	for _, ps := range layout.Partitions {
+		parts = append(parts, fmt.Sprintf("%s %dMiB", ps.Name, ps.SizeBytes>>20))
+	}
+	plan.Steps = append(plan.Steps,
+		Step{Name: StagePartition, Description: fmt.Sprintf("write a GPT (%d-byte sectors) on %s: %s", target.LogicalSectorSize, dev, strings.Join(parts, ", ")),
+			Touches: []string{dev}, Args: map[string]string{"disk": target.Name}},
+		Step{Name: StageFilesystems, Description: "make FAT32 on NODE-ESP, ext4 on node-config, node-logging" + dataNote(keepData) + ", swap on node-swap",
+			Touches: partTouches(&layout, "NODE-ESP", "node-config", "node-logging", "node-swap", "node-data"), Args: map[string]string{"disk": target.Name, "keep": wipeArgs["keep"]}},
+		writeSlotStep(f, target.Name, "a"),
+		Step{Name: StageESP, Description: "install systemd-boot, slot a kernel/initrd/manifest, loader entry for slot a, ledger",
+			Touches: []string{"NODE-ESP"}, Args: map[string]string{"disk": target.Name, "slot": "a"}},
+		Step{Name: StageSeedConfig, Description: "write hostname, network, dns, ntp, admin password hash, ssh and management settings from the command line into node-config",
+			Touches: []string{"node-config"}, Args: map[string]string{"disk": target.Name}},
+		Step{Name: StageBootOrder, Description: "put the disk first in the EFI boot order",
+			Touches: []string{"efivars"}, Args: map[string]string{"disk": target.Name}},
+		Step{Name: StageReport, Description: "record the install in the ledger and report status", Args: map[string]string{"disk": target.Name}},
+	)
+	if !f.EFI {
+		plan.Steps = removeStep(plan.Steps, StageBootOrder)
+		plan.Warnings = append(plan.Warnings, "no EFI firmware found: the EFI boot order is not changed")
+	}
+	return plan, nil
+}
+
+func writeSlotStep(f *Facts, diskName, slot string) Step {
+	return Step{Name: StageWriteSlot,
+		Description: fmt.Sprintf("stream %s %s rootfs.squashfs into node-root-%s, verifying SHA-256 as it goes", f.Image.Name, f.Image.Version, slot),
+		Touches:     []string{"node-root-" + slot}, Args: map[string]string{"disk": diskName, "slot": slot}}
+}
+
+func planUpgrade(p *cmdline.Params, f *Facts) (*Plan, error) {
+	if f.Install == nil || f.Install.OVirt {
+		return nil, refuse("use 'install storage_init=<disk>' (or 'reinstall' over an old oVirt Node)", "upgrade: no nodeinit install found")
+	}
+	if err := checkImage(p, f); err != nil {
+		return nil, err
+	}
+	active := f.Install.ActiveSlot
+	if active == "" {
+		active = "a"
+	}
+	from := f.Install.Slots[active].Version
+	if err := checkVersions(from, f.Image, p.Node.Force); err != nil {
+		return nil, err
+	}
+	inactive := otherSlot(active)
+	d, ok := f.Disk(f.Install.Disk)
+	if !ok {
+		return nil, refuse("", "upgrade: the install disk %s is not among the probed disks", f.Install.Disk)
+	}
+	t := targetOf(d)
+	tries := p.Node.Tries
+	if tries == 0 {
+		tries = 3
+	}
+	plan := &Plan{Action: cmdline.ActionUpgrade, Target: &t, Slot: inactive, Image: f.Image, Handoff: HandoffReboot}
+	plan.Destroys = []string{fmt.Sprintf("%s: node-root-%s (version %s, the inactive slot)", d.Path, inactive, f.Install.Slots[inactive].Version)}
+	plan.Keeps = []string{fmt.Sprintf("node-root-%s (version %s, running)", active, from), "node-config (snapshot first)", "node-logging", "node-data"}
+	plan.Steps = []Step{
+		writeSlotStep(f, d.Name, inactive),
+		{Name: StageESP, Description: fmt.Sprintf("copy slot %s kernel/initrd/manifest to the ESP", inactive),
+			Touches: []string{"NODE-ESP"}, Args: map[string]string{"disk": d.Name, "slot": inactive}},
+		{Name: StageMigrateConfig, Description: fmt.Sprintf("snapshot node-config as %s, apply the migrations of %s", from, f.Image.Version),
+			Touches: []string{"node-config"}, Args: map[string]string{"disk": d.Name, "from": from, "to": f.Image.Version}},
+		{Name: StageReport, Description: fmt.Sprintf("add loader entry for slot %s with %d tries, sorted before slot %s; record in the ledger", inactive, tries, active),
+			Touches: []string{"NODE-ESP"}, Args: map[string]string{"disk": d.Name, "slot": inactive, "tries": strconv.Itoa(tries), "entry": "1"}},
+	}
+	return plan, nil
+}
+
+func planUninstall(p *cmdline.Params, f *Facts) (*Plan, error) {
+	plan := &Plan{Action: cmdline.ActionUninstall, Handoff: HandoffReboot}
+	for i := range f.Disks {
+		d := &f.Disks[i]
+		if d.Content != disk.ContentOurs && d.Content != disk.ContentOVirt {
+			continue
+		}
+		if d.BootMedium || len(d.Mounts) > 0 || d.ReadOnly {
+			continue
+		}
+		t := targetOf(d)
+		plan.Disks = append(plan.Disks, t)
+		plan.Destroys = append(plan.Destroys, fmt.Sprintf("%s: %s", d.Path, describeContent(d)))
+		plan.Steps = append(plan.Steps, Step{Name: StageWipe, Description: "remove every partition and signature of the install on " + d.Path,
+			Touches: []string{d.Path}, Args: map[string]string{"disk": d.Name}})
+	}
+	if len(plan.Disks) == 0 {
+		return nil, refuse("nothing to do: no disk holds a nodeinit or oVirt Node install", "uninstall: no install found")
+	}
+	plan.Target = &plan.Disks[0]
+	if f.EFI {
+		plan.Steps = append(plan.Steps, Step{Name: StageBootOrder, Description: "remove nodeinit entries from the EFI boot order",
+			Touches: []string{"efivars"}, Args: map[string]string{"remove": "1"}})
+	}
+	plan.Keeps = append(plan.Keeps, "every disk not part of the install")
+	return plan, nil
+}
+
+func planStateless(p *cmdline.Params, f *Facts) (*Plan, error) {
+	if err := checkImage(p, f); err != nil {
+		return nil, err
+	}
+	plan := &Plan{Action: cmdline.ActionStateless, Image: f.Image, Slot: "ram", Handoff: HandoffSwitchRoot}
+	plan.Keeps = []string{"every disk: nothing is written"}
+	plan.Steps = []Step{
+		{Name: StageVerifyImage, Description: fmt.Sprintf("copy %s %s rootfs.squashfs into RAM, verifying SHA-256", f.Image.Name, f.Image.Version),
+			Touches: []string{"ram"}, Args: map[string]string{"dest": "ram"}},
+		{Name: StageBoot, Description: "mount the image from RAM with a tmpfs overlay; config from the command line only",
+			Touches: []string{"ram"}, Args: map[string]string{"slot": "ram"}},
+	}
+	return plan, nil
+}
+
+// selectTargets resolves storage_init (or the existing install for reinstall) to one disk.
+func selectTargets(p *cmdline.Params, f *Facts, action cmdline.Action) (*disk.Disk, []disk.Disk, error) {
+	spec := p.StorageInit
+	if spec == nil {
+		if action == cmdline.ActionReinstall && f.Install != nil {
+			d, ok := f.Disk(f.Install.Disk)
+			if ok {
+				return d, nil, nil
+			}
+		}
+		return nil, nil, refuse("add storage_init=<disk> (for example storage_init=serial:ABC123 or storage_init=/dev/disk/by-id/…)",
+			"%s needs a target disk and none was named", action)
+	}
+	sel, err := disk.Select(f.Disks, spec, disk.SelectOptions{})
+	if err != nil {
+		return nil, nil, err
+	}
+	d, ok := f.Disk(sel.Target.Name)
+	if !ok {
+		return nil, nil, errors.New("selected disk vanished from facts")
+	}
+	return d, sel.Extra, nil
+}
+
+func checkImage(p *cmdline.Params, f *Facts) error {
+	if f.Image == nil {
+		return refuse("add nodeinit.image=<dir|label:NAME|https://…> or boot from a medium that carries the bundle",
+			"%s needs an image and none was found", p.Action)
+	}
+	if f.Image.Error != "" {
+		return &RefusalError{Reason: fmt.Sprintf("image %s: %s", f.Image.Source, f.Image.Error), Hint: f.Image.Hint}
+	}
+	return nil
+}
+
+// checkVersions refuses downgrades and major-version jumps unless forced.
+func checkVersions(from string, img *ImageFacts, force bool) error {
+	if force || from == "" {
+		return nil
+	}
+	to := img.Version
+	c := compareVersions(to, from)
+	switch {
+	case c == 0:
+		return refuse("nothing to do; add nodeinit.force to rewrite the other slot anyway", "upgrade: version %s is already running", from)
+	case c < 0:
+		return refuse("add nodeinit.force to downgrade", "upgrade: %s is older than the running %s", to, from)
+	}
+	if len(img.UpgradeFrom) > 0 {
+		for _, c := range img.UpgradeFrom {
+			if versionMatches(from, c) {
+				return nil
+			}
+		}
+		return refuse("upgrade to an intermediate release first, or add nodeinit.force",
+			"upgrade: image %s accepts upgrades from %s, not from %s", to, strings.Join(img.UpgradeFrom, ", "), from)
+	}
+	if major(to) != major(from) {
+		return refuse("upgrade to the last release of "+major(from)+".x first, or add nodeinit.force",
+			"upgrade: %s to %s is a major-version jump", from, to)
+	}
+	return nil
+}
+
+// compareVersions compares dotted numeric versions; non-numeric parts compare as strings.
+func compareVersions(a, b string) int {
+	as, bs := strings.Split(a, "."), strings.Split(b, ".")
+	for i := 0; i < len(as) || i < len(bs); i++ {
+		var x, y string
+		if i < len(as) {
+			x = as[i]
+		}
+		if i < len(bs) {
+			y = bs[i]
+		}
+		xi, xerr := strconv.Atoi(x)
+		yi, yerr := strconv.Atoi(y)
+		switch {
+		case xerr == nil && yerr == nil && xi != yi:
+			if xi < yi {
+				return -1
+			}
+			return 1
+		case (xerr != nil || yerr != nil) && x != y:
+			return strings.Compare(x, y)
+		}
+	}
+	return 0
+}
+
+// versionMatches reports whether v matches a constraint: an exact version, or a prefix like "1.x" / "1.2.x".
+func versionMatches(v, constraint string) bool {
+	if prefix, ok := strings.CutSuffix(constraint, ".x"); ok {
+		return v == prefix || strings.HasPrefix(v, prefix+".")
+	}
+	return v == constraint
+}
+
+func major(v string) string {
+	m, _, _ := strings.Cut(v, ".")
+	return m
+}
+
+func otherSlot(s string) string {
+	if s == "b" {
+		return "a"
+	}
+	return "b"
+}
+
+func targetOf(d *disk.Disk) Target {
+	t := Target{Name: d.Name, Path: d.Path, Model: d.Model, Serial: d.Serial, WWN: d.WWN,
+		SizeBytes: d.SizeBytes, Sector: d.LogicalSectorSize, Content: d.Content}
+	if len(d.ByID) > 0 {
+		t.ByID = d.ByID[0]
+	}
+	return t
+}
+
+func describeContent(d *disk.Disk) string {
+	var sigs []string
+	for _, s := range d.Signatures {
+		x := s.Type
+		if s.Label != "" {
+			x += " '" + s.Label + "'"
+		}
+		if s.Where != "" && s.Where != "disk" {
+			x += " on " + s.Where
+		}
+		sigs = append(sigs, x)
+	}
+	what := string(d.Content)
+	switch d.Content {
+	case disk.ContentOurs:
+		what = "nodeinit install"
+		if d.InstalledVersion != "" {
+			what += " version " + d.InstalledVersion
+		}
+	case disk.ContentOVirt:
+		what = "old oVirt Node install"
+	}
+	if len(sigs) > 0 {
+		what += " (" + strings.Join(sigs, ", ") + ")"
+	}
+	return what
+}
+
+func partTouches(l *disk.Layout, names ...string) []string {
+	var out []string
+	for _, n := range names {
+		if l.Find(n) != nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func removeStep(steps []Step, name string) []Step {
+	out := steps[:0]
+	for _, s := range steps {
+		if s.Name != name {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func keepNote(keep bool) string {
+	if keep {
+		return ", keeping node-data"
+	}
+	return ""
+}
+
+func dataNote(keep bool) string {
+	if keep {
+		return " (node-data kept as it is)"
+	}
+	return ", node-data"
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if strings.EqualFold(x, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func ceilMiB(n int64) int64 { return (n + 1<<20 - 1) >> 20 }

@@ -1,0 +1,74 @@
+package stages
+
+import (
+	"fmt"
+	"io"
+	"strings"
+)
+
+// WriteText prints the plan for an operator: action, target identity, layout,
+// what is destroyed and kept, and the numbered steps.
+func (p *Plan) WriteText(w io.Writer) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "action:   %s", p.Action)
+	if p.DryRun {
+		b.WriteString(" (dry run: nothing will be written)")
+	}
+	b.WriteString("\n")
+	if p.Target != nil {
+		t := p.Target
+		fmt.Fprintf(&b, "target:   %s  %s  %d MiB  %d-byte sectors\n", t.Path, t.Model, t.SizeBytes>>20, t.Sector)
+		fmt.Fprintf(&b, "          serial=%s wwn=%s content=%s\n", orDash(t.Serial), orDash(t.WWN), t.Content)
+		if t.ByID != "" {
+			fmt.Fprintf(&b, "          /dev/disk/by-id/%s\n", t.ByID)
+		}
+	}
+	for _, d := range p.Disks {
+		if p.Target != nil && d.Name == p.Target.Name {
+			continue
+		}
+		fmt.Fprintf(&b, "disk:     %s  %s  serial=%s\n", d.Path, d.Model, orDash(d.Serial))
+	}
+	if p.Image != nil {
+		trust := "unsigned"
+		switch {
+		case p.Image.Signed:
+			trust = "signature verified"
+		case p.Image.Pinned:
+			trust = "sha256 pinned"
+		}
+		fmt.Fprintf(&b, "image:    %s %s from %s (%s)\n", p.Image.Name, p.Image.Version, p.Image.Source, trust)
+	}
+	if p.Slot != "" {
+		fmt.Fprintf(&b, "slot:     %s\n", p.Slot)
+	}
+	if p.Layout != nil {
+		b.WriteString("layout:\n")
+		for _, ps := range p.Layout.Partitions {
+			fmt.Fprintf(&b, "          %-13s %8d MiB at %8d MiB  %s\n", ps.Name, ps.SizeBytes>>20, ps.StartBytes>>20, ps.FS)
+		}
+	}
+	for _, d := range p.Destroys {
+		fmt.Fprintf(&b, "DESTROYS: %s\n", d)
+	}
+	for _, k := range p.Keeps {
+		fmt.Fprintf(&b, "keeps:    %s\n", k)
+	}
+	b.WriteString("steps:\n")
+	for i, s := range p.Steps {
+		fmt.Fprintf(&b, "  %d. %-14s %s\n", i+1, s.Name, s.Description)
+	}
+	fmt.Fprintf(&b, "then:     %s\n", p.Handoff)
+	for _, wn := range p.Warnings {
+		fmt.Fprintf(&b, "warning:  %s\n", wn)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -18,7 +18,9 @@ const (
 type Params struct {
 	// Action is the resolved action after combining flags (install + X = X).
 	Action Action `json:"action"`
-	// ActionTokens are the tokens that decided Action, for messages.
+	// ActionTokens are the tokens that decided Action, for messages: the action flags that are on,
+	// in command-line order, or, when none is on, the flags explicitly turned off (which also
+	// suppress oVirt's implicit auto-install).
 	ActionTokens []string `json:"action_tokens,omitempty"`
 	// AutoInstall is oVirt's implicit install: no action flag, but storage_init and BOOTIF.
 	// It installs only on a machine without an install.
@@ -27,16 +29,16 @@ type Params struct {
 	StorageInit *StorageInit `json:"storage_init,omitempty"`
 	StorageVol  *StorageVol  `json:"storage_vol,omitempty"`
 
-	BootIf   *BootIf    `json:"bootif,omitempty"`
-	IP       *IPConfig  `json:"ip,omitempty"`
-	IPv6     string     `json:"ipv6,omitempty"`
-	DNS      []string   `json:"dns,omitempty"`
-	NTP      []string   `json:"ntp,omitempty"`
-	Hostname string     `json:"hostname,omitempty"`
-	VLAN     *VLAN      `json:"vlan,omitempty"`
-	Bond     *Bond      `json:"bond,omitempty"`
-	AdminPW  Secret     `json:"adminpw,omitempty"`
-	RootPW   Secret     `json:"rootpw,omitempty"`
+	BootIf    *BootIf   `json:"bootif,omitempty"`
+	IP        *IPConfig `json:"ip,omitempty"`
+	IPv6      string    `json:"ipv6,omitempty"`
+	DNS       []string  `json:"dns,omitempty"`
+	NTP       []string  `json:"ntp,omitempty"`
+	Hostname  string    `json:"hostname,omitempty"`
+	VLAN      *VLAN     `json:"vlan,omitempty"`
+	Bond      *Bond     `json:"bond,omitempty"`
+	AdminPW   Secret    `json:"adminpw,omitempty"`
+	RootPW    Secret    `json:"rootpw,omitempty"`
 	SSHPwAuth *bool     `json:"ssh_pwauth,omitempty"`
 
 	ManagementServer            *HostPort `json:"management_server,omitempty"`
@@ -46,7 +48,8 @@ type Params struct {
 	Collectd                    *HostPort `json:"collectd,omitempty"`
 	LocalBootTrigger            string    `json:"local_boot_trigger,omitempty"`
 	// RebootDelay is seconds to wait before rebooting after an action; -1 when unset.
-	RebootDelay int `json:"reboot_delay,omitempty"`
+	// Always present in JSON so 0 (reboot at once) and unset (-1) stay distinct.
+	RebootDelay int `json:"reboot_delay"`
 
 	// Consoles are every console= value, in order (all of them get output).
 	Consoles []string `json:"consoles,omitempty"`
@@ -98,8 +101,8 @@ type DiskSpecKind string
 
 // The ways storage_init can name a disk.
 const (
-	SpecPath   DiskSpecKind = "path"    // /dev/sda, /dev/disk/by-id/… (may be a glob)
-	SpecBus    DiskSpecKind = "bus"     // ata|scsi|usb|nvme|virtio with Serial or All
+	SpecPath   DiskSpecKind = "path"    // /dev/sda, /dev/mapper/… (may be a glob)
+	SpecBus    DiskSpecKind = "bus"     // ata|scsi|usb|nvme|virtio|cciss, alone, with a serial or with ALL
 	SpecSerial DiskSpecKind = "serial"  // serial:XYZ
 	SpecWWN    DiskSpecKind = "wwn"     // wwn:0x…
 	SpecByID   DiskSpecKind = "by-id"   // by-id:NAME or /dev/disk/by-id/NAME
@@ -108,11 +111,11 @@ const (
 
 // DiskSpec is one disk selector from storage_init.
 type DiskSpec struct {
-	Kind   DiskSpecKind `json:"kind"`
-	Value  string       `json:"value,omitempty"`  // path/glob, serial, wwn, by-id or by-path name
-	Bus    string       `json:"bus,omitempty"`    // for SpecBus
-	All    bool         `json:"all,omitempty"`    // bus:ALL
-	Raw    string       `json:"raw"`              // the text as given
+	Kind  DiskSpecKind `json:"kind"`
+	Value string       `json:"value,omitempty"` // path/glob, serial, wwn, by-id or by-path name; for SpecBus the serial
+	Bus   string       `json:"bus,omitempty"`   // for SpecBus
+	All   bool         `json:"all,omitempty"`   // bus:ALL
+	Raw   string       `json:"raw"`             // the text as given
 }
 
 // Volume names for storage_vol, in oVirt Node's positional order.
@@ -123,6 +126,11 @@ const (
 	VolConfig  = "config"
 	VolLogging = "logging"
 	VolData    = "data"
+	// VolSwap2 and VolData2 are oVirt's AppVG volumes on the extra disks (after ';' in storage_init).
+	VolSwap2 = "swap2"
+	VolData2 = "data2"
+	// VolEFI is oVirt Node 3's EFI system partition size (named form only: size,EFI).
+	VolEFI = "efi"
 )
 
 // StorageVol holds sizes in MiB by volume name; -1 means the rest of the disk, 0 means none.
@@ -147,6 +155,13 @@ type IPConfig struct {
 	Server    string `json:"server,omitempty"`
 	Hostname  string `json:"hostname,omitempty"`
 	Interface string `json:"interface,omitempty"`
+	// Method is the autoconf method as written: dhcp, on, any, dhcp6, auto6, ibft, none or off;
+	// empty for a static address given in the pxelinux or anaconda form.
+	Method string `json:"method,omitempty"`
+	MTU    int    `json:"mtu,omitempty"`
+	MAC    string `json:"mac,omitempty"` // lower-case aa:bb:cc:dd:ee:ff
+	// DNS are dracut's <dns1>:<dns2> fields of the long form (dns= is separate, in Params.DNS).
+	DNS []string `json:"dns,omitempty"`
 }
 
 // VLAN is the parsed vlan= value.
@@ -160,7 +175,8 @@ type VLAN struct {
 type Bond struct {
 	Name    string   `json:"name"`
 	Slaves  []string `json:"slaves,omitempty"`
-	Options string   `json:"options,omitempty"`
+	Options string   `json:"options,omitempty"` // comma separated, e.g. mode=802.3ad,miimon=100
+	MTU     int      `json:"mtu,omitempty"`
 }
 
 // HostPort is a host with an optional port (0 when absent).

@@ -30,6 +30,8 @@ type Disk struct {
 	Partitions []Partition  `json:"partitions,omitempty"`
 	Signatures []Signature  `json:"signatures,omitempty"`
 	Content    ContentClass `json:"content"`
+	// ProbeError is why the disk's bytes could not be read; such a disk counts as foreign.
+	ProbeError string `json:"probe_error,omitempty"`
 	// InstalledVersion is the node image version found when Content is ContentOurs.
 	InstalledVersion string `json:"installed_version,omitempty"`
 
@@ -54,10 +56,11 @@ type Partition struct {
 
 // Signature is one on-disk signature found by probing (GPT, ext4, LVM2_member, …).
 type Signature struct {
-	Type   string `json:"type"`             // gpt, dos, ext4, xfs, btrfs, vfat, swap, LVM2_member, linux_raid_member, crypto_LUKS, iso9660, …
-	Offset int64  `json:"offset"`           // byte offset on the disk
-	Label  string `json:"label,omitempty"`  // filesystem label when there is one
-	Where  string `json:"where,omitempty"`  // "disk" or the partition name
+	Type   string `json:"type"`            // gpt, dos, ext4, xfs, btrfs, vfat, swap, LVM2_member, linux_raid_member, crypto_LUKS, iso9660, …
+	Offset int64  `json:"offset"`          // byte offset on the disk
+	Label  string `json:"label,omitempty"` // filesystem label when there is one (VG name for LVM2_member, array name for md)
+	UUID   string `json:"uuid,omitempty"`  // filesystem, PV, array or LUKS UUID when there is one
+	Where  string `json:"where,omitempty"` // "disk" or the partition name
 }
 
 // ContentClass is what a disk holds, for the consent rules.

@@ -88,7 +88,7 @@ func (r *Reporter) Info(format string, args ...any) {
 // Run executes the plan's steps in order. It emits start/done/failed events with
 // durations, opens the rescue shell before each stage named in BreakAt, skips every
 // stage on a dry run, and on failure hands the error to the FailureHandler.
-func Run(ctx context.Context, plan *Plan, o RunOptions) error {
+func Run(ctx context.Context, plan *Blueprint, o RunOptions) error {
 	now := o.Now
 	if now == nil {
 		now = time.Now
@@ -126,7 +126,8 @@ func Run(ctx context.Context, plan *Plan, o RunOptions) error {
 		if err != nil {
 			return fail(ctx, o, sink, now, s.Name, err)
 		}
-		sink.Emit(Event{Time: now(), Stage: s.Name, Kind: EventDone, Duration: now().Sub(start)})
+		end := now()
+		sink.Emit(Event{Time: end, Stage: s.Name, Kind: EventDone, Duration: end.Sub(start)})
 	}
 	return nil
 }

@@ -25,8 +25,8 @@ func (r *recordBreak) Break(_ context.Context, stage string) error {
 	return nil
 }
 
-func testPlan(names ...string) *Plan {
-	p := &Plan{}
+func testPlan(names ...string) *Blueprint {
+	p := &Blueprint{}
 	for _, n := range names {
 		p.Steps = append(p.Steps, Step{Name: n, Description: "do " + n})
 	}

@@ -61,8 +61,9 @@ type Target struct {
 	Content   disk.ContentClass `json:"content"`
 }
 
-// Plan is the ordered list of steps that params and facts imply.
-type Plan struct {
+// Blueprint is a computed plan: the ordered steps that params and facts imply,
+// with the disks they touch and what they destroy and keep.
+type Blueprint struct {
 	Action   cmdline.Action `json:"action"`
 	Target   *Target        `json:"target,omitempty"`
 	Disks    []Target       `json:"disks,omitempty"` // every disk the plan writes (uninstall, extra disks)
@@ -96,18 +97,18 @@ func refuse(hint, format string, args ...any) error {
 
 // Plan computes what params and facts imply. It does no I/O: every check that can be
 // made before writing is made here, and an error means nothing will be written.
-func Plan(p *cmdline.Params, f *Facts) (*Plan, error) {
+func Plan(p *cmdline.Params, f *Facts) (*Blueprint, error) {
 	if p.PossiblyTruncated && p.Destructive() {
 		return nil, refuse("shorten the kernel command line (drop unused arguments) so it is below the limit",
 			"the kernel command line is %d bytes or more and may have been cut; refusing the destructive action %q", cmdline.MaxLen-1, p.Action)
 	}
 	var (
-		plan *Plan
+		plan *Blueprint
 		err  error
 	)
 	switch p.Action {
 	case cmdline.ActionRescue:
-		plan = &Plan{Action: p.Action, Handoff: HandoffShell}
+		plan = &Blueprint{Action: p.Action, Handoff: HandoffShell}
 	case cmdline.ActionBoot:
 		if p.AutoInstall && f.Install == nil {
 			plan, err = planInstall(p, f, cmdline.ActionInstall)
@@ -138,7 +139,7 @@ func Plan(p *cmdline.Params, f *Facts) (*Plan, error) {
 	return plan, nil
 }
 
-func planBoot(p *cmdline.Params, f *Facts) (*Plan, error) {
+func planBoot(p *cmdline.Params, f *Facts) (*Blueprint, error) {
 	if f.Install == nil || f.Install.OVirt {
 		return nil, refuse("boot an install medium with 'install storage_init=<disk>' to install, or 'rescue' for a shell",
 			"no nodeinit install found on any disk")
@@ -156,7 +157,7 @@ func planBoot(p *cmdline.Params, f *Facts) (*Plan, error) {
 			"slot %s on %s holds no image", slot, f.Install.Disk)
 	}
 	d, _ := f.Disk(f.Install.Disk)
-	plan := &Plan{Action: cmdline.ActionBoot, Slot: slot, Handoff: HandoffSwitchRoot}
+	plan := &Blueprint{Action: cmdline.ActionBoot, Slot: slot, Handoff: HandoffSwitchRoot}
 	if d != nil {
 		t := targetOf(d)
 		plan.Target = &t
@@ -171,7 +172,7 @@ func planBoot(p *cmdline.Params, f *Facts) (*Plan, error) {
 }
 
 // planInstall covers install, reinstall and oVirt's auto-install.
-func planInstall(p *cmdline.Params, f *Facts, action cmdline.Action) (*Plan, error) {
+func planInstall(p *cmdline.Params, f *Facts, action cmdline.Action) (*Blueprint, error) {
 	// An install over the same image boots it: no PXE reinstall loops.
 	if action == cmdline.ActionInstall && f.Install != nil && !f.Install.OVirt {
 		active := f.Install.Slots[f.Install.ActiveSlot]
@@ -204,21 +205,20 @@ func planInstall(p *cmdline.Params, f *Facts, action cmdline.Action) (*Plan, err
 		return nil, fmt.Errorf("layout for %s: %w", target.Path, err)
 	}
 	if rs := f.Image.RootSize; rs > 0 {
-		if slot := layout.Find("node-root-a"); slot != nil && slot.SizeBytes < rs {
+		if slot, ok := layout.Find("node-root-a"); ok && slot.Size < rs {
 			return nil, refuse("raise the root size in storage_vol (third field, MiB)",
-				"image %s needs %d MiB but the root slot is %d MiB", f.Image.Version, ceilMiB(rs), slot.SizeBytes>>20)
+				"image %s needs %d MiB but the root slot is %d MiB", f.Image.Version, ceilMiB(rs), slot.Size>>20)
 		}
 	}
 	keepData := action == cmdline.ActionReinstall && contains(p.Node.Keep, "data")
 	if keepData {
-		if !layout.CanKeep("node-data", target.Partitions) {
-			return nil, refuse("drop nodeinit.keep=data, or use a storage_vol that leaves node-data where it is",
-				"nodeinit.keep=data: the new layout on %s cannot keep the existing node-data partition in place", target.Path)
+		if err := layout.KeepInPlace("node-data", target.Partitions); err != nil {
+			return nil, fmt.Errorf("nodeinit.keep=data on %s: %w", target.Path, err)
 		}
 	}
 
 	t := targetOf(target)
-	plan := &Plan{Action: action, Target: &t, Layout: &layout, Slot: "a", Image: f.Image, Handoff: HandoffReboot}
+	plan := &Blueprint{Action: action, Target: &t, Layout: &layout, Slot: "a", Image: f.Image, Handoff: HandoffReboot}
 	plan.Disks = append(plan.Disks, t)
 	for i := range extra {
 		plan.Disks = append(plan.Disks, targetOf(&extra[i]))
@@ -243,7 +243,7 @@ func planInstall(p *cmdline.Params, f *Facts, action cmdline.Action) (*Plan, err
 	}
 	parts := make([]string, 0, len(layout.Partitions))
 	for _, ps := range layout.Partitions {
-		parts = append(parts, fmt.Sprintf("%s %dMiB", ps.Name, ps.SizeBytes>>20))
+		parts = append(parts, fmt.Sprintf("%s %dMiB", ps.Name, ps.Size>>20))
 	}
 	plan.Steps = append(plan.Steps,
 		Step{Name: StagePartition, Description: fmt.Sprintf("write a GPT (%d-byte sectors) on %s: %s", target.LogicalSectorSize, dev, strings.Join(parts, ", ")),
@@ -272,7 +272,7 @@ func writeSlotStep(f *Facts, diskName, slot string) Step {
 		Touches:     []string{"node-root-" + slot}, Args: map[string]string{"disk": diskName, "slot": slot}}
 }
 
-func planUpgrade(p *cmdline.Params, f *Facts) (*Plan, error) {
+func planUpgrade(p *cmdline.Params, f *Facts) (*Blueprint, error) {
 	if f.Install == nil || f.Install.OVirt {
 		return nil, refuse("use 'install storage_init=<disk>' (or 'reinstall' over an old oVirt Node)", "upgrade: no nodeinit install found")
 	}
@@ -297,8 +297,12 @@ func planUpgrade(p *cmdline.Params, f *Facts) (*Plan, error) {
 	if tries == 0 {
 		tries = 3
 	}
-	plan := &Plan{Action: cmdline.ActionUpgrade, Target: &t, Slot: inactive, Image: f.Image, Handoff: HandoffReboot}
-	plan.Destroys = []string{fmt.Sprintf("%s: node-root-%s (version %s, the inactive slot)", d.Path, inactive, f.Install.Slots[inactive].Version)}
+	plan := &Blueprint{Action: cmdline.ActionUpgrade, Target: &t, Slot: inactive, Image: f.Image, Handoff: HandoffReboot}
+	old := f.Install.Slots[inactive].Version
+	if old == "" {
+		old = "empty"
+	}
+	plan.Destroys = []string{fmt.Sprintf("%s: node-root-%s (%s, the inactive slot)", d.Path, inactive, old)}
 	plan.Keeps = []string{fmt.Sprintf("node-root-%s (version %s, running)", active, from), "node-config (snapshot first)", "node-logging", "node-data"}
 	plan.Steps = []Step{
 		writeSlotStep(f, d.Name, inactive),
@@ -312,8 +316,8 @@ func planUpgrade(p *cmdline.Params, f *Facts) (*Plan, error) {
 	return plan, nil
 }
 
-func planUninstall(p *cmdline.Params, f *Facts) (*Plan, error) {
-	plan := &Plan{Action: cmdline.ActionUninstall, Handoff: HandoffReboot}
+func planUninstall(p *cmdline.Params, f *Facts) (*Blueprint, error) {
+	plan := &Blueprint{Action: cmdline.ActionUninstall, Handoff: HandoffReboot}
 	for i := range f.Disks {
 		d := &f.Disks[i]
 		if d.Content != disk.ContentOurs && d.Content != disk.ContentOVirt {
@@ -340,11 +344,11 @@ func planUninstall(p *cmdline.Params, f *Facts) (*Plan, error) {
 	return plan, nil
 }
 
-func planStateless(p *cmdline.Params, f *Facts) (*Plan, error) {
+func planStateless(p *cmdline.Params, f *Facts) (*Blueprint, error) {
 	if err := checkImage(p, f); err != nil {
 		return nil, err
 	}
-	plan := &Plan{Action: cmdline.ActionStateless, Image: f.Image, Slot: "ram", Handoff: HandoffSwitchRoot}
+	plan := &Blueprint{Action: cmdline.ActionStateless, Image: f.Image, Slot: "ram", Handoff: HandoffSwitchRoot}
 	plan.Keeps = []string{"every disk: nothing is written"}
 	plan.Steps = []Step{
 		{Name: StageVerifyImage, Description: fmt.Sprintf("copy %s %s rootfs.squashfs into RAM, verifying SHA-256", f.Image.Name, f.Image.Version),
@@ -505,7 +509,7 @@ func describeContent(d *disk.Disk) string {
 func partTouches(l *disk.Layout, names ...string) []string {
 	var out []string
 	for _, n := range names {
-		if l.Find(n) != nil {
+		if _, ok := l.Find(n); ok {
 			out = append(out, n)
 		}
 	}

@@ -8,7 +8,7 @@ import (
 
 // WriteText prints the plan for an operator: action, target identity, layout,
 // what is destroyed and kept, and the numbered steps.
-func (p *Plan) WriteText(w io.Writer) error {
+func (p *Blueprint) WriteText(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "action:   %s", p.Action)
 	if p.DryRun {
@@ -45,7 +45,7 @@ func (p *Plan) WriteText(w io.Writer) error {
 	if p.Layout != nil {
 		b.WriteString("layout:\n")
 		for _, ps := range p.Layout.Partitions {
-			fmt.Fprintf(&b, "          %-13s %8d MiB at %8d MiB  %s\n", ps.Name, ps.SizeBytes>>20, ps.StartBytes>>20, ps.FS)
+			fmt.Fprintf(&b, "          %-13s %8d MiB at %8d MiB  %s\n", ps.Name, ps.Size>>20, ps.Start>>20, ps.FS)
 		}
 	}
 	for _, d := range p.Destroys {

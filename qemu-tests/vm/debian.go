@@ -1,7 +1,12 @@
+// Package vm boots QEMU virtual machines for nodeinit's end-to-end tests: Debian's cloud
+// kernel straight from -kernel/-initrd, or UEFI through OVMF with writable variables, with
+// NVMe and virtio disks (512- or 4096-byte sectors) in sparse files, under software
+// emulation (TCG; KVM only with NODEINIT_KVM=1). Tests wait for regular expressions on the
+// serial console; a timeout fails with the last console lines. It also fetches the Debian
+// kernel, firmware and boot loaders into a cache with apt-get download (Fetch).
 package vm
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -182,10 +187,6 @@ func ensureModulesDep(ctx context.Context, root, version string) error {
 
 // Describe writes the artifact paths, one per line, for the fetch command's output.
 func (a Artifacts) Describe() string {
-	var b strings.Builder
-	w := bufio.NewWriter(&b)
-	fmt.Fprintf(w, "kernel    %s\nvmlinuz   %s\nmodules   %s\novmf-code %s\novmf-vars %s\nsd-boot   %s\n",
+	return fmt.Sprintf("kernel    %s\nvmlinuz   %s\nmodules   %s\novmf-code %s\novmf-vars %s\nsd-boot   %s\n",
 		a.KernelVersion, a.Vmlinuz, a.ModulesDir, a.OVMFCode, a.OVMFVars, a.SystemdBoot)
-	w.Flush()
-	return b.String()
 }

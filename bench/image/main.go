@@ -1,0 +1,275 @@
+// Command image benchmarks the slot writer: it writes a 1 GiB bundle image
+// onto a loop device with direct I/O using nodeinit (read → SHA-256 →
+// O_DIRECT writes, digest checked), `dd bs=4M oflag=direct conv=fsync` and
+// `bmaptool copy` with a generated bmap, on the same target in the same run,
+// and prints times, throughputs, ratios and peak RSS.
+//
+// Run as root: go run ./bench/image [-size 1024] [-runs 3] [-dir /var/tmp]
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/nodeinit/nodeinit/image"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "write-child" {
+		if err := writeChild(os.Args[2], os.Args[3], os.Args[4]); err != nil {
+			fmt.Fprintln(os.Stderr, "write:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/image:", err)
+		os.Exit(1)
+	}
+}
+
+// result is one timed run.
+type result struct {
+	wall   time.Duration
+	rssKiB int64
+}
+
+func run() error {
+	sizeMiB := flag.Int("size", 1024, "image size in MiB")
+	runs := flag.Int("runs", 3, "runs per tool (the median is reported)")
+	base := flag.String("dir", os.TempDir(), "work directory (needs about twice the image size free)")
+	keep := flag.Bool("keep", false, "keep the work directory and loop device (for profiling)")
+	flag.Parse()
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("needs root (loop devices)")
+	}
+	for _, tool := range []string{"losetup", "dd", "bmaptool", "fallocate"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("needs %s: %w", tool, err)
+		}
+	}
+	work, err := os.MkdirTemp(*base, "nodeinit-bench-")
+	if err != nil {
+		return err
+	}
+	if !*keep {
+		defer os.RemoveAll(work)
+	}
+
+	size := int64(*sizeMiB) << 20
+	bundle := filepath.Join(work, "bundle")
+	keys := filepath.Join(work, "keys")
+	if err := makeBundle(work, bundle, keys, size); err != nil {
+		return err
+	}
+	img := filepath.Join(bundle, image.RootfsName)
+	bmap := filepath.Join(work, "rootfs.bmap")
+	if out, err := exec.Command("bmaptool", "create", "-o", bmap, img).CombinedOutput(); err != nil {
+		return fmt.Errorf("bmaptool create: %v: %s", err, out)
+	}
+
+	// Target: a fully allocated backing file on a loop device with direct I/O,
+	// so no run pays for block allocation that an earlier run already did.
+	backing := filepath.Join(work, "disk.img")
+	if out, err := exec.Command("fallocate", "-l", fmt.Sprint(size+(1<<20)), backing).CombinedOutput(); err != nil {
+		return fmt.Errorf("fallocate: %v: %s", err, out)
+	}
+	out, err := exec.Command("losetup", "-f", "--show", "--direct-io=on", backing).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("losetup: %v: %s", err, out)
+	}
+	dev := strings.TrimSpace(string(out))
+	if *keep {
+		fmt.Printf("kept %s and %s\n", work, dev)
+	} else {
+		defer exec.Command("losetup", "-d", dev).Run()
+	}
+
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	tools := []struct {
+		name string
+		cmd  []string
+	}{
+		{"nodeinit", []string{self, "write-child", bundle, keys, dev}},
+		{"dd", []string{"dd", "if=" + img, "of=" + dev, "bs=4M", "oflag=direct", "conv=fsync", "status=none"}},
+		{"bmaptool", []string{"bmaptool", "-q", "copy", "--bmap", bmap, img, dev}},
+	}
+	// Warm the page cache with the source and the device path once.
+	if err := catToNull(img); err != nil {
+		return err
+	}
+	if _, err := timed(tools[1].cmd); err != nil {
+		return fmt.Errorf("warm-up dd: %w", err)
+	}
+	results := map[string][]result{}
+	for i := 0; i < *runs; i++ { // interleave the tools so drift hits all alike
+		for _, tl := range tools {
+			r, err := timed(tl.cmd)
+			if err != nil {
+				return fmt.Errorf("%s: %w", tl.name, err)
+			}
+			results[tl.name] = append(results[tl.name], r)
+		}
+	}
+	if err := checkDevice(img, dev, size); err != nil {
+		return err
+	}
+
+	fmt.Printf("image write: %d MiB onto %s (loop, --direct-io=on), %d runs each, median wall time incl. process start\n", *sizeMiB, dev, *runs)
+	med := map[string]result{}
+	for _, tl := range tools {
+		m := median(results[tl.name])
+		med[tl.name] = m
+		fmt.Printf("  %-9s %8.3f s  %8.1f MB/s  peak RSS %6.1f MiB\n", tl.name, m.wall.Seconds(),
+			float64(size)/m.wall.Seconds()/1e6, float64(m.rssKiB)/1024)
+	}
+	ours := med["nodeinit"].wall.Seconds()
+	fmt.Printf("  nodeinit/dd throughput ratio:       %.3f (target >= 0.95; dd does no verification)\n", med["dd"].wall.Seconds()/ours)
+	fmt.Printf("  nodeinit/bmaptool throughput ratio: %.3f (target > 1)\n", med["bmaptool"].wall.Seconds()/ours)
+	fmt.Printf("  nodeinit peak RSS: %.1f MiB (target < 64 MiB)\n", float64(med["nodeinit"].rssKiB)/1024)
+	return nil
+}
+
+// makeBundle writes a signed bundle whose rootfs is size bytes of squashfs-
+// like content: a mix of random (incompressible) and text-like blocks, with
+// no holes, as a compressed root image has none.
+func makeBundle(work, bundle, keys string, size int64) error {
+	in := filepath.Join(work, "in")
+	os.MkdirAll(in, 0o755)
+	os.MkdirAll(keys, 0o755)
+	priv := filepath.Join(work, "bench.key")
+	if err := image.GenerateKey(filepath.Join(keys, "bench.pub"), priv, ""); err != nil {
+		return err
+	}
+	sq := filepath.Join(in, "root.sqfs")
+	f, err := os.Create(sq)
+	if err != nil {
+		return err
+	}
+	block := make([]byte, 1<<20)
+	text := []byte(strings.Repeat("usr/lib/x86_64-linux-gnu/libexample.so.1 node image content ", 20000))
+	for off := int64(0); off < size; off += int64(len(block)) {
+		if (off>>20)%3 == 2 {
+			copy(block, text[off%4096:])
+		} else {
+			rand.Read(block)
+		}
+		if off == 0 {
+			copy(block, "hsqs")
+		}
+		if _, err := f.Write(block); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	small := filepath.Join(in, "small")
+	os.WriteFile(small, []byte("MZ bench"), 0o644)
+	if _, err := image.Build(image.BuildOptions{Squashfs: sq, Kernel: small, Initrd: small, Loader: small,
+		Name: "bench", Version: "1", Out: bundle}); err != nil {
+		return err
+	}
+	os.Remove(sq)
+	return image.Sign(bundle, priv, "")
+}
+
+// writeChild is the measured nodeinit run: verify the signed manifest, then
+// stream rootfs.squashfs onto the device.
+func writeChild(bundle, keys, dev string) error {
+	ctx := context.Background()
+	kr, err := image.LoadKeyring(keys)
+	if err != nil {
+		return err
+	}
+	src, err := image.OpenSource(bundle, image.SourceOptions{})
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	b, err := image.Open(ctx, src, kr, image.VerifyOptions{})
+	if err != nil {
+		return err
+	}
+	return b.WriteFile(ctx, image.RootfsName, dev, 0, func(p image.Progress) {
+		if p.Final {
+			json.NewEncoder(os.Stderr).Encode(p)
+		}
+	})
+}
+
+func timed(argv []string) (result, error) {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdout = io.Discard
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	start := time.Now()
+	err := cmd.Run()
+	wall := time.Since(start)
+	if err != nil {
+		return result{}, fmt.Errorf("%v: %s", err, stderr.String())
+	}
+	ru, _ := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	r := result{wall: wall}
+	if ru != nil {
+		r.rssKiB = ru.Maxrss
+	}
+	return r, nil
+}
+
+func median(rs []result) result {
+	sort.Slice(rs, func(i, j int) bool { return rs[i].wall < rs[j].wall })
+	return rs[len(rs)/2]
+}
+
+func catToNull(p string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(io.Discard, f)
+	return err
+}
+
+// checkDevice compares the device's first size bytes with the image.
+func checkDevice(img, dev string, size int64) error {
+	a, err := os.Open(img)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	b, err := os.Open(dev)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	ba, bb := make([]byte, 4<<20), make([]byte, 4<<20)
+	for off := int64(0); off < size; off += int64(len(ba)) {
+		if _, err := io.ReadFull(a, ba); err != nil {
+			return err
+		}
+		if _, err := io.ReadFull(b, bb); err != nil {
+			return err
+		}
+		if string(ba) != string(bb) {
+			return fmt.Errorf("device differs from the image at byte %d", off)
+		}
+	}
+	return nil
+}

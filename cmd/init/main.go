@@ -1,0 +1,53 @@
+// Command init is PID 1 in the nodeinit initramfs: it does the early setup (mounts, consoles,
+// kernel modules), then hands over to the engine (runEngine, in engine.go), which parses the
+// command line, probes, plans and runs the stages and usually ends in switch_root or a reboot.
+// If the engine fails, init shows the failure screen on every console and applies
+// nodeinit.onfail (default halt; see early.DefaultOnFail).
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nodeinit/nodeinit/early"
+)
+
+// EngineStartMarker is printed just before the engine runs; tests wait for it.
+const engineStartMarker = "nodeinit: engine start"
+
+func main() {
+	env, err := early.Setup()
+	if err != nil {
+		stop(env, fmt.Errorf("early setup: %w", err))
+	}
+	disks := early.WaitBlockDevices(context.Background(), "/sys/block", 300*time.Millisecond, 5*time.Second)
+	fmt.Fprintf(env.Out, "nodeinit: block devices: %s\n", strings.Join(disks, " "))
+	fmt.Fprintf(env.Out, "%s at %.3fs after kernel start\n", engineStartMarker, early.Uptime().Seconds())
+
+	if err := runEngine(context.Background(), env); err != nil {
+		stop(env, err)
+	}
+	// The engine returned without switching root or rebooting (a dry run, or the rescue
+	// shell exited): end the boot as nodeinit.onfail says, without a failure screen.
+	fmt.Fprintln(env.Out, "nodeinit: engine finished without a hand-off")
+	policy, _ := early.ParseOnFail(env.Cmdline)
+	finish(env, env.Finish(policy))
+}
+
+// stop shows the failure screen and applies nodeinit.onfail.
+func stop(env *early.Env, err error) {
+	finish(env, env.Fail(err))
+}
+
+// finish never returns: PID 1 exiting panics the kernel, so if the Power call failed, say so
+// and wait forever with the screen visible.
+func finish(env *early.Env, err error) {
+	if err != nil {
+		fmt.Fprintf(env.Out, "nodeinit: %v; halting here\n", err)
+	}
+	for {
+		time.Sleep(time.Hour)
+	}
+}

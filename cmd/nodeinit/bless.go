@@ -1,0 +1,85 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/nodeinit/nodeinit/boot"
+)
+
+// Where nodeinit's normal boot exposes the ESP and the config partition in the node.
+const (
+	defaultESP    = "/run/nodeinit/esp"
+	defaultConfig = "/run/nodeinit/config"
+)
+
+func init() {
+	register("bless", "mark this boot good (stop boot counting) or -bad; records it in the ledger", runBless)
+}
+
+func runBless(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bless", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	esp := fs.String("esp", defaultESP, "mounted ESP directory")
+	slot := fs.String("slot", "", "slot to bless (default: nodeinit.slot from /proc/cmdline)")
+	bad := fs.Bool("bad", false, "mark the slot bad instead, so the other slot boots next")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("bless: unexpected argument %q", fs.Arg(0))
+	}
+	if *slot == "" {
+		var err error
+		if *slot, err = bootedSlot(); err != nil {
+			return fmt.Errorf("bless: %w", err)
+		}
+	}
+	mark, state, action := boot.Bless, boot.SlotGood, "bless"
+	if *bad {
+		mark, state, action = boot.MarkBad, boot.SlotBad, "mark-bad"
+	}
+	if err := mark(*esp, *slot); err != nil {
+		return err
+	}
+	l, err := boot.ReadLedger(*esp)
+	if err != nil {
+		fmt.Fprintf(stderr, "nodeinit bless: entry updated, but the ledger was not: %v\n", err)
+	} else {
+		now := time.Now()
+		if err := l.RecordSlot(now, *slot, state, "", ""); err != nil {
+			return err
+		}
+		if !*bad {
+			l.SetActive(*slot)
+		}
+		l.RecordAction(now, action, *slot, "")
+		if err := l.Write(*esp); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(stdout, "slot %s marked %s\n", *slot, state)
+	return nil
+}
+
+// bootedSlot reads nodeinit.slot from /proc/cmdline (last value wins).
+func bootedSlot() (string, error) {
+	data, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		return "", err
+	}
+	slot := ""
+	for _, tok := range strings.Fields(string(data)) {
+		if v, ok := strings.CutPrefix(tok, boot.SlotOption+"="); ok {
+			slot = v
+		}
+	}
+	if slot == "" {
+		return "", fmt.Errorf("this boot has no nodeinit.slot= on its command line (hint: pass -slot a or -slot b)")
+	}
+	return slot, nil
+}

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/nodeinit/nodeinit/initramfs"
+)
+
+func init() {
+	register("mkinitramfs", "build the initramfs (compressed newc cpio) with /init, rescue shell, keys and modules", runMkinitramfs)
+}
+
+// listFlag collects a repeatable flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+func runMkinitramfs(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("mkinitramfs", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var opts initramfs.Options
+	var keys, files, dirs, modules, commands listFlag
+	fs.StringVar(&opts.Output, "o", "", "output file (required), e.g. build/initrd.img")
+	compression := fs.String("compress", "zstd", "compression: zstd, gzip or none")
+	fs.StringVar(&opts.ModulesDir, "modules-dir", "", "a kernel's lib/modules/<version> (with modules.dep); empty adds no modules")
+	fs.Var(&modules, "module", "kernel module to include with its dependencies (repeatable; default: storage, filesystems, network)")
+	fs.Var(&keys, "key", "trusted minisign public key file (*.pub), put in /etc/nodeinit/keys (repeatable)")
+	fs.Var(&files, "files", "HOST[:DEST] file to add; ELF files bring their shared libraries (repeatable)")
+	fs.Var(&dirs, "dir", "HOST:DEST directory to add whole (repeatable)")
+	fs.Var(&commands, "cmd", "u-root command for the rescue shell, name or package path (repeatable; default: a basic set)")
+	fs.StringVar(&opts.InitBinary, "init", "", "prebuilt /init binary (default: build ./cmd/init)")
+	verbose := fs.Bool("v", false, "show build progress")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("mkinitramfs: unexpected argument %q: options only, e.g. -o initrd.img", fs.Arg(0))
+	}
+	opts.Compression = initramfs.Compression(*compression)
+	opts.Keys, opts.Files, opts.Dirs = keys, files, dirs
+	if len(modules) > 0 {
+		opts.Modules = modules
+	}
+	if len(commands) > 0 {
+		opts.Commands = commands
+	}
+	if *verbose {
+		opts.Log = slog.New(slog.NewTextHandler(stderr, nil))
+	}
+	res, err := initramfs.Build(context.Background(), opts)
+	if err != nil {
+		return fmt.Errorf("mkinitramfs: %w", err)
+	}
+	fmt.Fprintln(stdout, res)
+	return nil
+}

@@ -1,0 +1,119 @@
+// Package cmdline turns a kernel command line into typed Params. It does no I/O.
+//
+// # Grammar
+//
+// The line is split the way the kernel splits it: whitespace separates tokens, double quotes
+// group (hostname="a b") and are removed, an unterminated quote runs to the end of the line, and
+// every token after the first "--" belongs to the node OS's init (Params.InitArgs). A token is
+// KEY or KEY=VALUE; the value is everything after the first '='. In keys, '-' and '_' are the
+// same and ASCII case does not matter (BOOTIF and bootif are one key). When a key appears more
+// than once, the last value wins; aliases of one key (storage_init and ovirt_init) count as one
+// key. console= is the exception: every value is collected, in order, into Params.Consoles.
+//
+// Flags are on when bare or =1|yes|true|on|y and off when =0|no|false|off|n; any other value
+// is an error.
+//
+// # Actions
+//
+//	install    aliases firstboot, ovirt_firstboot
+//	reinstall  alias ovirt_reinstall
+//	upgrade    aliases ovirt_upgrade, local_boot, ovirt_local_boot
+//	uninstall  alias ovirt_uninstall
+//	stateless  alias ovirt_stateless
+//	rescue
+//
+// Each alias is its own flag (install firstboot=0 still installs). oVirt's ISO and PXE menus put
+// install on every line, so install plus exactly one other action is that other action
+// (install reinstall is reinstall). Any other pair is an error that names both tokens. With no
+// action flag, a line carrying both storage_init and BOOTIF is oVirt's implicit auto-install:
+// Params.AutoInstall is set and Action stays boot; the planner installs only on a machine
+// without an install. An action flag explicitly turned off (install=0) suppresses that.
+//
+// # oVirt Node 3 arguments
+//
+//	storage_init (ovirt_init)  bare = the one eligible disk; else DISK[,DISK...][;EXTRA[,EXTRA...]]
+//	                           where DISK is /dev/PATH (globs allowed, /dev/mapper/… too),
+//	                           /dev/disk/by-id/NAME, /dev/disk/by-path/NAME, serial:S, wwn:W,
+//	                           by-id:NAME, by-path:NAME, or BUS, BUS:SERIAL, BUS:ALL with BUS one of
+//	                           ata, scsi, usb, nvme, virtio, cciss (the serial may contain ':').
+//	storage_vol (ovirt_vol)    oVirt's positional BOOT:SWAP:ROOT:CONFIG:LOGGING:DATA:SWAP2:DATA2
+//	                           fields, or SIZE,Name fields (Name matched case-insensitively: EFI,
+//	                           Boot, Swap, Root, Config, Logging, Data, Swap2, Data2). MiB; -1 is
+//	                           the rest of the disk (one volume at most); 0 is none; empty = default.
+//	BOOTIF                     link, an interface name, pxelinux's 01-aa-bb-cc-dd-ee-ff, or a bare
+//	                           MAC with '-' or ':'.
+//	ip                         dhcp|on|any|dhcp6|auto6|ibft|none|off; IFACE:METHOD[:MTU[:MAC]];
+//	                           pxelinux ADDR:SERVER:GATEWAY:NETMASK; anaconda ADDR with netmask=
+//	                           and gateway=; dracut ADDR:[PEER]:GW:MASK:HOSTNAME:IFACE:METHOD
+//	                           [:MTU[:MAC]] or [:DNS1[:DNS2]]. IPv6 addresses in [brackets].
+//	                           Values inside ip= win over netmask= and gateway=.
+//	ipv6                       dhcp, auto, none, off or ADDRESS[/PREFIX].
+//	dns, ntp                   comma separated (colon separated also read, unless the value is
+//	                           one IPv6 address); IP addresses or host names.
+//	hostname                   an RFC 1123 host name.
+//	vlan                       ID, ID:PARENT, or dracut's NAME:PARENT (eth0.100:eth0).
+//	bond (bond_setup)          NAME[:SLAVE,SLAVE[:OPT=V,OPT=V[:MTU]]].
+//	adminpw, rootpw            crypt(3) hashes only (see below).
+//	ssh_pwauth                 a flag.
+//	management_server          HOST[:PORT]; http:// or https:// and a trailing '/' are stripped.
+//	                           Aliases ovirt_management_server and vdsm's misspelt
+//	                           managment_server; management_port=PORT completes it.
+//	management_server_fingerprint  hex pairs with ':' (16, 20 or 32 bytes).
+//	syslog, netconsole, collectd   HOST[:PORT]. A netconsole value with '@' is the kernel's own
+//	                           netconsole module syntax: it is not interpreted, only kept.
+//	local_boot_trigger         an http(s) URL, or oVirt's scheme-less HOST[:PORT]/PATH;
+//	                           @HOSTNAME@ placeholders are kept as written.
+//	reboot_delay               seconds, 0 to 86400.
+//
+// # nodeinit keys
+//
+//	nodeinit.image=SRC           /path, label:NAME, initramfs:/path, http(s)://…
+//	nodeinit.image.sha256=HEX    64 hex digits, pins manifest.json
+//	nodeinit.dryrun, nodeinit.debug, nodeinit.insecure, nodeinit.force   flags
+//	nodeinit.break=STAGE[,…]     names from StageNames
+//	nodeinit.onfail=shell|reboot|poweroff|halt
+//	nodeinit.status_url=http(s)://…
+//	nodeinit.wipe=SERIAL|WWN[,…] consent to erase exactly those disks
+//	nodeinit.keep=data
+//	nodeinit.slot=a|b
+//	nodeinit.tries=1..9
+//
+// An unknown nodeinit.* key is an error (a misspelt nodeinit.dryrun must not run for real).
+//
+// # Kept tokens and the installed boot entry
+//
+// Tokens nodeinit does not interpret (console=, quiet, crashkernel=, oVirt-only keys such as
+// runtime_mode) are kept in order in Params.Kept and copied, with the init arguments, into the
+// installed boot entry (BootEntryArgs). Tokens that belong to the boot medium (BOOT_IMAGE=,
+// initrd=, root=, rootfstype=, rootflags=, ro, rw, liveimg, check, linux, rd.live.*) are dropped.
+//
+// # Secrets
+//
+// adminpw and rootpw take crypt(3) hashes: $id$… forms (1, 2a/2b/2x/2y, 5, 6, 7, y, gy, sha1,
+// md5) are accepted; the 13-character DES form is accepted with a warning that it is weak (every
+// oVirt example uses it); anything else is taken for a plaintext password and refused, with a
+// hint to run `openssl passwd -6`. A 13-character plaintext made only of [./0-9A-Za-z] cannot be
+// told from a DES hash. Secrets are the Secret type: String, Canonical(false), JSON, errors
+// and warnings show "<redacted>". Other password arguments of oVirt Node (rhevm_admin_password,
+// engine_admin_password, snmp_password, cim_passwd, rhn_password and any key ending in password
+// or passwd, also after "--") are dropped with a warning that does not show the value.
+//
+// # Length
+//
+// A line of MaxLen-1 (2047) bytes or more may have been cut by the boot loader or the kernel;
+// Params.PossiblyTruncated is set and the planner refuses destructive actions (Destructive).
+//
+// # Differences from oVirt Node
+//
+//   - uninstall=0 (and every action flag =0|no|false|off) is off. oVirt Node matched uninstall*
+//     and acted on uninstall=0.
+//   - Plaintext passwords are refused instead of being written to /etc/shadow.
+//   - Conflicting actions (upgrade uninstall) are an error instead of whichever script ran first.
+//   - storage_init never falls back to "the first disk": a bare storage_init means the one eligible
+//     disk and is refused when there are several.
+//   - Malformed values are errors naming the token, not silently ignored.
+//   - Keys are case-insensitive and '-' equals '_'; oVirt compared them literally.
+//   - rootpw does not also set adminpw; they are separate Params fields.
+//   - storage_vol accepts -1 for one volume (oVirt documented it for Data only).
+//   - Unknown nodeinit.* keys are errors.
+package cmdline

@@ -1,0 +1,1015 @@
+package cmdline
+
+import (
+	"fmt"
+	"net/netip"
+	"net/url"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// handlers parse the value of each interpreted key (canonical spelling).
+var handlers = map[string]func(*Params, arg) error{
+	"storage_init":                  parseStorageInit,
+	"storage_vol":                   parseStorageVol,
+	"BOOTIF":                        parseBootIf,
+	"ip":                            parseIP,
+	"netmask":                       func(*Params, arg) error { return nil }, // folded into ip
+	"gateway":                       func(*Params, arg) error { return nil }, // folded into ip
+	"management_port":               func(*Params, arg) error { return nil }, // folded into management_server
+	"ipv6":                          parseIPv6,
+	"dns":                           func(p *Params, a arg) error { return parseServerList(a, &p.DNS) },
+	"ntp":                           func(p *Params, a arg) error { return parseServerList(a, &p.NTP) },
+	"hostname":                      parseHostname,
+	"vlan":                          parseVLAN,
+	"bond":                          parseBond,
+	"adminpw":                       func(p *Params, a arg) error { return parsePassword(p, a, &p.AdminPW) },
+	"rootpw":                        func(p *Params, a arg) error { return parsePassword(p, a, &p.RootPW) },
+	"ssh_pwauth":                    parseSSHPwAuth,
+	"management_server":             parseManagementServer,
+	"management_server_fingerprint": parseFingerprint,
+	"syslog":                        func(p *Params, a arg) error { return hostPortInto(a, &p.Syslog) },
+	"collectd":                      func(p *Params, a arg) error { return hostPortInto(a, &p.Collectd) },
+	"netconsole":                    parseNetconsole,
+	"local_boot_trigger":            parseLocalBootTrigger,
+	"reboot_delay":                  parseRebootDelay,
+
+	"nodeinit.image":        parseNodeImage,
+	"nodeinit.image.sha256": parseNodeSHA256,
+	"nodeinit.dryrun":       nodeBool(func(n *NodeParams) *bool { return &n.DryRun }),
+	"nodeinit.debug":        nodeBool(func(n *NodeParams) *bool { return &n.Debug }),
+	"nodeinit.insecure":     nodeBool(func(n *NodeParams) *bool { return &n.Insecure }),
+	"nodeinit.force":        nodeBool(func(n *NodeParams) *bool { return &n.Force }),
+	"nodeinit.break":        parseNodeBreak,
+	"nodeinit.onfail":       parseNodeOnFail,
+	"nodeinit.status_url":   parseNodeStatusURL,
+	"nodeinit.wipe":         parseNodeWipe,
+	"nodeinit.keep":         parseNodeKeep,
+	"nodeinit.slot":         parseNodeSlot,
+	"nodeinit.tries":        parseNodeTries,
+}
+
+// nodeKeyNames lists the nodeinit.* keys, for hints.
+func nodeKeyNames() []string {
+	var names []string
+	for k := range handlers {
+		if strings.HasPrefix(k, "nodeinit.") {
+			names = append(names, k)
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+func bad(a arg, hint, format string, args ...any) error {
+	return &Error{Token: a.tok, Key: a.key, Problem: fmt.Sprintf(format, args...), Hint: hint}
+}
+
+// needValue fails for a bare key or an empty value.
+func needValue(a arg, example string) error {
+	if !a.hasVal || a.val == "" {
+		return bad(a, "give a value, e.g. "+example, "%s needs a value", a.key)
+	}
+	return nil
+}
+
+// parseBool reads a bare flag or =1|yes|true|on as on and =0|no|false|off as off.
+func parseBool(a arg, _ string) (bool, *Error) {
+	if !a.hasVal {
+		return true, nil
+	}
+	switch strings.ToLower(a.val) {
+	case "1", "yes", "true", "on", "y":
+		return true, nil
+	case "0", "no", "false", "off", "n":
+		return false, nil
+	}
+	return false, &Error{Token: a.tok, Key: a.key, Problem: fmt.Sprintf("%q is not a yes/no value", a.val),
+		Hint: fmt.Sprintf("write %s (or %s=1) to turn it on, %s=0 to turn it off", a.key, a.key, a.key)}
+}
+
+func nodeBool(field func(*NodeParams) *bool) func(*Params, arg) error {
+	return func(p *Params, a arg) error {
+		v, err := parseBool(a, "")
+		if err != nil {
+			return err
+		}
+		*field(&p.Node) = v
+		return nil
+	}
+}
+
+// ---- storage ----
+
+// diskBuses are the bus names storage_init accepts (udev ID_BUS, as oVirt Node matched them).
+var diskBuses = map[string]bool{"ata": true, "scsi": true, "usb": true, "nvme": true, "virtio": true, "cciss": true}
+
+const storageInitHint = "name the disk as /dev/sda, /dev/disk/by-id/NAME, serial:SERIAL, wwn:WWN, " +
+	"by-path:NAME or BUS[:SERIAL|:ALL] with BUS one of ata, scsi, usb, nvme, virtio, cciss; " +
+	"separate disks with ',' and put extra disks after ';'"
+
+func parseStorageInit(p *Params, a arg) error {
+	if !a.hasVal {
+		p.StorageInit = &StorageInit{Bare: true}
+		return nil
+	}
+	groups := strings.Split(a.val, ";")
+	if len(groups) > 2 {
+		return bad(a, storageInitHint, "more than one ';': only the install disks and one group of extra disks can be given")
+	}
+	if strings.TrimSpace(groups[0]) == "" {
+		return bad(a, storageInitHint, "names no install disk")
+	}
+	si := &StorageInit{}
+	for gi, g := range groups {
+		if gi == 1 && g == "" {
+			break
+		}
+		for _, item := range strings.Split(g, ",") {
+			spec, err := parseDiskSpec(a, item)
+			if err != nil {
+				return err
+			}
+			if gi == 0 {
+				si.Disks = append(si.Disks, spec)
+			} else {
+				si.Extra = append(si.Extra, spec)
+			}
+		}
+	}
+	p.StorageInit = si
+	return nil
+}
+
+func parseDiskSpec(a arg, item string) (DiskSpec, error) {
+	d := DiskSpec{Raw: item}
+	if item == "" {
+		return d, bad(a, storageInitHint, "has an empty disk entry")
+	}
+	prefix, rest, hasColon := strings.Cut(item, ":")
+	switch {
+	case strings.HasPrefix(item, "/dev/disk/by-id/"):
+		d.Kind, d.Value = SpecByID, strings.TrimPrefix(item, "/dev/disk/by-id/")
+	case strings.HasPrefix(item, "/dev/disk/by-path/"):
+		d.Kind, d.Value = SpecByPath, strings.TrimPrefix(item, "/dev/disk/by-path/")
+	case strings.HasPrefix(item, "/dev/"):
+		d.Kind, d.Value = SpecPath, item
+		if _, err := path.Match(item, "/dev/x"); err != nil {
+			return d, bad(a, "fix the pattern; * ? and [..] are allowed", "disk pattern %q is malformed", item)
+		}
+		if path.Clean(item) != item || item == "/dev/" {
+			return d, bad(a, storageInitHint, "disk path %q is not a clean device path", item)
+		}
+		return d, nil
+	case hasColon && strings.EqualFold(prefix, "serial"):
+		d.Kind, d.Value = SpecSerial, rest
+	case hasColon && strings.EqualFold(prefix, "wwn"):
+		d.Kind, d.Value = SpecWWN, strings.ToLower(rest)
+	case hasColon && strings.EqualFold(prefix, "by-id"):
+		d.Kind, d.Value = SpecByID, rest
+	case hasColon && strings.EqualFold(prefix, "by-path"):
+		d.Kind, d.Value = SpecByPath, rest
+	case diskBuses[strings.ToLower(prefix)]:
+		d.Kind, d.Bus = SpecBus, strings.ToLower(prefix)
+		if !hasColon {
+			return d, nil
+		}
+		if strings.EqualFold(rest, "all") {
+			d.All = true
+			return d, nil
+		}
+		d.Value = rest
+	default:
+		return d, bad(a, storageInitHint, "%q is not a disk name nodeinit understands", item)
+	}
+	if d.Value == "" || strings.Contains(d.Value, "/") {
+		return d, bad(a, storageInitHint, "%q names no disk", item)
+	}
+	return d, nil
+}
+
+// volPositions is oVirt Node's positional order for storage_vol fields.
+var volPositions = []string{VolBoot, VolSwap, VolRoot, VolConfig, VolLogging, VolData, VolSwap2, VolData2}
+
+// volNames maps oVirt's volume names (matched case-insensitively) to ours.
+var volNames = map[string]string{
+	"efi": VolEFI, "boot": VolBoot, "swap": VolSwap, "root": VolRoot, "config": VolConfig,
+	"logging": VolLogging, "data": VolData, "swap2": VolSwap2, "data2": VolData2,
+}
+
+const storageVolHint = "sizes are whole MiB: storage_vol=:SWAP::CONFIG:LOGGING:DATA or SIZE,Name fields " +
+	"(Name one of EFI, Boot, Swap, Root, Config, Logging, Data, Swap2, Data2), -1 for the rest of the disk, 0 for none"
+
+func parseStorageVol(p *Params, a arg) error {
+	fields := strings.Split(a.val, ":")
+	if len(fields) > 9 {
+		return bad(a, storageVolHint, "has %d fields; at most 9 are allowed", len(fields))
+	}
+	sv := &StorageVol{SizesMiB: map[string]int64{}}
+	for i, f := range fields {
+		if f == "" {
+			continue
+		}
+		sizeText, name, named := strings.Cut(f, ",")
+		var vol string
+		if named {
+			vol = volNames[strings.ToLower(name)]
+			if vol == "" {
+				return bad(a, storageVolHint, "unknown volume name %q", name)
+			}
+		} else {
+			if i >= len(volPositions) {
+				return bad(a, storageVolHint, "field %d has no name and there is no volume at that position", i+1)
+			}
+			vol = volPositions[i]
+		}
+		size, err := strconv.ParseInt(sizeText, 10, 64)
+		if err != nil || size < -1 || size > 1<<40 {
+			return bad(a, storageVolHint, "size %q of %s is not a whole number of MiB (or -1, or 0)", sizeText, vol)
+		}
+		sv.SizesMiB[vol] = size
+	}
+	// -1 (the rest) may be used once on the install disk and once on the extra disks.
+	for _, group := range [][]string{{VolEFI, VolBoot, VolSwap, VolRoot, VolConfig, VolLogging, VolData}, {VolSwap2, VolData2}} {
+		var rest []string
+		for _, v := range group {
+			if sv.SizesMiB[v] == -1 {
+				rest = append(rest, v)
+			}
+		}
+		if len(rest) > 1 {
+			return bad(a, storageVolHint, "both %s and %s ask for the rest of the disk (-1)", rest[0], rest[1])
+		}
+	}
+	p.StorageVol = sv
+	return nil
+}
+
+// ---- network ----
+
+const bootifHint = "write BOOTIF=link, BOOTIF=<interface> (e.g. eth0) or the MAC: BOOTIF=01-52-54-00-12-34-56 or BOOTIF=52:54:00:12:34:56"
+
+func parseBootIf(p *Params, a arg) error {
+	if err := needValue(a, "BOOTIF=link"); err != nil {
+		return bad(a, bootifHint, "BOOTIF needs a value")
+	}
+	v := a.val
+	if strings.EqualFold(v, "link") {
+		p.BootIf = &BootIf{Link: true}
+		return nil
+	}
+	if mac, ok := bootifMAC(v); ok {
+		p.BootIf = &BootIf{MAC: mac}
+		return nil
+	}
+	if looksLikeMAC(v) {
+		return bad(a, bootifHint, "%q is not a valid MAC address", v)
+	}
+	if !validIfName(v) {
+		return bad(a, bootifHint, "%q is neither link, a MAC address nor an interface name", v)
+	}
+	p.BootIf = &BootIf{Name: v}
+	return nil
+}
+
+// bootifMAC reads pxelinux's 01-aa-bb-cc-dd-ee-ff (ARP type 01 = Ethernet) and bare MACs.
+func bootifMAC(v string) (string, bool) {
+	parts := strings.FieldsFunc(v, func(r rune) bool { return r == '-' || r == ':' })
+	if strings.Count(v, "-")+strings.Count(v, ":") != len(parts)-1 {
+		return "", false
+	}
+	if len(parts) == 7 && parts[0] == "01" {
+		parts = parts[1:]
+	}
+	return joinMAC(parts)
+}
+
+func joinMAC(parts []string) (string, bool) {
+	if len(parts) != 6 {
+		return "", false
+	}
+	for _, h := range parts {
+		if len(h) != 2 || !isHex(h) {
+			return "", false
+		}
+	}
+	return strings.ToLower(strings.Join(parts, ":")), true
+}
+
+func looksLikeMAC(v string) bool {
+	return strings.Count(v, "-") >= 5 || strings.Count(v, ":") >= 5
+}
+
+func isHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// validIfName follows the kernel's dev_valid_name.
+func validIfName(n string) bool {
+	if n == "" || len(n) > 15 || n == "." || n == ".." {
+		return false
+	}
+	for i := 0; i < len(n); i++ {
+		if n[i] == '/' || n[i] == ':' || isSpace(n[i]) || n[i] < 0x21 || n[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+var ipMethods = map[string]bool{"dhcp": true, "on": true, "any": true, "dhcp6": true, "auto6": true, "ibft": true, "none": true, "off": true}
+
+const ipHint = "write ip=dhcp, ip=ADDR:SERVER:GATEWAY:NETMASK (pxelinux), ip=ADDR with netmask= and gateway=, " +
+	"or dracut's ip=ADDR:[PEER]:GATEWAY:NETMASK:HOSTNAME:IFACE:{none|off|dhcp|on|any|dhcp6|auto6|ibft}[:MTU[:MAC]]"
+
+func parseIP(p *Params, a arg) error {
+	if err := needValue(a, "ip=dhcp"); err != nil {
+		return bad(a, ipHint, "ip needs a value")
+	}
+	fields, err := splitBracketed(a.val)
+	if err != nil {
+		return bad(a, ipHint, "%v", err)
+	}
+	c := &IPConfig{}
+	switch {
+	case len(fields) == 1 && ipMethods[strings.ToLower(fields[0])]:
+		c.Method = strings.ToLower(fields[0])
+	case len(fields) >= 2 && len(fields) <= 4 && ipMethods[strings.ToLower(fields[1])] && validIfName(fields[0]):
+		// dracut: ip=<interface>:{dhcp|on|any|dhcp6|auto6}[:[<mtu>][:<macaddr>]] (MAC with '-' only here)
+		c.Interface, c.Method = fields[0], strings.ToLower(fields[1])
+		if err := ipTail(c, fields[2:]); err != nil {
+			return bad(a, ipHint, "%v", err)
+		}
+	default:
+		if len(fields) > 9 && len(fields) != 14 {
+			return bad(a, ipHint, "has %d ':'-separated fields", len(fields))
+		}
+		get := func(i int) string {
+			if i < len(fields) {
+				return fields[i]
+			}
+			return ""
+		}
+		c.Address, c.Server, c.Gateway, c.Netmask, c.Hostname, c.Interface = get(0), get(1), get(2), get(3), get(4), get(5)
+		c.Method = strings.ToLower(get(6))
+		if c.Method != "" && !ipMethods[c.Method] {
+			return bad(a, ipHint, "autoconf method %q is unknown", get(6))
+		}
+		if err := checkAddr("address", c.Address, true); err != nil {
+			return bad(a, ipHint, "%v", err)
+		}
+		if err := checkAddr("server", c.Server, false); err != nil {
+			return bad(a, ipHint, "%v", err)
+		}
+		if err := checkAddr("gateway", c.Gateway, false); err != nil {
+			return bad(a, ipHint, "%v", err)
+		}
+		if err := checkNetmask(c.Netmask); err != nil {
+			return bad(a, ipHint, "%v", err)
+		}
+		if c.Hostname != "" && !validHostname(c.Hostname) {
+			return bad(a, ipHint, "hostname %q is not a valid host name", c.Hostname)
+		}
+		if c.Interface != "" && !validIfName(c.Interface) {
+			return bad(a, ipHint, "interface %q is not a valid interface name", c.Interface)
+		}
+		if len(fields) > 7 {
+			if err := ipTail(c, fields[7:]); err != nil {
+				return bad(a, ipHint, "%v", err)
+			}
+		}
+	}
+	c.DHCP = c.Method == "dhcp" || c.Method == "on" || c.Method == "any"
+	p.IP = c
+	return nil
+}
+
+// ipTail reads dracut's [:<mtu>[:<macaddr>]] or [:<dns1>[:<dns2>]] after the autoconf method;
+// the MAC may be written with ':' (taking six fields) or with '-'.
+func ipTail(c *IPConfig, tail []string) error {
+	if len(tail) == 0 {
+		return nil
+	}
+	if _, err := netip.ParseAddr(tail[0]); err == nil && len(tail) <= 2 {
+		for _, d := range tail {
+			if err := checkAddr("DNS server", d, false); err != nil {
+				return err
+			}
+			if d != "" {
+				c.DNS = append(c.DNS, d)
+			}
+		}
+		return nil
+	}
+	if tail[0] != "" {
+		mtu, err := strconv.Atoi(tail[0])
+		if err != nil || mtu < 68 || mtu > 65535 {
+			return fmt.Errorf("MTU %q is not a number between 68 and 65535", tail[0])
+		}
+		c.MTU = mtu
+	}
+	rest := tail[1:]
+	switch len(rest) {
+	case 0:
+		return nil
+	case 1:
+		mac, ok := joinMAC(strings.Split(rest[0], "-"))
+		if !ok {
+			return fmt.Errorf("MAC %q is not a MAC address", rest[0])
+		}
+		c.MAC = mac
+	case 6:
+		mac, ok := joinMAC(rest)
+		if !ok {
+			return fmt.Errorf("MAC %q is not a MAC address", strings.Join(rest, ":"))
+		}
+		c.MAC = mac
+	default:
+		return fmt.Errorf("fields after the MTU are not a MAC address")
+	}
+	return nil
+}
+
+// splitBracketed splits on ':' except inside [IPv6] brackets, which are removed.
+func splitBracketed(s string) ([]string, error) {
+	var out []string
+	var cur strings.Builder
+	in := false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '[' && !in && cur.Len() == 0:
+			in = true
+		case c == ']' && in:
+			in = false
+			if i+1 < len(s) && s[i+1] != ':' {
+				return nil, fmt.Errorf("']' must end a field")
+			}
+		case c == ':' && !in:
+			out = append(out, cur.String())
+			cur.Reset()
+		case c == '[' || c == ']':
+			return nil, fmt.Errorf("misplaced %q", c)
+		default:
+			cur.WriteByte(c)
+		}
+	}
+	if in {
+		return nil, fmt.Errorf("'[' is not closed")
+	}
+	return append(out, cur.String()), nil
+}
+
+func checkAddr(what, v string, required bool) error {
+	if v == "" {
+		if required {
+			return fmt.Errorf("the %s is missing", what)
+		}
+		return nil
+	}
+	if _, err := netip.ParseAddr(v); err != nil {
+		return fmt.Errorf("%s %q is not an IP address", what, v)
+	}
+	return nil
+}
+
+func checkNetmask(m string) error {
+	if m == "" {
+		return nil
+	}
+	if n, err := strconv.Atoi(m); err == nil {
+		if n < 0 || n > 128 {
+			return fmt.Errorf("prefix length %q is out of range", m)
+		}
+		return nil
+	}
+	addr, err := netip.ParseAddr(m)
+	if err != nil || !addr.Is4() {
+		return fmt.Errorf("netmask %q is neither a dotted mask nor a prefix length", m)
+	}
+	b := addr.As4()
+	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	if v != 0 && (^v+1)&^v != 0 {
+		return fmt.Errorf("netmask %q has holes", m)
+	}
+	return nil
+}
+
+func parseIPv6(p *Params, a arg) error {
+	hint := "write ipv6=dhcp, ipv6=auto or ipv6=ADDRESS[/PREFIX]"
+	if err := needValue(a, "ipv6=auto"); err != nil {
+		return bad(a, hint, "ipv6 needs a value")
+	}
+	switch v := strings.ToLower(a.val); v {
+	case "dhcp", "auto", "none", "off":
+		p.IPv6 = v
+		return nil
+	}
+	if pfx, err := netip.ParsePrefix(a.val); err == nil && pfx.Addr().Is6() {
+		p.IPv6 = a.val
+		return nil
+	}
+	if addr, err := netip.ParseAddr(a.val); err == nil && addr.Is6() {
+		p.IPv6 = a.val
+		return nil
+	}
+	return bad(a, hint, "%q is not dhcp, auto or an IPv6 address", a.val)
+}
+
+// parseServerList reads dns= and ntp=: comma separated (oVirt Node), or colon separated when
+// the value is not itself one IPv6 address.
+func parseServerList(a arg, dst *[]string) error {
+	hint := fmt.Sprintf("write %s=SERVER[,SERVER...] with IP addresses or host names", a.key)
+	if err := needValue(a, a.key+"=192.0.2.53"); err != nil {
+		return bad(a, hint, "%s needs a value", a.key)
+	}
+	var items []string
+	if strings.Contains(a.val, ",") {
+		items = strings.Split(a.val, ",")
+	} else if addr, err := netip.ParseAddr(a.val); err == nil && addr.Is6() {
+		items = []string{a.val}
+	} else {
+		items = strings.Split(a.val, ":")
+	}
+	var out []string
+	for _, it := range items {
+		if it == "" {
+			return bad(a, hint, "has an empty entry")
+		}
+		if _, err := netip.ParseAddr(it); err != nil && !validHostname(it) {
+			return bad(a, hint, "%q is neither an IP address nor a host name", it)
+		}
+		out = append(out, it)
+	}
+	*dst = out
+	return nil
+}
+
+// validHostname checks RFC 1123 host names.
+func validHostname(h string) bool {
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(h, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func parseHostname(p *Params, a arg) error {
+	hint := "write hostname=NAME with letters, digits, '-' and '.' (e.g. hostname=node1.example.com)"
+	if err := needValue(a, "hostname=node1.example.com"); err != nil {
+		return bad(a, hint, "hostname needs a value")
+	}
+	if !validHostname(a.val) {
+		return bad(a, hint, "%q is not a valid host name", a.val)
+	}
+	p.Hostname = a.val
+	return nil
+}
+
+func parseVLAN(p *Params, a arg) error {
+	hint := "write vlan=ID (1-4094), vlan=ID:PARENT (e.g. vlan=100:eth0) or dracut's vlan=NAME:PARENT (e.g. vlan=eth0.100:eth0)"
+	if err := needValue(a, "vlan=100:eth0"); err != nil {
+		return bad(a, hint, "vlan needs a value")
+	}
+	first, parent, hasParent := strings.Cut(a.val, ":")
+	if hasParent && !validIfName(parent) {
+		return bad(a, hint, "parent %q is not an interface name", parent)
+	}
+	v := &VLAN{Parent: parent}
+	if id, err := strconv.Atoi(first); err == nil {
+		v.ID = id
+	} else {
+		if !validIfName(first) || !hasParent {
+			return bad(a, hint, "%q is neither a VLAN ID nor NAME:PARENT", a.val)
+		}
+		digits := len(first)
+		for digits > 0 && first[digits-1] >= '0' && first[digits-1] <= '9' {
+			digits--
+		}
+		id, err := strconv.Atoi(first[digits:])
+		if err != nil {
+			return bad(a, hint, "VLAN name %q does not end in its ID", first)
+		}
+		v.ID, v.Name = id, first
+	}
+	if v.ID < 1 || v.ID > 4094 {
+		return bad(a, hint, "VLAN ID %d is outside 1-4094", v.ID)
+	}
+	p.VLAN = v
+	return nil
+}
+
+func parseBond(p *Params, a arg) error {
+	hint := "write bond=NAME:SLAVE,SLAVE[:OPTION,OPTION[:MTU]], e.g. bond=bond0:eth0,eth1:mode=802.3ad,miimon=100"
+	if err := needValue(a, "bond=bond0:eth0,eth1"); err != nil {
+		return bad(a, hint, "bond needs a value")
+	}
+	f := strings.Split(a.val, ":")
+	if len(f) > 4 {
+		return bad(a, hint, "has %d ':'-separated fields; at most 4", len(f))
+	}
+	b := &Bond{Name: f[0]}
+	if !validIfName(b.Name) {
+		return bad(a, hint, "bond name %q is not an interface name", b.Name)
+	}
+	if len(f) > 1 && f[1] != "" {
+		for _, s := range strings.Split(f[1], ",") {
+			if !validIfName(s) {
+				return bad(a, hint, "slave %q is not an interface name", s)
+			}
+			b.Slaves = append(b.Slaves, s)
+		}
+	}
+	if len(f) > 2 {
+		b.Options = f[2]
+		for _, o := range strings.Split(b.Options, ",") {
+			if o == "" && b.Options != "" || o != "" && !strings.Contains(o, "=") {
+				return bad(a, hint, "option %q is not NAME=VALUE", o)
+			}
+		}
+	}
+	if len(f) > 3 && f[3] != "" {
+		mtu, err := strconv.Atoi(f[3])
+		if err != nil || mtu < 68 || mtu > 65535 {
+			return bad(a, hint, "MTU %q is not a number between 68 and 65535", f[3])
+		}
+		b.MTU = mtu
+	}
+	p.Bond = b
+	return nil
+}
+
+// ---- secrets ----
+
+const passwordHint = "pass a crypt(3) hash, never the password: generate one with `openssl passwd -6` " +
+	"or `mkpasswd -m sha-512` and put the $6$... result on the line"
+
+// cryptIDs are the crypt(3) method prefixes accepted in $id$ form.
+var cryptIDs = map[string]bool{"1": true, "2a": true, "2b": true, "2x": true, "2y": true, "5": true, "6": true,
+	"7": true, "y": true, "gy": true, "sha1": true, "md5": true}
+
+func isCryptChar(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '/'
+}
+
+func parsePassword(p *Params, a arg, dst *Secret) error {
+	if !a.hasVal || a.val == "" {
+		return bad(a, passwordHint, "%s needs a password hash", a.key)
+	}
+	v := a.val
+	if strings.HasPrefix(v, "$") {
+		parts := strings.Split(v[1:], "$")
+		ok := len(parts) >= 3 && cryptIDs[parts[0]] && parts[len(parts)-1] != ""
+		for i := 1; ok && i < len(parts); i++ {
+			for j := 0; j < len(parts[i]); j++ {
+				if c := parts[i][j]; !isCryptChar(c) && c != '=' && c != ',' {
+					ok = false
+				}
+			}
+		}
+		if !ok {
+			return bad(a, passwordHint, "the value is not a valid $id$salt$hash crypt(3) hash (value not shown)")
+		}
+		*dst = Secret(v)
+		return nil
+	}
+	if len(v) == 13 {
+		ok := true
+		for i := 0; i < len(v); i++ {
+			ok = ok && isCryptChar(v[i])
+		}
+		if ok {
+			p.warn("%s is a traditional DES crypt hash, which is weak; prefer a $6$ (SHA-512) hash from `openssl passwd -6`", a.key)
+			*dst = Secret(v)
+			return nil
+		}
+	}
+	return bad(a, passwordHint, "the value looks like a plaintext password and is refused (value not shown)")
+}
+
+func parseSSHPwAuth(p *Params, a arg) error {
+	v, err := parseBool(a, "")
+	if err != nil {
+		return err
+	}
+	p.SSHPwAuth = &v
+	return nil
+}
+
+// ---- services ----
+
+func parseHostPort(a arg, s, example string) (*HostPort, error) {
+	hint := fmt.Sprintf("write %s=HOST[:PORT], e.g. %s", a.key, example)
+	if s == "" {
+		return nil, bad(a, hint, "%s needs a host", a.key)
+	}
+	host, portText := s, ""
+	switch {
+	case strings.HasPrefix(s, "["):
+		end := strings.Index(s, "]")
+		if end < 0 {
+			return nil, bad(a, hint, "'[' is not closed")
+		}
+		host, portText = s[1:end], s[end+1:]
+		if portText != "" {
+			if !strings.HasPrefix(portText, ":") {
+				return nil, bad(a, hint, "text after ']' must be :PORT")
+			}
+			portText = portText[1:]
+		}
+		if addr, err := netip.ParseAddr(host); err != nil || !addr.Is6() {
+			return nil, bad(a, hint, "%q is not an IPv6 address", host)
+		}
+	case strings.Count(s, ":") > 1:
+		if addr, err := netip.ParseAddr(s); err != nil || !addr.Is6() {
+			return nil, bad(a, hint, "%q is not an IPv6 address; write [ADDRESS]:PORT", s)
+		}
+	default:
+		host, portText, _ = strings.Cut(s, ":")
+		if _, err := netip.ParseAddr(host); err != nil && !validHostname(host) {
+			return nil, bad(a, hint, "%q is neither an IP address nor a host name", host)
+		}
+	}
+	hp := &HostPort{Host: host}
+	if portText != "" || strings.HasSuffix(s, ":") {
+		port, err := strconv.Atoi(portText)
+		if err != nil || port < 1 || port > 65535 {
+			return nil, bad(a, hint, "port %q is not a number between 1 and 65535", portText)
+		}
+		hp.Port = port
+	}
+	return hp, nil
+}
+
+func hostPortInto(a arg, dst **HostPort) error {
+	hp, err := parseHostPort(a, a.val, a.key+"=192.0.2.10:514")
+	if err != nil {
+		return err
+	}
+	*dst = hp
+	return nil
+}
+
+// parseNetconsole reads oVirt's netconsole=HOST[:PORT]. The kernel's own netconsole module
+// syntax (it contains '@') is not ours: it is kept for the installed boot entry.
+func parseNetconsole(p *Params, a arg) error {
+	if strings.Contains(a.val, "@") {
+		p.Kept = append(p.Kept, a.tok)
+		return nil
+	}
+	return hostPortInto(a, &p.Netconsole)
+}
+
+func parseManagementServer(p *Params, a arg) error {
+	v := a.val
+	lower := strings.ToLower(v)
+	for _, scheme := range []string{"https://", "http://"} {
+		if strings.HasPrefix(lower, scheme) {
+			v = v[len(scheme):]
+			break
+		}
+	}
+	v = strings.TrimSuffix(v, "/")
+	if strings.Contains(v, "/") {
+		return bad(a, "write management_server=HOST[:PORT] without a path, e.g. management_server=engine.example.com:443",
+			"%q has a path; only the engine's host and port are used", a.val)
+	}
+	hp, err := parseHostPort(a, v, "management_server=engine.example.com:443")
+	if err != nil {
+		return err
+	}
+	p.ManagementServer = hp
+	return nil
+}
+
+func parseFingerprint(p *Params, a arg) error {
+	hint := "write the engine CA fingerprint as hex pairs separated by ':', e.g. 33:2B:79:...:8A"
+	if err := needValue(a, "management_server_fingerprint=33:2B:79:D0"); err != nil {
+		return bad(a, hint, "%s needs a value", a.key)
+	}
+	parts := strings.Split(a.val, ":")
+	for _, h := range parts {
+		if len(h) != 2 || !isHex(h) {
+			return bad(a, hint, "%q is not a fingerprint", a.val)
+		}
+	}
+	if len(parts) != 16 && len(parts) != 20 && len(parts) != 32 {
+		return bad(a, hint, "has %d bytes; an MD5, SHA-1 or SHA-256 fingerprint has 16, 20 or 32", len(parts))
+	}
+	p.ManagementServerFingerprint = a.val
+	return nil
+}
+
+// parseLocalBootTrigger accepts an http(s) URL, or oVirt's scheme-less HOST[:PORT]/PATH form.
+// @HOSTNAME@ placeholders are kept as written.
+func parseLocalBootTrigger(p *Params, a arg) error {
+	hint := "write local_boot_trigger=http://HOST[:PORT]/PATH (the URL is fetched once the install is done)"
+	if err := needValue(a, "local_boot_trigger=http://cobbler.example.com/cblr/svc/op/nopxe/system/@HOSTNAME@"); err != nil {
+		return bad(a, hint, "%s needs a URL", a.key)
+	}
+	raw := a.val
+	if !strings.Contains(raw, "://") {
+		raw = "http://" + raw
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return bad(a, hint, "%q is not an http(s) URL", a.val)
+	}
+	p.LocalBootTrigger = a.val
+	return nil
+}
+
+func parseRebootDelay(p *Params, a arg) error {
+	hint := "write reboot_delay=SECONDS, a whole number from 0 to 86400"
+	n, err := strconv.Atoi(a.val)
+	if !a.hasVal || err != nil || n < 0 || n > 86400 {
+		return bad(a, hint, "%q is not a number of seconds", a.val)
+	}
+	p.RebootDelay = n
+	return nil
+}
+
+// ---- nodeinit.* ----
+
+func parseNodeImage(p *Params, a arg) error {
+	hint := "write nodeinit.image=/path/to/bundle, label:NAME, initramfs:/path or an http(s):// URL"
+	if err := needValue(a, "nodeinit.image=label:NODEIMG"); err != nil {
+		return bad(a, hint, "%s needs a value", a.key)
+	}
+	v := a.val
+	switch {
+	case strings.HasPrefix(v, "/"):
+	case strings.HasPrefix(v, "label:") && len(v) > len("label:"):
+	case strings.HasPrefix(v, "initramfs:/"):
+	case strings.HasPrefix(v, "http://") || strings.HasPrefix(v, "https://"):
+		if u, err := url.Parse(v); err != nil || u.Host == "" {
+			return bad(a, hint, "%q is not a valid URL", v)
+		}
+	default:
+		return bad(a, hint, "%q is not an image source nodeinit understands", v)
+	}
+	p.Node.Image = v
+	return nil
+}
+
+func parseNodeSHA256(p *Params, a arg) error {
+	hint := "write the SHA-256 of manifest.json as 64 hex digits (sha256sum manifest.json)"
+	if len(a.val) != 64 || !isHex(a.val) {
+		return bad(a, hint, "%q is not 64 hex digits", a.val)
+	}
+	p.Node.ImageSHA256 = strings.ToLower(a.val)
+	return nil
+}
+
+func parseNodeBreak(p *Params, a arg) error {
+	hint := "write nodeinit.break=STAGE[,STAGE...] with stages from: " + strings.Join(StageNames, ", ")
+	if err := needValue(a, "nodeinit.break=partition"); err != nil {
+		return bad(a, hint, "%s needs a stage name", a.key)
+	}
+	var out []string
+	for _, s := range strings.Split(a.val, ",") {
+		if !contains(StageNames, s) {
+			return bad(a, hint, "%q is not a stage", s)
+		}
+		out = append(out, s)
+	}
+	p.Node.Break = out
+	return nil
+}
+
+func parseNodeOnFail(p *Params, a arg) error {
+	switch a.val {
+	case "shell", "reboot", "poweroff", "halt":
+		p.Node.OnFail = a.val
+		return nil
+	}
+	return bad(a, "write nodeinit.onfail=shell, reboot, poweroff or halt", "%q is not a failure policy", a.val)
+}
+
+func parseNodeStatusURL(p *Params, a arg) error {
+	hint := "write nodeinit.status_url=http(s)://HOST[:PORT]/PATH"
+	u, err := url.Parse(a.val)
+	if !a.hasVal || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return bad(a, hint, "%q is not an http(s) URL", a.val)
+	}
+	p.Node.StatusURL = a.val
+	return nil
+}
+
+func parseNodeWipe(p *Params, a arg) error {
+	hint := "name each disk you consent to erase by its serial or WWN, comma separated: nodeinit.wipe=SERIAL[,WWN...]"
+	if err := needValue(a, "nodeinit.wipe=S3Z9NB0K123456"); err != nil {
+		return bad(a, hint, "%s needs the serial or WWN of the disk to erase", a.key)
+	}
+	var out []string
+	for _, s := range strings.Split(a.val, ",") {
+		if s == "" {
+			return bad(a, hint, "has an empty entry")
+		}
+		out = append(out, s)
+	}
+	p.Node.Wipe = out
+	return nil
+}
+
+// KeepNames are the things nodeinit.keep can preserve across a reinstall.
+var KeepNames = []string{"data"}
+
+func parseNodeKeep(p *Params, a arg) error {
+	hint := "write nodeinit.keep=" + strings.Join(KeepNames, ",")
+	if err := needValue(a, "nodeinit.keep=data"); err != nil {
+		return bad(a, hint, "%s needs a value", a.key)
+	}
+	var out []string
+	for _, s := range strings.Split(a.val, ",") {
+		if !contains(KeepNames, s) {
+			return bad(a, hint, "%q cannot be kept", s)
+		}
+		out = append(out, s)
+	}
+	p.Node.Keep = out
+	return nil
+}
+
+func parseNodeSlot(p *Params, a arg) error {
+	if a.val != "a" && a.val != "b" {
+		return bad(a, "write nodeinit.slot=a or nodeinit.slot=b", "%q is not a slot", a.val)
+	}
+	p.Node.Slot = a.val
+	return nil
+}
+
+func parseNodeTries(p *Params, a arg) error {
+	n, err := strconv.Atoi(a.val)
+	if err != nil || n < 1 || n > 9 {
+		return bad(a, "write nodeinit.tries=N with N from 1 to 9", "%q is not a number of boot tries from 1 to 9", a.val)
+	}
+	p.Node.Tries = n
+	return nil
+}
+
+// foldNetwork folds netmask=, gateway= and management_port= into the values they complete.
+func (p *Params) foldNetwork(last map[string]arg) []error {
+	var errs []error
+	for _, k := range []string{"netmask", "gateway"} {
+		a, ok := last[k]
+		if !ok {
+			continue
+		}
+		if p.IP == nil || p.IP.Address == "" {
+			p.warn("%s is ignored without a static address in ip=", k)
+			continue
+		}
+		if k == "netmask" {
+			if err := checkNetmask(a.val); err != nil || a.val == "" {
+				errs = append(errs, bad(a, "write netmask=255.255.255.0 or netmask=24", "%q is not a netmask", a.val))
+			} else if p.IP.Netmask == "" {
+				p.IP.Netmask = a.val
+			}
+			continue
+		}
+		if err := checkAddr("gateway", a.val, true); err != nil {
+			errs = append(errs, bad(a, "write gateway=ADDRESS, e.g. gateway=192.0.2.1", "%v", err))
+		} else if p.IP.Gateway == "" {
+			p.IP.Gateway = a.val
+		}
+	}
+	if a, ok := last["management_port"]; ok {
+		port, err := strconv.Atoi(a.val)
+		switch {
+		case err != nil || port < 1 || port > 65535:
+			errs = append(errs, bad(a, "write management_port=PORT, e.g. 443", "%q is not a port", a.val))
+		case p.ManagementServer == nil:
+			errs = append(errs, bad(a, "add management_server=HOST (or write management_server=HOST:PORT)", "management_port needs management_server"))
+		case p.ManagementServer.Port == 0:
+			p.ManagementServer.Port = port
+		}
+	}
+	return errs
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,256 @@
+package disk
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+const gibibyte = 1 << 30
+
+func TestPlanLayoutDefaults(t *testing.T) {
+	for _, ss := range []int{512, 4096} {
+		l, err := PlanLayout(64*gibibyte, ss, nil)
+		if err != nil {
+			t.Fatalf("sector %d: %v", ss, err)
+		}
+		want := []struct {
+			name   string
+			num    int
+			sizeMB int64
+			fs     string
+		}{
+			{LabelESP, 1, 512, FSVfat},
+			{LabelRootA, 2, 2048, FSRaw},
+			{LabelRootB, 3, 2048, FSRaw},
+			{LabelConfig, 4, 64, FSExt4},
+			{LabelLogging, 5, 2048, FSExt4},
+			{LabelSwap, 6, 2048, FSSwap},
+			{LabelData, 7, 64*1024 - 2 - 512 - 4096 - 64 - 2048 - 2048, FSExt4},
+		}
+		if len(l.Partitions) != len(want) {
+			t.Fatalf("sector %d: %d partitions, want %d: %+v", ss, len(l.Partitions), len(want), l.Partitions)
+		}
+		next := MiB
+		for i, w := range want {
+			p := l.Partitions[i]
+			if p.Name != w.name || p.Number != w.num || p.Size != w.sizeMB*MiB || p.FS != w.fs {
+				t.Errorf("sector %d: partition %d = %+v, want %+v", ss, i, p, w)
+			}
+			if p.Start != next {
+				t.Errorf("sector %d: %s starts at %d, want %d (packed, 1 MiB aligned)", ss, p.Name, p.Start, next)
+			}
+			next = p.End()
+		}
+		if last := l.Partitions[len(l.Partitions)-1]; last.End() != l.DiskSize-MiB {
+			t.Errorf("sector %d: last partition ends at %d, want the last MiB free (%d)", ss, last.End(), l.DiskSize-MiB)
+		}
+		if l.SectorSize != ss || l.DiskSize != 64*gibibyte {
+			t.Errorf("layout geometry %d/%d", l.SectorSize, l.DiskSize)
+		}
+	}
+}
+
+func TestPlanLayoutTypes(t *testing.T) {
+	l, err := PlanLayout(64*gibibyte, 512, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{LabelESP: TypeESP, LabelSwap: TypeSwap, LabelConfig: TypeLinuxData, LabelLogging: TypeLinuxData, LabelData: TypeLinuxData,
+		LabelRootA: rootType(), LabelRootB: rootType()}
+	for _, p := range l.Partitions {
+		if p.TypeGUID != want[p.Name] {
+			t.Errorf("%s type %s, want %s", p.Name, p.TypeGUID, want[p.Name])
+		}
+	}
+}
+
+func TestPlanLayoutScalesWithDisk(t *testing.T) {
+	big, err := PlanLayout(1<<40, 4096, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	small, err := PlanLayout(16*gibibyte, 512, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sizeOf := func(l Layout, name string) int64 { p, _ := l.Find(name); return p.Size / MiB }
+	for _, c := range []struct {
+		l    Layout
+		name string
+		want int64
+	}{
+		{big, LabelRootA, 4096}, {big, LabelLogging, 8192}, {big, LabelSwap, 2048},
+		{small, LabelRootA, 2048}, {small, LabelLogging, 2048}, {small, LabelSwap, 1024},
+	} {
+		if got := sizeOf(c.l, c.name); got != c.want {
+			t.Errorf("disk %d gibibyte: %s = %d MiB, want %d", c.l.DiskSize/gibibyte, c.name, got, c.want)
+		}
+	}
+}
+
+func TestPlanLayoutStorageVol(t *testing.T) {
+	cases := []struct {
+		name  string
+		disk  int64
+		vols  map[string]int64
+		check func(t *testing.T, l Layout)
+	}{
+		{"explicit sizes, names any case", 32 * gibibyte, map[string]int64{"BOOT": 300, "Root": 1024, "swap": 100, "Config": 20, "logging": 500, "data": 4000},
+			func(t *testing.T, l Layout) {
+				for name, mb := range map[string]int64{LabelESP: 300, LabelRootA: 1024, LabelRootB: 1024, LabelSwap: 100, LabelConfig: 20, LabelLogging: 500, LabelData: 4000} {
+					if p, ok := l.Find(name); !ok || p.Size != mb*MiB {
+						t.Errorf("%s = %+v, want %d MiB", name, p, mb)
+					}
+				}
+			}},
+		{"0 drops swap, logging, data and keeps numbers", 16 * gibibyte, map[string]int64{"swap": 0, "logging": 0, "data": 0},
+			func(t *testing.T, l Layout) {
+				if len(l.Partitions) != 4 {
+					t.Fatalf("partitions %+v", l.Partitions)
+				}
+				if p, _ := l.Find(LabelConfig); p.Number != 4 {
+					t.Errorf("config number %d, want 4", p.Number)
+				}
+			}},
+		{"-1 on logging takes the rest", 16 * gibibyte, map[string]int64{"logging": -1, "data": 2048},
+			func(t *testing.T, l Layout) {
+				lg, _ := l.Find(LabelLogging)
+				data, _ := l.Find(LabelData)
+				if data.Size != 2048*MiB || data.End() != l.DiskSize-MiB {
+					t.Errorf("data %+v", data)
+				}
+				if want := int64(16*1024-2-512-4096-64-1024-2048) * MiB; lg.Size != want {
+					t.Errorf("logging %d MiB, want %d", lg.Size/MiB, want/MiB)
+				}
+			}},
+		{"-1 on root splits the rest between the slots", 16 * gibibyte, map[string]int64{"root": -1, "data": 0},
+			func(t *testing.T, l Layout) {
+				a, _ := l.Find(LabelRootA)
+				b, _ := l.Find(LabelRootB)
+				if a.Size != b.Size || a.Size != int64((16*1024-2-512-64-2048-1024)/2)*MiB {
+					t.Errorf("slots %d and %d MiB", a.Size/MiB, b.Size/MiB)
+				}
+			}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			for _, ss := range []int{512, 4096} {
+				l, err := PlanLayout(c.disk, ss, c.vols)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, p := range l.Partitions {
+					if p.Start%MiB != 0 || p.Size%MiB != 0 {
+						t.Errorf("%s not aligned: %+v", p.Name, p)
+					}
+				}
+				c.check(t, l)
+			}
+		})
+	}
+}
+
+func TestPlanLayoutErrors(t *testing.T) {
+	cases := []struct {
+		name string
+		disk int64
+		ss   int
+		vols map[string]int64
+		want []string
+	}{
+		{"too small says how many MiB", 8 * gibibyte, 512, nil,
+			[]string{"disk is 8192 MiB", "needs 8768 MiB", "(578 MiB short)", "storage_vol", "data=rest"}},
+		{"too small with explicit sizes", 4 * gibibyte, 4096, map[string]int64{"data": 3000},
+			[]string{"disk is 4096 MiB", "needs 10744 MiB", "(6650 MiB short)", "data=3000"}},
+		{"two rests", 32 * gibibyte, 512, map[string]int64{"logging": -1}, []string{"both logging and data as -1"}},
+		{"root 0", 32 * gibibyte, 512, map[string]int64{"root": 0}, []string{"sets root to 0", "at least 256 MiB"}},
+		{"below minimum", 32 * gibibyte, 512, map[string]int64{"boot": 100}, []string{"boot=100 MiB is below the 260 MiB minimum"}},
+		{"unknown name", 32 * gibibyte, 512, map[string]int64{"home": 100}, []string{`unknown volume "home"`}},
+		{"negative", 32 * gibibyte, 512, map[string]int64{"swap": -5}, []string{"swap=-5 MiB is negative"}},
+		{"bad sector", 32 * gibibyte, 520, nil, []string{"sector size 520"}},
+		{"unaligned size", 32*gibibyte + 100, 512, nil, []string{"not a positive multiple"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := PlanLayout(c.disk, c.ss, c.vols)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+		})
+	}
+	if _, err := PlanLayout(8*gibibyte, 512, nil); !errors.Is(err, ErrDiskTooSmall) {
+		t.Errorf("too small error %v does not wrap ErrDiskTooSmall", err)
+	}
+}
+
+func asExisting(l Layout) []Partition {
+	var out []Partition
+	for _, p := range l.Partitions {
+		out = append(out, Partition{Number: p.Number, StartByte: p.Start, SizeBytes: p.Size, PartLabel: p.Name, TypeGUID: strings.ToUpper(p.TypeGUID)})
+	}
+	return out
+}
+
+func TestCompare(t *testing.T) {
+	l, err := PlanLayout(64*gibibyte, 512, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := l.Compare(asExisting(l)); !d.Matches() {
+		t.Fatalf("same table does not match: %s", d)
+	}
+	have := asExisting(l)
+	have[4].SizeBytes += MiB             // logging grew
+	have = append(have[:5], have[6:]...) // swap gone
+	have = append(have, Partition{Number: 9, PartLabel: "foreign", StartByte: 1, SizeBytes: MiB})
+	d := l.Compare(have)
+	if d.Matches() || len(d.Changed) != 1 || len(d.Missing) != 1 || len(d.Extra) != 1 {
+		t.Fatalf("diff %+v", d)
+	}
+	if d.Changed[0].Want.Name != LabelLogging || d.Missing[0].Name != LabelSwap || d.Extra[0].PartLabel != "foreign" {
+		t.Errorf("diff %+v", d)
+	}
+	if s := d.String(); !strings.Contains(s, "missing node-swap") || !strings.Contains(s, "node-logging differs") || !strings.Contains(s, `extra partition 9 "foreign"`) {
+		t.Errorf("diff text %q", s)
+	}
+}
+
+func TestKeepInPlace(t *testing.T) {
+	old, err := PlanLayout(64*gibibyte, 4096, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := asExisting(old)
+	// Same layout on the same disk: keepable.
+	if err := old.KeepInPlace(LabelData, have); err != nil {
+		t.Errorf("same layout: %v", err)
+	}
+	// A bigger disk keeps the start, grows data: keepable.
+	bigger, _ := PlanLayout(100*gibibyte, 4096, nil)
+	if err := bigger.KeepInPlace(LabelData, have); err != nil {
+		t.Errorf("bigger disk: %v", err)
+	}
+	// A larger swap moves data: not keepable, and the error says where.
+	moved, _ := PlanLayout(64*gibibyte, 4096, map[string]int64{"swap": 4096})
+	if err := moved.KeepInPlace(LabelData, have); err == nil || !strings.Contains(err.Error(), "new layout puts it at") {
+		t.Errorf("moved: %v", err)
+	}
+	// Same start but smaller: not keepable.
+	shrunk, _ := PlanLayout(64*gibibyte, 4096, map[string]int64{"data": 1024})
+	if err := shrunk.KeepInPlace(LabelData, have); err == nil || !strings.Contains(err.Error(), "MiB short") {
+		t.Errorf("shrunk: %v", err)
+	}
+	none, _ := PlanLayout(64*gibibyte, 4096, map[string]int64{"data": 0})
+	if err := none.KeepInPlace(LabelData, have); err == nil {
+		t.Error("no data in new layout: no error")
+	}
+	if err := old.KeepInPlace(LabelData, nil); err == nil {
+		t.Error("nothing to keep: no error")
+	}
+}

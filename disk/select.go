@@ -1,0 +1,410 @@
+package disk
+
+import (
+	"fmt"
+	"path"
+	"strings"
+
+	"github.com/nodeinit/nodeinit/cmdline"
+)
+
+// SelectOptions adjust Select for tests.
+type SelectOptions struct {
+	// AllowLoop lets a loop device be a target when a spec names it by its
+	// exact path (/dev/loop3). Only tests set it.
+	AllowLoop bool
+}
+
+// Selection is what storage_init resolved to.
+type Selection struct {
+	// Target is the one install disk (the specs before ';').
+	Target Disk
+	// Extra are the additional data disks (the specs after ';').
+	Extra []Disk
+}
+
+// SelectError is a refusal to pick a disk. Candidates are the disks the
+// operator can choose from (or that matched, when several did), and Hint
+// says what to write instead.
+type SelectError struct {
+	Spec       string // storage_init as given
+	Reason     string
+	Candidates []Disk
+	Hint       string
+}
+
+func (e *SelectError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "storage_init=%s: %s", e.Spec, e.Reason)
+	if len(e.Candidates) > 0 {
+		b.WriteString("; candidates:")
+		for _, d := range e.Candidates {
+			b.WriteString("\n  " + Identity(d))
+		}
+	}
+	if e.Hint != "" {
+		b.WriteString("\n" + e.Hint)
+	}
+	return b.String()
+}
+
+// Identity is one line naming a disk the ways an operator can select it.
+func Identity(d Disk) string {
+	f := []string{d.Path, d.Transport, humanSize(d.SizeBytes)}
+	vendor := d.Vendor
+	if vendor == "ATA" || d.Transport == "virtio" {
+		vendor = "" // libata's placeholder; virtio's is the PCI vendor
+	}
+	if m := strings.TrimSpace(vendor + " " + d.Model); m != "" {
+		f = append(f, fmt.Sprintf("model %q", m))
+	}
+	if d.Serial != "" {
+		f = append(f, "serial "+d.Serial)
+	}
+	if d.WWN != "" {
+		f = append(f, "wwn "+d.WWN)
+	}
+	if len(d.ByID) > 0 {
+		f = append(f, "by-id "+d.ByID[0])
+	}
+	if d.ByPath != "" {
+		f = append(f, "by-path "+d.ByPath)
+	}
+	if r := Ineligible(d, SelectOptions{}, false); r != "" {
+		f = append(f, "("+r+")")
+	}
+	return strings.Join(f, "  ")
+}
+
+func humanSize(n int64) string {
+	switch {
+	case n >= 1<<40:
+		return fmt.Sprintf("%.1f TiB", float64(n)/(1<<40))
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	}
+	return fmt.Sprintf("%d MiB", n>>20)
+}
+
+// Ineligible returns why d can never be a target, or "". The rules of
+// DESIGN.md: the boot medium, mounted filesystems, active swap, holders,
+// read-only devices and virtual devices (loop only when exactPath and
+// opts.AllowLoop).
+func Ineligible(d Disk, opts SelectOptions, exactPath bool) string {
+	switch {
+	case d.BootMedium:
+		return d.Path + " holds the boot medium"
+	case d.Transport == "loop" && !(exactPath && opts.AllowLoop):
+		return d.Path + " is a loop device"
+	case d.Transport == "ram" || d.Transport == "zram" || d.Transport == "dm" || d.Transport == "md" || d.Transport == "nbd":
+		return fmt.Sprintf("%s is a %s device, not a disk", d.Path, d.Transport)
+	case len(d.Mounts) > 0:
+		return fmt.Sprintf("%s has mounted filesystems (%s)", d.Path, strings.Join(d.Mounts, ", "))
+	case d.Swap:
+		return d.Path + " has active swap"
+	case len(d.Holders) > 0:
+		return fmt.Sprintf("%s is in use by %s", d.Path, strings.Join(d.Holders, ", "))
+	case d.ReadOnly:
+		return d.Path + " is read-only"
+	case strings.HasPrefix(d.Name, "sr"):
+		return d.Path + " is an optical drive"
+	case d.SizeBytes == 0:
+		return d.Path + " has no medium (size 0)"
+	}
+	return ""
+}
+
+// match is one disk a spec matched; explicit when the spec named exactly
+// this disk (an exact path, serial, WWN, by-id, by-path or bus:SERIAL)
+// rather than a pattern (glob, bus:ALL).
+type match struct {
+	disk     int
+	explicit bool
+	exact    bool // named by its exact /dev path
+}
+
+// Select resolves storage_init to the install disk and the extra data disks.
+// Every exclusion of DESIGN.md applies; a disk a spec named explicitly but
+// that is excluded is an error naming the disk and the reason. The specs
+// before ';' must resolve to exactly one disk; a bare storage_init means
+// the one eligible disk, and never picks a USB or removable disk by itself.
+// There is no fallback disk.
+func Select(disks []Disk, spec *cmdline.StorageInit, opts SelectOptions) (Selection, error) {
+	if spec == nil {
+		return Selection{}, &SelectError{Reason: "no storage_init given", Candidates: eligible(disks, opts),
+			Hint: "add storage_init=<disk>, e.g. " + suggest(eligible(disks, opts))}
+	}
+	raw := rawSpec(spec)
+	if spec.Bare || len(spec.Disks) == 0 {
+		return selectBare(disks, spec, raw, opts)
+	}
+	target, err := resolve(disks, spec.Disks, raw, opts)
+	if err != nil {
+		return Selection{}, err
+	}
+	switch len(target) {
+	case 0:
+		return Selection{}, &SelectError{Spec: raw, Reason: "matches no disk", Candidates: disks,
+			Hint: "name one of the disks above, e.g. " + suggest(eligible(disks, opts))}
+	case 1:
+	default:
+		var c []Disk
+		for _, i := range target {
+			c = append(c, disks[i])
+		}
+		return Selection{}, &SelectError{Spec: raw, Reason: fmt.Sprintf("matches %d disks where one is needed", len(target)),
+			Candidates: c, Hint: "name one of them, e.g. " + suggest(c) + " (put extra data disks after ';')"}
+	}
+	sel := Selection{Target: disks[target[0]]}
+	if len(spec.Extra) > 0 {
+		extra, err := resolve(disks, spec.Extra, raw, opts)
+		if err != nil {
+			return Selection{}, err
+		}
+		if len(extra) == 0 {
+			return Selection{}, &SelectError{Spec: raw, Reason: "the disks after ';' match no disk", Candidates: disks,
+				Hint: "name the extra data disks after ';' the same ways as the install disk"}
+		}
+		for _, i := range extra {
+			if i == target[0] {
+				return Selection{}, &SelectError{Spec: raw, Reason: fmt.Sprintf("%s is both the install disk and an extra data disk", disks[i].Path),
+					Candidates: []Disk{disks[i]}, Hint: "list it only once"}
+			}
+			sel.Extra = append(sel.Extra, disks[i])
+		}
+	}
+	return sel, nil
+}
+
+func selectBare(disks []Disk, spec *cmdline.StorageInit, raw string, opts SelectOptions) (Selection, error) {
+	var pick []Disk
+	for _, d := range eligible(disks, opts) {
+		if d.Transport != "usb" && !d.Removable {
+			pick = append(pick, d)
+		}
+	}
+	if len(pick) == 1 {
+		sel := Selection{Target: pick[0]}
+		if len(spec.Extra) > 0 {
+			extra, err := resolve(disks, spec.Extra, raw, opts)
+			if err != nil {
+				return Selection{}, err
+			}
+			for _, i := range extra {
+				if disks[i].Name != pick[0].Name {
+					sel.Extra = append(sel.Extra, disks[i])
+				}
+			}
+		}
+		return sel, nil
+	}
+	if len(pick) == 0 {
+		return Selection{}, &SelectError{Spec: raw, Reason: "no eligible disk (USB and removable disks are only used when named)",
+			Candidates: disks, Hint: "name the disk, e.g. " + suggest(eligible(disks, opts))}
+	}
+	return Selection{}, &SelectError{Spec: raw, Reason: fmt.Sprintf("a bare storage_init needs exactly one eligible disk; there are %d", len(pick)),
+		Candidates: pick, Hint: "name one of them, e.g. " + suggest(pick)}
+}
+
+func rawSpec(spec *cmdline.StorageInit) string {
+	var a, b []string
+	for _, s := range spec.Disks {
+		a = append(a, s.Raw)
+	}
+	for _, s := range spec.Extra {
+		b = append(b, s.Raw)
+	}
+	out := strings.Join(a, ",")
+	if len(b) > 0 {
+		out += ";" + strings.Join(b, ",")
+	}
+	return out
+}
+
+// resolve returns the indexes of the eligible disks the specs match, in
+// disk order without duplicates. An explicitly named but excluded disk is an
+// error; pattern matches silently skip excluded disks, unless nothing
+// eligible is left, which is an error listing the excluded ones.
+func resolve(disks []Disk, specs []cmdline.DiskSpec, raw string, opts SelectOptions) ([]int, error) {
+	seen := map[int]bool{}
+	var excluded []Disk
+	var reasons []string
+	for _, s := range specs {
+		ms, err := matchSpec(disks, s)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range ms {
+			d := disks[m.disk]
+			if r := Ineligible(d, opts, m.exact); r != "" {
+				if m.explicit {
+					return nil, &SelectError{Spec: raw, Reason: "cannot be a target: " + r,
+						Candidates: eligible(disks, opts), Hint: "name another disk" + hintFrom(eligible(disks, opts))}
+				}
+				excluded = append(excluded, d)
+				reasons = append(reasons, r)
+				continue
+			}
+			seen[m.disk] = true
+		}
+	}
+	var out []int
+	for i := range disks {
+		if seen[i] {
+			out = append(out, i)
+		}
+	}
+	if len(out) == 0 && len(excluded) > 0 {
+		return nil, &SelectError{Spec: raw, Reason: "matches only disks that cannot be targets: " + strings.Join(dedup(reasons), "; "),
+			Candidates: eligible(disks, opts), Hint: "name another disk" + hintFrom(eligible(disks, opts))}
+	}
+	return out, nil
+}
+
+func hintFrom(c []Disk) string {
+	if len(c) == 0 {
+		return ""
+	}
+	return ", e.g. " + suggest(c)
+}
+
+// matchSpec returns the disks one spec matches.
+func matchSpec(disks []Disk, s cmdline.DiskSpec) ([]match, error) {
+	var out []match
+	add := func(i int, explicit, exact bool) { out = append(out, match{disk: i, explicit: explicit, exact: exact}) }
+	switch s.Kind {
+	case cmdline.SpecPath:
+		v := s.Value
+		if name, ok := strings.CutPrefix(v, "/dev/disk/by-id/"); ok {
+			return matchSpec(disks, cmdline.DiskSpec{Kind: cmdline.SpecByID, Value: name, Raw: s.Raw})
+		}
+		if name, ok := strings.CutPrefix(v, "/dev/disk/by-path/"); ok {
+			return matchSpec(disks, cmdline.DiskSpec{Kind: cmdline.SpecByPath, Value: name, Raw: s.Raw})
+		}
+		glob := strings.ContainsAny(v, "*?[")
+		if !glob && !strings.HasPrefix(v, "/dev/") {
+			v = "/dev/" + v
+		}
+		for i, d := range disks {
+			if ok, _ := path.Match(v, d.Path); ok {
+				add(i, !glob, !glob)
+			}
+		}
+		if len(out) == 0 && !glob {
+			for _, d := range disks {
+				for _, p := range d.Partitions {
+					if p.Path == v {
+						return nil, &SelectError{Spec: s.Raw, Reason: fmt.Sprintf("%s is a partition of %s; storage_init takes whole disks", v, d.Path),
+							Candidates: []Disk{d}, Hint: "use storage_init=" + suggest([]Disk{d})}
+					}
+				}
+			}
+		}
+	case cmdline.SpecBus:
+		for i, d := range disks {
+			if !strings.EqualFold(d.Transport, s.Bus) {
+				continue
+			}
+			if s.All {
+				add(i, false, false)
+			} else if busSerialMatches(d, s.Value) {
+				add(i, true, false)
+			}
+		}
+	case cmdline.SpecSerial:
+		for i, d := range disks {
+			if d.Serial != "" && strings.EqualFold(d.Serial, s.Value) {
+				add(i, true, false)
+			}
+		}
+	case cmdline.SpecWWN:
+		for i, d := range disks {
+			if d.WWN != "" && sameWWN(d.WWN, s.Value) {
+				add(i, true, false)
+			}
+		}
+	case cmdline.SpecByID:
+		v := strings.TrimPrefix(s.Value, "/dev/disk/by-id/")
+		glob := strings.ContainsAny(v, "*?[")
+		for i, d := range disks {
+			for _, id := range d.ByID {
+				if ok, _ := path.Match(v, id); ok {
+					add(i, !glob, false)
+					break
+				}
+			}
+		}
+	case cmdline.SpecByPath:
+		v := strings.TrimPrefix(s.Value, "/dev/disk/by-path/")
+		glob := strings.ContainsAny(v, "*?[")
+		for i, d := range disks {
+			for _, p := range byPathAliases(d) {
+				if ok, _ := path.Match(v, p); ok {
+					add(i, !glob, false)
+					break
+				}
+			}
+		}
+	default:
+		return nil, &SelectError{Spec: s.Raw, Reason: fmt.Sprintf("unknown disk selector kind %q", s.Kind),
+			Hint: "use a /dev path, serial:, wwn:, by-id:, by-path: or ata|scsi|usb|nvme|virtio:SERIAL"}
+	}
+	return out, nil
+}
+
+// busSerialMatches matches oVirt's bus:SERIAL, where SERIAL was udev's
+// ID_SERIAL (e.g. usb:SanDisk_Cruzer_Blade_4C53…) or the short serial.
+func busSerialMatches(d Disk, v string) bool {
+	if d.Serial != "" && strings.EqualFold(d.Serial, v) {
+		return true
+	}
+	for _, id := range d.ByID {
+		id = strings.TrimPrefix(id, d.Transport+"-")
+		if d.Transport == "usb" {
+			if i := strings.LastIndex(id, "-"); i > 0 {
+				id = id[:i]
+			}
+		}
+		if strings.EqualFold(id, v) {
+			return true
+		}
+	}
+	return false
+}
+
+// eligible returns the disks that can be targets.
+func eligible(disks []Disk, opts SelectOptions) []Disk {
+	var out []Disk
+	for _, d := range disks {
+		if Ineligible(d, opts, false) == "" {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// suggest gives the most stable storage_init value for the first candidate,
+// preferring fixed disks over USB and removable ones.
+func suggest(c []Disk) string {
+	if len(c) == 0 {
+		return "storage_init=serial:<serial>"
+	}
+	d := c[0]
+	for _, x := range c {
+		if x.Transport != "usb" && !x.Removable {
+			d = x
+			break
+		}
+	}
+	switch {
+	case d.Serial != "" && !strings.ContainsAny(d.Serial, " \t,;"):
+		return "storage_init=serial:" + d.Serial
+	case d.WWN != "":
+		return "storage_init=wwn:" + d.WWN
+	case len(d.ByID) > 0:
+		return "storage_init=/dev/disk/by-id/" + d.ByID[0]
+	case d.ByPath != "":
+		return "storage_init=/dev/disk/by-path/" + d.ByPath
+	}
+	return "storage_init=" + d.Path
+}

@@ -1,0 +1,174 @@
+package disk
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/nodeinit/nodeinit/cmdline"
+)
+
+func pathSpec(p string) *cmdline.StorageInit {
+	return &cmdline.StorageInit{Disks: []cmdline.DiskSpec{{Kind: cmdline.SpecPath, Value: p, Raw: p}}}
+}
+
+func spec(kind cmdline.DiskSpecKind, value string) cmdline.DiskSpec {
+	return cmdline.DiskSpec{Kind: kind, Value: value, Raw: string(kind) + ":" + value}
+}
+
+func bus(b, serial string) cmdline.DiskSpec {
+	if serial == "ALL" {
+		return cmdline.DiskSpec{Kind: cmdline.SpecBus, Bus: b, All: true, Raw: b + ":ALL"}
+	}
+	return cmdline.DiskSpec{Kind: cmdline.SpecBus, Bus: b, Value: serial, Raw: b + ":" + serial}
+}
+
+func disksOf(t *testing.T, trees ...string) []Disk {
+	t.Helper()
+	var all []Disk
+	for _, tr := range trees {
+		d, err := Discover(Root{Dir: "testdata/sysfs/" + tr, SkipProbe: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, d...)
+	}
+	return all
+}
+
+func TestSelect(t *testing.T) {
+	type tc struct {
+		name   string
+		tree   string
+		init   *cmdline.StorageInit
+		opts   SelectOptions
+		target string   // kernel name, or "" for an error
+		extra  []string // kernel names
+		errHas []string // substrings of the error
+	}
+	one := func(s ...cmdline.DiskSpec) *cmdline.StorageInit { return &cmdline.StorageInit{Disks: s} }
+	cases := []tc{
+		// oVirt paths and globs
+		{name: "path", tree: "two-identical", init: pathSpec("/dev/sdb"), target: "sdb"},
+		{name: "glob ambiguous", tree: "two-identical", init: pathSpec("/dev/sd*"),
+			errHas: []string{"matches 2 disks", "S6PUNX0R100001A", "S6PUNX0R100002B", "storage_init=serial:S6PUNX0R100001A", "ata-Samsung_SSD_870_EVO_1TB_S6PUNX0R100002B"}},
+		{name: "glob one", tree: "usb-nvme", init: pathSpec("/dev/nvme*"), target: "nvme0n1"},
+		{name: "path no match", tree: "usb-nvme", init: pathSpec("/dev/sda"), errHas: []string{"matches no disk", "/dev/nvme0n1", "/dev/sdb"}},
+		{name: "partition path", tree: "usb-nvme", init: pathSpec("/dev/nvme0n1p2"), errHas: []string{"partition of /dev/nvme0n1", "whole disks"}},
+		{name: "by-id path", tree: "two-identical", init: pathSpec("/dev/disk/by-id/ata-Samsung_SSD_870_EVO_1TB_S6PUNX0R100002B"), target: "sdb"},
+		{name: "by-id wwn path", tree: "two-identical", init: pathSpec("/dev/disk/by-id/wwn-0x5002538f4210a001"), target: "sda"},
+		{name: "by-path path", tree: "usb-nvme", init: pathSpec("/dev/disk/by-path/pci-0000:00:04.0-nvme-1"), target: "nvme0n1"},
+		// bus forms
+		{name: "bus serial", tree: "two-identical", init: one(bus("ata", "S6PUNX0R100002B")), target: "sdb"},
+		{name: "bus ID_SERIAL", tree: "usb-nvme", init: one(bus("usb", "SanDisk_Cruzer_Blade_4C530001220528")), target: "sdb"},
+		{name: "bus nvme model_serial", tree: "usb-nvme", init: one(bus("nvme", "Samsung_SSD_980_PRO_1TB_S5GXNF0R123456")), target: "nvme0n1"},
+		{name: "bus ALL one", tree: "usb-nvme", init: one(bus("nvme", "ALL")), target: "nvme0n1"},
+		{name: "bus ALL two", tree: "two-identical", init: one(bus("ata", "ALL")), errHas: []string{"matches 2 disks"}},
+		{name: "bus wrong", tree: "two-identical", init: one(bus("nvme", "S6PUNX0R100002B")), errHas: []string{"matches no disk"}},
+		// stable forms
+		{name: "serial", tree: "two-identical", init: one(spec(cmdline.SpecSerial, "S6PUNX0R100001A")), target: "sda"},
+		{name: "serial case", tree: "two-identical", init: one(spec(cmdline.SpecSerial, "s6punx0r100001a")), target: "sda"},
+		{name: "wwn", tree: "wwn-only", init: one(spec(cmdline.SpecWWN, "0x5000c500a1b2c3d4")), target: "sdc"},
+		{name: "wwn no 0x", tree: "wwn-only", init: one(spec(cmdline.SpecWWN, "5000C500A1B2C3D4")), target: "sdc"},
+		{name: "wwn nvme eui", tree: "usb-nvme", init: one(spec(cmdline.SpecWWN, "eui.002538b1c1a2b3c4")), target: "nvme0n1"},
+		{name: "by-id", tree: "wwn-only", init: one(spec(cmdline.SpecByID, "scsi-35000c500a1b2c3d4")), target: "sdc"},
+		{name: "by-id glob", tree: "two-identical", init: one(spec(cmdline.SpecByID, "ata-Samsung_*")), errHas: []string{"matches 2 disks"}},
+		{name: "by-path", tree: "wwn-only", init: one(spec(cmdline.SpecByPath, "pci-0000:00:10.0-scsi-1:0:0:0")), target: "sdc"},
+		{name: "by-path ata compat", tree: "two-identical", init: one(spec(cmdline.SpecByPath, "pci-0000:00:1f.2-ata-2.0")), target: "sdb"},
+		{name: "by-path virtio alias", tree: "in-use", init: one(spec(cmdline.SpecByPath, "virtio-pci-0000:00:06.0")), target: "vdb"},
+		// lists
+		{name: "comma list, one present", tree: "usb-nvme", init: one(spec(cmdline.SpecSerial, "NOPE"), bus("nvme", "ALL")), target: "nvme0n1"},
+		{name: "comma list, two", tree: "two-identical", init: one(pathSpec("/dev/sda").Disks[0], pathSpec("/dev/sdb").Disks[0]),
+			errHas: []string{"matches 2 disks", "after ';'"}},
+		{name: "extra after ;", tree: "two-identical", init: &cmdline.StorageInit{Disks: []cmdline.DiskSpec{spec(cmdline.SpecSerial, "S6PUNX0R100001A")},
+			Extra: []cmdline.DiskSpec{spec(cmdline.SpecSerial, "S6PUNX0R100002B")}}, target: "sda", extra: []string{"sdb"}},
+		{name: "extra same as target", tree: "two-identical", init: &cmdline.StorageInit{Disks: []cmdline.DiskSpec{spec(cmdline.SpecSerial, "S6PUNX0R100001A")},
+			Extra: []cmdline.DiskSpec{bus("ata", "ALL")}}, errHas: []string{"both the install disk and an extra"}},
+		// bare
+		{name: "bare, USB stick beside NVMe", tree: "usb-nvme", init: &cmdline.StorageInit{Bare: true}, target: "nvme0n1"},
+		{name: "bare, two identical", tree: "two-identical", init: &cmdline.StorageInit{Bare: true},
+			errHas: []string{"exactly one eligible disk; there are 2", "S6PUNX0R100001A", "S6PUNX0R100002B"}},
+		{name: "bare, only excluded", tree: "in-use", init: &cmdline.StorageInit{Bare: true}, target: "vdb"},
+		// exclusions named explicitly
+		{name: "mounted", tree: "in-use", init: pathSpec("/dev/sda"), errHas: []string{"/dev/sda has mounted filesystems (/srv/my data)", "storage_init=/dev/disk/by-id/virtio-node_disk_1"}},
+		{name: "holders", tree: "in-use", init: one(spec(cmdline.SpecSerial, "WD-WCC3F0000002")), errHas: []string{"/dev/sdb is in use by md127"}},
+		{name: "swap", tree: "in-use", init: one(spec(cmdline.SpecByID, "ata-WDC_WD10EZEX-00BN5A0_WD-WCC3F0000003")), errHas: []string{"/dev/sdc has active swap"}},
+		{name: "read-only", tree: "in-use", init: one(bus("virtio", "cfgdisk")), errHas: []string{"/dev/vda is read-only"}},
+		{name: "md", tree: "in-use", init: pathSpec("/dev/md127"), errHas: []string{"md device"}},
+		{name: "zram", tree: "two-identical", init: pathSpec("/dev/zram0"), errHas: []string{"zram device"}},
+		{name: "glob skips excluded", tree: "in-use", init: pathSpec("/dev/vd*"), target: "vdb"},
+		{name: "glob only excluded", tree: "in-use", init: pathSpec("/dev/sd[abc]"),
+			errHas: []string{"cannot be targets", "/dev/sda has mounted", "/dev/sdb is in use by md127", "/dev/sdc has active swap"}},
+		{name: "loop refused", tree: "two-identical", init: pathSpec("/dev/loop0"), opts: SelectOptions{AllowLoop: false}, errHas: []string{"loop device"}},
+		{name: "nil", tree: "usb-nvme", init: nil, errHas: []string{"no storage_init"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			disks := disksOf(t, c.tree)
+			sel, err := Select(disks, c.init, c.opts)
+			if c.target == "" {
+				if err == nil {
+					t.Fatalf("want an error, selected %s", sel.Target.Name)
+				}
+				var se *SelectError
+				if !errors.As(err, &se) {
+					t.Fatalf("error %T is not a *SelectError: %v", err, err)
+				}
+				for _, s := range c.errHas {
+					if !strings.Contains(err.Error(), s) {
+						t.Errorf("error lacks %q:\n%v", s, err)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("unexpected error: %v", err)
+			}
+			if sel.Target.Name != c.target {
+				t.Errorf("target %s, want %s", sel.Target.Name, c.target)
+			}
+			var extra []string
+			for _, d := range sel.Extra {
+				extra = append(extra, d.Name)
+			}
+			if strings.Join(extra, ",") != strings.Join(c.extra, ",") {
+				t.Errorf("extra %v, want %v", extra, c.extra)
+			}
+		})
+	}
+}
+
+// TestSelectBootMedium: the boot medium is never a target, whichever way it is named.
+func TestSelectBootMedium(t *testing.T) {
+	disks := disksOf(t, "usb-nvme")
+	MarkBootMedium(disks, "sdb1")
+	for _, init := range []*cmdline.StorageInit{
+		pathSpec("/dev/sdb"),
+		{Disks: []cmdline.DiskSpec{bus("usb", "4C530001220528")}},
+		{Disks: []cmdline.DiskSpec{spec(cmdline.SpecSerial, "4C530001220528")}},
+	} {
+		_, err := Select(disks, init, SelectOptions{})
+		if err == nil || !strings.Contains(err.Error(), "/dev/sdb holds the boot medium") {
+			t.Errorf("%s: %v", init.Disks[0].Raw, err)
+		}
+	}
+	_, err := Select(disks, &cmdline.StorageInit{Disks: []cmdline.DiskSpec{bus("usb", "ALL")}}, SelectOptions{})
+	if err == nil || !strings.Contains(err.Error(), "boot medium") {
+		t.Errorf("usb:ALL with only the boot medium: %v", err)
+	}
+}
+
+// TestSelectLoopByExactPath: loop devices only by exact path, and only when the caller allows.
+func TestSelectLoopByExactPath(t *testing.T) {
+	disks := []Disk{{Name: "loop7", Path: "/dev/loop7", Transport: "loop", SizeBytes: 1 << 30}}
+	if _, err := Select(disks, pathSpec("/dev/loop*"), SelectOptions{AllowLoop: true}); err == nil {
+		t.Error("a glob picked a loop device")
+	}
+	if _, err := Select(disks, &cmdline.StorageInit{Bare: true}, SelectOptions{AllowLoop: true}); err == nil {
+		t.Error("bare storage_init picked a loop device")
+	}
+	sel, err := Select(disks, pathSpec("/dev/loop7"), SelectOptions{AllowLoop: true})
+	if err != nil || sel.Target.Name != "loop7" {
+		t.Errorf("exact path with AllowLoop: %v", err)
+	}
+}

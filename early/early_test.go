@@ -1,0 +1,177 @@
+package early
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestCommandLine(t *testing.T) {
+	line := `console=ttyS0,115200n8 hostname="a b" nodeinit.onfail=reboot console=tty0 console=ttyS0 rescue -- nodeinit.onfail=halt`
+	if got := strings.Join(Fields(line), "|"); got != `console=ttyS0,115200n8|hostname=a b|nodeinit.onfail=reboot|console=tty0|console=ttyS0|rescue` {
+		t.Errorf("Fields = %s", got)
+	}
+	if got := strings.Join(ConsoleNames(line), " "); got != "ttyS0 tty0" {
+		t.Errorf("ConsoleNames = %q, want every console= once, in order", got)
+	}
+	if got := ConsoleNames("quiet"); len(got) != 1 || got[0] != "console" {
+		t.Errorf("no console= gives %v, want [console]", got)
+	}
+	if v, ok := LookupArg(line, "rescue"); !ok || v != "" {
+		t.Errorf("bare flag: %q %v", v, ok)
+	}
+	for _, tc := range []struct {
+		line string
+		want OnFail
+		err  bool
+	}{
+		{"quiet", OnFailHalt, false},
+		{line, OnFailReboot, false}, // after -- belongs to the OS
+		{"nodeinit.onfail=shell nodeinit.onfail=PowerOff", OnFailPowerOff, false},
+		{"nodeinit.onfail=explode", OnFailHalt, true},
+	} {
+		got, err := ParseOnFail(tc.line)
+		if got != tc.want || (err != nil) != tc.err {
+			t.Errorf("ParseOnFail(%q) = %s, %v; want %s, error %v", tc.line, got, err, tc.want, tc.err)
+		}
+	}
+}
+
+func TestFailureScreen(t *testing.T) {
+	err := &Failure{What: "storage_init matches 2 disks", Fix: "name one disk by serial", KernelArg: "storage_init=serial:ABC", Err: errors.New("nvme0n1, vda")}
+	s := FailureScreen(fmtWrap(err), OnFailPowerOff, "/boot/efi/nodeinit.log")
+	for _, want := range []string{FailureScreenMarker, "storage_init matches 2 disks: nvme0n1, vda", "name one disk by serial", "storage_init=serial:ABC", "/boot/efi/nodeinit.log", "powering off"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("screen lacks %q:\n%s", want, s)
+		}
+	}
+	plain := FailureScreen(errors.New("boom"), OnFailHalt, "")
+	if !strings.Contains(plain, "boom") || !strings.Contains(plain, "not saved") || !strings.Contains(plain, "halting") {
+		t.Errorf("plain error screen:\n%s", plain)
+	}
+}
+
+func fmtWrap(err error) error { return errors.Join(errors.New("stage partition"), err) }
+
+type failWriter struct{}
+
+func (failWriter) Write(p []byte) (int, error) { return 0, errors.New("gone") }
+
+func TestOutputEveryConsoleAndKmsg(t *testing.T) {
+	var a, b, kmsg strings.Builder
+	o := NewOutput(&kmsg, &a, failWriter{}, &b)
+	o.Write([]byte("one\ntw"))
+	o.Write([]byte("o\n"))
+	if a.String() != "one\ntwo\n" || b.String() != "one\ntwo\n" {
+		t.Errorf("consoles got %q and %q", a.String(), b.String())
+	}
+	if o.Consoles() != 2 {
+		t.Errorf("broken console kept: %d consoles", o.Consoles())
+	}
+	if kmsg.String() != "<15>nodeinit: one\n<15>nodeinit: two\n" {
+		t.Errorf("kmsg got %q, want one record per line", kmsg.String())
+	}
+	dir := t.TempDir()
+	p, err := o.SaveLog(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Write([]byte("three\n"))
+	if _, err := o.SaveLog(dir); err != nil {
+		t.Fatal(err)
+	}
+	cur, _ := os.ReadFile(p)
+	old, _ := os.ReadFile(p + ".old")
+	if string(cur) != "one\ntwo\nthree\n" || string(old) != "one\ntwo\n" {
+		t.Errorf("saved %q, previous %q", cur, old)
+	}
+	if _, err := o.SaveLog(filepath.Join(dir, "missing")); err == nil {
+		t.Error("SaveLog into a missing directory succeeded")
+	}
+}
+
+type fakePower struct{ calls []string }
+
+func (f *fakePower) Reboot() error   { f.calls = append(f.calls, "reboot"); return nil }
+func (f *fakePower) PowerOff() error { f.calls = append(f.calls, "poweroff"); return nil }
+func (f *fakePower) Halt() error     { f.calls = append(f.calls, "halt"); return errors.New("no") }
+
+func TestFailAppliesOnFail(t *testing.T) {
+	for _, tc := range []struct {
+		cmdline string
+		want    string
+	}{
+		{"", "halt"},
+		{"nodeinit.onfail=poweroff", "poweroff"},
+		{"nodeinit.onfail=reboot", "slept reboot"},
+		{"nodeinit.onfail=shell", "shell reboot"},
+	} {
+		var out strings.Builder
+		power := &fakePower{}
+		var seq []string
+		env := &Env{Cmdline: tc.cmdline, Out: NewOutput(nil, &out), Power: power, LogDir: t.TempDir(),
+			sleepFn:  func(time.Duration) { seq = append(seq, "slept") },
+			rescueFn: func(string) error { seq = append(seq, "shell"); return nil }}
+		err := env.Fail(errors.New("no disk"))
+		got := strings.Join(append(seq, power.calls...), " ")
+		if got != tc.want {
+			t.Errorf("%q: did %q, want %q", tc.cmdline, got, tc.want)
+		}
+		if tc.want == "halt" && err == nil {
+			t.Errorf("a failing Halt must be reported")
+		}
+		if !strings.Contains(out.String(), FailureScreenMarker) || !strings.Contains(out.String(), "nodeinit.log") {
+			t.Errorf("%q: no screen naming the saved log:\n%s", tc.cmdline, out.String())
+		}
+		saved, _ := os.ReadFile(filepath.Join(env.LogDir, "nodeinit.log"))
+		if !strings.Contains(string(saved), FailureScreenMarker) {
+			t.Errorf("saved log lacks the failure screen")
+		}
+	}
+}
+
+type step struct {
+	name string
+	err  error
+	ran  *[]string
+}
+
+func (s step) Create() error  { *s.ran = append(*s.ran, s.name); return s.err }
+func (s step) String() string { return s.name }
+
+func TestRunSteps(t *testing.T) {
+	var ran []string
+	boom := errors.New("boom")
+	res, err := RunSteps([]Step{
+		{Creator: step{"a", nil, &ran}},
+		{Creator: step{"efi", nil, &ran}, When: "/nonexistent/efi"},
+		{Creator: step{"opt", boom, &ran}, Optional: true},
+		{Creator: step{"must", boom, &ran}},
+		{Creator: step{"never", nil, &ran}},
+	})
+	if !errors.Is(err, boom) || !strings.Contains(err.Error(), "must") {
+		t.Errorf("err = %v, want the failing required step named", err)
+	}
+	if strings.Join(ran, " ") != "a opt must" {
+		t.Errorf("ran %v", ran)
+	}
+	if len(res) != 4 || !res[1].Skipped || !strings.HasPrefix(res[2].String(), "FAIL opt") {
+		t.Errorf("results %v", res)
+	}
+}
+
+func TestWaitBlockDevicesSettles(t *testing.T) {
+	dir := t.TempDir()
+	os.Mkdir(filepath.Join(dir, "vda"), 0o755)
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		os.Mkdir(filepath.Join(dir, "nvme0n1"), 0o755)
+	}()
+	got := WaitBlockDevices(t.Context(), dir, 300*time.Millisecond, 5*time.Second)
+	if strings.Join(got, " ") != "nvme0n1 vda" {
+		t.Errorf("got %v, want the disk that appeared late too", got)
+	}
+}

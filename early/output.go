@@ -1,0 +1,143 @@
+package early
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+)
+
+// maxLogBytes bounds the copy of the output kept for SaveLog; the oldest half is dropped.
+const maxLogBytes = 8 << 20
+
+// Output writes to every console and to /dev/kmsg, and keeps a copy for SaveLog. A console
+// that fails a write is dropped so that one broken console cannot silence the others.
+type Output struct {
+	mu       sync.Mutex
+	consoles []io.Writer
+	kmsg     io.Writer
+	pending  []byte // a partial line not yet sent to kmsg
+	copy     bytes.Buffer
+}
+
+// NewOutput writes to consoles and, one record per line, to kmsg (nil for none).
+func NewOutput(kmsg io.Writer, consoles ...io.Writer) *Output {
+	return &Output{consoles: consoles, kmsg: kmsg}
+}
+
+// OpenOutput opens /dev/<name> under devDir for each console name and devDir/kmsg. Consoles
+// that cannot be opened are skipped; the returned error lists them (Output is still usable).
+func OpenOutput(devDir string, names []string) (*Output, error) {
+	var consoles []io.Writer
+	var bad []string
+	for _, n := range names {
+		f, err := os.OpenFile(filepath.Join(devDir, n), os.O_WRONLY|os.O_APPEND|noctty, 0)
+		if err != nil {
+			bad = append(bad, fmt.Sprintf("%s: %v", n, err))
+			continue
+		}
+		consoles = append(consoles, f)
+	}
+	var kmsg io.Writer
+	if f, err := os.OpenFile(filepath.Join(devDir, "kmsg"), os.O_WRONLY, 0); err == nil {
+		kmsg = f
+	} else {
+		bad = append(bad, fmt.Sprintf("kmsg: %v", err))
+	}
+	o := NewOutput(kmsg, consoles...)
+	if len(bad) > 0 {
+		return o, fmt.Errorf("open consoles: %v", bad)
+	}
+	return o, nil
+}
+
+// Consoles returns how many consoles are still written to.
+func (o *Output) Consoles() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.consoles)
+}
+
+// Write sends p to every console and to kmsg. It never fails: output must not stop the boot.
+func (o *Output) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	kept := o.consoles[:0]
+	for _, c := range o.consoles {
+		if _, err := c.Write(p); err == nil {
+			kept = append(kept, c)
+		}
+	}
+	o.consoles = kept
+	o.keep(p)
+	o.toKmsg(p)
+	return len(p), nil
+}
+
+func (o *Output) keep(p []byte) {
+	if o.copy.Len()+len(p) > maxLogBytes {
+		tail := append([]byte(nil), o.copy.Bytes()[o.copy.Len()/2:]...)
+		o.copy.Reset()
+		o.copy.Write(tail)
+	}
+	o.copy.Write(p)
+}
+
+// toKmsg writes each complete line as one kmsg record. Records use facility user and level
+// debug ("<15>") so that the kernel does not echo them on the console a second time at the
+// default console log level; dmesg and the journal still show them.
+func (o *Output) toKmsg(p []byte) {
+	if o.kmsg == nil {
+		return
+	}
+	o.pending = append(o.pending, p...)
+	for {
+		i := bytes.IndexByte(o.pending, '\n')
+		if i < 0 {
+			break
+		}
+		line := o.pending[:i]
+		if len(line) > 0 {
+			if len(line) > 900 { // kmsg refuses records over about 1 KiB
+				line = line[:900]
+			}
+			o.kmsg.Write(append([]byte("<15>nodeinit: "), append(line, '\n')...))
+		}
+		o.pending = o.pending[i+1:]
+	}
+	o.pending = append([]byte(nil), o.pending...)
+}
+
+// Log returns a copy of everything written so far (up to the last 8 MiB).
+func (o *Output) Log() []byte {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]byte(nil), o.copy.Bytes()...)
+}
+
+// SaveLog writes the log to dir/nodeinit.log, keeping the previous one as nodeinit.log.old,
+// and syncs it. It returns the path written.
+func (o *Output) SaveLog(dir string) (string, error) {
+	if dir == "" {
+		return "", fmt.Errorf("save log: no directory given")
+	}
+	path := filepath.Join(dir, "nodeinit.log")
+	if _, err := os.Stat(path); err == nil {
+		os.Rename(path, path+".old")
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("save log to %s: %w", dir, err)
+	}
+	_, werr := f.Write(o.Log())
+	serr := f.Sync()
+	cerr := f.Close()
+	for _, err := range []error{werr, serr, cerr} {
+		if err != nil {
+			return "", fmt.Errorf("save log to %s: %w", path, err)
+		}
+	}
+	return path, nil
+}

@@ -1,0 +1,87 @@
+package early
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/u-root/u-root/pkg/mount"
+	"golang.org/x/sys/unix"
+)
+
+// Setup does everything before the engine: the early mounts, output to every console and
+// kmsg, the kernel modules listed in ModuleListPath, and the late mounts. It always returns
+// a usable Env (writing at least to /dev/console when it can); the error is the first step
+// that failed and was not optional.
+func Setup() (*Env, error) {
+	env := &Env{Power: KernelPower{}, Started: Uptime()}
+	results, mountErr := RunSteps(EarlyMounts)
+	env.Steps = results
+
+	cmdline, err := os.ReadFile("/proc/cmdline")
+	if err == nil {
+		env.Cmdline = strings.TrimSpace(string(cmdline))
+	}
+	out, outErr := OpenOutput("/dev", ConsoleNames(env.Cmdline))
+	env.Out = out
+	env.Log = slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{ReplaceAttr: dropTime}))
+
+	fmt.Fprintf(out, "nodeinit: /init started %.3fs after kernel start, writing to %d console(s): %s\n",
+		env.Started.Seconds(), out.Consoles(), strings.Join(ConsoleNames(env.Cmdline), " "))
+	if outErr != nil {
+		fmt.Fprintf(out, "nodeinit: %v\n", outErr)
+	}
+	for _, r := range results {
+		fmt.Fprintf(out, "nodeinit: early %s\n", r)
+	}
+	if mountErr != nil {
+		return env, mountErr
+	}
+
+	names, err := ReadModuleList(ModuleListPath)
+	if err != nil {
+		fmt.Fprintf(out, "nodeinit: modules: %v\n", err)
+	}
+	start := time.Now()
+	env.Modules = LoadModules("/", names)
+	fmt.Fprintf(out, "nodeinit: modules: %s in %s\n", env.Modules, time.Since(start).Round(time.Millisecond))
+	for _, n := range sortedKeys(env.Modules.Failed) {
+		fmt.Fprintf(out, "nodeinit: module %s: %s\n", n, env.Modules.Failed[n])
+	}
+
+	late, err := RunSteps(LateMounts)
+	env.Steps = append(env.Steps, late...)
+	for _, r := range late {
+		fmt.Fprintf(out, "nodeinit: early %s\n", r)
+	}
+	return env, err
+}
+
+// Uptime returns the time since the kernel started (CLOCK_BOOTTIME), or 0 if unknown.
+func Uptime() time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
+		return 0
+	}
+	return time.Duration(ts.Nano())
+}
+
+// SwitchRoot moves /dev, /proc, /sys and /run into newRoot, makes it the root, deletes the
+// initramfs contents and executes init (through u-root's pkg/mount). It returns only on error.
+func (e *Env) SwitchRoot(newRoot, init string) error {
+	fmt.Fprintf(e.Out, "nodeinit: switch_root into %s, exec %s at %.3fs after kernel start\n", newRoot, init, Uptime().Seconds())
+	unix.Sync()
+	if err := mount.SwitchRoot(newRoot, init); err != nil {
+		return fmt.Errorf("switch_root to %s (init %s): %w", newRoot, init, err)
+	}
+	return nil
+}
+
+func dropTime(groups []string, a slog.Attr) slog.Attr {
+	if len(groups) == 0 && a.Key == slog.TimeKey {
+		return slog.Attr{}
+	}
+	return a
+}

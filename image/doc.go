@@ -1,0 +1,34 @@
+// Package image handles node image bundles: it builds them, signs and
+// verifies them with minisign keys, fetches them from every supported source
+// and streams their files into slots with digest checks.
+//
+// A bundle is a directory (or the same layout behind a URL or on a medium):
+//
+//	manifest.json          name, version, arch, creation time, files with size and SHA-256,
+//	                       the versions it may upgrade from and its config migrations
+//	manifest.json.minisig  minisign signature of the exact manifest.json bytes
+//	rootfs.squashfs        the node root, written raw into slot a or b
+//	vmlinuz, initrd.img    kernel and initramfs, copied to the ESP
+//	loader.efi             the UEFI boot loader (systemd-boot)
+//
+// Trust. The manifest is the only thing signed; every other file is checked
+// against the digest the manifest lists while it is streamed. Open refuses an
+// unsigned or badly signed manifest unless VerifyOptions.Insecure is set
+// (nodeinit.insecure), and over plain http it additionally requires
+// VerifyOptions.PinnedSHA256 (nodeinit.image.sha256) when there is no valid
+// signature. A pin that does not match is always refused. All of this happens
+// before anything is written, so the plan stage can call Open and refuse early.
+//
+// Build uses mksquashfs (squashfs-tools) rather than go-diskfs' squashfs
+// writer for a root directory: mksquashfs compresses with zstd on every core,
+// keeps xattrs (security labels), device nodes and hard links, and is
+// reproducible by default (we also pin -mkfs-time and -all-time from
+// BuildOptions.Created / SOURCE_DATE_EPOCH). An existing squashfs is taken
+// as it is.
+//
+// Keys. GenerateKey writes a minisign key pair; the private key may be left
+// unencrypted (empty password) for CI and tests, which is documented as unsafe
+// for release keys. Keys from `minisign -G` work as they are: pass the
+// .key file and its password to Sign and put the .pub file into the
+// initramfs key directory read by LoadKeyring.
+package image

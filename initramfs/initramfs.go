@@ -1,0 +1,397 @@
+// Package initramfs builds the nodeinit initramfs: a compressed newc cpio holding our /init,
+// a rescue shell with basic u-root commands (busybox mode), the trusted image keys, chosen
+// host files with their shared libraries, and the kernel modules for storage, filesystems and
+// network with their dependencies. It uses u-root's mkuimage to compile and archive.
+//
+// The output is reproducible: Go builds are -trimpath and stripped (mkuimage's defaults),
+// records are written in sorted order with mtime, uid, gid and inode numbers zeroed, and the
+// compressor runs single-threaded with fixed settings.
+package initramfs
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"github.com/u-root/gobusybox/src/pkg/golang"
+	"github.com/u-root/mkuimage/cpio"
+	"github.com/u-root/mkuimage/uimage"
+	"github.com/u-root/mkuimage/uimage/builder"
+	uinitramfs "github.com/u-root/mkuimage/uimage/initramfs"
+	"github.com/u-root/uio/llog"
+)
+
+// InitPackage is the Go package built as /init.
+const InitPackage = "github.com/nodeinit/nodeinit/cmd/init"
+
+// DefaultCommands are the u-root commands of the rescue shell, built as one busybox binary in
+// /bbin. gosh is the shell.
+var DefaultCommands = []string{
+	"gosh", "ls", "cat", "cp", "mv", "rm", "ln", "mkdir", "mount", "umount", "dmesg", "ps",
+	"kill", "shutdown", "poweroff", "ip", "dhclient", "ping", "wget", "lsmod", "insmod",
+	"rmmod", "df", "free", "hexdump", "grep", "head", "tail", "echo", "sync", "uname",
+	"sleep", "find", "chmod", "more", "blkid", "uptime",
+}
+
+// commandPrefix turns a short command name into its u-root package.
+const commandPrefix = "github.com/u-root/u-root/cmds/core/"
+
+// Compression names the cpio compression.
+type Compression string
+
+// Compressions the Debian kernel can unpack (CONFIG_RD_ZSTD and CONFIG_RD_GZIP are set).
+const (
+	Zstd Compression = "zstd"
+	Gzip Compression = "gzip"
+	None Compression = "none"
+)
+
+// Options say what goes into the initramfs.
+type Options struct {
+	Output      string      // path to write; required
+	Compression Compression // default Zstd
+	// ModulesDir is a kernel's lib/modules/<version> with modules.dep; "" adds no modules.
+	ModulesDir string
+	// Modules are the names to include with their dependencies; nil means DefaultModules.
+	Modules []string
+	// Keys are minisign public key files, placed in /etc/nodeinit/keys/.
+	Keys []string
+	// Files are HOST[:DEST] pairs; ELF files bring their shared libraries (found with ldd).
+	Files []string
+	// Dirs are HOST:DEST directories copied whole (for example an image bundle).
+	Dirs []string
+	// InitBinary is a prebuilt /init; "" builds InitPackage from the module in WorkDir.
+	InitBinary string
+	// Commands are u-root core command names or full package paths; nil means DefaultCommands.
+	Commands []string
+	// WorkDir is the Go module directory the packages are built from; "" is the current one.
+	WorkDir string
+	// Log receives mkuimage's progress; nil discards it.
+	Log *slog.Logger
+}
+
+// Result describes the written initramfs.
+type Result struct {
+	Path           string
+	Size           int64 // compressed bytes on disk
+	CPIOSize       int64 // uncompressed cpio bytes
+	Records        int   // cpio records, trailer excluded
+	SHA256         string
+	KernelVersion  string
+	Modules        []string // module files included, dependencies too
+	BuiltinModules []string // asked-for names the kernel has built in
+	MissingModules []string // asked-for names this kernel does not have
+}
+
+// String is the one-line summary the CLI prints.
+func (r Result) String() string {
+	s := fmt.Sprintf("%s: %s (%d bytes), cpio %s, %d records, sha256 %s", r.Path, human(r.Size), r.Size, human(r.CPIOSize), r.Records, r.SHA256)
+	if r.KernelVersion != "" {
+		s += fmt.Sprintf("\nmodules for %s: %d files; built in: %s; not in this kernel: %s",
+			r.KernelVersion, len(r.Modules), strings.Join(r.BuiltinModules, " "), strings.Join(r.MissingModules, " "))
+	}
+	return s
+}
+
+func human(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+// Build writes the initramfs described by opts. Bad options are reported before anything
+// is built or written.
+func Build(ctx context.Context, opts Options) (Result, error) {
+	if err := opts.check(); err != nil {
+		return Result{}, err
+	}
+	tmp, err := os.MkdirTemp("", "nodeinit-initramfs-")
+	if err != nil {
+		return Result{}, fmt.Errorf("build initramfs: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+
+	res := Result{Path: opts.Output}
+	base := cpio.InMemArchive()
+	if opts.ModulesDir != "" {
+		if err := addModules(base, opts, &res); err != nil {
+			return Result{}, err
+		}
+	}
+
+	extra, err := opts.extraFiles()
+	if err != nil {
+		return Result{}, err
+	}
+	commands := opts.Commands
+	if commands == nil {
+		commands = DefaultCommands
+	}
+	pkgs := make([]string, len(commands))
+	for i, c := range commands {
+		pkgs[i] = c
+		if !strings.Contains(c, "/") {
+			pkgs[i] = commandPrefix + c
+		}
+	}
+
+	env := golang.Default(golang.DisableCGO(), golang.WithGOARCH("amd64"), golang.WithGOOS("linux"))
+	// gosh's default line editor (bubbline) asks the terminal for its cursor position and
+	// waits for the answer, which a serial console never sends; liner, chosen by this tag,
+	// falls back to plain line reading with TERM=dumb (see early.RescueShell).
+	env.Apply(golang.WithBuildTag("goshliner"))
+	if opts.WorkDir != "" {
+		env.Apply(golang.WithWorkingDir(opts.WorkDir))
+	}
+	uopts := uimage.Opts{
+		Env:          env,
+		TempDir:      tmp,
+		Commands:     uimage.BusyboxCmds(pkgs...),
+		ExtraFiles:   extra,
+		BaseArchive:  &uinitramfs.Archive{Archive: base},
+		DefaultShell: "gosh",
+	}
+	if opts.InitBinary != "" {
+		uopts.ExtraFiles = append(uopts.ExtraFiles, opts.InitBinary+":init")
+	} else {
+		uopts.Commands = append(uopts.Commands, uimage.Commands{Builder: builder.Binary, Packages: []string{InitPackage}})
+		uopts.InitCmd = "init"
+	}
+
+	f, err := os.CreateTemp(filepath.Dir(opts.Output), ".initramfs-*")
+	if err != nil {
+		return Result{}, fmt.Errorf("build initramfs: %w", err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	out := &compressedCPIO{file: f, compression: opts.compression()}
+	uopts.OutputFile = out
+	if err := ctx.Err(); err != nil {
+		return Result{}, err
+	}
+	if err := uimage.CreateInitramfs(logger(opts.Log), uopts); err != nil {
+		return Result{}, fmt.Errorf("build initramfs: %w", err)
+	}
+	if out.err != nil {
+		return Result{}, fmt.Errorf("build initramfs: write %s: %w", opts.Output, out.err)
+	}
+	if err := f.Sync(); err != nil {
+		return Result{}, fmt.Errorf("build initramfs: %w", err)
+	}
+	if err := os.Rename(f.Name(), opts.Output); err != nil {
+		return Result{}, fmt.Errorf("build initramfs: %w", err)
+	}
+	fi, err := os.Stat(opts.Output)
+	if err != nil {
+		return Result{}, fmt.Errorf("build initramfs: %w", err)
+	}
+	res.Size, res.CPIOSize, res.Records = fi.Size(), out.raw.n, out.records
+	res.SHA256 = hex.EncodeToString(out.sum.Sum(nil))
+	return res, nil
+}
+
+func (o Options) compression() Compression {
+	if o.Compression == "" {
+		return Zstd
+	}
+	return o.Compression
+}
+
+// check validates the options; every error names the option and the fix.
+func (o Options) check() error {
+	if o.Output == "" {
+		return errors.New("initramfs: no output path: give -o FILE")
+	}
+	switch o.compression() {
+	case Zstd, Gzip, None:
+	default:
+		return fmt.Errorf("initramfs: compression %q: want zstd, gzip or none", o.Compression)
+	}
+	if st, err := os.Stat(filepath.Dir(o.Output)); err != nil || !st.IsDir() {
+		return fmt.Errorf("initramfs: output %s: directory %s does not exist", o.Output, filepath.Dir(o.Output))
+	}
+	if o.ModulesDir != "" {
+		if _, err := os.Stat(filepath.Join(o.ModulesDir, "modules.dep")); err != nil {
+			return fmt.Errorf("initramfs: modules dir %s has no modules.dep: give a kernel's lib/modules/<version> after depmod: %w", o.ModulesDir, err)
+		}
+	}
+	for _, k := range o.Keys {
+		if !strings.HasSuffix(k, ".pub") {
+			return fmt.Errorf("initramfs: key %s: want a minisign public key file ending in .pub", k)
+		}
+		if _, err := os.Stat(k); err != nil {
+			return fmt.Errorf("initramfs: key %s: %w", k, err)
+		}
+	}
+	for _, s := range o.Files {
+		host, _, _ := strings.Cut(s, ":")
+		if st, err := os.Stat(host); err != nil || st.IsDir() {
+			return fmt.Errorf("initramfs: file %q: %s is not a file (use a directory with Dirs/--dir)", s, host)
+		}
+	}
+	for _, s := range o.Dirs {
+		host, dest, ok := strings.Cut(s, ":")
+		if !ok || dest == "" {
+			return fmt.Errorf("initramfs: dir %q: want HOST:DEST", s)
+		}
+		if st, err := os.Stat(host); err != nil || !st.IsDir() {
+			return fmt.Errorf("initramfs: dir %q: %s is not a directory", s, host)
+		}
+	}
+	if o.InitBinary != "" {
+		if _, err := os.Stat(o.InitBinary); err != nil {
+			return fmt.Errorf("initramfs: init binary: %w", err)
+		}
+	}
+	return nil
+}
+
+// extraFiles turns keys, files and dirs into mkuimage's HOST:DEST list. Symlinked host files
+// are resolved so the archive holds the file, not a link to something left behind.
+func (o Options) extraFiles() ([]string, error) {
+	var out []string
+	for _, k := range o.Keys {
+		out = append(out, k+":etc/nodeinit/keys/"+filepath.Base(k))
+	}
+	for _, s := range o.Files {
+		host, dest, ok := strings.Cut(s, ":")
+		if !ok {
+			dest = strings.TrimPrefix(host, "/")
+		}
+		real, err := filepath.EvalSymlinks(host)
+		if err != nil {
+			return nil, fmt.Errorf("initramfs: file %s: %w", host, err)
+		}
+		out = append(out, real+":"+strings.TrimPrefix(dest, "/"))
+	}
+	for _, s := range o.Dirs {
+		host, dest, _ := strings.Cut(s, ":")
+		out = append(out, host+":"+strings.TrimPrefix(dest, "/"))
+	}
+	return out, nil
+}
+
+// addModules puts the resolved module files, a modules.dep restricted to them, the matching
+// modules.alias lines, modules.builtin, and /etc/nodeinit/modules (the list /init loads)
+// into the base archive.
+func addModules(base *cpio.Archive, opts Options, res *Result) error {
+	names := opts.Modules
+	if names == nil {
+		names = DefaultModules
+	}
+	mods, err := ResolveModules(opts.ModulesDir, names)
+	if err != nil {
+		return fmt.Errorf("initramfs: %w", err)
+	}
+	res.KernelVersion, res.Modules, res.BuiltinModules, res.MissingModules = mods.Version, mods.Files, mods.Builtin, mods.Missing
+	dest := path.Join("lib/modules", mods.Version)
+	included := map[string]bool{}
+	for _, rel := range mods.Files {
+		data, err := os.ReadFile(filepath.Join(opts.ModulesDir, rel))
+		if err != nil {
+			return fmt.Errorf("initramfs: module %s: %w", rel, err)
+		}
+		base.WriteRecord(cpio.StaticRecord(data, cpio.Info{Name: path.Join(dest, ArchivePath(rel)), Mode: cpio.S_IFREG | 0o644}))
+		included[moduleName(rel)] = true
+	}
+	base.WriteRecord(cpio.StaticFile(path.Join(dest, "modules.dep"), strings.Join(mods.DepLines, "\n")+"\n", 0o644))
+	for _, name := range []string{"modules.builtin"} {
+		if data, err := os.ReadFile(filepath.Join(opts.ModulesDir, name)); err == nil {
+			base.WriteRecord(cpio.StaticRecord(data, cpio.Info{Name: path.Join(dest, name), Mode: cpio.S_IFREG | 0o644}))
+		}
+	}
+	if data, err := os.ReadFile(filepath.Join(opts.ModulesDir, "modules.alias")); err == nil {
+		base.WriteRecord(cpio.StaticRecord(filterAlias(data, included), cpio.Info{Name: path.Join(dest, "modules.alias"), Mode: cpio.S_IFREG | 0o644}))
+	}
+	list := "# kernel modules /init loads, with their dependencies, at boot\n" + strings.Join(mods.Names, "\n") + "\n"
+	base.WriteRecord(cpio.StaticFile("etc/nodeinit/modules", list, 0o644))
+	return nil
+}
+
+// compressedCPIO is mkuimage's output: a newc writer over a compressor over the file. Every
+// record is made reproducible on the way through.
+type compressedCPIO struct {
+	file        *os.File
+	compression Compression
+	raw         countingWriter
+	sum         hash.Hash
+	records     int
+	err         error
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+type cpioWriter struct {
+	c     *compressedCPIO
+	rw    cpio.RecordWriter
+	close func() error
+}
+
+// OpenWriter implements mkuimage's initramfs.WriteOpener.
+func (c *compressedCPIO) OpenWriter() (uinitramfs.Writer, error) {
+	c.sum = sha256.New()
+	sink := io.MultiWriter(c.file, c.sum)
+	var zw io.Writer
+	closeFn := func() error { return nil }
+	switch c.compression {
+	case Zstd:
+		// One goroutine and a fixed level keep the output byte-identical between runs.
+		enc, err := zstd.NewWriter(sink, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
+		if err != nil {
+			return nil, err
+		}
+		zw, closeFn = enc, enc.Close
+	case Gzip:
+		gz, err := gzip.NewWriterLevel(sink, gzip.BestCompression)
+		if err != nil {
+			return nil, err
+		}
+		zw, closeFn = gz, gz.Close
+	default:
+		zw = sink
+	}
+	c.raw.w = zw
+	return cpioWriter{c: c, rw: cpio.Newc.Writer(&c.raw), close: closeFn}, nil
+}
+
+// WriteRecord writes r with its varying metadata zeroed.
+func (w cpioWriter) WriteRecord(r cpio.Record) error {
+	w.c.records++
+	return w.rw.WriteRecord(cpio.MakeReproducible(r))
+}
+
+// Finish writes the trailer and flushes the compressor.
+func (w cpioWriter) Finish() error {
+	if err := cpio.WriteTrailer(w.rw); err != nil {
+		w.c.err = err
+		return err
+	}
+	if err := w.close(); err != nil {
+		w.c.err = err
+		return err
+	}
+	return nil
+}
+
+func logger(l *slog.Logger) *llog.Logger {
+	if l == nil {
+		return llog.New(slog.LevelError, func(string, ...any) {})
+	}
+	return llog.New(slog.LevelInfo, func(format string, args ...any) { l.Info(fmt.Sprintf(format, args...)) })
+}

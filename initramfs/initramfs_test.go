@@ -1,0 +1,205 @@
+package initramfs
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/u-root/mkuimage/cpio"
+)
+
+// testModulesDir is a cached Debian kernel's modules (make fetch); tests that need one skip
+// without it.
+func testModulesDir(t *testing.T) string {
+	t.Helper()
+	cache := os.Getenv("NODEINIT_CACHE")
+	if cache == "" {
+		cache = "/var/cache/nodeinit"
+	}
+	m, _ := filepath.Glob(filepath.Join(cache, "root/lib/modules/*/modules.dep"))
+	if len(m) == 0 {
+		t.Skipf("no cached kernel modules under %s: run make fetch", cache)
+	}
+	return filepath.Dir(m[len(m)-1])
+}
+
+func readCPIO(t *testing.T, file string) map[string]cpio.Record {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec, err := zstd.NewReader(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := io.ReadAll(dec)
+	if err != nil {
+		t.Fatalf("%s is not zstd: %v", file, err)
+	}
+	recs, err := cpio.ReadAllRecords(cpio.Newc.Reader(bytes.NewReader(raw)))
+	if err != nil {
+		t.Fatalf("%s is not a newc cpio: %v", file, err)
+	}
+	m := map[string]cpio.Record{}
+	for _, r := range recs {
+		m[r.Name] = r
+	}
+	return m
+}
+
+func content(t *testing.T, r cpio.Record) string {
+	t.Helper()
+	b, err := io.ReadAll(io.NewSectionReader(r.ReaderAt, 0, int64(r.FileSize)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestBuildReproducibleWithModules builds twice from the same inputs and wants identical
+// bytes, then checks the contents: /init, the shell, keys, a host file with its libraries,
+// the modules with their dependencies, and fixed metadata.
+func TestBuildReproducibleWithModules(t *testing.T) {
+	if testing.Short() {
+		t.Skip("compiles u-root commands; skipped with -short")
+	}
+	mods := testModulesDir(t)
+	dir := t.TempDir()
+	key := filepath.Join(dir, "release.pub")
+	os.WriteFile(key, []byte("untrusted comment: test key\nRWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3\n"), 0o644)
+	bundle := filepath.Join(dir, "bundle")
+	os.MkdirAll(bundle, 0o755)
+	os.WriteFile(filepath.Join(bundle, "manifest.json"), []byte(`{"version":"1"}`), 0o644)
+	opts := Options{
+		ModulesDir: mods,
+		Keys:       []string{key},
+		Files:      []string{"/usr/sbin/sgdisk:sbin/sgdisk"},
+		Dirs:       []string{bundle + ":image"},
+		Commands:   []string{"gosh", "ls", "cat"},
+		WorkDir:    "..",
+	}
+	var sums []string
+	for i, name := range []string{"a.img", "b.img"} {
+		opts.Output = filepath.Join(dir, name)
+		res, err := Build(context.Background(), opts)
+		if err != nil {
+			t.Fatalf("build %d: %v", i, err)
+		}
+		t.Logf("build %d: %s", i, res)
+		sums = append(sums, res.SHA256)
+		if res.Size <= 0 || res.CPIOSize <= res.Size {
+			t.Errorf("sizes: compressed %d, cpio %d", res.Size, res.CPIOSize)
+		}
+	}
+	a, _ := os.ReadFile(filepath.Join(dir, "a.img"))
+	b, _ := os.ReadFile(filepath.Join(dir, "b.img"))
+	if !bytes.Equal(a, b) || sums[0] != sums[1] {
+		t.Fatalf("two builds from the same inputs differ (%d vs %d bytes)", len(a), len(b))
+	}
+
+	recs := readCPIO(t, filepath.Join(dir, "a.img"))
+	ver := filepath.Base(mods)
+	for _, want := range []string{
+		"init", "bin/init", "bbin/gosh", "bbin/ls", "bin/sh",
+		"etc/nodeinit/keys/release.pub", "etc/nodeinit/modules", "sbin/sgdisk", "image/manifest.json",
+		"lib/modules/" + ver + "/modules.dep",
+		"lib/modules/" + ver + "/kernel/drivers/block/virtio_blk.ko",
+		"lib/modules/" + ver + "/kernel/fs/squashfs/squashfs.ko",
+	} {
+		if _, ok := recs[want]; !ok {
+			t.Errorf("initramfs lacks %s", want)
+		}
+	}
+	var haveLibc bool
+	for name, r := range recs {
+		if r.MTime != 0 || r.UID != 0 || r.GID != 0 {
+			t.Errorf("%s: mtime %d uid %d gid %d, want all 0", name, r.MTime, r.UID, r.GID)
+		}
+		if strings.Contains(name, "libc.so") {
+			haveLibc = true
+		}
+	}
+	if !haveLibc {
+		t.Errorf("sgdisk's shared libraries (libc) were not pulled in")
+	}
+	dep := content(t, recs["lib/modules/"+ver+"/modules.dep"])
+	// virtio_blk needs virtio and virtio_ring; each dependency must be in the archive too.
+	for _, line := range strings.Split(strings.TrimSpace(dep), "\n") {
+		mod, deps, _ := strings.Cut(line, ":")
+		for _, m := range append(strings.Fields(deps), mod) {
+			if _, ok := recs["lib/modules/"+ver+"/"+m]; !ok {
+				t.Errorf("modules.dep names %s, which is not in the archive", m)
+			}
+		}
+	}
+	if !strings.Contains(dep, "virtio_blk.ko: ") || !strings.Contains(dep, "virtio_ring.ko") {
+		t.Errorf("modules.dep lacks virtio_blk with its dependencies:\n%s", dep)
+	}
+	if init := recs["init"]; init.Mode&cpio.S_IFMT != cpio.S_IFLNK || content(t, init) != "bin/init" {
+		t.Errorf("/init is %v %q, want a symlink to bin/init", init.Info, content(t, init))
+	}
+}
+
+func TestResolveModules(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "modules.dep"), []byte(
+		"kernel/fs/fat/vfat.ko: kernel/fs/fat/fat.ko\n"+
+			"kernel/fs/fat/fat.ko:\n"+
+			"kernel/drivers/usb/storage/usb-storage.ko: kernel/drivers/usb/common/usb-common.ko\n"+
+			"kernel/drivers/usb/common/usb-common.ko:\n"+
+			"kernel/unused.ko:\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "modules.builtin"), []byte("kernel/drivers/nvme/host/nvme.ko\n"), 0o644)
+	m, err := ResolveModules(dir, []string{"vfat", "usb_storage", "nvme", "e1000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantFiles := "kernel/drivers/usb/common/usb-common.ko kernel/drivers/usb/storage/usb-storage.ko kernel/fs/fat/fat.ko kernel/fs/fat/vfat.ko"
+	if got := strings.Join(m.Files, " "); got != wantFiles {
+		t.Errorf("files = %s\nwant %s", got, wantFiles)
+	}
+	if strings.Join(m.Builtin, " ") != "nvme" || strings.Join(m.Missing, " ") != "e1000" {
+		t.Errorf("builtin %v missing %v, want [nvme] [e1000]", m.Builtin, m.Missing)
+	}
+	if strings.Join(m.Names, " ") != "vfat usb_storage nvme" {
+		t.Errorf("names %v", m.Names)
+	}
+	if len(m.DepLines) != 4 || m.DepLines[0] != "kernel/fs/fat/vfat.ko: kernel/fs/fat/fat.ko" ||
+		m.DepLines[2] != "kernel/drivers/usb/storage/usb_storage.ko: kernel/drivers/usb/common/usb_common.ko" {
+		t.Errorf("dep lines %q", m.DepLines)
+	}
+	if _, err := ResolveModules(t.TempDir(), []string{"vfat"}); err == nil || !strings.Contains(err.Error(), "depmod") {
+		t.Errorf("missing modules.dep: err %v, want a hint to run depmod", err)
+	}
+}
+
+func TestBadOptionsWriteNothing(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out.img")
+	for _, tc := range []struct {
+		name string
+		opts Options
+		want string
+	}{
+		{"no output", Options{}, "-o"},
+		{"bad compression", Options{Output: out, Compression: "lz4"}, "zstd, gzip or none"},
+		{"no modules.dep", Options{Output: out, ModulesDir: dir}, "modules.dep"},
+		{"key not .pub", Options{Output: out, Keys: []string{"/etc/hostname"}}, ".pub"},
+		{"file is a dir", Options{Output: out, Files: []string{"/etc"}}, "not a file"},
+		{"dir without dest", Options{Output: out, Dirs: []string{dir}}, "HOST:DEST"},
+		{"output dir missing", Options{Output: filepath.Join(dir, "nope", "x.img")}, "does not exist"},
+	} {
+		_, err := Build(context.Background(), tc.opts)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err %v, want it to mention %q", tc.name, err, tc.want)
+		}
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("bad options left files behind: %v", entries)
+	}
+}

@@ -1,0 +1,59 @@
+package nodeconfig
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// Mounter makes bind mounts. The Linux implementation is BindMounter.
+type Mounter interface {
+	Bind(source, target string) error
+}
+
+// BindPersisted bind-mounts every persisted path from the config directory
+// over newRoot (the node's overlay root before switch_root). A target missing
+// in the image is created first (an empty file or a directory). A stored copy
+// that has gone missing is skipped and reported; the others are still mounted,
+// so one lost file does not stop the node from booting.
+func BindPersisted(configDir, newRoot string, m Mounter) error {
+	list, err := Persisted(configDir)
+	if err != nil {
+		return fmt.Errorf("bind persisted: %w", err)
+	}
+	var errs []error
+	for _, p := range list { // sorted: parents before children
+		src, dst := filepath.Join(configDir, p), filepath.Join(newRoot, p)
+		info, err := os.Stat(src)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("bind persisted %s: stored copy: %w (hint: nodeinit unpersist %s)", p, err, p))
+			continue
+		}
+		if err := makeTarget(dst, info.IsDir()); err != nil {
+			errs = append(errs, fmt.Errorf("bind persisted %s: create target: %w", p, err))
+			continue
+		}
+		if err := m.Bind(src, dst); err != nil {
+			errs = append(errs, fmt.Errorf("bind persisted %s: %w", p, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func makeTarget(dst string, dir bool) error {
+	if dir {
+		return os.MkdirAll(dst, 0o755)
+	}
+	if _, err := os.Lstat(dst); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}

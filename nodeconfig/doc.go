@@ -1,0 +1,19 @@
+// Package nodeconfig owns the node-config partition: the configuration seeded
+// from the kernel command line at install, the list of persisted files
+// (oVirt Node's persist model), the bind mounts that lay them over the node's
+// root at boot, snapshots taken before an upgrade, and declarative migrations
+// shipped in an image manifest.
+//
+// Layout. The config directory (the mounted node-config partition) mirrors
+// the node's root: /etc/hostname is stored as <config>/etc/hostname. The
+// persisted list is <config>/.nodeinit/persisted, one absolute path a line;
+// at boot every listed path is bind-mounted from the config directory over
+// the new root. Snapshots live in <config>/.snapshots/<name>.
+//
+// Passwords. Seed writes password hashes as shadow fragments,
+// /etc/nodeinit/shadow.d/<user> (mode 0600), each one line in shadow(5) form
+// with lastchg 0 so the user must change the password at first login.
+// ApplyShadow merges them into the new root's /etc/passwd, /etc/group and
+// /etc/shadow at boot; the image's own /etc/shadow is never replaced as a whole.
+// Hashes are never logged nor put into an error message.
+package nodeconfig

@@ -1,0 +1,89 @@
+package qemutests
+
+import (
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nodeinit/nodeinit/early"
+	"github.com/nodeinit/nodeinit/qemu-tests/vm"
+)
+
+// TestEarlyBoot boots the real kernel with our initramfs and two blank disks, an NVMe one and
+// a virtio one with 4096-byte sectors, and checks the early setup: output on a console that is
+// not the kernel's last one, the early mounts, the modules, both disks, the engine being
+// called, and nodeinit.onfail=poweroff ending the VM after the failure screen (blank disks
+// and no action cannot boot).
+func TestEarlyBoot(t *testing.T) {
+	a := artifacts(t)
+	initrd := testInitramfs(t, a)
+	start := time.Now()
+	v := vm.Start(t, vm.Config{
+		Kernel:    a.Vmlinuz,
+		Initramfs: initrd,
+		// ttyS0 first: the kernel's /dev/console is the last one (tty0), so seeing our lines on
+		// ttyS0 proves /init writes to every console= itself.
+		Append: "console=ttyS0,115200n8 console=tty0 nodeinit.onfail=poweroff",
+		Disks: []vm.Disk{
+			{Path: vm.NewDisk(t, "nvme.img", 256<<20), Interface: vm.NVMe, Serial: "NVME0001"},
+			{Path: vm.NewDisk(t, "virtio4k.img", 256<<20), Interface: vm.Virtio, Serial: "VIRTIO4K", SectorSize: 4096},
+		},
+		NoReboot: true,
+	})
+	v.Expect(`nodeinit: /init started ([0-9.]+)s after kernel start, writing to 2 console\(s\): ttyS0 tty0`, 90*time.Second)
+	m := v.Expect(`nodeinit: modules: (\d+) loaded`, 60*time.Second)
+	for _, fs := range []string{"devtmpfs", "proc", "sysfs", "tmpfs"} {
+		if !strings.Contains(v.Output(), `nodeinit: early ok   mount -t "`+fs+`"`) {
+			t.Errorf("no successful early mount of %s", fs)
+		}
+	}
+	if n, _ := strconv.Atoi(m[1]); n < 10 {
+		t.Errorf("only %d modules loaded", n)
+	}
+	for _, mod := range []string{"virtio_blk", "virtio_pci", "squashfs", "overlay", "vfat", "virtio_net"} {
+		if strings.Contains(v.Output(), "nodeinit: module "+mod+":") {
+			t.Errorf("module %s failed to load", mod)
+		}
+	}
+	disks := v.Expect(`nodeinit: block devices: (.*)\n`, 30*time.Second)[1]
+	for _, d := range []string{"nvme0n1", "vda"} {
+		if !regexp.MustCompile(`\b` + d + `\b`).MatchString(disks) {
+			t.Errorf("disk %s not in /sys/block (%q)", d, disks)
+		}
+	}
+	m = v.Expect(`nodeinit: engine start at ([0-9.]+)s after kernel start`, 30*time.Second)
+	t.Logf("kernel start to engine start: %ss (guest clock, TCG)", m[1])
+	v.Expect(early.FailureScreenMarker, 120*time.Second)
+	v.Expect(`Next: powering off`, 10*time.Second)
+	if err := v.WaitExit(60 * time.Second); err != nil {
+		t.Errorf("qemu exit: %v", err)
+	}
+	t.Logf("boot to power-off: %s wall clock", time.Since(start).Round(time.Millisecond))
+}
+
+// TestRescueShellOnFail uses nodeinit.onfail=shell: after the failure screen the rescue shell
+// opens on the console, runs commands typed on the serial line, and powers the VM off.
+func TestRescueShellOnFail(t *testing.T) {
+	a := artifacts(t)
+	initrd := testInitramfs(t, a)
+	v := vm.Start(t, vm.Config{
+		Kernel:    a.Vmlinuz,
+		Initramfs: initrd,
+		Append:    "console=ttyS0,115200n8 nodeinit.onfail=shell",
+		Disks:     []vm.Disk{{Path: vm.NewDisk(t, "nvme.img", 64<<20), Interface: vm.NVMe, Serial: "NVME0002"}},
+		NoReboot:  true,
+	})
+	v.Expect(early.FailureScreenMarker, 180*time.Second)
+	v.Expect(early.RescueShellBanner, 30*time.Second)
+	time.Sleep(2 * time.Second) // let the shell draw its prompt
+	v.Send("ls /sys/block\r")
+	v.Expect(`nvme0n1`, 30*time.Second)
+	v.Send("cat /etc/nodeinit/modules\r")
+	v.Expect(`virtio_blk`, 30*time.Second)
+	v.Send("poweroff\r")
+	if err := v.WaitExit(60 * time.Second); err != nil {
+		t.Errorf("qemu exit: %v", err)
+	}
+}

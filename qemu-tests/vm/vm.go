@@ -1,0 +1,325 @@
+package vm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hugelgupf/vmtest/qemu"
+)
+
+// Interface is how a disk is attached.
+type Interface string
+
+// Disk interfaces.
+const (
+	NVMe   Interface = "nvme"
+	Virtio Interface = "virtio"
+)
+
+// Disk is a raw image file attached to the VM.
+type Disk struct {
+	Path       string
+	Interface  Interface
+	Serial     string // the serial the guest sees (sysfs, by-id); required
+	SectorSize int    // logical and physical block size: 0 or 512, or 4096
+}
+
+// Config describes one boot. The same Config started again is a power cycle: the disks and
+// the OVMF variables are files that keep their contents.
+type Config struct {
+	// Direct kernel boot: Kernel and Initramfs are given to QEMU, Append is the command line.
+	Kernel, Initramfs, Append string
+	// UEFI boot: OVMFCode is the read-only firmware, OVMFVars a writable copy (see NewVars).
+	OVMFCode, OVMFVars string
+	Disks              []Disk
+	MemoryMiB          int  // default 1024
+	Net                bool // virtio-net on QEMU user networking, restricted to this machine
+	NoReboot           bool // a guest reboot ends QEMU instead
+	ExtraArgs          []string
+	Timeout            time.Duration // the whole VM's life; default 10 minutes
+}
+
+// VM is a running QEMU with its serial console captured.
+type VM struct {
+	t       testing.TB
+	vm      *qemu.VM
+	console *console
+	exited  chan struct{}
+	exitErr error
+}
+
+// Accel returns the QEMU accelerator: tcg, or kvm when NODEINIT_KVM=1 (KVM hangs on some
+// of our machines, so it is never the default).
+func Accel() string {
+	if os.Getenv("NODEINIT_KVM") == "1" {
+		return "kvm"
+	}
+	return "tcg"
+}
+
+// SkipWithoutQEMU skips the test when qemu-system-x86_64 is not installed.
+func SkipWithoutQEMU(t testing.TB) {
+	t.Helper()
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		t.Skip("qemu-system-x86_64 not installed (Debian package qemu-system-x86)")
+	}
+}
+
+// NewDisk creates a sparse raw disk image of size bytes in the test's temp dir.
+func NewDisk(t testing.TB, name string, size int64) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.Truncate(size); err != nil {
+		t.Fatalf("new disk %s: %v", p, err)
+	}
+	return p
+}
+
+// NewVars copies the OVMF variable store template into the test's temp dir, so a VM can
+// write boot entries there and keep them over power cycles.
+func NewVars(t testing.TB, template string) string {
+	t.Helper()
+	data, err := os.ReadFile(template)
+	if err != nil {
+		t.Fatalf("OVMF vars template: %v (run make fetch)", err)
+	}
+	p := filepath.Join(t.TempDir(), "OVMF_VARS.fd")
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Args returns the QEMU arguments for c, after the binary and before -kernel.
+func (c Config) Args() ([]string, error) {
+	mem := c.MemoryMiB
+	if mem == 0 {
+		mem = 1024
+	}
+	args := []string{"-accel", Accel(), "-machine", "q35", "-cpu", "max", "-m", fmt.Sprint(mem), "-smp", "2", "-nodefaults", "-vga", "none"}
+	// -nographic puts the serial port on stdio; -nodefaults removed it, so add it back.
+	args = append(args, "-serial", "mon:stdio")
+	if c.OVMFCode != "" {
+		if c.OVMFVars == "" {
+			return nil, errors.New("vm: OVMFCode without OVMFVars: give a writable copy from NewVars")
+		}
+		args = append(args,
+			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+c.OVMFCode,
+			"-drive", "if=pflash,format=raw,unit=1,file="+c.OVMFVars)
+	}
+	for i, d := range c.Disks {
+		if d.Serial == "" {
+			return nil, fmt.Errorf("vm: disk %s has no serial", d.Path)
+		}
+		id := fmt.Sprintf("disk%d", i)
+		args = append(args, "-drive", fmt.Sprintf("file=%s,if=none,id=%s,format=raw,cache=writeback", d.Path, id))
+		block := ""
+		switch d.SectorSize {
+		case 0, 512:
+		case 4096:
+			block = ",logical_block_size=4096,physical_block_size=4096"
+		default:
+			return nil, fmt.Errorf("vm: disk %s: sector size %d, want 512 or 4096", d.Path, d.SectorSize)
+		}
+		switch d.Interface {
+		case NVMe:
+			args = append(args, "-device", fmt.Sprintf("nvme,serial=%s,drive=%s%s", d.Serial, id, block))
+		case Virtio, "":
+			args = append(args, "-device", fmt.Sprintf("virtio-blk-pci,serial=%s,drive=%s%s", d.Serial, id, block))
+		default:
+			return nil, fmt.Errorf("vm: disk %s: interface %q, want nvme or virtio", d.Path, d.Interface)
+		}
+	}
+	if c.Net {
+		args = append(args, "-nic", "user,model=virtio-net-pci,restrict=on")
+	} else {
+		args = append(args, "-nic", "none")
+	}
+	if c.NoReboot {
+		args = append(args, "-no-reboot")
+	}
+	return append(args, c.ExtraArgs...), nil
+}
+
+// Start boots c. The VM is killed when the test ends; its console is logged on failure.
+// It uses hugelgupf/vmtest's qemu package to run QEMU and relay the serial console, and
+// passes firmware and disks as plain arguments: vmtest has no pflash or NVMe devices.
+func Start(t testing.TB, c Config) *VM {
+	t.Helper()
+	SkipWithoutQEMU(t)
+	args, err := c.Args()
+	if err != nil {
+		t.Fatal(err)
+	}
+	timeout := c.Timeout
+	if timeout == 0 {
+		timeout = 10 * time.Minute
+	}
+	con := newConsole()
+	fns := []qemu.Fn{
+		qemu.WithQEMUCommand("qemu-system-x86_64"),
+		qemu.ArbitraryArgs(args...),
+		qemu.WithSerialOutput(con),
+		qemu.WithVMTimeout(timeout),
+	}
+	if c.Kernel != "" {
+		fns = append(fns, qemu.WithKernel(c.Kernel), qemu.WithInitramfs(c.Initramfs), qemu.WithAppendKernel(c.Append))
+	}
+	opts, err := qemu.OptionsFor(qemu.ArchAMD64, fns...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// vmtest adds -nographic; with -nodefaults and our explicit -serial that is what we want.
+	qvm, err := opts.Start(context.Background())
+	if err != nil {
+		t.Fatalf("start qemu: %v", err)
+	}
+	v := &VM{t: t, vm: qvm, console: con, exited: make(chan struct{})}
+	t.Logf("qemu: %s", qvm.CmdlineQuoted())
+	// Wait drains the console (a full pty would stop the guest) and reaps QEMU.
+	go func() {
+		v.exitErr = qvm.Wait()
+		close(v.exited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-v.exited:
+		default:
+			qvm.Kill()
+			<-v.exited
+		}
+		if t.Failed() {
+			t.Logf("serial console:\n%s", v.Output())
+		}
+	})
+	return v
+}
+
+// Output returns everything the serial console printed so far.
+func (v *VM) Output() string { return v.console.String() }
+
+// Expect waits until re matches the serial output after the previous match, and returns the
+// submatches. On timeout, or when QEMU exits first, it fails the test with the last console
+// lines.
+func (v *VM) Expect(re string, timeout time.Duration) []string {
+	v.t.Helper()
+	m, err := v.console.expect(regexp.MustCompile(re), timeout, v.exited)
+	if err != nil {
+		v.t.Fatalf("waiting for /%s/: %v\nlast console lines:\n%s", re, err, v.console.tail(40))
+	}
+	return m
+}
+
+// Send types s on the serial console.
+func (v *VM) Send(s string) {
+	v.t.Helper()
+	if _, err := v.vm.Console.Send(s); err != nil {
+		v.t.Fatalf("send to console: %v", err)
+	}
+}
+
+// WaitExit waits for QEMU to exit (guest power-off, or reboot with NoReboot) and returns
+// its exit error; it fails the test with the last console lines on timeout.
+func (v *VM) WaitExit(timeout time.Duration) error {
+	v.t.Helper()
+	select {
+	case <-v.exited:
+		return v.exitErr
+	case <-time.After(timeout):
+		v.t.Fatalf("VM did not exit within %s\nlast console lines:\n%s", timeout, v.console.tail(40))
+		return nil
+	}
+}
+
+// Kill stops QEMU at once, like pulling the power cord, and waits for it to go.
+func (v *VM) Kill() {
+	v.vm.Kill()
+	<-v.exited
+}
+
+// console collects serial output and lets Expect wait for it.
+type console struct {
+	mu     sync.Mutex
+	buf    strings.Builder
+	cursor int
+	change chan struct{}
+}
+
+func newConsole() *console { return &console{change: make(chan struct{})} }
+
+func (c *console) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	// Drop carriage returns so lines read cleanly in test logs.
+	c.buf.WriteString(strings.ReplaceAll(string(p), "\r", ""))
+	close(c.change)
+	c.change = make(chan struct{})
+	c.mu.Unlock()
+	return len(p), nil
+}
+
+func (c *console) Close() error { return nil }
+
+func (c *console) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.buf.String()
+}
+
+func (c *console) tail(n int) string {
+	lines := strings.Split(strings.TrimRight(c.String(), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func (c *console) expect(re *regexp.Regexp, timeout time.Duration, exited <-chan struct{}) ([]string, error) {
+	deadline := time.After(timeout)
+	for {
+		c.mu.Lock()
+		s := c.buf.String()
+		changed := c.change
+		if loc := re.FindStringSubmatchIndex(s[c.cursor:]); loc != nil {
+			m := make([]string, 0, len(loc)/2)
+			for i := 0; i < len(loc); i += 2 {
+				if loc[i] < 0 {
+					m = append(m, "")
+					continue
+				}
+				m = append(m, s[c.cursor+loc[i]:c.cursor+loc[i+1]])
+			}
+			c.cursor += loc[1]
+			c.mu.Unlock()
+			return m, nil
+		}
+		c.mu.Unlock()
+		select {
+		case <-changed:
+		case <-exited:
+			// One last look: the final bytes may have arrived with the exit.
+			if m := re.FindStringSubmatch(c.String()[c.cursor:]); m != nil {
+				return m, nil
+			}
+			return nil, errors.New("QEMU exited")
+		case <-deadline:
+			return nil, fmt.Errorf("timed out after %s", timeout)
+		}
+	}
+}
+
+var _ io.WriteCloser = (*console)(nil)

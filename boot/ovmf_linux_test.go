@@ -68,6 +68,7 @@ func TestOVMFBootCountingRollback(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots a VM three times (about a minute under TCG)")
 	}
+	t.Parallel()
 	a := ovmfArtifacts(t)
 
 	work := t.TempDir()
@@ -209,6 +210,7 @@ func TestOVMFFirmwareBootEntry(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots a VM twice")
 	}
+	t.Parallel()
 	a := ovmfArtifacts(t)
 	efivarfsKO := filepath.Join(a.ModulesDir, "kernel/fs/efivarfs/efivarfs.ko")
 	if _, err := os.Stat(efivarfsKO); err != nil {
@@ -255,5 +257,6 @@ func TestOVMFFirmwareBootEntry(t *testing.T) {
 	if got[1] != m[1] {
 		t.Errorf("firmware booted %s, want our %s", got[1], m[1])
 	}
+	t.Logf("%s; next boot: %s", m[0], got[0])
 	v.WaitExit(time.Minute)
 }

@@ -39,7 +39,8 @@
 //	storage_vol (ovirt_vol)    oVirt's positional BOOT:SWAP:ROOT:CONFIG:LOGGING:DATA:SWAP2:DATA2
 //	                           fields, or SIZE,Name fields (Name matched case-insensitively: EFI,
 //	                           Boot, Swap, Root, Config, Logging, Data, Swap2, Data2). MiB; -1 is
-//	                           the rest of the disk (one volume at most); 0 is none; empty = default.
+//	                           the rest of the disk (once for the install disk, once for the extra disks);
+//	                           0 is none; empty = default.
 //	BOOTIF                     link, an interface name, pxelinux's 01-aa-bb-cc-dd-ee-ff, or a bare
 //	                           MAC with '-' or ':'.
 //	ip                         dhcp|on|any|dhcp6|auto6|ibft|none|off; IFACE:METHOD[:MTU[:MAC]];
@@ -114,6 +115,6 @@
 //   - Malformed values are errors naming the token, not silently ignored.
 //   - Keys are case-insensitive and '-' equals '_'; oVirt compared them literally.
 //   - rootpw does not also set adminpw; they are separate Params fields.
-//   - storage_vol accepts -1 for one volume (oVirt documented it for Data only).
+//   - storage_vol accepts -1 for any one volume per disk group (oVirt documented it for Data only).
 //   - Unknown nodeinit.* keys are errors.
 package cmdline

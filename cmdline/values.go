@@ -345,7 +345,7 @@ func parseIP(p *Params, a arg) error {
 	case len(fields) >= 2 && len(fields) <= 4 && ipMethods[strings.ToLower(fields[1])] && validIfName(fields[0]):
 		// dracut: ip=<interface>:{dhcp|on|any|dhcp6|auto6}[:[<mtu>][:<macaddr>]] (MAC with '-' only here)
 		c.Interface, c.Method = fields[0], strings.ToLower(fields[1])
-		if err := ipTail(c, fields[2:]); err != nil {
+		if err := ipTail(c, fields[2:], false); err != nil {
 			return bad(a, ipHint, "%v", err)
 		}
 	default:
@@ -382,7 +382,7 @@ func parseIP(p *Params, a arg) error {
 			return bad(a, ipHint, "interface %q is not a valid interface name", c.Interface)
 		}
 		if len(fields) > 7 {
-			if err := ipTail(c, fields[7:]); err != nil {
+			if err := ipTail(c, fields[7:], true); err != nil {
 				return bad(a, ipHint, "%v", err)
 			}
 		}
@@ -394,11 +394,11 @@ func parseIP(p *Params, a arg) error {
 
 // ipTail reads dracut's [:<mtu>[:<macaddr>]] or [:<dns1>[:<dns2>]] after the autoconf method;
 // the MAC may be written with ':' (taking six fields) or with '-'.
-func ipTail(c *IPConfig, tail []string) error {
+func ipTail(c *IPConfig, tail []string, dnsAllowed bool) error {
 	if len(tail) == 0 {
 		return nil
 	}
-	if _, err := netip.ParseAddr(tail[0]); err == nil && len(tail) <= 2 {
+	if _, err := netip.ParseAddr(tail[0]); err == nil && len(tail) <= 2 && dnsAllowed {
 		for _, d := range tail {
 			if err := checkAddr("DNS server", d, false); err != nil {
 				return err
@@ -720,7 +720,7 @@ func parseHostPort(a arg, s, example string) (*HostPort, error) {
 	if s == "" {
 		return nil, bad(a, hint, "%s needs a host", a.key)
 	}
-	host, portText := s, ""
+	host, portText, hasPort := s, "", false
 	switch {
 	case strings.HasPrefix(s, "["):
 		end := strings.Index(s, "]")
@@ -732,7 +732,7 @@ func parseHostPort(a arg, s, example string) (*HostPort, error) {
 			if !strings.HasPrefix(portText, ":") {
 				return nil, bad(a, hint, "text after ']' must be :PORT")
 			}
-			portText = portText[1:]
+			portText, hasPort = portText[1:], true
 		}
 		if addr, err := netip.ParseAddr(host); err != nil || !addr.Is6() {
 			return nil, bad(a, hint, "%q is not an IPv6 address", host)
@@ -742,13 +742,13 @@ func parseHostPort(a arg, s, example string) (*HostPort, error) {
 			return nil, bad(a, hint, "%q is not an IPv6 address; write [ADDRESS]:PORT", s)
 		}
 	default:
-		host, portText, _ = strings.Cut(s, ":")
+		host, portText, hasPort = strings.Cut(s, ":")
 		if _, err := netip.ParseAddr(host); err != nil && !validHostname(host) {
 			return nil, bad(a, hint, "%q is neither an IP address nor a host name", host)
 		}
 	}
 	hp := &HostPort{Host: host}
-	if portText != "" || strings.HasSuffix(s, ":") {
+	if hasPort {
 		port, err := strconv.Atoi(portText)
 		if err != nil || port < 1 || port > 65535 {
 			return nil, bad(a, hint, "port %q is not a number between 1 and 65535", portText)

@@ -18,6 +18,9 @@ type WipeOptions struct {
 	// it, so an SSD or thin volume learns every block is free. Signatures are
 	// zeroed afterwards either way, since a discard need not read back zeros.
 	Discard bool
+	// Keep are partitions whose contents must survive (nodeinit.keep=data):
+	// no region inside them is zeroed, and no discard is issued.
+	Keep []Partition
 }
 
 // WipeReport says what Wipe did.
@@ -101,6 +104,28 @@ func wipeRegions(size int64, sectorSize int, parts []extent) []extent {
 		}
 	}
 	return mergeAligned(rs, int64(sectorSize), size)
+}
+
+// subtractKept removes from rs every byte inside a kept extent. Kept extents
+// are whole partitions, so they are already sector aligned.
+func subtractKept(rs []extent, keep []extent) []extent {
+	for _, k := range keep {
+		var out []extent
+		for _, r := range rs {
+			if r.end() <= k.Start || r.Start >= k.end() {
+				out = append(out, r)
+				continue
+			}
+			if r.Start < k.Start {
+				out = append(out, extent{r.Start, k.Start - r.Start})
+			}
+			if r.end() > k.end() {
+				out = append(out, extent{k.end(), r.end() - k.end()})
+			}
+		}
+		rs = out
+	}
+	return rs
 }
 
 // mergeAligned widens each range to whole sectors, then sorts and merges them.

@@ -36,9 +36,13 @@ func Wipe(devPath string, opts WipeOptions) (WipeReport, error) {
 
 	parts := d.partitionExtents(opts.Partitions)
 	rep.Partitions = len(parts)
-	regions := wipeRegions(d.size, d.logical, parts)
+	var keep []extent
+	for _, k := range opts.Keep {
+		keep = append(keep, extent{k.StartByte, k.SizeBytes})
+	}
+	regions := subtractKept(wipeRegions(d.size, d.logical, parts), keep)
 
-	if opts.Discard {
+	if opts.Discard && len(keep) == 0 {
 		if !d.block {
 			rep.DiscardError = "not a block device"
 		} else if err := d.discard(0, d.size); err != nil {

@@ -91,3 +91,21 @@ func TestMBRPartitions(t *testing.T) {
 		t.Errorf("protective MBR gives %+v", got)
 	}
 }
+
+func TestSubtractKeptLeavesKeptPartitionWhole(t *testing.T) {
+	const size = 64 << 30
+	data := extent{9 << 30, 50 << 30}
+	regions := subtractKept(wipeRegions(size, 512, []extent{{1 << 20, 512 << 20}, data}), []extent{data})
+	if len(regions) == 0 {
+		t.Fatal("nothing left to wipe")
+	}
+	for _, r := range regions {
+		if r.Start < data.end() && r.end() > data.Start {
+			t.Fatalf("region %+v overlaps the kept partition %+v", r, data)
+		}
+	}
+	// The disk head (GPT) and tail (backup GPT) must still be cleared.
+	if regions[0].Start != 0 || regions[len(regions)-1].end() != size {
+		t.Fatalf("head or tail not wiped: %+v", regions)
+	}
+}

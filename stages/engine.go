@@ -61,10 +61,6 @@ func hintOf(err error) string {
 	if errors.As(err, &h) {
 		return h.Hint()
 	}
-	var r *RefusalError
-	if errors.As(err, &r) {
-		return r.Hint
-	}
 	return ""
 }
 

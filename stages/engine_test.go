@@ -79,7 +79,7 @@ func TestRunFailureStopsAndCallsPolicy(t *testing.T) {
 	var ran []string
 	ok := func(ctx context.Context, s Step, r *Reporter) error { ran = append(ran, s.Name); return nil }
 	bad := func(ctx context.Context, s Step, r *Reporter) error {
-		return &RefusalError{Reason: "disk vanished", Hint: "check cabling"}
+		return &RefusalError{Reason: "disk vanished", Fix: "check cabling"}
 	}
 	c, f := &Collector{}, &recordFail{}
 	err := Run(context.Background(), testPlan("a", "b", "c"), RunOptions{

@@ -81,18 +81,21 @@ type Blueprint struct {
 // RefusalError says why nothing will happen, and what the operator should change.
 type RefusalError struct {
 	Reason string
-	Hint   string
+	Fix    string
 }
 
 func (e *RefusalError) Error() string {
-	if e.Hint == "" {
+	if e.Fix == "" {
 		return e.Reason
 	}
-	return e.Reason + "; " + e.Hint
+	return e.Reason + "; " + e.Fix
 }
 
+// Hint says what the operator should change.
+func (e *RefusalError) Hint() string { return e.Fix }
+
 func refuse(hint, format string, args ...any) error {
-	return &RefusalError{Reason: fmt.Sprintf(format, args...), Hint: hint}
+	return &RefusalError{Reason: fmt.Sprintf(format, args...), Fix: hint}
 }
 
 // Plan computes what params and facts imply. It does no I/O: every check that can be
@@ -389,7 +392,7 @@ func checkImage(p *cmdline.Params, f *Facts) error {
 			"%s needs an image and none was found", p.Action)
 	}
 	if f.Image.Error != "" {
-		return &RefusalError{Reason: fmt.Sprintf("image %s: %s", f.Image.Source, f.Image.Error), Hint: f.Image.Hint}
+		return &RefusalError{Reason: fmt.Sprintf("image %s: %s", f.Image.Source, f.Image.Error), Fix: f.Image.Hint}
 	}
 	return nil
 }

@@ -42,7 +42,7 @@ func runPlan(args []string, stdout, stderr io.Writer) error {
 	if *factsFile != "" {
 		f, err = stages.LoadFacts(*factsFile)
 	} else {
-		f, err = stages.Gather(context.Background(), p, stages.GatherOptions{Root: "/", KeysDir: *keys, ReadOnly: true})
+		f, err = stages.Gather(context.Background(), p, stages.GatherOptions{Root: "/", KeysDir: *keys, Mount: stages.SysMounter{}, DefaultImages: []string{"label:NODEINIT"}})
 	}
 	if err != nil {
 		return err

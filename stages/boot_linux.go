@@ -1,0 +1,190 @@
+package stages
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/nodeinit/nodeinit/boot"
+	"github.com/nodeinit/nodeinit/image"
+	"github.com/nodeinit/nodeinit/nodeconfig"
+	"github.com/u-root/u-root/pkg/mount/loop"
+	"golang.org/x/sys/unix"
+)
+
+// Where the node finds nodeinit's mounts after switch_root.
+const (
+	NodeESPDir    = "/run/nodeinit/esp"
+	NodeConfigDir = "/run/nodeinit/config"
+)
+
+// boot assembles the node's root under NewRoot: the slot's squashfs read-only, a tmpfs
+// overlay on top, the ESP and config partition under /run/nodeinit, persisted files
+// bound over the root, logging on /var/log and data on /data. It detects and records a
+// rollback first. The caller then switches root.
+func (j *Job) boot(ctx context.Context, s Step, r *Reporter) error {
+	slot := s.Args["slot"]
+	if slot == "ram" {
+		return j.bootStateless(ctx, r)
+	}
+	d, _, err := j.diskOf(s)
+	if err != nil {
+		return err
+	}
+	dev := func(label string) string {
+		p, err := j.partDev(d, label)
+		if err != nil {
+			return ""
+		}
+		return p
+	}
+	rootDev := dev("node-root-" + slot)
+	if rootDev == "" {
+		return fmt.Errorf("%s has no node-root-%s partition", d.Path, slot)
+	}
+	lower := filepath.Join(j.RunDir, "lower")
+	if err := j.mountAt(rootDev, lower, "squashfs", unix.MS_RDONLY, ""); err != nil {
+		return fmt.Errorf("slot %s: %w (hint: the slot may be damaged; boot the other slot's entry, or reinstall)", slot, err)
+	}
+	if err := j.overlay(lower); err != nil {
+		return err
+	}
+	esp := filepath.Join(j.NewRoot, NodeESPDir)
+	if err := j.mountAt(dev("NODE-ESP"), esp, "vfat", 0, ""); err != nil {
+		return err
+	}
+	config := filepath.Join(j.NewRoot, NodeConfigDir)
+	if err := j.mountAt(dev("node-config"), config, "ext4", 0, ""); err != nil {
+		return err
+	}
+	if err := j.recordBoot(esp, config, slot, r); err != nil {
+		return err
+	}
+	if err := j.bindConfig(config); err != nil {
+		return err
+	}
+	for _, m := range []struct{ label, dir string }{{"node-logging", "/var/log"}, {"node-data", "/data"}} {
+		if p := dev(m.label); p != "" {
+			if err := j.mountAt(p, filepath.Join(j.NewRoot, m.dir), "ext4", 0, ""); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// recordBoot notes this boot in the ledger, and when a newer slot ran out of tries,
+// records the rollback and restores the config snapshot the booted version expects.
+func (j *Job) recordBoot(esp, config, slot string, r *Reporter) error {
+	entries, err := boot.Entries(esp)
+	if err != nil {
+		return err
+	}
+	l, err := boot.ReadLedger(esp)
+	if err != nil {
+		return fmt.Errorf("%w (hint: the ESP ledger is missing; reinstall, or boot with rescue to inspect the ESP)", err)
+	}
+	rb, err := boot.DetectRollback(slot, entries, l)
+	if err != nil {
+		return err
+	}
+	if rb != nil {
+		rb.Time = j.now()
+		if err := l.RecordRollback(j.now(), *rb); err != nil {
+			return err
+		}
+		r.Info("ROLLBACK from slot %s to slot %s: %s", rb.From, rb.To, rb.Reason)
+		if v := l.Slots[slot]; v != nil && v.Version != "" {
+			if err := nodeconfig.Restore(config, v.Version); err == nil {
+				r.Info("config restored from snapshot %q", v.Version)
+			} else if !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("restore config snapshot %s: %w", v.Version, err)
+			}
+		}
+	}
+	if e, err := boot.EntryFor(esp, slot); err == nil && e.Blessed() {
+		if rec := l.Slots[slot]; rec != nil && rec.State != boot.SlotGood {
+			if err := l.RecordSlot(j.now(), slot, boot.SlotGood, rec.Version, rec.Image); err != nil {
+				return err
+			}
+		}
+	}
+	if err := l.SetActive(slot); err != nil {
+		return err
+	}
+	l.RecordAction(j.now(), "boot", slot, "")
+	return l.Write(esp)
+}
+
+func (j *Job) bindConfig(config string) error {
+	if err := nodeconfig.BindPersisted(config, j.NewRoot, j.Bind); err != nil {
+		return err
+	}
+	return nodeconfig.ApplyShadow(config, j.NewRoot)
+}
+
+// overlay mounts a tmpfs upper layer over lower at NewRoot, and a tmpfs on NewRoot/run.
+func (j *Job) overlay(lower string) error {
+	rw := filepath.Join(j.RunDir, "rw")
+	if err := j.mountAt("tmpfs", rw, "tmpfs", 0, "mode=0755"); err != nil {
+		return err
+	}
+	for _, d := range []string{"upper", "work"} {
+		if err := os.MkdirAll(filepath.Join(rw, d), 0o755); err != nil {
+			return err
+		}
+	}
+	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s/upper,workdir=%s/work", lower, rw, rw)
+	if err := j.mountAt("overlay", j.NewRoot, "overlay", 0, opts); err != nil {
+		return err
+	}
+	return j.mountAt("tmpfs", filepath.Join(j.NewRoot, "run"), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755")
+}
+
+func (j *Job) mountAt(source, target, fstype string, flags uintptr, data string) error {
+	if source == "" {
+		return fmt.Errorf("mount %s: no device", target)
+	}
+	if err := os.MkdirAll(target, 0o755); err != nil {
+		return err
+	}
+	return j.Mount.Mount(source, target, fstype, flags, data)
+}
+
+// ramImage is where stateless keeps the image.
+func (j *Job) ramImage() string { return filepath.Join(j.RunDir, "ram", image.RootfsName) }
+
+// imageToRAM copies the verified root image into RAM for a stateless boot.
+func (j *Job) imageToRAM(ctx context.Context, s Step, r *Reporter) error {
+	dst := j.ramImage()
+	if err := j.mountAt("tmpfs", filepath.Dir(dst), "tmpfs", 0, "mode=0700"); err != nil {
+		return err
+	}
+	return j.Bundle.CopyFile(ctx, image.RootfsName, dst)
+}
+
+// bootStateless assembles a root from the image in RAM; config comes from the command line.
+func (j *Job) bootStateless(ctx context.Context, r *Reporter) error {
+	l, err := loop.New(j.ramImage(), "squashfs", "")
+	if err != nil {
+		return fmt.Errorf("loop device for %s: %w", j.ramImage(), err)
+	}
+	lower := filepath.Join(j.RunDir, "lower")
+	if err := j.mountAt(l.DevName(), lower, "squashfs", unix.MS_RDONLY, ""); err != nil {
+		return err
+	}
+	if err := j.overlay(lower); err != nil {
+		return err
+	}
+	config := filepath.Join(j.NewRoot, NodeConfigDir)
+	if err := j.mountAt("tmpfs", config, "tmpfs", 0, "mode=0755"); err != nil {
+		return err
+	}
+	if err := nodeconfig.Seed(config, ConfigFromParams(j.Params, j.Facts)); err != nil {
+		return err
+	}
+	r.Info("stateless: %d disks left untouched", len(j.Facts.Disks))
+	return j.bindConfig(config)
+}

@@ -1,0 +1,285 @@
+package stages
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/nodeinit/nodeinit/boot"
+	"github.com/nodeinit/nodeinit/cmdline"
+	"github.com/nodeinit/nodeinit/disk"
+	"github.com/nodeinit/nodeinit/image"
+)
+
+// Mounter mounts and unmounts filesystems. The Linux implementation calls mount(2);
+// every path it gets is already below the run directory or the new root.
+type Mounter interface {
+	Mount(source, target, fstype string, flags uintptr, data string) error
+	Unmount(target string) error
+}
+
+// GatherOptions says where facts come from.
+type GatherOptions struct {
+	// Root is "/" on a machine; tests point it at a fake tree.
+	Root string
+	// KeysDir holds the trusted image public keys (*.pub).
+	KeysDir string
+	// DefaultImages are tried in order when nodeinit.image is not given,
+	// e.g. "initramfs:/bundle" then "label:NODEINIT".
+	DefaultImages []string
+	// RunDir is where temporary mounts go (default /run/nodeinit).
+	RunDir string
+	// Mount reads the ESP ledger of an existing install; nil skips it.
+	Mount Mounter
+	// Source tunes image sources (CAs, retries, label search roots).
+	Source image.SourceOptions
+}
+
+// Machine is the result of probing: the facts, plus the opened image bundle that
+// the write stages stream from (nil when the action needs no image).
+type Machine struct {
+	Facts  *Facts
+	Bundle *image.Bundle
+}
+
+// Close releases the image source (unmounting a medium).
+func (m *Machine) Close() error {
+	if m.Bundle != nil && m.Bundle.Source != nil {
+		return m.Bundle.Source.Close()
+	}
+	return nil
+}
+
+// Gather probes the machine read-only and returns its facts.
+func Gather(ctx context.Context, p *cmdline.Params, o GatherOptions) (*Facts, error) {
+	m, err := Probe(ctx, p, o)
+	if err != nil {
+		return nil, err
+	}
+	m.Close()
+	return m.Facts, nil
+}
+
+// Probe gathers facts: disks, medium, existing install, NICs, EFI, TPM and DMI,
+// and, when the action needs one, opens and checks the image manifest. It writes nothing.
+func Probe(ctx context.Context, p *cmdline.Params, o GatherOptions) (*Machine, error) {
+	if o.Root == "" {
+		o.Root = "/"
+	}
+	if o.RunDir == "" {
+		o.RunDir = "/run/nodeinit"
+	}
+	disks, err := disk.Discover(disk.Root{Dir: o.Root})
+	if err != nil {
+		return nil, fmt.Errorf("probe disks: %w", err)
+	}
+	f := &Facts{
+		Disks:       disks,
+		MemoryBytes: memTotal(filepath.Join(o.Root, "proc/meminfo")),
+		EFI:         exists(filepath.Join(o.Root, "sys/firmware/efi")),
+		TPM:         exists(filepath.Join(o.Root, "sys/class/tpm/tpm0")),
+		NICs:        nics(filepath.Join(o.Root, "sys/class/net")),
+		Consoles:    p.Consoles,
+		DMI:         dmi(filepath.Join(o.Root, "sys/class/dmi/id")),
+	}
+	f.Install = findInstall(f, o)
+	m := &Machine{Facts: f}
+	if needsImage(p, f) {
+		m.Bundle, f.Image = openImage(ctx, p, f, o)
+	}
+	return m, nil
+}
+
+func needsImage(p *cmdline.Params, f *Facts) bool {
+	switch p.Action {
+	case cmdline.ActionInstall, cmdline.ActionReinstall, cmdline.ActionUpgrade, cmdline.ActionStateless:
+		return true
+	case cmdline.ActionBoot:
+		return p.AutoInstall && f.Install == nil
+	}
+	return false
+}
+
+// openImage opens the bundle and records the outcome as facts; a failure becomes
+// ImageFacts.Error so that Plan refuses with the reason and the hint.
+func openImage(ctx context.Context, p *cmdline.Params, f *Facts, o GatherOptions) (*image.Bundle, *ImageFacts) {
+	specs := o.DefaultImages
+	if p.Node.Image != "" {
+		specs = []string{p.Node.Image}
+	}
+	if len(specs) == 0 {
+		return nil, nil
+	}
+	keys, kerr := image.LoadKeyring(o.KeysDir)
+	var lastErr error
+	for _, spec := range specs {
+		src, err := image.OpenSource(spec, o.Source)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		if label, ok := strings.CutPrefix(spec, "label:"); ok {
+			markMedium(f, label, o)
+		}
+		b, err := image.Open(ctx, src, keys, image.VerifyOptions{Insecure: p.Node.Insecure, PinnedSHA256: p.Node.ImageSHA256, Arch: runtime.GOARCH})
+		if err != nil {
+			src.Close()
+			if kerr != nil {
+				err = fmt.Errorf("%w (and the trusted keys could not be loaded: %v)", err, kerr)
+			}
+			return nil, &ImageFacts{Source: spec, Error: err.Error(), Hint: image.HintOf(err)}
+		}
+		m := b.Manifest
+		facts := &ImageFacts{Source: spec, Name: m.Name, Version: m.Version, Arch: m.Arch,
+			Signed: b.Signed, Pinned: b.Pinned, UpgradeFrom: m.UpgradeFrom}
+		if rf, ok := m.File(image.RootfsName); ok {
+			facts.RootSize = rf.Size
+		}
+		return b, facts
+	}
+	if p.Node.Image == "" {
+		// No default source exists: the plan refuses with "needs an image".
+		return nil, nil
+	}
+	return nil, &ImageFacts{Source: specs[0], Error: lastErr.Error(), Hint: image.HintOf(lastErr)}
+}
+
+// markMedium flags the disk carrying the labelled medium so it is never a target.
+func markMedium(f *Facts, label string, o GatherOptions) {
+	label, _, _ = strings.Cut(label, "/")
+	sysRoot, devRoot := o.Source.SysRoot, o.Source.DevRoot
+	if sysRoot == "" {
+		sysRoot = filepath.Join(o.Root, "sys")
+	}
+	if devRoot == "" {
+		devRoot = filepath.Join(o.Root, "dev")
+	}
+	dev, _, err := image.FindByLabel(label, sysRoot, devRoot)
+	if err != nil {
+		return
+	}
+	disk.MarkBootMedium(f.Disks, filepath.Base(dev))
+}
+
+// findInstall finds a nodeinit install (or an old oVirt Node) and reads its ledger.
+func findInstall(f *Facts, o GatherOptions) *Install {
+	var ovirt *Install
+	for i := range f.Disks {
+		d := &f.Disks[i]
+		switch d.Content {
+		case disk.ContentOurs:
+			in := &Install{Disk: d.Name, Slots: map[string]Slot{}}
+			if o.Mount != nil {
+				readLedgerInto(in, d, o)
+			}
+			if d.InstalledVersion == "" && in.ActiveSlot != "" {
+				d.InstalledVersion = in.Slots[in.ActiveSlot].Version
+			}
+			return in
+		case disk.ContentOVirt:
+			if ovirt == nil {
+				ovirt = &Install{Disk: d.Name, OVirt: true}
+			}
+		}
+	}
+	return ovirt
+}
+
+func readLedgerInto(in *Install, d *disk.Disk, o GatherOptions) {
+	esp := partByLabel(d, "NODE-ESP")
+	if esp == nil {
+		return
+	}
+	dir := filepath.Join(o.RunDir, "probe-esp")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return
+	}
+	if err := o.Mount.Mount(devPath(o.Root, esp), dir, "vfat", mountReadOnly, ""); err != nil {
+		return
+	}
+	defer o.Mount.Unmount(dir)
+	l, err := boot.ReadLedger(dir)
+	if err != nil {
+		return
+	}
+	in.ActiveSlot = l.Active
+	for name, s := range l.Slots {
+		if s != nil {
+			in.Slots[name] = Slot{Version: s.Version, State: string(s.State)}
+		}
+	}
+}
+
+func partByLabel(d *disk.Disk, label string) *disk.Partition {
+	for i := range d.Partitions {
+		if d.Partitions[i].PartLabel == label {
+			return &d.Partitions[i]
+		}
+	}
+	return nil
+}
+
+func devPath(root string, p *disk.Partition) string {
+	if p.Path != "" && root == "/" {
+		return p.Path
+	}
+	return filepath.Join(root, "dev", p.Name)
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+func readTrim(p string) string {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func memTotal(path string) int64 {
+	for _, l := range strings.Split(readTrim(path), "\n") {
+		if v, ok := strings.CutPrefix(l, "MemTotal:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+func nics(dir string) []NIC {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var out []NIC
+	for _, e := range entries {
+		n := e.Name()
+		if n == "lo" || !exists(filepath.Join(dir, n, "device")) {
+			continue
+		}
+		nic := NIC{Name: n, MAC: readTrim(filepath.Join(dir, n, "address")), Carrier: readTrim(filepath.Join(dir, n, "carrier")) == "1"}
+		if link, err := os.Readlink(filepath.Join(dir, n, "device", "driver")); err == nil {
+			nic.Driver = filepath.Base(link)
+		}
+		out = append(out, nic)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+func dmi(dir string) DMI {
+	return DMI{
+		Vendor:  readTrim(filepath.Join(dir, "sys_vendor")),
+		Product: readTrim(filepath.Join(dir, "product_name")),
+		Serial:  readTrim(filepath.Join(dir, "product_serial")),
+		UUID:    readTrim(filepath.Join(dir, "product_uuid")),
+	}
+}

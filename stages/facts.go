@@ -62,8 +62,8 @@ type ImageFacts struct {
 	Name     string `json:"name,omitempty"`
 	Version  string `json:"version,omitempty"`
 	Arch     string `json:"arch,omitempty"`
-	Signed   bool   `json:"signed"`  // a trusted key verified the manifest signature
-	Pinned   bool   `json:"pinned"`  // nodeinit.image.sha256 matched the manifest
+	Signed   bool   `json:"signed"` // a trusted key verified the manifest signature
+	Pinned   bool   `json:"pinned"` // nodeinit.image.sha256 matched the manifest
 	RootSize int64  `json:"root_size,omitempty"`
 	// UpgradeFrom lists the version constraints the image accepts to upgrade from.
 	UpgradeFrom []string `json:"upgrade_from,omitempty"`

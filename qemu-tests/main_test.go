@@ -5,18 +5,21 @@ package qemutests
 
 import (
 	"context"
+	"io"
 	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 
-	"github.com/nodeinit/nodeinit/initramfs"
+	"github.com/nodeinit/nodeinit/qemu-tests/fixture"
 	"github.com/nodeinit/nodeinit/qemu-tests/vm"
 )
 
+// versions are the releases of the test node OS the tests install and upgrade between.
+var versions = []fixture.Version{{Version: "1.0"}}
+
 var (
 	buildOnce sync.Once
-	built     string
+	built     *fixture.Artifacts
 	buildErr  error
 	buildDir  string
 )
@@ -45,27 +48,30 @@ func artifacts(t *testing.T) vm.Artifacts {
 	return a
 }
 
-// testInitramfs builds the initramfs once per test binary: our /init, the default rescue
-// commands and the default modules of the cached kernel.
-func testInitramfs(t *testing.T, a vm.Artifacts) string {
+// fixtures builds, once per test binary, the initramfs, a signing key and the signed
+// bundles of every version of the test node OS.
+func fixtures(t *testing.T) *fixture.Artifacts {
 	t.Helper()
+	artifacts(t)
 	buildOnce.Do(func() {
 		buildDir, buildErr = os.MkdirTemp("", "nodeinit-qemu-tests-")
 		if buildErr != nil {
 			return
 		}
-		wd, _ := os.Getwd()
-		var res initramfs.Result
-		res, buildErr = initramfs.Build(context.Background(), initramfs.Options{
-			Output:     filepath.Join(buildDir, "initrd.img"),
-			ModulesDir: a.ModulesDir,
-			WorkDir:    filepath.Dir(wd),
-		})
-		built = res.Path
-		t.Logf("initramfs: %s", res)
+		var logw io.Writer = io.Discard
+		if testing.Verbose() {
+			logw = os.Stderr
+		}
+		built, buildErr = fixture.Build(context.Background(), fixture.Options{
+			CacheDir: vm.DefaultCacheDir(), OutDir: buildDir, Versions: versions, Log: logw})
 	})
 	if buildErr != nil {
-		t.Fatalf("build initramfs: %v", buildErr)
+		t.Fatalf("build fixtures: %v", buildErr)
 	}
 	return built
+}
+
+// testInitramfs is the nodeinit initramfs of the fixtures.
+func testInitramfs(t *testing.T, _ vm.Artifacts) string {
+	return fixtures(t).Initramfs
 }

@@ -14,7 +14,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Where the node finds nodeinit's mounts after switch_root.
+// Where the node finds nodeinit's mounts after switch_root. They are mounted below the
+// initramfs's own /run/nodeinit (RunDir), and switch_root moves /run, with everything
+// mounted below it, into the new root.
 const (
 	NodeESPDir    = "/run/nodeinit/esp"
 	NodeConfigDir = "/run/nodeinit/config"
@@ -51,11 +53,11 @@ func (j *Job) boot(ctx context.Context, s Step, r *Reporter) error {
 	if err := j.overlay(lower); err != nil {
 		return err
 	}
-	esp := filepath.Join(j.NewRoot, NodeESPDir)
+	esp := filepath.Join(j.RunDir, "esp")
 	if err := j.mountAt(dev("NODE-ESP"), esp, "vfat", 0, ""); err != nil {
 		return err
 	}
-	config := filepath.Join(j.NewRoot, NodeConfigDir)
+	config := filepath.Join(j.RunDir, "config")
 	if err := j.mountAt(dev("node-config"), config, "ext4", 0, ""); err != nil {
 		return err
 	}
@@ -125,7 +127,7 @@ func (j *Job) bindConfig(config string) error {
 	return nodeconfig.ApplyShadow(config, j.NewRoot)
 }
 
-// overlay mounts a tmpfs upper layer over lower at NewRoot, and a tmpfs on NewRoot/run.
+// overlay mounts a tmpfs upper layer over lower at NewRoot.
 func (j *Job) overlay(lower string) error {
 	rw := filepath.Join(j.RunDir, "rw")
 	if err := j.mountAt("tmpfs", rw, "tmpfs", 0, "mode=0755"); err != nil {
@@ -137,10 +139,7 @@ func (j *Job) overlay(lower string) error {
 		}
 	}
 	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s/upper,workdir=%s/work", lower, rw, rw)
-	if err := j.mountAt("overlay", j.NewRoot, "overlay", 0, opts); err != nil {
-		return err
-	}
-	return j.mountAt("tmpfs", filepath.Join(j.NewRoot, "run"), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755")
+	return j.mountAt("overlay", j.NewRoot, "overlay", 0, opts)
 }
 
 func (j *Job) mountAt(source, target, fstype string, flags uintptr, data string) error {
@@ -178,7 +177,7 @@ func (j *Job) bootStateless(ctx context.Context, r *Reporter) error {
 	if err := j.overlay(lower); err != nil {
 		return err
 	}
-	config := filepath.Join(j.NewRoot, NodeConfigDir)
+	config := filepath.Join(j.RunDir, "config")
 	if err := j.mountAt("tmpfs", config, "tmpfs", 0, "mode=0755"); err != nil {
 		return err
 	}

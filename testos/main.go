@@ -13,6 +13,7 @@
 // replaces the file:
 //
 //	write /etc/testos/written some text   write the text to the file and persist it
+//	show /etc/hostname                    print the file (or a directory's entries) on one line
 //	bless                                 mark this boot good (rename the loader entry)
 //	crash                                 exit as PID 1: the kernel panics (boot counting test)
 //	poweroff | reboot                     after TESTOS-READY
@@ -96,9 +97,13 @@ func parseActions(text string) ([]action, error) {
 			if len(a.args) < 1 || !strings.HasPrefix(a.args[0], "/") {
 				return nil, fmt.Errorf("line %d: write needs an absolute path and text", n)
 			}
+		case "show":
+			if len(a.args) != 1 || !strings.HasPrefix(a.args[0], "/") {
+				return nil, fmt.Errorf("line %d: show needs one absolute path", n)
+			}
 		case "bless", "crash", "poweroff", "reboot":
 		default:
-			return nil, fmt.Errorf("line %d: unknown action %q (write, bless, crash, poweroff, reboot)", n, a.verb)
+			return nil, fmt.Errorf("line %d: unknown action %q (write, show, bless, crash, poweroff, reboot)", n, a.verb)
 		}
 		out = append(out, a)
 	}
@@ -108,7 +113,8 @@ func parseActions(text string) ([]action, error) {
 // actions returns testos.action= from the command line if given, else the file.
 func (n node) actions() ([]action, error) {
 	if v := cmdlineValue(n.cmdline, "testos.action"); v != "" {
-		return parseActions(strings.ReplaceAll(v, ",", "\n"))
+		// On the command line, actions are separated by ',' and words by ':'.
+		return parseActions(strings.NewReplacer(",", "\n", ":", " ").Replace(v))
 	}
 	data, err := os.ReadFile(n.path(ActionsFile))
 	if os.IsNotExist(err) {
@@ -201,6 +207,8 @@ func (n node) run(acts []action) (final string, err error) {
 				return "", fmt.Errorf("write %s: %w", p, err)
 			}
 			fmt.Fprintf(n.out, "TESTOS-WROTE %s\n", p)
+		case "show":
+			fmt.Fprintln(n.out, n.show(a.args[0]))
 		case "bless":
 			slot := cmdlineValue(n.cmdline, "nodeinit.slot")
 			if err := boot.Bless(n.path(ESPMount), slot); err != nil {
@@ -218,6 +226,23 @@ func (n node) run(acts []action) (final string, err error) {
 }
 
 var errCrash = fmt.Errorf("crash requested")
+
+// show renders a file, or a directory's entries, as one line: TESTOS-SHOW <path> <content>.
+func (n node) show(p string) string {
+	full := n.path(p)
+	if entries, err := os.ReadDir(full); err == nil {
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		return fmt.Sprintf("TESTOS-SHOW %s dir=%s", p, strings.Join(names, ","))
+	}
+	data, err := os.ReadFile(full)
+	if err != nil {
+		return fmt.Sprintf("TESTOS-SHOW %s missing", p)
+	}
+	return fmt.Sprintf("TESTOS-SHOW %s %q", p, string(data))
+}
 
 // boot is everything testos does on one boot, minus the power action.
 func (n node) boot() (final string, err error) {

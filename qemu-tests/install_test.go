@@ -1,0 +1,257 @@
+package qemutests
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nodeinit/nodeinit/early"
+	"github.com/nodeinit/nodeinit/qemu-tests/fixture"
+	"github.com/nodeinit/nodeinit/qemu-tests/vm"
+)
+
+// adminHash is a SHA-512 crypt hash (openssl passwd -6 -salt demo nodeinit).
+const adminHash = "$6$demo$VkuVXfxR29AghwdAr6JFDpWSLMAVxBt.X0WLj/CSLdvjjL6cCqsq/lD1WmxjIY8w98mCIZcQ7nl0tonW/bTKp1"
+
+// node is one test machine: its disks and its firmware variables survive power cycles.
+type node struct {
+	t     *testing.T
+	f     *fixture.Artifacts
+	disks []vm.Disk
+	vars  string
+}
+
+func newNode(t *testing.T, disks ...vm.Disk) *node {
+	f := fixtures(t)
+	return &node{t: t, f: f, disks: disks, vars: vm.NewVars(t, f.Debian.OVMFVars)}
+}
+
+// installer boots the installer initrd of version with the given kernel arguments.
+func (n *node) installer(version, args string) *vm.VM {
+	n.t.Helper()
+	initrd, err := n.f.Installer(version)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	return vm.Start(n.t, vm.Config{Kernel: n.f.Debian.Vmlinuz, Initramfs: initrd, Append: "console=ttyS0 panic=5 " + args,
+		OVMFCode: n.f.Debian.OVMFCode, OVMFVars: n.vars, Disks: n.disks, NoReboot: true, MemoryMiB: 1536})
+}
+
+// powerOn boots the machine from its disks through the firmware, as after a power cycle.
+func (n *node) powerOn() *vm.VM {
+	n.t.Helper()
+	return vm.Start(n.t, vm.Config{OVMFCode: n.f.Debian.OVMFCode, OVMFVars: n.vars, Disks: n.disks, NoReboot: true, MemoryMiB: 1536})
+}
+
+func waitExit(t *testing.T, v *vm.VM) {
+	t.Helper()
+	if err := v.WaitExit(2 * time.Minute); err != nil {
+		t.Fatalf("qemu did not end: %v\n%s", err, tail(v.Output(), 30))
+	}
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// testosActions tells the test OS what to do on every boot: show whether the file written
+// on an earlier boot is there, write (and persist) it, show the seeded hostname and
+// network config, then power off.
+const testosActions = "testos.action=show:/etc/testos/written,write:/etc/testos/written:first-boot," +
+	"show:/etc/hostname,show:/etc/systemd/network,poweroff"
+
+// TestInstallNVMeThenBoot installs onto a blank NVMe disk, then power-cycles twice: the node
+// boots through OVMF, systemd-boot and our initramfs into the test OS from slot a with the
+// hostname and network config from the command line, and on the second boot a file the
+// test OS persisted on the first is still there. Independent tools check the disk.
+func TestInstallNVMeThenBoot(t *testing.T) {
+	n := newNode(t, vm.Disk{Path: vm.NewDisk(t, "nvme.img", 16<<30), Interface: vm.NVMe, Serial: "NODE0001"})
+	v := n.installer("1.0", "install storage_init=serial:NODE0001 BOOTIF=01-52-54-00-12-34-56 adminpw="+adminHash+
+		" hostname=node1.example.com dns=192.0.2.53 "+testosActions)
+	v.Expect(`nodeinit: \[write-slot\] progress`, 3*time.Minute)
+	v.Expect(`nodeinit: install complete`, 3*time.Minute)
+	report := v.Expect(`nodeinit: timing: (.*)\n`, 10*time.Second)[1]
+	t.Logf("install timing (guest clock, TCG): %s", report)
+	for _, stage := range []string{"partition", "filesystems", "write-slot", "esp", "seed-config", "boot-order", "report"} {
+		if !strings.Contains(report, " "+stage+" ") {
+			t.Errorf("timing report lacks stage %s", stage)
+		}
+	}
+	for _, line := range strings.Split(v.Output(), "\n") {
+		// The kernel echoes its own command line; nothing nodeinit prints may hold the hash.
+		line = strings.TrimSpace(line)
+		if strings.Contains(line, "$6$demo$") && strings.HasPrefix(line, "nodeinit") {
+			t.Errorf("a secret reached the console: %q", line)
+		}
+	}
+	waitExit(t, v)
+	checkInstalledDisk(t, n.disks[0].Path)
+
+	v = n.powerOn()
+	v.Expect(`Boot\d+ "nodeinit"`, 2*time.Minute)
+	boot := v.Expect(`nodeinit: timing: (.*)\n`, 2*time.Minute)[1]
+	t.Logf("normal boot timing (guest clock, TCG): %s", boot)
+	v.Expect(`TESTOS version=1\.0 build=1\.0 slot=a hostname=node1\.example\.com persisted=\S*/etc/hostname`, time.Minute)
+	v.Expect(`TESTOS-SHOW /etc/testos/written missing`, 30*time.Second)
+	v.Expect(`TESTOS-WROTE /etc/testos/written`, 30*time.Second)
+	v.Expect(`TESTOS-SHOW /etc/hostname "node1\.example\.com\\n"`, 30*time.Second)
+	v.Expect(`TESTOS-SHOW /etc/systemd/network dir=\S*\.network`, 30*time.Second)
+	v.Expect(`TESTOS-READY`, 30*time.Second)
+	waitExit(t, v)
+
+	v = n.powerOn()
+	v.Expect(`TESTOS-SHOW /etc/testos/written "first-boot\\n"`, 3*time.Minute)
+	v.Expect(`TESTOS-READY`, 30*time.Second)
+	waitExit(t, v)
+}
+
+// TestInstall4KVirtio installs onto a virtio disk with 4096-byte sectors and boots it.
+func TestInstall4KVirtio(t *testing.T) {
+	n := newNode(t, vm.Disk{Path: vm.NewDisk(t, "virtio4k.img", 16<<30), Interface: vm.Virtio, Serial: "VIRTIO4K01", SectorSize: 4096})
+	v := n.installer("1.0", "install storage_init=virtio:VIRTIO4K01 BOOTIF=link hostname=node4k testos.action=poweroff")
+	v.Expect(`write a GPT \(4096-byte sectors\) on /dev/vda`, 3*time.Minute)
+	v.Expect(`nodeinit: install complete`, 3*time.Minute)
+	waitExit(t, v)
+	out, err := exec.Command("sgdisk", "-v", n.disks[0].Path).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "No problems found") {
+		// sgdisk reads a file as 512-byte sectors, so it cannot judge a 4K table: say so plainly.
+		t.Logf("sgdisk on the 4K image (read as 512-byte sectors): %s", out)
+	}
+	v = n.powerOn()
+	v.Expect(`TESTOS version=1\.0 build=1\.0 slot=a hostname=node4k`, 3*time.Minute)
+	v.Expect(`TESTOS-READY`, 30*time.Second)
+	waitExit(t, v)
+}
+
+// TestAmbiguousDisksRefused gives storage_init a glob that matches two identical disks: the
+// failure screen names both, and both disks are byte-identical to before.
+func TestAmbiguousDisksRefused(t *testing.T) {
+	d1 := seededDisk(t, "a.img", 1<<30)
+	d2 := seededDisk(t, "b.img", 1<<30)
+	before := []string{hashFile(t, d1), hashFile(t, d2)}
+	n := newNode(t, vm.Disk{Path: d1, Interface: vm.NVMe, Serial: "TWIN0001"}, vm.Disk{Path: d2, Interface: vm.NVMe, Serial: "TWIN0002"})
+	v := n.installer("1.0", "install storage_init=/dev/nvme* nodeinit.onfail=poweroff")
+	v.Expect(early.FailureScreenMarker, 3*time.Minute)
+	screen := v.Expect(`(?s)What went wrong:(.*?)Next:`, 30*time.Second)[1]
+	for _, want := range []string{"/dev/nvme0n1", "/dev/nvme1n1", "TWIN0001", "TWIN0002", "storage_init"} {
+		if !strings.Contains(screen, want) {
+			t.Errorf("failure screen does not name %s:\n%s", want, screen)
+		}
+	}
+	waitExit(t, v)
+	after := []string{hashFile(t, d1), hashFile(t, d2)}
+	if before[0] != after[0] || before[1] != after[1] {
+		t.Fatalf("a refused install changed a disk: before %v after %v", before, after)
+	}
+}
+
+// TestBreakBeforePartition stops in the rescue shell before the partition stage; nothing
+// has been written to the disk when the shell opens.
+func TestBreakBeforePartition(t *testing.T) {
+	d := seededDisk(t, "nvme.img", 12<<30)
+	before := hashFile(t, d)
+	n := newNode(t, vm.Disk{Path: d, Interface: vm.NVMe, Serial: "BREAK001"})
+	// The disk holds foreign bytes, so consent names it.
+	v := n.installer("1.0", "install storage_init=serial:BREAK001 nodeinit.wipe=BREAK001 nodeinit.break=wipe")
+	v.Expect(`nodeinit: BREAK before stage wipe`, 3*time.Minute)
+	v.Expect(early.RescueShellBanner, 30*time.Second)
+	if after := hashFile(t, d); after != before {
+		t.Fatalf("the disk changed before the break stage ran")
+	}
+	time.Sleep(2 * time.Second)
+	v.Send("ls /run/nodeinit\r")
+	v.Expect(`facts\.json`, 30*time.Second)
+	v.Send("poweroff\r")
+	waitExit(t, v)
+	if after := hashFile(t, d); after != before {
+		t.Fatalf("the disk changed although the install never ran past the break")
+	}
+}
+
+// seededDisk makes a sparse disk image with recognisable bytes at its start and end.
+func seededDisk(t *testing.T, name string, size int64) string {
+	t.Helper()
+	p := vm.NewDisk(t, name, size)
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	block := []byte(strings.Repeat(fmt.Sprintf("foreign data on %s ", name), 4096))
+	f.WriteAt(block, 0)
+	f.WriteAt(block, size-int64(len(block)))
+	return p
+}
+
+func hashFile(t *testing.T, p string) string {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// checkInstalledDisk asks independent tools about the installed image: sgdisk validates the
+// GPT and finds our partition names; fsck.vfat and e2fsck check the ESP and config
+// filesystems through loop devices at the partitions' offsets.
+func checkInstalledDisk(t *testing.T, img string) {
+	t.Helper()
+	out, err := exec.Command("sgdisk", "-v", img).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "No problems found") {
+		t.Errorf("sgdisk -v: %v\n%s", err, out)
+	}
+	out, err = exec.Command("sgdisk", "-p", img).CombinedOutput()
+	if err != nil {
+		t.Fatalf("sgdisk -p: %v\n%s", err, out)
+	}
+	for _, name := range []string{"NODE-ESP", "node-root-a", "node-root-b", "node-config", "node-logging", "node-swap", "node-data"} {
+		if !strings.Contains(string(out), name) {
+			t.Errorf("GPT lacks %s:\n%s", name, out)
+		}
+	}
+	if os.Geteuid() != 0 {
+		return
+	}
+	checks := map[string][]string{"1": {"fsck.vfat", "-n"}, "4": {"e2fsck", "-fn"}}
+	for part, tool := range checks {
+		info, err := exec.Command("sgdisk", "-i", part, img).CombinedOutput()
+		if err != nil {
+			t.Fatalf("sgdisk -i %s: %v", part, err)
+		}
+		m := regexp.MustCompile(`First sector: (\d+).*\nLast sector: (\d+)`).FindStringSubmatch(string(info))
+		if m == nil {
+			t.Fatalf("no extent for partition %s:\n%s", part, info)
+		}
+		var first, last int64
+		fmt.Sscan(m[1], &first)
+		fmt.Sscan(m[2], &last)
+		dev, err := exec.Command("losetup", "-f", "--show", "-r", "-o", fmt.Sprint(first*512),
+			"--sizelimit", fmt.Sprint((last-first+1)*512), img).Output()
+		if err != nil {
+			t.Fatalf("losetup: %v", err)
+		}
+		loop := strings.TrimSpace(string(dev))
+		out, err := exec.Command(tool[0], append(tool[1:], loop)...).CombinedOutput()
+		exec.Command("losetup", "-d", loop).Run()
+		if err != nil {
+			t.Errorf("%s on partition %s: %v\n%s", tool[0], part, err, out)
+		}
+	}
+}

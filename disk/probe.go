@@ -38,6 +38,9 @@ const (
 	SigLUKS     = "crypto_LUKS"
 	SigISO9660  = "iso9660"
 	SigSquashfs = "squashfs"
+	// SigData is bytes that no known signature explains at the start or end of a
+	// disk. Unknown content is never taken for blank: it needs consent like any data.
+	SigData = "data"
 )
 
 // ProbeResult is everything probing learned from one device's bytes.
@@ -97,7 +100,31 @@ func ProbeDevice(r io.ReaderAt, size int64, sectorSize int) (ProbeResult, error)
 		}
 		res.Signatures = append(res.Signatures, psigs...)
 	}
+	if len(res.Signatures) == 0 {
+		if off, ok := firstNonZero(r, size); ok {
+			res.Signatures = append(res.Signatures, Signature{Type: SigData, Offset: off, Where: "disk"})
+		}
+	}
 	return res, nil
+}
+
+// dataScan is how much of each end of a disk is checked for unexplained bytes.
+const dataScan = 1 << 20
+
+// firstNonZero reports the offset of the first non-zero byte in the first or last
+// dataScan bytes of the device: where partition tables, boot sectors and filesystem
+// headers of every kind live.
+func firstNonZero(r io.ReaderAt, size int64) (int64, bool) {
+	buf := make([]byte, dataScan)
+	for _, start := range []int64{0, max(size-dataScan, 0)} {
+		n, _ := r.ReadAt(buf[:min(int64(len(buf)), size-start)], start)
+		for i, b := range buf[:n] {
+			if b != 0 {
+				return start + int64(i), true
+			}
+		}
+	}
+	return 0, false
 }
 
 // prober reads one region (a device or a partition).

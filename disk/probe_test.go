@@ -442,3 +442,32 @@ func TestProbeBlank(t *testing.T) {
 		t.Fatal("sector size 1000 accepted")
 	}
 }
+
+// TestProbeUnknownDataIsNotBlank: bytes no signature explains make a disk foreign, at
+// either end; an all-zero disk stays blank.
+func TestProbeUnknownDataIsNotBlank(t *testing.T) {
+	const size = 8 << 20
+	for _, c := range []struct {
+		name string
+		at   int64
+		want bool
+	}{{"zeros", -1, false}, {"head", 4096, true}, {"tail", size - 100, true}} {
+		img := make([]byte, size)
+		if c.at >= 0 {
+			copy(img[c.at:], "some customer data")
+		}
+		res, err := ProbeDevice(bytes.NewReader(img), size, 512)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := Disk{Signatures: res.Signatures}
+		Classify(&d)
+		got := d.Content == ContentForeign
+		if got != c.want {
+			t.Errorf("%s: content %s, signatures %+v", c.name, d.Content, res.Signatures)
+		}
+		if c.want && (len(res.Signatures) != 1 || res.Signatures[0].Offset != c.at) {
+			t.Errorf("%s: want a data signature at %d, got %+v", c.name, c.at, res.Signatures)
+		}
+	}
+}

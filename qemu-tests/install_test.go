@@ -156,15 +156,15 @@ func TestAmbiguousDisksRefused(t *testing.T) {
 	}
 }
 
-// TestBreakBeforePartition stops in the rescue shell before the partition stage; nothing
-// has been written to the disk when the shell opens.
+// TestBreakBeforePartition stops in the rescue shell before the partition stage, the first
+// write of an install on a blank disk: nothing has been written when the shell opens, nor
+// after it powers the machine off.
 func TestBreakBeforePartition(t *testing.T) {
-	d := seededDisk(t, "nvme.img", 12<<30)
+	d := vm.NewDisk(t, "nvme.img", 12<<30)
 	before := hashFile(t, d)
 	n := newNode(t, vm.Disk{Path: d, Interface: vm.NVMe, Serial: "BREAK001"})
-	// The disk holds foreign bytes, so consent names it.
-	v := n.installer("1.0", "install storage_init=serial:BREAK001 nodeinit.wipe=BREAK001 nodeinit.break=wipe")
-	v.Expect(`nodeinit: BREAK before stage wipe`, 3*time.Minute)
+	v := n.installer("1.0", "install storage_init=serial:BREAK001 nodeinit.break=partition")
+	v.Expect(`nodeinit: BREAK before stage partition`, 3*time.Minute)
 	v.Expect(early.RescueShellBanner, 30*time.Second)
 	if after := hashFile(t, d); after != before {
 		t.Fatalf("the disk changed before the break stage ran")
@@ -176,6 +176,22 @@ func TestBreakBeforePartition(t *testing.T) {
 	waitExit(t, v)
 	if after := hashFile(t, d); after != before {
 		t.Fatalf("the disk changed although the install never ran past the break")
+	}
+}
+
+// TestForeignDiskRefusedUnchanged: a disk holding bytes nodeinit did not write is not
+// installed over without nodeinit.wipe naming it; the failure screen gives that exact
+// argument, and the disk is byte-for-byte unchanged.
+func TestForeignDiskRefusedUnchanged(t *testing.T) {
+	d := seededDisk(t, "nvme.img", 12<<30)
+	before := hashFile(t, d)
+	n := newNode(t, vm.Disk{Path: d, Interface: vm.NVMe, Serial: "FOREIGN1"})
+	v := n.installer("1.0", "install storage_init=serial:FOREIGN1 nodeinit.onfail=poweroff")
+	v.Expect(early.FailureScreenMarker, 3*time.Minute)
+	v.Expect(`nodeinit\.wipe=FOREIGN1`, 30*time.Second)
+	waitExit(t, v)
+	if after := hashFile(t, d); after != before {
+		t.Fatalf("a refused install changed the foreign disk")
 	}
 }
 

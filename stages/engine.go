@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -94,7 +95,20 @@ func Run(ctx context.Context, plan *Blueprint, o RunOptions) error {
 		sink = Fanout(nil)
 	}
 	breakAt := map[string]bool{}
+	planned := map[string]bool{}
+	var names []string
+	for _, s := range plan.Steps {
+		planned[s.Name] = true
+		names = append(names, s.Name)
+	}
 	for _, b := range o.BreakAt {
+		if !planned[b] {
+			// The operator meant to stop somewhere; running past it would surprise them.
+			return fail(ctx, o, sink, now, b, &RefusalError{
+				Reason: fmt.Sprintf("nodeinit.break=%s: this plan has no %s stage, so nothing was run", b, b),
+				Fix:    "break at one of the planned stages: " + strings.Join(names, ", "),
+			})
+		}
 		breakAt[b] = true
 	}
 	for _, s := range plan.Steps {

@@ -175,3 +175,17 @@ func TestFormatHumanProgress(t *testing.T) {
 		}
 	}
 }
+
+func TestRunRefusesBreakAtUnplannedStage(t *testing.T) {
+	ran := false
+	stage := func(ctx context.Context, s Step, r *Reporter) error { ran = true; return nil }
+	err := Run(context.Background(), testPlan("partition"), RunOptions{
+		BreakAt: []string{"wipe"}, Stages: map[string]StageFunc{"partition": stage},
+	})
+	if err == nil || !strings.Contains(err.Error(), "no wipe stage") || !strings.Contains(hintOf(err), "partition") {
+		t.Fatalf("err = %v (hint %q)", err, hintOf(err))
+	}
+	if ran {
+		t.Fatal("a stage ran although the break point was not in the plan")
+	}
+}

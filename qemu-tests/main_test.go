@@ -36,6 +36,9 @@ func TestMain(m *testing.M) {
 // skipped only when they can be neither found nor fetched.
 func artifacts(t *testing.T) vm.Artifacts {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("QEMU tests are skipped with -short")
+	}
 	vm.SkipWithoutQEMU(t)
 	a, err := vm.Cached(vm.DefaultCacheDir())
 	if err == nil {

@@ -56,7 +56,7 @@ func run(out string, diskGiB int64) error {
 	if err := copyFile(a.Debian.OVMFVars, vars); err != nil {
 		return err
 	}
-	cfg := vm.Config{OVMFCode: a.Debian.OVMFCode, OVMFVars: vars, NoReboot: true, MemoryMiB: 1536,
+	cfg := vm.Config{OVMFCode: a.Debian.OVMFCode, OVMFVars: vars, NoReboot: true, MemoryMiB: 1536, Net: true,
 		Disks: []vm.Disk{{Path: diskPath, Interface: vm.NVMe, Serial: "DEMO0001"}}}
 
 	line := "console=ttyS0 panic=5 install storage_init=serial:DEMO0001 BOOTIF=link adminpw=" + demoHash +
@@ -104,4 +104,3 @@ func copyFile(src, dst string) error {
 	}
 	return out.Close()
 }
-

@@ -5,7 +5,7 @@ BUILD := build
 export NODEINIT_CACHE ?= /var/cache/nodeinit
 FUZZTIME ?= 30s
 
-.PHONY: all build test unit fuzz lint bench demo deps fetch clean
+.PHONY: all build test unit lint bench demo plans deps fetch clean
 
 all: build
 
@@ -20,7 +20,7 @@ build:
 
 ## fetch: Debian kernel, modules, OVMF and systemd-boot into $(NODEINIT_CACHE)
 fetch:
-	$(GO) run ./qemu-tests/vm/cmd/fetch
+	$(GO) run ./qemu-tests/vm/cmd/fetch -cache $(NODEINIT_CACHE)
 
 ## test: every test: unit, root loop-device tests, a bounded fuzz run, and the QEMU tests
 test: fetch
@@ -41,8 +41,13 @@ bench:
 	$(GO) run ./bench/image
 	$(GO) run ./bench/disk
 
-## demo: plan previews on the sample command lines
-demo: build
+## demo: boot a VM from our initramfs, install the demo node image onto a blank NVMe disk,
+## then boot the installed node from that disk (OVMF → systemd-boot → nodeinit → node OS)
+demo: fetch
+	$(GO) run ./qemu-tests/cmd/demo -out $(BUILD)/demo
+
+## plans: the plan preview on sample command lines (no VM)
+plans: build
 	@for f in testdata/plans/install-nvme.txt testdata/plans/refuse-ambiguous.txt testdata/plans/upgrade.txt; do \
 		facts=$$(sed -n 's/^# facts: //p' $$f); line=$$(grep -v '^#' $$f); \
 		echo "== nodeinit plan --cmdline '$$line'"; \

@@ -502,6 +502,29 @@ func (j *Job) entryOptions(esp string) []string {
 	return j.Params.BootEntryArgs()
 }
 
+// MountLogDir mounts the ESP of the plan's disk, when it has one, and returns the
+// directory where a failure log survives the reboot. The mount stays: the machine
+// stops or reboots next.
+func (j *Job) MountLogDir() (string, error) {
+	if j.Plan == nil || j.Plan.Target == nil {
+		return "", errors.New("no target disk")
+	}
+	d, ok := j.Facts.Disk(j.Plan.Target.Name)
+	if !ok {
+		return "", errors.New("target disk not in facts")
+	}
+	dev, err := j.partDev(d, "NODE-ESP")
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(j.RunDir, "faillog")
+	if err := j.mountAt(dev, dir, "vfat", 0, ""); err != nil {
+		return "", err
+	}
+	logDir := filepath.Join(dir, "node", "log")
+	return logDir, os.MkdirAll(logDir, 0o755)
+}
+
 func copyFile(src, dst string) error {
 	b, err := os.ReadFile(src)
 	if err != nil {

@@ -76,6 +76,10 @@ func runEngine(ctx context.Context, env *early.Env) error {
 	})
 	if err != nil {
 		job.Close()
+		// Keep the log where it survives the reboot: the ESP, when there is one.
+		if dir, lerr := job.MountLogDir(); lerr == nil {
+			env.LogDir = dir
+		}
 		return err
 	}
 	if plan.DryRun {

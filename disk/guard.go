@@ -70,6 +70,7 @@ type ConsentError struct {
 	Hint   string
 }
 
+// Error says what was found and the argument that gives consent.
 func (e *ConsentError) Error() string {
 	return fmt.Sprintf("%s: %s (found %s); %s", e.Disk, e.Reason, e.Found, e.Hint)
 }

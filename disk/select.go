@@ -33,6 +33,7 @@ type SelectError struct {
 	Hint       string
 }
 
+// Error lists the candidates and what to write instead.
 func (e *SelectError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "storage_init=%s: %s", e.Spec, e.Reason)

@@ -33,6 +33,7 @@ type Error struct {
 	HintMsg string
 }
 
+// Error names the operation, the file or URL, and the cause.
 func (e *Error) Error() string {
 	return fmt.Sprintf("%s %s: %v", e.Op, e.Subject, e.Err)
 }

@@ -51,7 +51,9 @@ type StageError struct {
 	Err   error
 }
 
+// Error names the stage and its error.
 func (e *StageError) Error() string { return fmt.Sprintf("stage %s: %v", e.Stage, e.Err) }
+// Unwrap returns the stage's error.
 func (e *StageError) Unwrap() error { return e.Err }
 
 // Hint returns the hint of the wrapped error, if it has one.

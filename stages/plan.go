@@ -84,6 +84,7 @@ type RefusalError struct {
 	Fix    string
 }
 
+// Error gives the reason and the fix.
 func (e *RefusalError) Error() string {
 	if e.Fix == "" {
 		return e.Reason

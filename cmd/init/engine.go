@@ -151,6 +151,7 @@ type breakShell struct {
 	facts *stages.Facts
 }
 
+// Break opens the rescue shell before stage.
 func (b breakShell) Break(ctx context.Context, stage string) error {
 	fmt.Fprintf(b.env.Out, "nodeinit: BREAK before stage %s: nothing of it has run; exit the shell to continue\n", stage)
 	return b.env.RescueShell(factsText(b.facts))

@@ -10,12 +10,19 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/nodeinit/nodeinit/image"
 	"github.com/nodeinit/nodeinit/qemu-tests/fixture"
 	"github.com/nodeinit/nodeinit/qemu-tests/vm"
 )
 
 // versions are the releases of the test node OS the tests install and upgrade between.
-var versions = []fixture.Version{{Version: "1.0"}}
+// 2.0 upgrades 1.x and migrates a setting; 3.0 is a broken release whose init crashes.
+var versions = []fixture.Version{
+	{Version: "1.0"},
+	{Version: "2.0", UpgradeFrom: []string{"1.x"},
+		Migrations: []image.Migration{{Op: image.OpSet, Path: "/etc/testos/migrated", Value: "from-1.0\n"}}},
+	{Version: "3.0", UpgradeFrom: []string{"2.x"}, Actions: []string{"crash"}},
+}
 
 var (
 	buildOnce sync.Once

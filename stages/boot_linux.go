@@ -106,17 +106,25 @@ func (j *Job) recordBoot(esp, config, slot string, r *Reporter) error {
 			}
 		}
 	}
+	changed := rb != nil
 	if e, err := boot.EntryFor(esp, slot); err == nil && e.Blessed() {
 		if rec := l.Slots[slot]; rec != nil && rec.State != boot.SlotGood {
 			if err := l.RecordSlot(j.now(), slot, boot.SlotGood, rec.Version, rec.Image); err != nil {
 				return err
 			}
+			changed = true
 		}
 	}
-	if err := l.SetActive(slot); err != nil {
-		return err
+	if l.Active != slot {
+		if err := l.SetActive(slot); err != nil {
+			return err
+		}
+		l.RecordAction(j.now(), "boot", slot, "")
+		changed = true
 	}
-	l.RecordAction(j.now(), "boot", slot, "")
+	if !changed {
+		return nil // a plain boot of the same slot writes nothing to the ESP
+	}
 	return l.Write(esp)
 }
 

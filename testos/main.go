@@ -48,6 +48,8 @@ const (
 	ConfigMount = "/run/nodeinit/config"
 	ESPMount    = "/run/nodeinit/esp"
 	ActionsFile = "/etc/testos/actions"
+	// ImageActionsFile is baked into an image and runs before any other actions.
+	ImageActionsFile = "/etc/testos/image-actions"
 	ReleaseFile = "/etc/node-release"
 	Marker      = "TESTOS-READY"
 )
@@ -110,8 +112,20 @@ func parseActions(text string) ([]action, error) {
 	return out, nil
 }
 
-// actions returns testos.action= from the command line if given, else the file.
+// actions returns the image's own actions (ImageActionsFile, e.g. a crash baked into a
+// broken release), then testos.action= from the command line if given, else the file.
 func (n node) actions() ([]action, error) {
+	var first []action
+	if data, err := os.ReadFile(n.path(ImageActionsFile)); err == nil {
+		if first, err = parseActions(string(data)); err != nil {
+			return nil, err
+		}
+	}
+	rest, err := n.configuredActions()
+	return append(first, rest...), err
+}
+
+func (n node) configuredActions() ([]action, error) {
 	if v := cmdlineValue(n.cmdline, "testos.action"); v != "" {
 		// On the command line, actions are separated by ',' and words by ':'.
 		return parseActions(strings.NewReplacer(",", "\n", ":", " ").Replace(v))

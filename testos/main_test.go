@@ -119,3 +119,22 @@ func TestBootBlessAndCrash(t *testing.T) {
 		t.Errorf("marker printed before a crash: %s", out.String())
 	}
 }
+
+// TestImageActionsRunFirst: a crash baked into the image wins over the command line's
+// actions, so a broken release crashes whatever its boot entry says; show prints files.
+func TestImageActionsRunFirst(t *testing.T) {
+	n, out := fakeNode(t, "nodeinit.slot=a testos.action=show:/etc/node-release,poweroff")
+	os.MkdirAll(filepath.Join(n.root, "etc/testos"), 0o755)
+	os.WriteFile(filepath.Join(n.root, ImageActionsFile), []byte("crash\n"), 0o644)
+	if _, err := n.boot(); err != errCrash {
+		t.Fatalf("boot = %v, want the image's crash", err)
+	}
+	os.Remove(filepath.Join(n.root, ImageActionsFile))
+	out.Reset()
+	if final, err := n.boot(); err != nil || final != "poweroff" {
+		t.Fatalf("boot = %q, %v", final, err)
+	}
+	if !strings.Contains(out.String(), `TESTOS-SHOW /etc/node-release "NAME=node\nVERSION=\"2.0\"\n"`) {
+		t.Errorf("show output: %s", out.String())
+	}
+}

@@ -53,6 +53,7 @@ type StageError struct {
 
 // Error names the stage and its error.
 func (e *StageError) Error() string { return fmt.Sprintf("stage %s: %v", e.Stage, e.Err) }
+
 // Unwrap returns the stage's error.
 func (e *StageError) Unwrap() error { return e.Err }
 

@@ -50,8 +50,8 @@ const (
 	ActionsFile = "/etc/testos/actions"
 	// ImageActionsFile is baked into an image and runs before any other actions.
 	ImageActionsFile = "/etc/testos/image-actions"
-	ReleaseFile = "/etc/node-release"
-	Marker      = "TESTOS-READY"
+	ReleaseFile      = "/etc/node-release"
+	Marker           = "TESTOS-READY"
 )
 
 // action is one instruction.

@@ -2,10 +2,10 @@ package stages
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/nodeinit/nodeinit/boot"
 	"github.com/nodeinit/nodeinit/image"
@@ -98,15 +98,26 @@ func (j *Job) recordBoot(esp, config, slot string, r *Reporter) error {
 			return err
 		}
 		r.Info("ROLLBACK from slot %s to slot %s: %s", rb.From, rb.To, rb.Reason)
-		if v := l.Slots[slot]; v != nil && v.Version != "" {
-			if err := nodeconfig.Restore(config, v.Version); err == nil {
-				r.Info("config restored from snapshot %q", v.Version)
-			} else if !errors.Is(err, os.ErrNotExist) {
-				return fmt.Errorf("restore config snapshot %s: %w", v.Version, err)
-			}
+		if err := restoreSnapshot(config, l, slot, r); err != nil {
+			return err
 		}
 	}
 	changed := rb != nil
+	if in := DetectInterruptedUpgrade(slot, entries, l); in != nil && rb == nil {
+		// An upgrade was cut before its entry: its slot is not bootable, and when
+		// migrations may have run the config goes back to what this version expects.
+		r.Info("UPGRADE INTERRUPTED: slot %s (version %s) was never finished; staying on slot %s", in.Slot, in.Version, slot)
+		if in.Migrated {
+			if err := restoreSnapshot(config, l, slot, r); err != nil {
+				return err
+			}
+		}
+		if err := l.RecordSlot(j.now(), in.Slot, boot.SlotBad, "", ""); err != nil {
+			return err
+		}
+		l.RecordAction(j.now(), ActionInterrupted, in.Slot, fmt.Sprintf("upgrade to %s stopped before its loader entry; config restored: %v", in.Version, in.Migrated))
+		changed = true
+	}
 	if e, err := boot.EntryFor(esp, slot); err == nil && e.Blessed() {
 		if rec := l.Slots[slot]; rec != nil && rec.State != boot.SlotGood {
 			if err := l.RecordSlot(j.now(), slot, boot.SlotGood, rec.Version, rec.Image); err != nil {
@@ -126,6 +137,28 @@ func (j *Job) recordBoot(esp, config, slot string, r *Reporter) error {
 		return nil // a plain boot of the same slot writes nothing to the ESP
 	}
 	return l.Write(esp)
+}
+
+// restoreSnapshot puts back the config snapshot named after the version of slot, when
+// there is one (a version installed fresh has none: its config was never migrated).
+func restoreSnapshot(config string, l *boot.Ledger, slot string, r *Reporter) error {
+	v := l.Slots[slot]
+	if v == nil || v.Version == "" {
+		return nil
+	}
+	names, err := nodeconfig.Snapshots(config)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(names, v.Version) {
+		r.Info("no config snapshot %q to restore; config kept as it is", v.Version)
+		return nil
+	}
+	if err := nodeconfig.Restore(config, v.Version); err != nil {
+		return fmt.Errorf("restore config snapshot %s: %w", v.Version, err)
+	}
+	r.Info("config restored from snapshot %q", v.Version)
+	return nil
 }
 
 func (j *Job) bindConfig(config string) error {

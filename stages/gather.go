@@ -36,6 +36,9 @@ type GatherOptions struct {
 	RunDir string
 	// Mount reads the ESP ledger of an existing install; nil skips it.
 	Mount Mounter
+	// ESPDir is the install's ESP when it is mounted already (a running node has it at
+	// NodeESPDir): the ledger is read there instead of mounting the partition again.
+	ESPDir string
 	// Source tunes image sources (CAs, retries, label search roots).
 	Source image.SourceOptions
 }
@@ -174,7 +177,9 @@ func findInstall(f *Facts, o GatherOptions) *Install {
 		switch d.Content {
 		case disk.ContentOurs:
 			in := &Install{Disk: d.Name, Slots: map[string]Slot{}}
-			if o.Mount != nil {
+			if o.ESPDir != "" {
+				ledgerInto(in, o.ESPDir)
+			} else if o.Mount != nil {
 				readLedgerInto(in, d, o)
 			}
 			if d.InstalledVersion == "" && in.ActiveSlot != "" {
@@ -203,7 +208,12 @@ func readLedgerInto(in *Install, d *disk.Disk, o GatherOptions) {
 		return
 	}
 	defer o.Mount.Unmount(dir)
-	l, err := boot.ReadLedger(dir)
+	ledgerInto(in, dir)
+}
+
+// ledgerInto copies the active slot and the slots' versions from the ledger on esp.
+func ledgerInto(in *Install, esp string) {
+	l, err := boot.ReadLedger(esp)
 	if err != nil {
 		return
 	}

@@ -36,6 +36,12 @@ type Job struct {
 	Now     func() time.Time
 	// Log is the JSON-lines event log, copied to the ESP by the report stage.
 	Log string
+	// Mounted maps a partition label (NODE-ESP, node-config) to the directory where it
+	// is mounted already: on a running node the stages use those mounts instead of
+	// mounting the partition a second time.
+	Mounted map[string]string
+	// Fetch calls local_boot_trigger after a successful install; nil uses HTTP.
+	Fetch func(ctx context.Context, url string) error
 
 	unlocks []func() error
 	mounted []string
@@ -207,8 +213,13 @@ func (j *Job) writeSlot(ctx context.Context, s Step, r *Reporter) error {
 	}
 	version := j.Bundle.Manifest.Version
 	if j.Plan.Action == cmdline.ActionUpgrade {
-		// Mark the slot as being written first: a power cut now leaves it unreferenced.
+		// Mark the slot as being written and drop its old entry first: a power cut
+		// from now on leaves the slot unreferenced, and the next boot of the running
+		// slot sees the interrupted upgrade.
 		if err := j.withESP(d, func(esp string) error {
+			if err := boot.RemoveSlotEntry(esp, slot); err != nil {
+				return err
+			}
 			return j.updateLedger(esp, func(l *boot.Ledger) error {
 				return l.RecordSlot(j.now(), slot, boot.SlotWriting, version, j.Bundle.Manifest.Name)
 			})
@@ -223,11 +234,22 @@ func (j *Job) writeSlot(ctx context.Context, s Step, r *Reporter) error {
 
 // withESP mounts the disk's ESP, runs fn, and unmounts it.
 func (j *Job) withESP(d *disk.Disk, fn func(dir string) error) error {
-	dev, err := j.partDev(d, "NODE-ESP")
+	return j.withPart(d, "NODE-ESP", "esp", "vfat", fn)
+}
+
+// withPart runs fn on the partition labelled label: in its existing mount when
+// Mounted names one, else mounted at RunDir/name for the duration of fn.
+func (j *Job) withPart(d *disk.Disk, label, name, fstype string, fn func(dir string) error) error {
+	if dir := j.Mounted[label]; dir != "" {
+		err := fn(dir)
+		unix.Sync()
+		return err
+	}
+	dev, err := j.partDev(d, label)
 	if err != nil {
 		return err
 	}
-	return j.withMount(dev, "esp", "vfat", fn)
+	return j.withMount(dev, name, fstype, fn)
 }
 
 func (j *Job) withMount(dev, name, fstype string, fn func(dir string) error) error {
@@ -321,12 +343,8 @@ func (j *Job) seedConfig(ctx context.Context, s Step, r *Reporter) error {
 	if err != nil {
 		return err
 	}
-	dev, err := j.partDev(d, "node-config")
-	if err != nil {
-		return err
-	}
 	c := ConfigFromParams(j.Params, j.Facts)
-	return j.withMount(dev, "config", "ext4", func(dir string) error {
+	return j.withPart(d, "node-config", "config", "ext4", func(dir string) error {
 		return nodeconfig.Seed(dir, c)
 	})
 }
@@ -395,10 +413,6 @@ func (j *Job) migrateConfig(ctx context.Context, s Step, r *Reporter) error {
 	if err != nil {
 		return err
 	}
-	dev, err := j.partDev(d, "node-config")
-	if err != nil {
-		return err
-	}
 	var ops []nodeconfig.Migration
 	for _, m := range j.Bundle.Manifest.Migrations {
 		var mode uint64
@@ -409,12 +423,24 @@ func (j *Job) migrateConfig(ctx context.Context, s Step, r *Reporter) error {
 		}
 		ops = append(ops, nodeconfig.Migration{Op: m.Op, Path: m.Path, To: m.To, Value: m.Value, Mode: os.FileMode(mode)})
 	}
-	return j.withMount(dev, "config", "ext4", func(dir string) error {
+	from := s.Args["from"]
+	return j.withPart(d, "node-config", "config", "ext4", func(dir string) error {
 		// The snapshot is what the running version expects, restored on rollback.
-		if err := nodeconfig.Snapshot(dir, s.Args["from"]); err != nil {
+		if err := nodeconfig.Snapshot(dir, from); err != nil {
 			return err
 		}
-		r.Info("config snapshot %q taken; applying %d migrations", s.Args["from"], len(ops))
+		// The ledger says migrations may have started before the first one runs: a
+		// power cut from here on makes the next boot of the old slot restore the
+		// snapshot (see recordBoot).
+		if err := j.withESP(d, func(esp string) error {
+			return j.updateLedger(esp, func(l *boot.Ledger) error {
+				l.RecordAction(j.now(), ActionMigrating, s.Args["slot"], "config snapshot "+from+" taken; migrating to "+s.Args["to"])
+				return nil
+			})
+		}); err != nil {
+			return err
+		}
+		r.Info("config snapshot %q taken; applying %d migrations", from, len(ops))
 		return nodeconfig.ApplyMigrations(dir, ops)
 	})
 }
@@ -468,7 +494,7 @@ func (j *Job) report(ctx context.Context, s Step, r *Reporter) error {
 	if err != nil {
 		return err
 	}
-	return j.withESP(d, func(esp string) error {
+	if err := j.withESP(d, func(esp string) error {
 		if s.Args["entry"] != "" {
 			tries, _ := strconv.Atoi(s.Args["tries"])
 			slot := s.Args["slot"]
@@ -490,7 +516,31 @@ func (j *Job) report(ctx context.Context, s Step, r *Reporter) error {
 			}
 		}
 		return nil
-	})
+	}); err != nil {
+		return err
+	}
+	return j.localBootTrigger(ctx, r)
+}
+
+// localBootTrigger tells the provisioning server (local_boot_trigger) that the install
+// is done, so it stops offering the installer: no PXE reinstall loops. A failure is
+// reported, not fatal: the disk is complete, and the install-twice guard still boots it.
+func (j *Job) localBootTrigger(ctx context.Context, r *Reporter) error {
+	trigger := j.Params.LocalBootTrigger
+	if trigger == "" || (j.Plan.Action != cmdline.ActionInstall && j.Plan.Action != cmdline.ActionReinstall) {
+		return nil
+	}
+	u := LocalBootTriggerURL(trigger, j.Params.Hostname)
+	fetch := j.Fetch
+	if fetch == nil {
+		fetch = func(ctx context.Context, u string) error { return FetchLocalBootTrigger(ctx, nil, u, 5) }
+	}
+	if err := fetch(ctx, u); err != nil {
+		r.Info("warning: %v", err)
+		return nil
+	}
+	r.Info("local_boot_trigger %s called", u)
+	return nil
 }
 
 // entryOptions keeps the running entry's arguments for an upgrade, so a node

@@ -313,7 +313,7 @@ func planUpgrade(p *cmdline.Params, f *Facts) (*Blueprint, error) {
 		{Name: StageESP, Description: fmt.Sprintf("copy slot %s kernel/initrd/manifest to the ESP", inactive),
 			Touches: []string{"NODE-ESP"}, Args: map[string]string{"disk": d.Name, "slot": inactive}},
 		{Name: StageMigrateConfig, Description: fmt.Sprintf("snapshot node-config as %s, apply the migrations of %s", from, f.Image.Version),
-			Touches: []string{"node-config"}, Args: map[string]string{"disk": d.Name, "from": from, "to": f.Image.Version}},
+			Touches: []string{"node-config"}, Args: map[string]string{"disk": d.Name, "slot": inactive, "from": from, "to": f.Image.Version}},
 		{Name: StageReport, Description: fmt.Sprintf("add loader entry for slot %s with %d tries, sorted before slot %s; record in the ledger", inactive, tries, active),
 			Touches: []string{"NODE-ESP"}, Args: map[string]string{"disk": d.Name, "slot": inactive, "tries": strconv.Itoa(tries), "entry": "1"}},
 	}

@@ -41,6 +41,7 @@ func isMountPoint(dir string) bool {
 }
 
 func initMain() int {
+	started := uptime() // the moment the boot handed over to this init
 	pid1 := os.Getpid() == 1
 	if pid1 {
 		earlyMounts()
@@ -49,6 +50,7 @@ func initMain() int {
 	if pid1 {
 		out = consoles("/")
 	}
+	fmt.Fprintln(out, startLine(started))
 	cmdline, _ := os.ReadFile("/proc/cmdline")
 	mounts, _ := os.ReadFile("/proc/self/mounts")
 	n := node{root: "/", cmdline: string(cmdline), mounts: string(mounts), out: out}
@@ -78,4 +80,14 @@ func initMain() int {
 			time.Sleep(time.Second)
 		}
 	}
+}
+
+// uptime is the time since the kernel started (CLOCK_BOOTTIME, what
+// /proc/uptime shows), readable before /proc is mounted.
+func uptime() time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
+		return 0
+	}
+	return time.Duration(ts.Nano())
 }

@@ -1,7 +1,8 @@
 // Command testos is the test node OS's /sbin/init: a tiny static program that
 // runs as PID 1 in the node's overlay root after nodeinit's switch_root.
 //
-// On every boot it mounts /proc, /sys and /dev if needed, sets the hostname
+// On every boot it prints "TESTOS-START uptime=<seconds since kernel start>s",
+// mounts /proc, /sys and /dev if needed, sets the hostname
 // from /etc/hostname, and prints to /dev/console and /dev/ttyS0 one line
 //
 //	TESTOS version=<v> build=<b> slot=<a|b> hostname=<h> persisted=<p1,p2> mounts=<dir:fstype,…>
@@ -10,9 +11,14 @@
 //
 // Instructions come from /etc/testos/actions (persist it to keep it across
 // boots), one per line, or from the kernel argument testos.action=a,b which
-// replaces the file:
+// replaces the file. On the command line, actions are separated by ',' and
+// words by ':'; a word may hold %XX escapes (label%3ANODEUPD is label:NODEUPD):
 //
 //	write /etc/testos/written some text   write the text to the file and persist it
+//	put /data/file some text              write the text to the file, not persisted
+//	run /usr/sbin/nodeinit status         run a program, its output on the console,
+//	                                      then TESTOS-RUN <program> exit=<code>
+//	put /data/file some text              write the text to the file without persisting it
 //	show /etc/hostname                    print the file (or a directory's entries) on one line
 //	bless                                 mark this boot good (rename the loader entry)
 //	crash                                 exit as PID 1: the kernel panics (boot counting test)
@@ -28,13 +34,17 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/nodeinit/nodeinit/boot"
 	"github.com/nodeinit/nodeinit/nodeconfig"
@@ -95,9 +105,13 @@ func parseActions(text string) ([]action, error) {
 		f := strings.Fields(line)
 		a := action{verb: f[0], args: f[1:]}
 		switch a.verb {
-		case "write":
+		case "write", "put":
 			if len(a.args) < 1 || !strings.HasPrefix(a.args[0], "/") {
-				return nil, fmt.Errorf("line %d: write needs an absolute path and text", n)
+				return nil, fmt.Errorf("line %d: %s needs an absolute path and text", n, a.verb)
+			}
+		case "run":
+			if len(a.args) < 1 || !strings.HasPrefix(a.args[0], "/") {
+				return nil, fmt.Errorf("line %d: run needs the absolute path of a program", n)
 			}
 		case "show":
 			if len(a.args) != 1 || !strings.HasPrefix(a.args[0], "/") {
@@ -105,7 +119,7 @@ func parseActions(text string) ([]action, error) {
 			}
 		case "bless", "crash", "poweroff", "reboot":
 		default:
-			return nil, fmt.Errorf("line %d: unknown action %q (write, show, bless, crash, poweroff, reboot)", n, a.verb)
+			return nil, fmt.Errorf("line %d: unknown action %q (write, put, show, run, bless, crash, poweroff, reboot)", n, a.verb)
 		}
 		out = append(out, a)
 	}
@@ -127,8 +141,7 @@ func (n node) actions() ([]action, error) {
 
 func (n node) configuredActions() ([]action, error) {
 	if v := cmdlineValue(n.cmdline, "testos.action"); v != "" {
-		// On the command line, actions are separated by ',' and words by ':'.
-		return parseActions(strings.NewReplacer(",", "\n", ":", " ").Replace(v))
+		return parseActions(cmdlineActions(v))
 	}
 	data, err := os.ReadFile(n.path(ActionsFile))
 	if os.IsNotExist(err) {
@@ -138,6 +151,22 @@ func (n node) configuredActions() ([]action, error) {
 		return nil, err
 	}
 	return parseActions(string(data))
+}
+
+// cmdlineActions turns the command-line form (actions separated by ',', words by ':',
+// %XX escapes inside a word) into the file form, one action a line.
+func cmdlineActions(v string) string {
+	var lines []string
+	for _, act := range strings.Split(v, ",") {
+		words := strings.Split(act, ":")
+		for i, w := range words {
+			if u, err := url.PathUnescape(w); err == nil {
+				words[i] = u
+			}
+		}
+		lines = append(lines, strings.Join(words, " "))
+	}
+	return strings.Join(lines, "\n")
 }
 
 // release reads VERSION= (or the first line) of /etc/node-release.
@@ -189,6 +218,13 @@ func orUnknown(s string) string {
 	return s
 }
 
+// startLine is the first line testos prints, e.g. "TESTOS-START uptime=3.141s":
+// how long after kernel start the boot handed over to the node OS's init
+// (bench/boot reads it).
+func startLine(uptime time.Duration) string {
+	return fmt.Sprintf("TESTOS-START uptime=%.3fs", uptime.Seconds())
+}
+
 // report is the TESTOS line.
 func (n node) report() string {
 	persisted, err := nodeconfig.Persisted(n.path(ConfigMount))
@@ -221,6 +257,17 @@ func (n node) run(acts []action) (final string, err error) {
 				return "", fmt.Errorf("write %s: %w", p, err)
 			}
 			fmt.Fprintf(n.out, "TESTOS-WROTE %s\n", p)
+		case "put":
+			p, text := a.args[0], strings.Join(a.args[1:], " ")
+			if err := os.MkdirAll(filepath.Dir(n.path(p)), 0o755); err != nil {
+				return "", err
+			}
+			if err := os.WriteFile(n.path(p), []byte(text+"\n"), 0o644); err != nil {
+				return "", fmt.Errorf("put %s: %w", p, err)
+			}
+			fmt.Fprintf(n.out, "TESTOS-PUT %s\n", p)
+		case "run":
+			fmt.Fprintf(n.out, "TESTOS-RUN %s exit=%d\n", a.args[0], n.runProgram(a.args))
 		case "show":
 			fmt.Fprintln(n.out, n.show(a.args[0]))
 		case "bless":
@@ -240,6 +287,24 @@ func (n node) run(acts []action) (final string, err error) {
 }
 
 var errCrash = fmt.Errorf("crash requested")
+
+// runProgram runs argv with its output on the console and returns its exit code
+// (-1 when it could not start).
+func (n node) runProgram(argv []string) int {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdout, cmd.Stderr = n.out, n.out
+	err := cmd.Run()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &exit):
+		return exit.ExitCode()
+	default:
+		fmt.Fprintf(n.out, "TESTOS-ERROR run %s: %v\n", argv[0], err)
+		return -1
+	}
+}
 
 // show renders a file, or a directory's entries, as one line: TESTOS-SHOW <path> <content>.
 func (n node) show(p string) string {

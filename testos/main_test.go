@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nodeinit/nodeinit/boot"
 	"github.com/nodeinit/nodeinit/nodeconfig"
@@ -136,5 +137,55 @@ func TestImageActionsRunFirst(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), `TESTOS-SHOW /etc/node-release "NAME=node\nVERSION=\"2.0\"\n"`) {
 		t.Errorf("show output: %s", out.String())
+	}
+}
+
+func TestStartLine(t *testing.T) {
+	if got, want := startLine(3141592653*time.Nanosecond), "TESTOS-START uptime=3.142s"; got != want {
+		t.Errorf("startLine = %q, want %q", got, want)
+	}
+}
+
+func TestCmdlineActionsEscapes(t *testing.T) {
+	got := cmdlineActions("put:/data/keep:yes,run:/usr/sbin/nodeinit:upgrade:--image:label%3ANODEUPD,poweroff")
+	want := "put /data/keep yes\nrun /usr/sbin/nodeinit upgrade --image label:NODEUPD\npoweroff"
+	if got != want {
+		t.Errorf("cmdlineActions = %q, want %q", got, want)
+	}
+}
+
+func TestPutAndRun(t *testing.T) {
+	n, out := fakeNode(t, "nodeinit.slot=a testos.action=put:/data/keep:kept:data,run:/bin/echo:hi,run:/bin/false,run:/nonexistent/prog")
+	if _, err := n.boot(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(n.root, "data/keep"))
+	if err != nil || string(data) != "kept data\n" {
+		t.Errorf("put wrote %q, %v", data, err)
+	}
+	if p, _ := nodeconfig.Persisted(filepath.Join(n.root, ConfigMount)); len(p) != 0 {
+		t.Errorf("put persisted %v; only write persists", p)
+	}
+	for _, want := range []string{"TESTOS-PUT /data/keep\n", "hi\nTESTOS-RUN /bin/echo exit=0\n", "TESTOS-RUN /bin/false exit=1\n", "TESTOS-RUN /nonexistent/prog exit=-1\n", Marker} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestPutWritesWithoutPersisting(t *testing.T) {
+	n, out := fakeNode(t, "testos.action=put:/data/keep:me")
+	os.MkdirAll(filepath.Join(n.root, "data"), 0o755)
+	if _, err := n.boot(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(n.root, "data/keep")); string(got) != "me\n" {
+		t.Errorf("/data/keep = %q", got)
+	}
+	if list, _ := nodeconfig.Persisted(filepath.Join(n.root, ConfigMount)); len(list) != 0 {
+		t.Errorf("put persisted %v", list)
+	}
+	if !strings.Contains(out.String(), "TESTOS-PUT /data/keep") {
+		t.Errorf("output: %s", out.String())
 	}
 }

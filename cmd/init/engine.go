@@ -12,6 +12,7 @@ import (
 	"github.com/nodeinit/nodeinit/boot"
 	"github.com/nodeinit/nodeinit/cmdline"
 	"github.com/nodeinit/nodeinit/early"
+	"github.com/nodeinit/nodeinit/netboot"
 	"github.com/nodeinit/nodeinit/nodeconfig"
 	"github.com/nodeinit/nodeinit/stages"
 	"golang.org/x/sys/unix"
@@ -40,8 +41,22 @@ func runEngine(ctx context.Context, env *early.Env) error {
 	if err != nil {
 		return err
 	}
+	// The network comes up before probing, which fetches an HTTP image, and before the
+	// status URL is used: both may hold ${mac}-style templates that need the boot NIC.
+	netStarted := time.Now()
+	link, warnings, err := netboot.Prepare(ctx, p, netboot.PrepareOptions{Options: netboot.Options{System: netboot.HostSystem()}})
+	if err != nil {
+		return err
+	}
 	sinks, closeSinks := eventSinks(env, p)
 	defer closeSinks()
+	for _, w := range warnings {
+		sinks.Emit(stages.Event{Time: time.Now(), Stage: "network", Kind: stages.EventInfo, Message: w})
+	}
+	if link != nil {
+		sinks.Emit(stages.Event{Time: time.Now(), Stage: "network", Kind: stages.EventDone, Duration: time.Since(netStarted),
+			Message: link.String()})
+	}
 
 	started := time.Now()
 	sinks.Emit(stages.Event{Time: started, Stage: "probe", Kind: stages.EventStart})

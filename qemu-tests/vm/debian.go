@@ -22,7 +22,7 @@ import (
 const KernelMetaPackage = "linux-image-cloud-amd64"
 
 // FirmwarePackages are the Debian packages fetched next to the kernel.
-var FirmwarePackages = []string{"ovmf", "systemd-boot-efi", "isolinux", "syslinux-common", "ipxe-qemu"}
+var FirmwarePackages = []string{"ovmf", "systemd-boot-efi", "isolinux", "syslinux-common", "ipxe-qemu", "pxelinux"}
 
 // Artifacts are the paths of the Debian files the tests boot with, inside a cache directory.
 type Artifacts struct {

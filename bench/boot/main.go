@@ -1,0 +1,387 @@
+// Command boot compares nodeinit's initramfs with Debian's own
+// initramfs-tools initrd for the same cloud kernel, in the same run: the
+// size of each (compressed bytes) and, under QEMU (TCG), the time from
+// kernel start to the real root's init, read from the guest's own clock.
+//
+// Both boot the same node image (the test OS of qemu-tests/fixture, whose
+// /sbin/init prints "TESTOS-START uptime=<s>" first thing) from a virtio disk:
+//
+//   - nodeinit: the installer puts version 1.0 on a blank disk once, then
+//     each run powers the node on through OVMF and systemd-boot, and our
+//     /init mounts the squashfs slot under a tmpfs overlay and switch_roots;
+//   - Debian: direct kernel boot with /boot/initrd.img-<kver> (from
+//     `apt-get install initramfs-tools linux-image-<kver>`) and
+//     root=/dev/vda, an ext4 image holding the same root tree.
+//
+// Firmware time is left out: every figure is guest uptime (CLOCK_BOOTTIME
+// and printk timestamps), which starts at zero when the kernel starts.
+// The runs are interleaved and the medians printed with min and max.
+//
+// Run as root: go run ./bench/boot [-runs 3] [-v]
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nodeinit/nodeinit/image"
+	"github.com/nodeinit/nodeinit/qemu-tests/fixture"
+	"github.com/nodeinit/nodeinit/qemu-tests/vm"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/boot:", err)
+		os.Exit(1)
+	}
+}
+
+// diskSerial names the node's disk for storage_init=.
+const diskSerial = "BENCHBOOT1"
+
+func run() error {
+	runs := flag.Int("runs", 3, "boots of each initramfs (the median is reported)")
+	cache := flag.String("cache", vm.DefaultCacheDir(), "Debian kernel and firmware cache (make fetch)")
+	keep := flag.Bool("keep", false, "keep the work directory")
+	verbose := flag.Bool("v", false, "stream the serial consoles")
+	flag.Parse()
+	if *runs < 1 {
+		return fmt.Errorf("-runs %d: give at least 1", *runs)
+	}
+	for _, tool := range []string{"qemu-system-x86_64", "unsquashfs", "mkfs.ext4"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("needs %s (make deps): %w", tool, err)
+		}
+	}
+	ctx := context.Background()
+	deb, err := vm.Cached(*cache)
+	if err != nil {
+		if deb, err = vm.Fetch(ctx, *cache); err != nil {
+			return fmt.Errorf("Debian kernel: %w (run make fetch)", err)
+		}
+	}
+	debianInitrd := "/boot/initrd.img-" + deb.KernelVersion
+	if _, err := os.Stat(debianInitrd); err != nil {
+		return fmt.Errorf("Debian's initrd for the boot kernel: %w; install it with "+
+			"`apt-get install initramfs-tools linux-image-%s` (this only adds files to /boot and /lib/modules)",
+			err, deb.KernelVersion)
+	}
+
+	work, err := os.MkdirTemp("", "nodeinit-bench-boot-")
+	if err != nil {
+		return err
+	}
+	if *keep {
+		fmt.Println("work directory:", work)
+	} else {
+		defer os.RemoveAll(work)
+	}
+	logw := io.Discard
+	if *verbose {
+		logw = os.Stderr
+	}
+
+	start := time.Now()
+	fx, err := fixture.Build(ctx, fixture.Options{CacheDir: *cache, OutDir: filepath.Join(work, "fixture"),
+		Versions: []fixture.Version{{Version: "1.0"}}, Log: logw})
+	if err != nil {
+		return err
+	}
+	debianRoot := filepath.Join(work, "debian-root.img")
+	if err := rootImage(ctx, fx.Bundles["1.0"], filepath.Join(work, "root"), debianRoot); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "bench/boot: fixtures built in %s; installing nodeinit onto the node disk\n", time.Since(start).Round(time.Second))
+
+	n := &nodeMachine{deb: deb, disk: filepath.Join(work, "node.img"), vars: filepath.Join(work, "OVMF_VARS.fd"), log: logw}
+	if err := n.install(ctx, fx); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "bench/boot: installed in %s; booting %d times each\n", time.Since(start).Round(time.Second), *runs)
+
+	debian := vm.Config{Kernel: deb.Vmlinuz, Initramfs: debianInitrd,
+		Append:    "console=ttyS0 panic=5 root=/dev/vda rootfstype=ext4 ro testos.action=poweroff",
+		Disks:     []vm.Disk{{Path: debianRoot, Interface: vm.Virtio, Serial: diskSerial}},
+		NoReboot:  true,
+		MemoryMiB: 1536,
+	}
+	var ours, theirs []timing
+	for i := 0; i < *runs; i++ {
+		t, err := n.boot(ctx)
+		if err != nil {
+			return fmt.Errorf("nodeinit boot %d: %w", i+1, err)
+		}
+		ours = append(ours, t)
+		out, err := qemu(ctx, debian, 3*time.Minute, logw)
+		if err != nil {
+			return fmt.Errorf("Debian boot %d: %w\n%s", i+1, err, tail(out, 30))
+		}
+		if t, err = parseTiming(out); err != nil {
+			return fmt.Errorf("Debian boot %d: %w\n%s", i+1, err, tail(out, 30))
+		}
+		theirs = append(theirs, t)
+		fmt.Fprintf(os.Stderr, "bench/boot: run %d: nodeinit %.3fs, Debian %.3fs to root init\n", i+1, ours[i].rootInit, theirs[i].rootInit)
+	}
+
+	oursSize, err := fileSize(fx.Initramfs)
+	if err != nil {
+		return err
+	}
+	theirSize, err := fileSize(debianInitrd)
+	if err != nil {
+		return err
+	}
+	report(os.Stdout, deb.KernelVersion, *runs, oursSize, theirSize, ours, theirs)
+	fmt.Printf("  total bench time %s\n", time.Since(start).Round(time.Second))
+	return nil
+}
+
+// rootImage unpacks the bundle's squashfs root and makes an ext4 image of
+// it, the root Debian's initrd mounts.
+func rootImage(ctx context.Context, bundle, dir, img string) error {
+	sq := filepath.Join(bundle, image.RootfsName)
+	if out, err := exec.CommandContext(ctx, "unsquashfs", "-q", "-n", "-d", dir, sq).CombinedOutput(); err != nil {
+		return fmt.Errorf("unsquashfs %s: %v: %s", sq, err, out)
+	}
+	f, err := os.Create(img)
+	if err != nil {
+		return err
+	}
+	if err := f.Truncate(256 << 20); err != nil {
+		f.Close()
+		return err
+	}
+	f.Close()
+	if out, err := exec.CommandContext(ctx, "mkfs.ext4", "-q", "-F", "-L", "debianroot", "-d", dir, img).CombinedOutput(); err != nil {
+		return fmt.Errorf("mkfs.ext4 -d %s %s: %v: %s", dir, img, err, out)
+	}
+	return nil
+}
+
+// nodeMachine is the nodeinit side: one disk and one OVMF variable store
+// that keep their contents across boots.
+type nodeMachine struct {
+	deb  vm.Artifacts
+	disk string
+	vars string
+	log  io.Writer
+}
+
+func (n *nodeMachine) config() vm.Config {
+	return vm.Config{OVMFCode: n.deb.OVMFCode, OVMFVars: n.vars,
+		Disks: []vm.Disk{{Path: n.disk, Interface: vm.Virtio, Serial: diskSerial}}, NoReboot: true, MemoryMiB: 1536}
+}
+
+// install runs the installer once onto a blank 16 GiB sparse disk.
+func (n *nodeMachine) install(ctx context.Context, fx *fixture.Artifacts) error {
+	vars, err := os.ReadFile(n.deb.OVMFVars)
+	if err != nil {
+		return fmt.Errorf("OVMF vars template: %w (run make fetch)", err)
+	}
+	if err := os.WriteFile(n.vars, vars, 0o644); err != nil {
+		return err
+	}
+	f, err := os.Create(n.disk)
+	if err != nil {
+		return err
+	}
+	err = f.Truncate(16 << 30)
+	f.Close()
+	if err != nil {
+		return err
+	}
+	initrd, err := fx.Installer("1.0")
+	if err != nil {
+		return err
+	}
+	c := n.config()
+	c.Kernel, c.Initramfs = n.deb.Vmlinuz, initrd
+	c.Append = "console=ttyS0 panic=5 install storage_init=serial:" + diskSerial + " BOOTIF=link hostname=bench testos.action=poweroff"
+	out, err := qemu(ctx, c, 5*time.Minute, n.log)
+	if err == nil && !strings.Contains(out, "nodeinit: install complete") {
+		err = errors.New(`no "nodeinit: install complete" on the console`)
+	}
+	if err != nil {
+		return fmt.Errorf("install: %w\n%s", err, tail(out, 40))
+	}
+	return nil
+}
+
+// boot powers the installed node on and times it.
+func (n *nodeMachine) boot(ctx context.Context) (timing, error) {
+	out, err := qemu(ctx, n.config(), 3*time.Minute, n.log)
+	if err != nil {
+		return timing{}, fmt.Errorf("%w\n%s", err, tail(out, 30))
+	}
+	t, err := parseTiming(out)
+	if err != nil {
+		return timing{}, fmt.Errorf("%w\n%s", err, tail(out, 30))
+	}
+	return t, nil
+}
+
+// timing is one boot, in seconds of guest uptime.
+type timing struct {
+	initStart float64 // the kernel runs the initramfs /init
+	rootInit  float64 // the real root's init starts
+	wall      float64 // host seconds for the whole VM (firmware, boot, power-off)
+}
+
+var (
+	runInitRE  = regexp.MustCompile(`\[\s*([0-9]+\.[0-9]+)\] Run /init as init process`)
+	nodeInitRE = regexp.MustCompile(`nodeinit: /init started ([0-9.]+)s after kernel start`)
+	startRE    = regexp.MustCompile(`TESTOS-START uptime=([0-9.]+)s`)
+)
+
+// parseTiming reads the guest's timestamps from a serial console log.
+func parseTiming(out string) (timing, error) {
+	var t timing
+	m := runInitRE.FindStringSubmatch(out)
+	if m == nil {
+		m = nodeInitRE.FindStringSubmatch(out)
+	}
+	if m == nil {
+		return t, errors.New(`no "Run /init as init process" on the console`)
+	}
+	t.initStart, _ = strconv.ParseFloat(m[1], 64)
+	m = startRE.FindStringSubmatch(out)
+	if m == nil {
+		return t, errors.New("the node OS's init never printed TESTOS-START")
+	}
+	t.rootInit, _ = strconv.ParseFloat(m[1], 64)
+	if !strings.Contains(out, "TESTOS-READY") {
+		return t, errors.New("no TESTOS-READY: the node OS did not come up")
+	}
+	if i := strings.LastIndex(out, "bench-wall="); i >= 0 {
+		t.wall, _ = strconv.ParseFloat(strings.Fields(out[i+len("bench-wall="):])[0], 64)
+	}
+	return t, nil
+}
+
+// qemu runs one VM until it powers off (the test OS ends with poweroff and
+// QEMU runs with -no-reboot) or timeout passes, and returns its console
+// followed by a "bench-wall=<seconds>" line.
+func qemu(ctx context.Context, c vm.Config, timeout time.Duration, log io.Writer) (string, error) {
+	args, err := c.Args()
+	if err != nil {
+		return "", err
+	}
+	args = append(args, "-nographic")
+	if c.Kernel != "" {
+		args = append(args, "-kernel", c.Kernel, "-initrd", c.Initramfs, "-append", c.Append)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", args...)
+	var buf syncBuffer
+	cmd.Stdout = io.MultiWriter(&buf, log)
+	cmd.Stderr = io.MultiWriter(&buf, log)
+	// A pipe that stays open: QEMU's stdio monitor must not see end of file.
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return "", err
+	}
+	defer stdin.Close()
+	start := time.Now()
+	err = cmd.Run()
+	out := buf.String() + fmt.Sprintf("\nbench-wall=%.3f\n", time.Since(start).Seconds())
+	if ctx.Err() != nil {
+		return out, fmt.Errorf("qemu still running after %s", timeout)
+	}
+	if err != nil {
+		return out, fmt.Errorf("qemu: %w", err)
+	}
+	return out, nil
+}
+
+// syncBuffer is a bytes.Buffer QEMU's stdout and stderr can share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// report prints the table and the ratios (ours/Debian).
+func report(w io.Writer, kver string, runs int, oursSize, theirSize int64, ours, theirs []timing) {
+	fmt.Fprintf(w, "boot: kernel %s, QEMU %s, %d interleaved boots each; guest seconds after kernel start (median [min-max])\n", kver, vm.Accel(), runs)
+	fmt.Fprintf(w, "  %-22s %14s %24s %24s %10s\n", "initramfs", "size bytes", "/init starts", "root init starts", "host wall")
+	row := func(name string, size int64, ts []timing) {
+		fmt.Fprintf(w, "  %-22s %14d %24s %24s %9.1fs\n", name, size,
+			spread(ts, func(t timing) float64 { return t.initStart }),
+			spread(ts, func(t timing) float64 { return t.rootInit }),
+			medianOf(ts, func(t timing) float64 { return t.wall }))
+	}
+	row("nodeinit (OVMF, disk)", oursSize, ours)
+	row("Debian initramfs-tools", theirSize, theirs)
+	root := func(t timing) float64 { return t.rootInit }
+	inInitramfs := func(t timing) float64 { return t.rootInit - t.initStart }
+	fmt.Fprintf(w, "  size ratio nodeinit/Debian:             %.3f\n", float64(oursSize)/float64(theirSize))
+	fmt.Fprintf(w, "  time-to-root-init ratio nodeinit/Debian: %.3f\n", medianOf(ours, root)/medianOf(theirs, root))
+	fmt.Fprintf(w, "  time in the initramfs (root init - /init start), medians: nodeinit %.3fs, Debian %.3fs, ratio %.3f\n",
+		medianOf(ours, inInitramfs), medianOf(theirs, inInitramfs), medianOf(ours, inInitramfs)/medianOf(theirs, inInitramfs))
+	fmt.Fprintln(w, "  (host wall includes OVMF and systemd-boot for nodeinit, which the Debian direct kernel boot skips)")
+}
+
+func spread(ts []timing, f func(timing) float64) string {
+	vs := values(ts, f)
+	return fmt.Sprintf("%.3f [%.3f-%.3f]", median(vs), vs[0], vs[len(vs)-1])
+}
+
+func medianOf(ts []timing, f func(timing) float64) float64 { return median(values(ts, f)) }
+
+func values(ts []timing, f func(timing) float64) []float64 {
+	vs := make([]float64, len(ts))
+	for i, t := range ts {
+		vs[i] = f(t)
+	}
+	sort.Float64s(vs)
+	return vs
+}
+
+func median(sorted []float64) float64 {
+	n := len(sorted)
+	if n%2 == 1 {
+		return sorted[n/2]
+	}
+	return (sorted[n/2-1] + sorted[n/2]) / 2
+}
+
+func fileSize(p string) (int64, error) {
+	st, err := os.Stat(p)
+	if err != nil {
+		return 0, err
+	}
+	return st.Size(), nil
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+
+	"github.com/nodeinit/nodeinit/stages"
+	"golang.org/x/sys/unix"
+)
+
+func init() {
+	register("upgrade", "upgrade this node from an image (--image DIR|label:NAME|URL) into the other slot, then reboot", runUpgrade)
+}
+
+func runUpgrade(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("upgrade", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	img := fs.String("image", "", "image bundle: a directory, label:NAME of a medium, or an http(s) URL")
+	sha := fs.String("sha256", "", "SHA-256 of the bundle's manifest.json (required over plain http)")
+	insecure := fs.Bool("insecure", false, "accept an unsigned image")
+	force := fs.Bool("force", false, "allow a downgrade, a major-version jump, or the running version")
+	tries := fs.Int("tries", 0, "boot attempts of the new slot before falling back (default 3)")
+	dryRun := fs.Bool("dry-run", false, "print the plan and write nothing")
+	reboot := fs.Bool("reboot", true, "reboot into the new slot when done")
+	keys := fs.String("keys", "/etc/nodeinit/keys", "directory of trusted public keys (*.pub)")
+	esp := fs.String("esp", defaultESP, "mounted ESP directory")
+	config := fs.String("config", defaultConfig, "mounted node-config directory")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("upgrade: unexpected argument %q (hint: the image goes in --image)", fs.Arg(0))
+	}
+	if *img == "" {
+		return fmt.Errorf("upgrade: no image (hint: nodeinit upgrade --image /path/to/bundle, label:NAME or https://host/bundle/)")
+	}
+	if *tries < 0 {
+		return fmt.Errorf("upgrade: --tries %d is negative (hint: 1 or more, or 0 for the default 3)", *tries)
+	}
+	line, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		return fmt.Errorf("upgrade: read the boot's command line: %w", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, unix.SIGTERM)
+	defer stop()
+	plan, err := stages.UpgradeRunning(ctx, stages.RunningUpgradeOptions{
+		Image: *img, SHA256: *sha, Insecure: *insecure, Force: *force, DryRun: *dryRun, Tries: *tries,
+		KeysDir: *keys, ESPDir: *esp, ConfigDir: *config, Cmdline: string(line), Out: stdout,
+	})
+	if err != nil {
+		return err
+	}
+	if plan.DryRun {
+		return nil
+	}
+	fmt.Fprintf(stdout, "nodeinit: upgrade complete: slot %s holds %s %s on trial; it boots next\n", plan.Slot, plan.Image.Name, plan.Image.Version)
+	if !*reboot {
+		fmt.Fprintln(stdout, "nodeinit: reboot to run it (--reboot=false was given)")
+		return nil
+	}
+	return rebootNode(stdout)
+}
+
+// rebootNode asks systemd when it runs the node, so services stop cleanly; otherwise
+// it syncs and reboots directly.
+func rebootNode(stdout io.Writer) error {
+	fmt.Fprintln(stdout, "nodeinit: rebooting")
+	if _, err := os.Stat("/run/systemd/system"); err == nil {
+		if out, err := exec.Command("systemctl", "reboot").CombinedOutput(); err != nil {
+			return fmt.Errorf("systemctl reboot: %v: %s", err, out)
+		}
+		return nil
+	}
+	unix.Sync()
+	if err := unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART); err != nil {
+		return fmt.Errorf("reboot: %w (hint: reboot the node by hand; the upgrade is complete)", err)
+	}
+	return nil
+}

@@ -1,0 +1,119 @@
+package image
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+)
+
+// streamOnly hides ReadAt, so run takes the single-reader path an HTTP
+// source takes.
+type streamOnly struct{ io.Reader }
+
+// failingFile is a regular file whose reads at or after failAt fail with EIO.
+type failingFile struct {
+	*os.File
+	failAt int64
+}
+
+func (f failingFile) ReadAt(p []byte, off int64) (int, error) {
+	if off+int64(len(p)) > f.failAt {
+		return 0, &os.PathError{Op: "read", Path: f.Name(), Err: syscall.EIO}
+	}
+	return f.File.ReadAt(p, off)
+}
+
+// TestRunBothReadPaths writes the same rootfs through the parallel pread
+// path (a file) and the single-reader path (a stream) and checks that each
+// target holds exactly the source bytes.
+func TestRunBothReadPaths(t *testing.T) {
+	priv, keys := testKeys(t)
+	dir, _ := testBundle(t, priv)
+	b := mustOpen(t, openDir(t, dir), mustKeyring(t, keys), VerifyOptions{})
+	entry, _ := b.Manifest.File(RootfsName)
+	if len(entry.Chunks) < 3 {
+		t.Fatalf("test rootfs has %d chunk digests, want several", len(entry.Chunks))
+	}
+	want, err := os.ReadFile(filepath.Join(dir, RootfsName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		source func(*os.File) io.Reader
+	}{
+		{"pread", func(f *os.File) io.Reader { return f }},
+		{"stream", func(f *os.File) io.Reader { return streamOnly{f} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dst := regularTarget(t, 0)
+			src, err := os.Open(filepath.Join(dir, RootfsName))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer src.Close()
+			w := &streamWriter{dst: mustOpenFile(t, dst), name: RootfsName, total: entry.Size}
+			n, mismatch, err := w.run(context.Background(), tc.source(src), entry)
+			if err != nil || mismatch != "" || n != entry.Size {
+				t.Fatalf("run = %d, %q, %v; want %d bytes, no mismatch", n, mismatch, err, entry.Size)
+			}
+			if got, _ := os.ReadFile(dst); !bytes.Equal(got, want) {
+				t.Fatalf("target differs from the source (%d vs %d bytes)", len(got), len(want))
+			}
+		})
+	}
+}
+
+// TestRunReadErrorStops makes the second chunk unreadable: run reports the
+// I/O error with the file's name and writes nothing at or after that chunk.
+func TestRunReadErrorStops(t *testing.T) {
+	priv, keys := testKeys(t)
+	dir, _ := testBundle(t, priv)
+	b := mustOpen(t, openDir(t, dir), mustKeyring(t, keys), VerifyOptions{})
+	entry, _ := b.Manifest.File(RootfsName)
+	src, err := os.Open(filepath.Join(dir, RootfsName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	dst := regularTarget(t, 0)
+	w := &streamWriter{dst: mustOpenFile(t, dst), name: RootfsName, total: entry.Size}
+	_, _, err = w.run(context.Background(), failingFile{src, entry.ChunkSize}, entry)
+	if !errors.Is(err, syscall.EIO) {
+		t.Fatalf("run = %v, want an error wrapping EIO", err)
+	}
+	if st, _ := os.Stat(dst); st.Size() > entry.ChunkSize {
+		t.Fatalf("target has %d bytes, want nothing past the first chunk (%d)", st.Size(), entry.ChunkSize)
+	}
+}
+
+// TestRunCorruptChunkNamed flips a byte in the last chunk of the source: run
+// writes, then names that chunk as the one that differs.
+func TestRunCorruptChunkNamed(t *testing.T) {
+	priv, keys := testKeys(t)
+	dir, _ := testBundle(t, priv)
+	b := mustOpen(t, openDir(t, dir), mustKeyring(t, keys), VerifyOptions{})
+	entry, _ := b.Manifest.File(RootfsName)
+	path := filepath.Join(dir, RootfsName)
+	data, _ := os.ReadFile(path)
+	data[len(data)-1] ^= 0xff
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	w := &streamWriter{dst: mustOpenFile(t, regularTarget(t, 0)), name: RootfsName, total: entry.Size}
+	_, mismatch, err := w.run(context.Background(), src, entry)
+	want := "chunk 2 "
+	if err != nil || !bytes.HasPrefix([]byte(mismatch), []byte(want)) {
+		t.Fatalf("run = %q, %v; want a mismatch starting %q", mismatch, err, want)
+	}
+}

@@ -1,0 +1,123 @@
+package netboot
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var vars = Vars{MAC: "52:54:00:ab:cd:ef", Serial: "SN 42/7", UUID: "4c4c4544-0042-3510-8052-b7c04f4e3232", Hostname: "node7"}
+
+func TestExpand(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"http://10.0.2.2:8080/bundle/", "http://10.0.2.2:8080/bundle/"},
+		{"http://h/${mac}/", "http://h/52:54:00:ab:cd:ef/"},
+		{"http://h/${MAC}/", "http://h/52:54:00:ab:cd:ef/"},
+		{"http://h/${mac_hyphen}/", "http://h/52-54-00-ab-cd-ef/"},
+		{"http://h/by-uuid/${uuid}/", "http://h/by-uuid/4c4c4544-0042-3510-8052-b7c04f4e3232/"},
+		// a serial is escaped for the path: a space or slash must not change the URL's shape.
+		{"http://h/${serial}/", "http://h/SN%2042%2F7/"},
+		{"http://h/s?host=${hostname}&m=${mac}", "http://h/s?host=node7&m=52:54:00:ab:cd:ef"},
+		// oVirt's and Cobbler's @HOSTNAME@, and the @MAC@ form the iPXE/GRUB configs carry.
+		{"http://cobbler/cblr/svc/op/nopxe/system/@HOSTNAME@", "http://cobbler/cblr/svc/op/nopxe/system/node7"},
+		{"http://h/@MAC@/", "http://h/52:54:00:ab:cd:ef/"},
+		// @ that is not a known template stays.
+		{"http://user@h/@x@/@FOO@", "http://user@h/@x@/@FOO@"},
+		{"", ""},
+	}
+	for _, tt := range tests {
+		got, err := Expand(tt.in, vars)
+		if err != nil || got != tt.want {
+			t.Errorf("Expand(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+func TestExpandErrors(t *testing.T) {
+	tests := []struct {
+		in   string
+		v    Vars
+		want []string
+	}{
+		{"http://h/${nic}/", vars, []string{"unknown name ${nic}", "${mac}", "${hostname}"}},
+		{"http://h/${mac/", vars, []string{"not closed"}},
+		{"http://h/${serial}/", Vars{MAC: "x"}, []string{"${serial} is empty", "DMI", "${mac}"}},
+		{"http://h/${hostname}/", Vars{MAC: "x"}, []string{"hostname=NAME"}},
+		{"http://h/@MAC@/", Vars{}, []string{"${mac} is empty", "BOOTIF="}},
+	}
+	for _, tt := range tests {
+		_, err := Expand(tt.in, tt.v)
+		if err == nil {
+			t.Errorf("Expand(%q) succeeded", tt.in)
+			continue
+		}
+		if !errors.Is(err, ErrTemplate) {
+			t.Errorf("Expand(%q): %v is not ErrTemplate", tt.in, err)
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("Expand(%q) error %q lacks %q", tt.in, err, w)
+			}
+		}
+	}
+}
+
+func TestExpandParams(t *testing.T) {
+	p := parse(t, "install nodeinit.image=http://10.0.2.2/${mac}/ nodeinit.status_url=http://h/s/${uuid} "+
+		"local_boot_trigger=cobbler/nopxe/@HOSTNAME@ hostname=node7")
+	if !NeedsVars(p) {
+		t.Fatal("NeedsVars = false")
+	}
+	if err := ExpandParams(p, vars); err != nil {
+		t.Fatal(err)
+	}
+	if p.Node.Image != "http://10.0.2.2/52:54:00:ab:cd:ef/" || p.Node.StatusURL != "http://h/s/"+vars.UUID || p.LocalBootTrigger != "cobbler/nopxe/node7" {
+		t.Errorf("expanded: %q %q %q", p.Node.Image, p.Node.StatusURL, p.LocalBootTrigger)
+	}
+	if NeedsVars(p) {
+		t.Error("NeedsVars after expansion")
+	}
+
+	// One failure leaves every field as written and names the key.
+	p = parse(t, "install nodeinit.image=http://10.0.2.2/${mac}/ nodeinit.status_url=http://h/s/${serial}")
+	err := ExpandParams(p, Vars{MAC: "52:54:00:ab:cd:ef"})
+	if err == nil || !strings.Contains(err.Error(), "nodeinit.status_url") {
+		t.Fatalf("err = %v, want one naming nodeinit.status_url", err)
+	}
+	if p.Node.Image != "http://10.0.2.2/${mac}/" {
+		t.Errorf("image changed on failure: %q", p.Node.Image)
+	}
+}
+
+func TestToAtForm(t *testing.T) {
+	in := "nodeinit.image=http://h/${mac}/${serial}/ hostname=${hostname} x=${other}"
+	want := "nodeinit.image=http://h/@MAC@/@SERIAL@/ hostname=@HOSTNAME@ x=${other}"
+	if got := ToAtForm(in); got != want {
+		t.Errorf("ToAtForm = %q, want %q", got, want)
+	}
+	// Both forms expand alike.
+	a, _ := Expand("http://h/${mac}/${uuid}", vars)
+	b, _ := Expand(ToAtForm("http://h/${mac}/${uuid}"), vars)
+	if a != b {
+		t.Errorf("%q != %q", a, b)
+	}
+}
+
+func TestReadDMI(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "sys/class/dmi/id")
+	os.MkdirAll(dir, 0o755)
+	os.WriteFile(filepath.Join(dir, "product_serial"), []byte("ABC123\n"), 0o444)
+	os.WriteFile(filepath.Join(dir, "product_uuid"), []byte("4C4C4544-0042-3510-8052-B7C04F4E3232\n"), 0o444)
+	s, u := ReadDMI(root)
+	if s != "ABC123" || u != "4c4c4544-0042-3510-8052-b7c04f4e3232" {
+		t.Errorf("ReadDMI = %q %q", s, u)
+	}
+	os.WriteFile(filepath.Join(dir, "product_serial"), []byte("To Be Filled By O.E.M.\n"), 0o444)
+	os.WriteFile(filepath.Join(dir, "product_uuid"), []byte("00000000-0000-0000-0000-000000000000\n"), 0o444)
+	if s, u := ReadDMI(root); s != "" || u != "" {
+		t.Errorf("placeholders read as %q %q", s, u)
+	}
+}

@@ -1,0 +1,159 @@
+package qemutests
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nodeinit/nodeinit/media"
+	"github.com/nodeinit/nodeinit/qemu-tests/vm"
+)
+
+// mediaArgs go on every entry of the test media: the serial console, and an action for the
+// test OS so the installed node powers itself off once it has booted.
+var mediaArgs = []string{"console=ttyS0,115200n8", "panic=5", "testos.action=poweroff"}
+
+// mediaISO builds the hybrid ISO of version 1.0 whose default entry installs unattended
+// onto storageInit after a one-second menu.
+func mediaISO(t *testing.T, name, storageInit string, embed bool) string {
+	t.Helper()
+	start := time.Now()
+	iso, err := fixtures(t).ISO("1.0", name, media.ISOOptions{EmbedBundle: embed,
+		Menu: media.MenuOptions{Timeout: time.Second, Unattended: storageInit, ExtraArgs: mediaArgs}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := os.Stat(iso)
+	t.Logf("mkmedia iso: %d MiB in %s", st.Size()>>20, time.Since(start).Round(time.Millisecond))
+	return iso
+}
+
+// cdrom attaches img as a CD on virtio-scsi, first in the boot order. (q35's own CD drive
+// sits on AHCI, for which Debian's cloud kernel has no driver.)
+func cdrom(img string) []string {
+	return []string{"-device", "virtio-scsi-pci,id=scsi0",
+		"-drive", "file=" + img + ",if=none,id=cd0,media=cdrom,readonly=on,format=raw",
+		"-device", "scsi-cd,drive=cd0,bus=scsi0.0,bootindex=0"}
+}
+
+// copyFile copies the medium so a test that attaches it writable cannot change the fixture.
+func copyFile(t *testing.T, src string) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), filepath.Base(src))
+	in, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+// expectMediumInstall follows an unattended install booted from the medium: the bundle
+// comes from the medium found by its label (unless embedded), the target is the disk
+// expected, and the install completes.
+func expectMediumInstall(t *testing.T, v *vm.VM, source, target string) {
+	t.Helper()
+	plan := v.Expect(`(?s)nodeinit: plan:\n(.*?)\nsteps:`, 4*time.Minute)[1]
+	if !regexp.MustCompile(`image:\s+demo-node 1\.0 from ` + regexp.QuoteMeta(source) + ` \(signature verified\)`).MatchString(plan) {
+		t.Errorf("the image does not come from %s:\n%s", source, plan)
+	}
+	if !regexp.MustCompile(`target:\s+` + regexp.QuoteMeta(target) + `\s`).MatchString(plan) {
+		t.Errorf("the target is not %s:\n%s", target, plan)
+	}
+	v.Expect(`nodeinit: install complete`, 3*time.Minute)
+	waitExit(t, v)
+}
+
+// bootInstalled powers the node on through OVMF and systemd-boot from its installed disk.
+func bootInstalled(t *testing.T, n *node) {
+	t.Helper()
+	v := n.powerOn()
+	v.Expect(`TESTOS version=1\.0 build=1\.0 slot=a`, 3*time.Minute)
+	v.Expect(`TESTOS-READY`, 30*time.Second)
+	waitExit(t, v)
+}
+
+// TestMediaISOCDSeaBIOS boots the ISO as a CD under SeaBIOS (QEMU's default BIOS):
+// isolinux's menu boots the default entry, which installs unattended onto the NVMe disk
+// from the bundle on the CD. A disk installed under BIOS cannot boot itself (the node boots
+// through systemd-boot, a UEFI loader), so the machine is then powered on with OVMF.
+func TestMediaISOCDSeaBIOS(t *testing.T) {
+	iso := mediaISO(t, "cd-nvme", "serial:CDNVME01", false)
+	n := newNode(t, vm.Disk{Path: vm.NewDisk(t, "nvme.img", 16<<30), Interface: vm.NVMe, Serial: "CDNVME01"})
+	v := vm.Start(t, vm.Config{Disks: n.disks, NoReboot: true, MemoryMiB: 1536, ExtraArgs: cdrom(iso)})
+	v.Expect(`ISOLINUX`, time.Minute)
+	v.Expect(media.MenuTitle, time.Minute)
+	expectMediumInstall(t, v, "label:NODEINIT", "/dev/nvme0n1")
+	checkInstalledDisk(t, n.disks[0].Path)
+	bootInstalled(t, n)
+}
+
+// TestMediaISOCDOVMF boots the same ISO as a CD under OVMF: El Torito's UEFI image starts
+// systemd-boot, whose default entry installs; the installed node then boots.
+func TestMediaISOCDOVMF(t *testing.T) {
+	iso := mediaISO(t, "cd-nvme", "serial:CDNVME01", false)
+	n := newNode(t, vm.Disk{Path: vm.NewDisk(t, "nvme.img", 16<<30), Interface: vm.NVMe, Serial: "CDNVME01"})
+	v := vm.Start(t, vm.Config{OVMFCode: n.f.Debian.OVMFCode, OVMFVars: n.vars, Disks: n.disks, NoReboot: true,
+		MemoryMiB: 1536, ExtraArgs: cdrom(iso)})
+	expectMediumInstall(t, v, "label:NODEINIT", "/dev/nvme0n1")
+	checkInstalledDisk(t, n.disks[0].Path)
+	bootInstalled(t, n)
+}
+
+// TestMediaHybridDiskNotATarget writes the ISO as is to a disk (what `dd` to a USB stick
+// does) and boots it under SeaBIOS through the isohybrid MBR. The default entry says
+// storage_init=virtio, and two virtio disks exist: the medium and a blank one. The medium
+// is excluded, so the blank disk is the one eligible match and gets the install; the
+// medium's bytes are unchanged.
+func TestMediaHybridDiskNotATarget(t *testing.T) {
+	stick := copyFile(t, mediaISO(t, "virtio", "virtio", false))
+	before := hashFile(t, stick)
+	n := newNode(t,
+		vm.Disk{Path: stick, Interface: vm.Virtio, Serial: "MEDIUM01"},
+		vm.Disk{Path: vm.NewDisk(t, "target.img", 16<<30), Interface: vm.Virtio, Serial: "TARGET01"})
+	v := vm.Start(t, vm.Config{Disks: n.disks, NoReboot: true, MemoryMiB: 1536})
+	v.Expect(media.MenuTitle, 2*time.Minute)
+	expectMediumInstall(t, v, "label:NODEINIT", "/dev/vdb")
+	if out := v.Output(); strings.Contains(out, "/dev/vda  ") && strings.Contains(out, "target:   /dev/vda") {
+		t.Errorf("the medium was offered as the target")
+	}
+	if hashFile(t, stick) != before {
+		t.Errorf("the install medium changed")
+	}
+	checkInstalledDisk(t, n.disks[1].Path)
+}
+
+// TestMediaUSBStorage attaches the hybrid image as a USB stick (qemu-xhci + usb-storage)
+// and boots it under OVMF, through the MBR's EFI system partition. Debian's cloud kernel
+// has no USB drivers (CONFIG_USB is off), so the booted installer cannot see the stick:
+// this image carries the bundle inside its initrd as well (mkmedia iso --embed-bundle),
+// and the test checks that the kernel indeed sees no medium disk.
+func TestMediaUSBStorage(t *testing.T) {
+	stick := copyFile(t, mediaISO(t, "usb", "serial:USBNVME1", true))
+	n := newNode(t, vm.Disk{Path: vm.NewDisk(t, "nvme.img", 16<<30), Interface: vm.NVMe, Serial: "USBNVME1"})
+	v := vm.Start(t, vm.Config{OVMFCode: n.f.Debian.OVMFCode, OVMFVars: n.vars, Disks: n.disks, NoReboot: true, MemoryMiB: 2048,
+		ExtraArgs: []string{"-device", "qemu-xhci,id=xhci", "-drive", "file=" + stick + ",if=none,id=stick,format=raw",
+			"-device", "usb-storage,bus=xhci.0,drive=stick,bootindex=0"}})
+	blocks := v.Expect(`nodeinit: block devices: (.*)\n`, 3*time.Minute)[1]
+	if strings.Contains(blocks, "sd") {
+		t.Logf("the kernel sees a USB disk: %s", blocks)
+	} else {
+		t.Logf("as expected with the cloud kernel, no USB disk is visible to Linux (block devices: %s); the bundle comes from the initrd", blocks)
+	}
+	expectMediumInstall(t, v, "initramfs:/bundle", "/dev/nvme0n1")
+	bootInstalled(t, n)
+}

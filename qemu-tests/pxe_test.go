@@ -1,0 +1,145 @@
+package qemutests
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nodeinit/nodeinit/media"
+	"github.com/nodeinit/nodeinit/qemu-tests/vm"
+)
+
+// pxeMAC is the test NIC's MAC; the HTTP server serves the bundle only under a path holding it.
+const pxeMAC = "52:54:00:aa:bb:01"
+
+// bundleServer serves one directory over HTTP on 127.0.0.1 (the guest reaches it as 10.0.2.2
+// through QEMU's user network) under /nodes/<mac>/bundle/, and records every path asked for.
+type bundleServer struct {
+	port  int
+	mu    sync.Mutex
+	paths []string
+}
+
+func serveBundle(t *testing.T, dir, mac string) *bundleServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &bundleServer{port: ln.Addr().(*net.TCPAddr).Port}
+	prefix := "/nodes/" + mac + "/bundle/"
+	files := http.StripPrefix(prefix, http.FileServer(http.Dir(dir)))
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		s.paths = append(s.paths, r.URL.Path)
+		s.mu.Unlock()
+		if !strings.HasPrefix(r.URL.Path, prefix) {
+			http.NotFound(w, r)
+			return
+		}
+		files.ServeHTTP(w, r)
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return s
+}
+
+func (s *bundleServer) seen() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.paths...)
+}
+
+// pxeTree writes the network boot tree of the 1.0 bundle with `nodeinit mkmedia pxe`'s code,
+// with the image URL templated on the MAC, and returns its directory and the HTTP server.
+func pxeTree(t *testing.T, menu media.MenuOptions) (string, *bundleServer) {
+	t.Helper()
+	f := fixtures(t)
+	dir := filepath.Join(t.TempDir(), "tftp")
+	srv := serveBundle(t, filepath.Join(dir, media.PXEBundleDir), pxeMAC)
+	menu.Timeout = time.Second
+	res, err := media.WritePXE(media.PXEOptions{Dir: dir, Bundle: f.Bundles["1.0"],
+		ImageURL: fmt.Sprintf("http://10.0.2.2:%d/nodes/${mac}/bundle/", srv.port), Menu: menu})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("pxe tree: %s", strings.Join(res.Files, " "))
+	return dir, srv
+}
+
+// pxeBoot starts the node with no kernel given: OVMF boots the NIC first, whose iPXE ROM
+// (Debian's ipxe-qemu) gets boot.ipxe from QEMU's built-in DHCP and TFTP server. The user
+// network is unrestricted only so that the guest reaches the test's HTTP server on the
+// host's loopback through the gateway address 10.0.2.2.
+func pxeBoot(n *node, tftp string) *vm.VM {
+	n.t.Helper()
+	rom := filepath.Join(n.f.Debian.CacheDir, "root/usr/lib/ipxe/qemu/efi-virtio.rom")
+	return vm.Start(n.t, vm.Config{OVMFCode: n.f.Debian.OVMFCode, OVMFVars: n.vars, Disks: n.disks, NoReboot: true, MemoryMiB: 1536,
+		ExtraArgs: []string{
+			"-netdev", "user,id=n0,restrict=off,tftp=" + tftp + ",bootfile=" + media.PXEIPXE,
+			"-device", "virtio-net-pci,netdev=n0,mac=" + pxeMAC + ",romfile=" + rom + ",bootindex=1",
+		}})
+}
+
+// TestPXEInstallOverHTTP boots through iPXE from the generated boot.ipxe, whose default entry
+// installs unattended: the initramfs brings up the NIC BOOTIF names with DHCP, expands
+// ${mac} in nodeinit.image, fetches the signed bundle from the test's HTTP server, and
+// installs onto the NVMe disk. The installed node then boots from its disk.
+func TestPXEInstallOverHTTP(t *testing.T) {
+	n := newNode(t, vm.Disk{Path: vm.NewDisk(t, "nvme.img", 16<<30), Interface: vm.NVMe, Serial: "PXE0001"})
+	tftp, srv := pxeTree(t, media.MenuOptions{Unattended: "serial:PXE0001",
+		ExtraArgs: []string{"console=ttyS0", "panic=5", "hostname=pxe1", "testos.action=poweroff"}})
+	v := pxeBoot(n, tftp)
+	v.Expect(`iPXE`, time.Minute)
+	v.Expect(`nodeinit: engine start`, 2*time.Minute)
+	netLine := v.Expect(`nodeinit: \[network\] done.*\(`+pxeMAC+`\) dhcp 10\.0\.2\.\d+/24 via 10\.0\.2\.2`, time.Minute)[0]
+	t.Logf("%s (guest clock, TCG)", netLine)
+	v.Expect(`nodeinit: install complete`, 3*time.Minute)
+	t.Logf("PXE install timing (guest clock, TCG): %s", v.Expect(`nodeinit: timing: (.*)\n`, 10*time.Second)[1])
+	waitExit(t, v)
+
+	// ${mac} resolved to this VM's MAC: every request went to its path, and the bundle was fetched there.
+	paths := srv.seen()
+	fetched := false
+	for _, p := range paths {
+		if !strings.HasPrefix(p, "/nodes/"+pxeMAC+"/bundle/") {
+			t.Errorf("request outside this MAC's path: %s", p)
+		}
+		fetched = fetched || strings.HasSuffix(p, "/rootfs.squashfs")
+	}
+	if !fetched {
+		t.Errorf("rootfs.squashfs never fetched; requests: %v", paths)
+	}
+	checkInstalledDisk(t, n.disks[0].Path)
+
+	v = n.powerOn()
+	v.Expect(`TESTOS version=1\.0 build=1\.0 slot=a hostname=pxe1`, 3*time.Minute)
+	v.Expect(`TESTOS-READY`, 30*time.Second)
+	waitExit(t, v)
+}
+
+// TestPXEStateless boots the stateless entry through iPXE: the image comes over HTTP into
+// RAM, the test OS runs with the command line's hostname, and the disk is not written.
+func TestPXEStateless(t *testing.T) {
+	disk := seededDisk(t, "nvme.img", 1<<30)
+	before := hashFile(t, disk)
+	n := newNode(t, vm.Disk{Path: disk, Interface: vm.NVMe, Serial: "PXE0002"})
+	tftp, srv := pxeTree(t, media.MenuOptions{Default: media.EntryStateless,
+		ExtraArgs: []string{"console=ttyS0", "panic=5", "hostname=pxe-ram", "testos.action=poweroff"}})
+	v := pxeBoot(n, tftp)
+	v.Expect(`nodeinit: \[network\] done.*\(`+pxeMAC+`\)`, 3*time.Minute)
+	v.Expect(`TESTOS version=1\.0 build=1\.0 .*hostname=pxe-ram`, 3*time.Minute)
+	v.Expect(`TESTOS-READY`, 30*time.Second)
+	waitExit(t, v)
+	if after := hashFile(t, disk); after != before {
+		t.Errorf("stateless boot wrote the disk: sha256 %s, was %s", after, before)
+	}
+	if len(srv.seen()) == 0 {
+		t.Error("the image was not fetched over HTTP")
+	}
+}

@@ -37,9 +37,10 @@ lint:
 	$(GO) vet ./...
 
 ## bench: our numbers next to dd, bmaptool, wipefs+sgdisk+mkfs.ext4 and Debian's initramfs, with ratios
-bench:
+bench: fetch
 	$(GO) run ./bench/image
 	$(GO) run ./bench/disk
+	$(GO) run ./bench/boot
 
 ## demo: boot a VM from our initramfs, install the demo node image onto a blank NVMe disk,
 ## then boot the installed node from that disk (OVMF → systemd-boot → nodeinit → node OS)

@@ -8,3 +8,6 @@ apt-get install -y -qq --no-install-recommends \
   xfsprogs btrfs-progs cryptsetup-bin mdadm lvm2 cpio zstd mtools e2fsprogs util-linux \
   ovmf systemd-boot-efi isolinux syslinux-common ipxe-qemu swtpm busybox-static kmod \
   minisign time ca-certificates >/dev/null
+# make bench compares our initramfs with Debian's own: initramfs-tools builds it when the
+# cloud kernel package is installed (files in /boot and /lib/modules only).
+apt-get install -y -qq --no-install-recommends initramfs-tools linux-image-cloud-amd64 >/dev/null

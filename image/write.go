@@ -16,8 +16,8 @@ import (
 )
 
 // Writer tuning. The writer holds hashWorkers()+3 buffers of one chunk
-// (WriteBlockSize unless the manifest says otherwise, at most MaxChunkSize):
-// 20 MiB on a 2-core machine with 4 MiB chunks.
+// (WriteBlockSize unless the manifest says otherwise, at most MaxChunkSize),
+// each rounded up to 2 MiB: 20 MiB on a 2-core machine with 4 MiB chunks.
 const (
 	WriteBlockSize = 4 << 20
 	directAlign    = 4096 // O_DIRECT alignment that suits 512 and 4096-byte sectors
@@ -205,9 +205,14 @@ func (w *streamWriter) run(ctx context.Context, r io.Reader, f File) (int64, str
 			}
 		}
 	}
-	pool := make(chan []byte, workers+3)
-	for i := 0; i < cap(pool); i++ {
-		pool <- alignedBuffer(chunkSize, directAlign)
+	bufs, free, err := chunkBuffers(workers+3, chunkSize)
+	if err != nil {
+		return 0, "", err
+	}
+	defer free() // every return below comes after the producer and the hashers have ended
+	pool := make(chan []byte, len(bufs))
+	for _, b := range bufs {
+		pool <- b
 	}
 	hashCh := make(chan *chunk, cap(pool))
 	writeCh := make(chan *chunk, cap(pool))

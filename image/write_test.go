@@ -117,3 +117,33 @@ func TestRunCorruptChunkNamed(t *testing.T) {
 		t.Fatalf("run = %q, %v; want a mismatch starting %q", mismatch, err, want)
 	}
 }
+
+// TestChunkBuffers checks what O_DIRECT and the pipeline need of the
+// buffers: the asked size, 4 KiB alignment, and no two sharing memory.
+func TestChunkBuffers(t *testing.T) {
+	const n, size = 3, 4<<20 + 4096
+	bufs, free, err := chunkBuffers(n, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer free()
+	if len(bufs) != n {
+		t.Fatalf("%d buffers, want %d", len(bufs), n)
+	}
+	for i, b := range bufs {
+		if len(b) != size || cap(b) != size {
+			t.Errorf("buffer %d: len %d cap %d, want %d", i, len(b), cap(b), size)
+		}
+		if uintptrOf(b)%directAlign != 0 {
+			t.Errorf("buffer %d at %#x is not %d-byte aligned", i, uintptrOf(b), directAlign)
+		}
+		for j := range b {
+			b[j] = byte(i + 1)
+		}
+	}
+	for i, b := range bufs {
+		if b[0] != byte(i+1) || b[size-1] != byte(i+1) {
+			t.Errorf("buffer %d was overwritten by another", i)
+		}
+	}
+}

@@ -22,7 +22,7 @@ var DefaultModules = []string{
 	"nls_utf8", "efivarfs",
 	// network
 	"virtio_net", "e1000", "e1000e", "igb", "ixgbe", "ixgbevf", "r8169", "tg3", "bnxt_en",
-	"i40e", "ice", "mlx5_core", "vmxnet3", "ena", "gve", "hv_netvsc", "af_packet",
+	"i40e", "ice", "mlx5_core", "vmxnet3", "ena", "gve", "hv_netvsc", "af_packet", "8021q",
 	// later: device-mapper and md
 	"dm_mod", "dm_crypt", "dm_verity", "md_mod", "raid1",
 }

@@ -320,14 +320,16 @@ func copyIntoFAT(fs *fat32.FileSystem, dst, src string) error {
 	return writeFAT(fs, dst, in)
 }
 
-// writeFAT writes r to the new file dst of the FAT image in large writes (go-diskfs extends
-// the cluster chain once per Write call).
+// writeFAT writes r to the new file dst of the FAT image in 8 MiB writes: go-diskfs
+// extends the cluster chain once per Write call, so small writes are slow. (The wrappers
+// hide ReadFrom/WriteTo, which would otherwise bypass the buffer with 32 KiB writes; this
+// halves the time of a build.)
 func writeFAT(fs *fat32.FileSystem, dst string, r io.Reader) error {
 	f, err := fs.OpenFile(dst, os.O_CREATE|os.O_RDWR|os.O_TRUNC)
 	if err != nil {
 		return fmt.Errorf("create %s in FAT image: %w", dst, err)
 	}
-	if _, err := io.CopyBuffer(struct{ io.Writer }{f}, r, make([]byte, 8<<20)); err != nil {
+	if _, err := io.CopyBuffer(struct{ io.Writer }{f}, struct{ io.Reader }{r}, make([]byte, 8<<20)); err != nil {
 		f.Close()
 		return fmt.Errorf("write %s in FAT image: %w", dst, err)
 	}

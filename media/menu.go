@@ -168,7 +168,11 @@ func Entries(o MenuOptions) []Entry {
 		if e.Default && o.Unattended != "" {
 			e.Args = append(e.Args, "storage_init="+o.Unattended)
 		}
-		e.Args = append(e.Args, o.ExtraArgs...)
+		for _, a := range o.ExtraArgs {
+			if !contains(e.Args, a) { // the serial entry's console= given again
+				e.Args = append(e.Args, a)
+			}
+		}
 	}
 	return out
 }
@@ -181,4 +185,13 @@ func DefaultEntry(entries []Entry) Entry {
 		}
 	}
 	return entries[0]
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
 }

@@ -13,8 +13,10 @@
 //     /etc/resolv.conf.
 //
 // The kernel is reached through System (netlink, sysfs and DHCP on Linux, a fake in tests).
-// URL templates (${mac}, ${serial}, ${uuid}, ${hostname}; see Expand) are expanded with the
-// values of the interface that came up, so one PXE config serves a fleet.
+// URL templates (${mac}, ${serial}, ${uuid}, ${hostname}, or @MAC@-style; see Expand) in the
+// path or query of nodeinit.image, nodeinit.status_url and local_boot_trigger are expanded
+// with the values of the interface that came up and of DMI (Prepare), so one PXE config
+// serves a fleet. Only an HTTP(S) image makes a network failure fatal.
 package netboot
 
 import (
@@ -244,14 +246,12 @@ func addressing(p *cmdline.Params) (addressingConfig, error) {
 		c.method = "dhcp"
 		return c, nil
 	}
-	if ip != nil {
-		for _, d := range ip.DNS {
-			a, err := netip.ParseAddr(d)
-			if err != nil {
-				return c, fmt.Errorf("ip= DNS server %q is not an IP address; %s", d, ipHint)
-			}
-			c.dns = append(c.dns, a)
+	for _, d := range ip.DNS {
+		a, err := netip.ParseAddr(d)
+		if err != nil {
+			return c, fmt.Errorf("ip= DNS server %q is not an IP address; %s", d, ipHint)
 		}
+		c.dns = append(c.dns, a)
 	}
 	switch ip.Method {
 	case "dhcp6":

@@ -1,9 +1,15 @@
 package qemutests
 
 import (
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -36,7 +42,8 @@ func espFile(t *testing.T, img, name string) string {
 // 2.0 without help, the ledger names the rollback, and config is as 2.0 left it.
 func TestUpgradeThenAutomaticRollback(t *testing.T) {
 	n := newNode(t, vm.Disk{Path: vm.NewDisk(t, "nvme.img", 16<<30), Interface: vm.NVMe, Serial: "LIFE0001"})
-	acts := "testos.action=show:/etc/testos/written,write:/etc/testos/written:kept,show:/etc/testos/migrated,bless,poweroff"
+	acts := "testos.action=show:/etc/testos/written,write:/etc/testos/written:kept,show:/etc/testos/migrated,bless," +
+		"run:/usr/sbin/nodeinit:status,poweroff"
 	v := n.installer("1.0", "install storage_init=serial:LIFE0001 BOOTIF=01-52-54-00-12-34-56 hostname=life1 "+acts)
 	v.Expect(`nodeinit: install complete`, 3*time.Minute)
 	waitExit(t, v)
@@ -70,6 +77,8 @@ func TestUpgradeThenAutomaticRollback(t *testing.T) {
 	v.Expect(`ROLLBACK from slot a to slot b`, 5*time.Minute)
 	v.Expect(`TESTOS version=2\.0 build=2\.0 slot=b hostname=life1`, 2*time.Minute)
 	v.Expect(`TESTOS-SHOW /etc/testos/written "kept\\n"`, 30*time.Second)
+	v.Expect(`TESTOS-SHOW /etc/testos/migrated "from-1\.0\\n"`, 30*time.Second)
+	v.Expect(`(?m)^rollback [^\n]*: a -> b: entry node-a\S* \(version 3\.0\) ran out of tries`, time.Minute)
 	v.Expect(`TESTOS-READY`, 30*time.Second)
 	waitExit(t, v)
 	crashes := strings.Count(v.Output(), "TESTOS-CRASH")
@@ -100,6 +109,7 @@ func TestUninstallLeavesOtherDisks(t *testing.T) {
 
 	v = n.installer("1.0", "install uninstall nodeinit.onfail=poweroff")
 	v.Expect(`action:   uninstall`, 3*time.Minute)
+	v.Expect(`removed [1-9]\d* nodeinit boot entries`, 2*time.Minute)
 	v.Expect(`nodeinit: uninstall complete`, 2*time.Minute)
 	waitExit(t, v)
 	if !strings.Contains(v.Output(), "DESTROYS: /dev/nvme0n1") || strings.Contains(v.Output(), "DESTROYS: /dev/vda") {
@@ -136,18 +146,278 @@ func TestStatelessWritesNothing(t *testing.T) {
 // TestInstallTwiceBootsInstead is the PXE loop guard: booting the same install line again
 // on a machine that already holds that image boots the node instead of reinstalling.
 func TestInstallTwiceBootsInstead(t *testing.T) {
+	trigger := newTriggerServer(t)
 	n := newNode(t, vm.Disk{Path: vm.NewDisk(t, "nvme.img", 16<<30), Interface: vm.NVMe, Serial: "TWICE001"})
-	line := "install storage_init=serial:TWICE001 hostname=twice1 testos.action=poweroff"
-	v := n.installer("1.0", line)
-	v.Expect(`nodeinit: install complete`, 3*time.Minute)
+	line := fmt.Sprintf("install storage_init=serial:TWICE001 hostname=twice1 BOOTIF=01-%s "+
+		"local_boot_trigger=http://10.0.2.2:%d/nopxe/@HOSTNAME@ testos.action=poweroff", strings.ReplaceAll(triggerMAC, ":", "-"), trigger.port)
+	v := installerOnNet(n, "1.0", line)
+	v.Expect(`local_boot_trigger http://10\.0\.2\.2:\d+/nopxe/twice1 called`, 3*time.Minute)
+	v.Expect(`nodeinit: install complete`, time.Minute)
 	waitExit(t, v)
-	v = n.installer("1.0", line)
+	if got := trigger.calls(); len(got) != 1 || got[0] != "/nopxe/twice1" {
+		t.Errorf("local_boot_trigger calls after the install: %q, want one of /nopxe/twice1", got)
+	}
+	before := installState(t, n.disks[0].Path)
+	v = installerOnNet(n, "1.0", line)
 	v.Expect(`warning:  nvme0n1 already holds version 1\.0: booting it instead of installing again`, 3*time.Minute)
 	v.Expect(`TESTOS version=1\.0 build=1\.0 slot=\S* hostname=twice1 `, 2*time.Minute)
 	waitExit(t, v)
+	// The node's own boot mounts config, logging and data read-write (their superblocks
+	// change); what an install writes — the GPT, both slots and the ESP's files — must not.
+	if after := installState(t, n.disks[0].Path); after != before {
+		t.Errorf("the second install changed what an install writes:\nbefore: %s\nafter:  %s", before, after)
+	}
+	if got := trigger.calls(); len(got) != 1 {
+		t.Errorf("the second boot called local_boot_trigger again: %q", got)
+	}
 	for _, stage := range []string{"wipe", "partition", "filesystems", "write-slot", "esp"} {
 		if strings.Contains(v.Output(), "nodeinit: ["+stage+"] start") {
 			t.Errorf("the second install ran stage %s", stage)
 		}
 	}
+}
+
+// partExtent returns the byte offset and size of the partition named name in a disk
+// image with 512-byte sectors, from sgdisk.
+func partExtent(t *testing.T, img, name string) (offset, size int64) {
+	t.Helper()
+	out, err := exec.Command("sgdisk", "-p", img).CombinedOutput()
+	if err != nil {
+		t.Fatalf("sgdisk -p: %v\n%s", err, out)
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 7 && f[len(f)-1] == name {
+			var first, last int64
+			fmt.Sscan(f[1], &first)
+			fmt.Sscan(f[2], &last)
+			return first * 512, (last - first + 1) * 512
+		}
+	}
+	t.Fatalf("%s has no partition named %s:\n%s", img, name, out)
+	return 0, 0
+}
+
+// partLoop attaches the partition named name of img to a loop device (detached at
+// cleanup) and returns the device.
+func partLoop(t *testing.T, img, name string) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("loop devices need root")
+	}
+	off, size := partExtent(t, img, name)
+	dev, err := exec.Command("losetup", "-f", "--show", "-o", fmt.Sprint(off), "--sizelimit", fmt.Sprint(size), img).Output()
+	if err != nil {
+		t.Fatalf("losetup: %v", err)
+	}
+	loop := strings.TrimSpace(string(dev))
+	t.Cleanup(func() { exec.Command("losetup", "-d", loop).Run() })
+	return loop
+}
+
+// dataFile reads a file from the node-data partition of img with debugfs; ok is false
+// when the file does not exist.
+func dataFile(t *testing.T, img, path string) (content string, ok bool) {
+	t.Helper()
+	loop := partLoop(t, img, "node-data")
+	// The node powered off with node-data mounted: replay its journal first, as the
+	// next mount would, or debugfs sees the filesystem as it was before the write.
+	if out, err := exec.Command("e2fsck", "-E", "journal_only", "-y", loop).CombinedOutput(); err != nil {
+		t.Fatalf("e2fsck -E journal_only on node-data: %v\n%s", err, out)
+	}
+	var stdout, stderr strings.Builder
+	cmd := exec.Command("debugfs", "-R", "cat "+path, loop)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil || strings.Contains(stderr.String(), "File not found") {
+		return "", false
+	}
+	return stdout.String(), true
+}
+
+// TestReinstallKeepsDataOnlyWhenAsked installs, lets the node write a file on /data,
+// reinstalls with nodeinit.keep=data (the file survives, everything else is new), then
+// reinstalls without it (the file is gone).
+func TestReinstallKeepsDataOnlyWhenAsked(t *testing.T) {
+	if _, err := exec.LookPath("debugfs"); err != nil {
+		t.Skip("debugfs (e2fsprogs) not installed")
+	}
+	n := newNode(t, vm.Disk{Path: vm.NewDisk(t, "nvme.img", 16<<30), Interface: vm.NVMe, Serial: "REIN0001"})
+	v := n.installer("1.0", "install storage_init=serial:REIN0001 hostname=rein1 testos.action=put:/data/keep.txt:precious,poweroff")
+	v.Expect(`nodeinit: install complete`, 3*time.Minute)
+	waitExit(t, v)
+	v = n.powerOn()
+	v.Expect(`TESTOS version=1\.0 build=1\.0 slot=a hostname=rein1 .*mounts=\S*/data:ext4`, 3*time.Minute)
+	v.Expect(`TESTOS-PUT /data/keep.txt`, 30*time.Second)
+	waitExit(t, v)
+	if got, ok := dataFile(t, n.disks[0].Path, "/keep.txt"); !ok || got != "precious\n" {
+		t.Fatalf("the node's file on /data is not on node-data: %q %v", got, ok)
+	}
+
+	v = n.installer("1.0", "reinstall nodeinit.keep=data hostname=rein2 nodeinit.onfail=poweroff")
+	v.Expect(`keeps:\s+/dev/nvme0n1: node-data partition and its files`, 3*time.Minute)
+	v.Expect(`nodeinit: reinstall complete`, 3*time.Minute)
+	waitExit(t, v)
+	checkInstalledDisk(t, n.disks[0].Path)
+	if got, ok := dataFile(t, n.disks[0].Path, "/keep.txt"); !ok || got != "precious\n" {
+		t.Errorf("reinstall with nodeinit.keep=data lost /data/keep.txt: %q %v", got, ok)
+	}
+	if ledger := espFile(t, n.disks[0].Path, "/ledger.json"); !strings.Contains(ledger, `"action": "reinstall"`) {
+		t.Errorf("the ledger does not record the reinstall:\n%s", ledger)
+	}
+
+	v = n.installer("1.0", "reinstall hostname=rein3 nodeinit.onfail=poweroff")
+	v.Expect(`nodeinit: reinstall complete`, 3*time.Minute)
+	waitExit(t, v)
+	if got, ok := dataFile(t, n.disks[0].Path, "/keep.txt"); ok {
+		t.Errorf("reinstall without nodeinit.keep=data kept /data/keep.txt (%q)", got)
+	}
+}
+
+// TestReinstallOverOVirtNode3 prepares an oVirt Node 3 style disk on the host (Root and
+// RootBackup ext2 partitions and an LVM physical volume of the HostVG volume group;
+// the host cannot create the LVs) and reinstalls over it: the plan calls it an old oVirt
+// Node install, and afterwards no old signature is left.
+func TestReinstallOverOVirtNode3(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("building the oVirt disk needs loop devices (root)")
+	}
+	for _, tool := range []string{"partx", "pvcreate", "vgcreate", "mkfs.ext2"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed", tool)
+		}
+	}
+	img := vm.NewDisk(t, "ovirt.img", 12<<30)
+	run := func(name string, args ...string) string {
+		t.Helper()
+		out, err := exec.Command(name, args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	run("sgdisk", "-n1:0:+1G", "-c1:Root", "-n2:0:+1G", "-c2:RootBackup", "-n3:0:+2G", "-c3:Config", "-n4:0:0", "-c4:HostVG", img)
+	loop := run("losetup", "-f", "--show", img)
+	t.Cleanup(func() {
+		exec.Command("partx", "-d", loop).Run()
+		exec.Command("losetup", "-d", loop).Run()
+	})
+	run("partx", "-a", loop)
+	run("mkfs.ext2", "-q", "-L", "Root", loop+"p1")
+	run("mkfs.ext2", "-q", "-L", "RootBackup", loop+"p2")
+	run("mkfs.ext2", "-q", "-L", "CONFIG", loop+"p3")
+	// No metadata backups in the host's /etc/lvm: the volume group is a test fixture.
+	lvm := "backup { backup=0 archive=0 }"
+	run("pvcreate", "--config", lvm, "-ff", "-y", loop+"p4")
+	run("vgcreate", "--config", lvm, "HostVG", loop+"p4")
+	run("partx", "-d", loop)
+	run("losetup", "-d", loop)
+	oldBackup, _ := partExtent(t, img, "RootBackup")
+	oldPV, _ := partExtent(t, img, "HostVG")
+	if !hasBytes(t, img, oldPV+512, "LABELONE") || !hasBytes(t, img, oldBackup+1024+56, "\x53\xef") {
+		t.Fatalf("the oVirt fixture lacks its LVM label or ext2 superblock")
+	}
+
+	n := newNode(t, vm.Disk{Path: img, Interface: vm.NVMe, Serial: "OVIRT001"})
+	v := n.installer("1.0", "reinstall storage_init=serial:OVIRT001 hostname=exovirt nodeinit.onfail=poweroff")
+	v.Expect(`DESTROYS: /dev/nvme0n1: old oVirt Node install`, 3*time.Minute)
+	v.Expect(`nodeinit: reinstall complete`, 3*time.Minute)
+	waitExit(t, v)
+	checkInstalledDisk(t, img)
+	out, _ := exec.Command("wipefs", "-n", img).CombinedOutput()
+	if strings.Contains(string(out), "LVM2") {
+		t.Errorf("the whole disk still carries LVM:\n%s", out)
+	}
+	// The old LVM label and the RootBackup superblock now lie inside new partitions,
+	// where blkid does not look: read their bytes.
+	if hasBytes(t, img, oldPV+512, "LABELONE") {
+		t.Errorf("the HostVG physical volume label survived the reinstall")
+	}
+	if hasBytes(t, img, oldBackup+1024+56, "\x53\xef") {
+		t.Errorf("the RootBackup ext2 superblock survived the reinstall")
+	}
+	v = n.powerOn()
+	v.Expect(`TESTOS version=1\.0 build=1\.0 slot=a hostname=exovirt`, 3*time.Minute)
+	v.Kill()
+}
+
+// hasBytes reports whether img holds want at offset.
+func hasBytes(t *testing.T, img string, offset int64, want string) bool {
+	t.Helper()
+	f, err := os.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, len(want))
+	if _, err := f.ReadAt(buf, offset); err != nil {
+		t.Fatalf("read %s at %d: %v", img, offset, err)
+	}
+	return string(buf) == want
+}
+
+// installState fingerprints what an install writes: the GPT (first 1 MiB), both root
+// slots, and the ESP's ledger and loader entries.
+func installState(t *testing.T, img string) string {
+	t.Helper()
+	f, err := os.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	io.Copy(h, io.NewSectionReader(f, 0, 1<<20))
+	for _, slot := range []string{"node-root-a", "node-root-b"} {
+		off, size := partExtent(t, img, slot)
+		io.Copy(h, io.NewSectionReader(f, off, size))
+	}
+	return fmt.Sprintf("gpt+slots=%x ledger=%x entries=%q", h.Sum(nil)[:8],
+		sha256.Sum256([]byte(espFile(t, img, "/ledger.json"))), strings.Fields(mdir(t, img, "/loader/entries")))
+}
+
+// triggerMAC is the NIC of installerOnNet.
+const triggerMAC = "52:54:00:12:34:77"
+
+// installerOnNet boots the installer like node.installer, with a NIC on QEMU's user
+// network. It is unrestricted only so that the guest reaches the test's HTTP server on
+// the host's loopback through the gateway address 10.0.2.2.
+func installerOnNet(n *node, version, args string) *vm.VM {
+	n.t.Helper()
+	initrd, err := n.f.Installer(version)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	return vm.Start(n.t, vm.Config{Kernel: n.f.Debian.Vmlinuz, Initramfs: initrd, Append: "console=ttyS0 panic=5 " + args,
+		OVMFCode: n.f.Debian.OVMFCode, OVMFVars: n.vars, Disks: n.disks, NoReboot: true, MemoryMiB: 1536,
+		ExtraArgs: []string{"-netdev", "user,id=n0,restrict=off", "-device", "virtio-net-pci,netdev=n0,mac=" + triggerMAC}})
+}
+
+// triggerServer records the paths a provisioning server's local_boot_trigger receives.
+type triggerServer struct {
+	port int
+	mu   sync.Mutex
+	got  []string
+}
+
+func newTriggerServer(t *testing.T) *triggerServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &triggerServer{port: ln.Addr().(*net.TCPAddr).Port}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		s.got = append(s.got, r.URL.Path)
+		s.mu.Unlock()
+		io.WriteString(w, "ok\n")
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return s
+}
+
+func (s *triggerServer) calls() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.got...)
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodeinit/nodeinit/early"
 	"github.com/nodeinit/nodeinit/media"
 	"github.com/nodeinit/nodeinit/qemu-tests/vm"
 )
@@ -21,8 +22,9 @@ var mediaArgs = []string{"console=ttyS0,115200n8", "panic=5", "testos.action=pow
 // onto storageInit after a one-second menu.
 func mediaISO(t *testing.T, name, storageInit string, embed bool) string {
 	t.Helper()
+	f := fixtures(t)
 	start := time.Now()
-	iso, err := fixtures(t).ISO("1.0", name, media.ISOOptions{EmbedBundle: embed,
+	iso, err := f.ISO("1.0", name, media.ISOOptions{EmbedBundle: embed,
 		Menu: media.MenuOptions{Timeout: time.Second, Unattended: storageInit, ExtraArgs: mediaArgs}})
 	if err != nil {
 		t.Fatal(err)
@@ -116,11 +118,11 @@ func TestMediaISOCDOVMF(t *testing.T) {
 
 // TestMediaHybridDiskNotATarget writes the ISO as is to a disk (what `dd` to a USB stick
 // does) and boots it under SeaBIOS through the isohybrid MBR. The default entry says
-// storage_init=virtio, and two virtio disks exist: the medium and a blank one. The medium
-// is excluded, so the blank disk is the one eligible match and gets the install; the
+// storage_init=/dev/vd*, which matches both virtio disks: the medium and a blank one. The
+// medium is excluded, so the blank disk is the one eligible match and gets the install; the
 // medium's bytes are unchanged.
 func TestMediaHybridDiskNotATarget(t *testing.T) {
-	stick := copyFile(t, mediaISO(t, "virtio", "virtio", false))
+	stick := copyFile(t, mediaISO(t, "virtio", "/dev/vd*", false))
 	before := hashFile(t, stick)
 	n := newNode(t,
 		vm.Disk{Path: stick, Interface: vm.Virtio, Serial: "MEDIUM01"},
@@ -128,9 +130,6 @@ func TestMediaHybridDiskNotATarget(t *testing.T) {
 	v := vm.Start(t, vm.Config{Disks: n.disks, NoReboot: true, MemoryMiB: 1536})
 	v.Expect(media.MenuTitle, 2*time.Minute)
 	expectMediumInstall(t, v, "label:NODEINIT", "/dev/vdb")
-	if out := v.Output(); strings.Contains(out, "/dev/vda  ") && strings.Contains(out, "target:   /dev/vda") {
-		t.Errorf("the medium was offered as the target")
-	}
 	if hashFile(t, stick) != before {
 		t.Errorf("the install medium changed")
 	}
@@ -156,4 +155,43 @@ func TestMediaUSBStorage(t *testing.T) {
 	}
 	expectMediumInstall(t, v, "initramfs:/bundle", "/dev/nvme0n1")
 	bootInstalled(t, n)
+}
+
+// TestMediaLocalEntryUEFI boots the CD under OVMF with "Boot from local drive" as the
+// default: systemd-boot starts media.ExitEFI, which fails, so systemd-boot exits with
+// EFI_NOT_FOUND and the firmware goes on to its next boot option instead of any kernel.
+func TestMediaLocalEntryUEFI(t *testing.T) {
+	f := fixtures(t)
+	iso, err := f.ISO("1.0", "local", media.ISOOptions{Menu: media.MenuOptions{Default: media.EntryLocal, Timeout: time.Second, ExtraArgs: mediaArgs}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := newNode(t, vm.Disk{Path: vm.NewDisk(t, "nvme.img", 1<<30), Interface: vm.NVMe, Serial: "LOCAL001"})
+	v := vm.Start(t, vm.Config{OVMFCode: f.Debian.OVMFCode, OVMFVars: n.vars, Disks: n.disks, NoReboot: true,
+		MemoryMiB: 1024, ExtraArgs: cdrom(iso), Timeout: 3 * time.Minute})
+	v.Expect(`BdsDxe: failed to start Boot\d+ "UEFI QEMU QEMU CD-ROM[^"]*" from [^\n]*: Not Found`, 2*time.Minute)
+	if strings.Contains(v.Output(), "Linux version") {
+		t.Fatal("a kernel booted although the default entry is the local drive")
+	}
+	v.Kill()
+}
+
+// TestMediaCDNotATarget boots a CD whose default entry names the CD drive itself as the
+// install disk: the installer refuses because /dev/sr0 holds the boot medium (found by its
+// label), and writes nothing to the NVMe disk.
+func TestMediaCDNotATarget(t *testing.T) {
+	iso := mediaISO(t, "cd-self", "/dev/sr0", false)
+	d := vm.NewDisk(t, "nvme.img", 4<<30)
+	before := hashFile(t, d)
+	n := newNode(t, vm.Disk{Path: d, Interface: vm.NVMe, Serial: "CDSELF01"})
+	v := vm.Start(t, vm.Config{Disks: n.disks, NoReboot: true, MemoryMiB: 1536, ExtraArgs: cdrom(iso), Timeout: 4 * time.Minute})
+	v.Expect(early.FailureScreenMarker, 3*time.Minute)
+	screen := v.Expect(`(?s)What went wrong:(.*?)Next:`, 30*time.Second)[1]
+	if !strings.Contains(screen, "/dev/sr0 holds the boot medium") {
+		t.Errorf("the refusal does not say the CD holds the boot medium:\n%s", screen)
+	}
+	v.Kill()
+	if hashFile(t, d) != before {
+		t.Fatal("a refused install changed the NVMe disk")
+	}
 }

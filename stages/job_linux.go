@@ -530,7 +530,11 @@ func (j *Job) localBootTrigger(ctx context.Context, r *Reporter) error {
 	if trigger == "" || (j.Plan.Action != cmdline.ActionInstall && j.Plan.Action != cmdline.ActionReinstall) {
 		return nil
 	}
-	u := LocalBootTriggerURL(trigger, j.Params.Hostname)
+	host := j.Params.Hostname
+	if host == "" && j.Params.IP != nil {
+		host = j.Params.IP.Hostname
+	}
+	u := LocalBootTriggerURL(trigger, host)
 	fetch := j.Fetch
 	if fetch == nil {
 		fetch = func(ctx context.Context, u string) error { return FetchLocalBootTrigger(ctx, nil, u, 5) }

@@ -12,6 +12,17 @@ import (
 	"github.com/nodeinit/nodeinit/boot"
 )
 
+// Blessing a new slot. An upgrade's loader entry counts boots (node-b+3.conf); the
+// node OS marks a boot good once it is healthy, and an entry that runs out of tries
+// falls behind the last good one, so the old slot boots and nodeinit records the rollback.
+//   - Images without systemd run `nodeinit bless` (or `nodeinit bless -bad`) from their
+//     health check; it renames the entry and records the slot good in the ledger.
+//   - Images with systemd can rely on systemd-bless-boot.service instead: it renames the
+//     same Type #1 entry once boot-complete.target is reached (order health checks
+//     before it with RequiredBy=boot-complete.target). The ESP must be mounted where
+//     systemd finds it (/efi or /boot, or bind /run/nodeinit/esp there); the next boot's
+//     initramfs sees the blessed entry and records the slot good in the ledger.
+
 // Ledger actions the lifecycle stages record besides install, upgrade, boot and rollback.
 const (
 	// ActionMigrating is recorded after the config snapshot and before the first

@@ -344,6 +344,10 @@ func report(w io.Writer, kver string, runs int, oursSize, theirSize int64, ours,
 	fmt.Fprintf(w, "  time in the initramfs (root init - /init start), medians: nodeinit %.3fs, Debian %.3fs, ratio %.3f\n",
 		medianOf(ours, inInitramfs), medianOf(theirs, inInitramfs), medianOf(ours, inInitramfs)/medianOf(theirs, inInitramfs))
 	fmt.Fprintln(w, "  (host wall includes OVMF and systemd-boot for nodeinit, which the Debian direct kernel boot skips)")
+	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
+		// TCG runs the guest on host CPU: a busy host stretches the guest clock for both alike.
+		fmt.Fprintf(w, "  host load average at the end: %s", la)
+	}
 }
 
 func spread(ts []timing, f func(timing) float64) string {

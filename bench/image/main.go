@@ -33,8 +33,10 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/nodeinit/nodeinit/image"
+	"golang.org/x/sys/unix"
 )
 
 func main() {
@@ -295,7 +297,15 @@ func hashChild(img string) error {
 	errs := make(chan error, runtime.GOMAXPROCS(0))
 	for i := 0; i < cap(errs); i++ {
 		go func() {
-			buf := make([]byte, image.WriteBlockSize)
+			// Huge-page backed like the writer's buffers (image/write_linux.go).
+			mem, err := unix.Mmap(-1, 0, 2*image.WriteBlockSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+			if err != nil {
+				errs <- err
+				return
+			}
+			skip := (2<<20 - int(uintptr(unsafe.Pointer(&mem[0]))%(2<<20))) % (2 << 20)
+			buf := mem[skip : skip+image.WriteBlockSize]
+			unix.Madvise(buf, unix.MADV_HUGEPAGE)
 			for off := range next {
 				n, err := f.ReadAt(buf, off)
 				if err != nil && err != io.EOF {

@@ -9,12 +9,6 @@ import (
 	"github.com/nodeinit/nodeinit/media"
 )
 
-// The PXE tree is a top-level command, mkpxe, until the mkmedia command offers a way to add
-// subcommands; mkmedia can then dispatch "pxe" to runMkmediaPXE unchanged.
-func init() {
-	register("mkpxe", "write a network boot tree (pxelinux, iPXE, GRUB, dnsmasq) for a bundle: mkpxe [flags] DIR", runMkmediaPXE)
-}
-
 // argList collects a repeatable flag; each value may hold several space-separated arguments.
 type argList []string
 
@@ -25,7 +19,7 @@ func (a *argList) Set(v string) error {
 	return nil
 }
 
-// runMkmediaPXE is `nodeinit mkmedia pxe [flags] DIR`.
+// runMkmediaPXE is `nodeinit mkmedia pxe [flags] DIR` (mkmedia.go dispatches "pxe" here).
 func runMkmediaPXE(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("mkmedia pxe", flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -1,0 +1,149 @@
+package qemutests
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nodeinit/nodeinit/qemu-tests/vm"
+)
+
+// bundleDisk makes an ext4 disk image labelled label holding the bundle directory's
+// files at its root: the medium `nodeinit upgrade --image label:LABEL` reads inside
+// the running node.
+func bundleDisk(t *testing.T, bundle, label string) string {
+	t.Helper()
+	var size int64 = 64 << 20
+	filepath.Walk(bundle, func(_ string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			size += fi.Size() + 4096
+		}
+		return nil
+	})
+	img := vm.NewDisk(t, strings.ToLower(label)+".img", size+size/4)
+	if out, err := exec.Command("mkfs.ext4", "-q", "-F", "-L", label, "-d", bundle, img).CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.ext4 -d %s: %v\n%s", bundle, err, out)
+	}
+	return img
+}
+
+// TestUpgradeFromRunningNode is the management-engine path: the running 1.0 test OS runs
+// `nodeinit upgrade --image label:NODEUPD` (a disk holding the 2.0 bundle), which writes
+// slot b, migrates config and reboots. 2.0 then runs from slot b with the persisted file
+// and the migrated setting, refuses to "upgrade" to the version it runs, and `nodeinit
+// status` shows slot b on trial.
+func TestUpgradeFromRunningNode(t *testing.T) {
+	f := fixtures(t)
+	upd := bundleDisk(t, f.Bundles["2.0"], "NODEUPD")
+	n := newNode(t, vm.Disk{Path: vm.NewDisk(t, "nvme.img", 16<<30), Interface: vm.NVMe, Serial: "ONLINE01"},
+		vm.Disk{Path: upd, Interface: vm.Virtio, Serial: "UPDATE01"})
+	acts := "testos.action=show:/etc/testos/written,show:/etc/testos/migrated,write:/etc/testos/written:kept," +
+		"run:/usr/sbin/nodeinit:upgrade:--image:label%3ANODEUPD,run:/usr/sbin/nodeinit:status,poweroff"
+	start := time.Now()
+	v := n.installer("1.0", "install storage_init=serial:ONLINE01 hostname=online1 "+acts)
+	v.Expect(`nodeinit: install complete`, 3*time.Minute)
+	waitExit(t, v)
+	t.Logf("install: %s", time.Since(start).Round(time.Second))
+
+	start = time.Now()
+	v = n.powerOn()
+	v.Expect(`TESTOS version=1\.0 build=1\.0 slot=a hostname=online1`, 3*time.Minute)
+	v.Expect(`TESTOS-SHOW /etc/testos/migrated missing`, 30*time.Second)
+	v.Expect(`TESTOS-WROTE /etc/testos/written`, 30*time.Second)
+	v.Expect(`DESTROYS: /dev/nvme0n1: node-root-b`, time.Minute)
+	v.Expect(`nodeinit: \[migrate-config\] info: config snapshot "1\.0" taken; applying 1 migrations`, 2*time.Minute)
+	v.Expect(`nodeinit: upgrade complete: slot b holds demo-node 2\.0 on trial`, time.Minute)
+	waitExit(t, v) // nodeinit reboots; QEMU runs with -no-reboot
+	t.Logf("online upgrade boot: %s", time.Since(start).Round(time.Second))
+	ledger := espFile(t, n.disks[0].Path, "/ledger.json")
+	if !regexp.MustCompile(`"b": \{\s*"state": "ready",\s*"version": "2\.0"`).MatchString(ledger) {
+		t.Errorf("ledger does not hold 2.0 ready in slot b:\n%s", ledger)
+	}
+
+	v = n.powerOn()
+	v.Expect(`TESTOS version=2\.0 build=2\.0 slot=b hostname=online1`, 3*time.Minute)
+	v.Expect(`TESTOS-SHOW /etc/testos/written "kept\\n"`, 30*time.Second)
+	v.Expect(`TESTOS-SHOW /etc/testos/migrated "from-1\.0\\n"`, 30*time.Second)
+	v.Expect(`upgrade: version 2\.0 is already running`, time.Minute)
+	v.Expect(`TESTOS-RUN /usr/sbin/nodeinit exit=1`, 30*time.Second)
+	status := v.Expect(`(?s)booted slot: b\n(.*?)TESTOS-RUN /usr/sbin/nodeinit exit=`, time.Minute)[1]
+	for _, want := range []string{"slot b: ready   version 2.0", "slot a: good    version 1.0", "on trial", "config snapshots: 1.0"} {
+		if !strings.Contains(status, want) {
+			t.Errorf("status lacks %q:\n%s", want, status)
+		}
+	}
+	waitExit(t, v)
+}
+
+// TestUpgradePowerCuts cuts the power (kills QEMU) at three points of an upgrade of a
+// 1.0 node: during the slot write, during config migration, and before the new loader
+// entry is written. Each time the next power-on runs 1.0 from slot a with 1.0's config
+// (the migrated setting absent), and the initramfs records the interrupted upgrade.
+func TestUpgradePowerCuts(t *testing.T) {
+	n := newNode(t, vm.Disk{Path: vm.NewDisk(t, "nvme.img", 16<<30), Interface: vm.NVMe, Serial: "CUT00001"})
+	v := n.installer("1.0", "install storage_init=serial:CUT00001 hostname=cut1 testos.action=show:/etc/testos/migrated,poweroff")
+	v.Expect(`nodeinit: install complete`, 3*time.Minute)
+	waitExit(t, v)
+
+	bootsOld := func(point string, restored bool) {
+		t.Helper()
+		start := time.Now()
+		v := n.powerOn()
+		v.Expect(`UPGRADE INTERRUPTED: slot b \(version [\d.]+\) was never finished; staying on slot a`, 3*time.Minute)
+		if restored {
+			v.Expect(`config restored from snapshot "1\.0"`, 30*time.Second)
+		}
+		v.Expect(`TESTOS version=1\.0 build=1\.0 slot=a hostname=cut1`, time.Minute)
+		v.Expect(`TESTOS-SHOW /etc/testos/migrated missing`, 30*time.Second)
+		waitExit(t, v)
+		t.Logf("power cut %s: next boot ran 1.0 with its config (%s)", point, time.Since(start).Round(time.Second))
+		if ledger := espFile(t, n.disks[0].Path, "/ledger.json"); !strings.Contains(ledger, `"action": "upgrade-interrupted"`) {
+			t.Errorf("after the cut %s the ledger does not record the interrupted upgrade:\n%s", point, ledger)
+		}
+	}
+
+	// 1. During the slot write: 1.5 carries 160 MiB that cannot be compressed.
+	v = n.installer("1.5", "upgrade nodeinit.onfail=poweroff")
+	p := v.Expect(`nodeinit: \[write-slot\] progress (\S+)/(\S+)`, 3*time.Minute)
+	v.Kill()
+	t.Logf("cut during write-slot at %s of %s", p[1], p[2])
+	if p[1] == p[2] {
+		t.Errorf("the slot write had finished (%s) before the cut; the test needs a larger filler", p[1])
+	}
+	ledger := espFile(t, n.disks[0].Path, "/ledger.json")
+	if !regexp.MustCompile(`"b": \{\s*"state": "writing"`).MatchString(ledger) {
+		t.Errorf("the ledger does not mark slot b as being written:\n%s", ledger)
+	}
+	bootsOld("during write-slot", false)
+
+	// 2. During migration: the cut follows the snapshot line by at most milliseconds.
+	v = n.installer("2.0", "upgrade nodeinit.onfail=poweroff")
+	v.Expect(`nodeinit: \[migrate-config\] info: config snapshot "1\.0" taken`, 3*time.Minute)
+	v.Kill()
+	bootsOld("during migrate-config", true)
+
+	// 3. After migration, before the entry is written (the report stage).
+	v = n.installer("2.0", "upgrade nodeinit.break=report")
+	v.Expect(`nodeinit: BREAK before stage report`, 3*time.Minute)
+	v.Kill()
+	if entries := mdir(t, n.disks[0].Path, "/loader/entries"); strings.Contains(entries, "node-b") {
+		t.Errorf("an entry for slot b exists before the report stage ran:\n%s", entries)
+	}
+	bootsOld("before the entry", true)
+}
+
+// mdir lists an ESP directory of an installed disk image with mtools.
+func mdir(t *testing.T, img, dir string) string {
+	t.Helper()
+	cmd := exec.Command("mdir", "-b", "-i", img+"@@1M", "::"+dir)
+	cmd.Env = append(os.Environ(), "MTOOLS_SKIP_CHECK=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("mdir %s: %v\n%s", dir, err, out)
+	}
+	return string(out)
+}

@@ -33,6 +33,8 @@ type BuildOptions struct {
 	Out string
 	// Compression for mksquashfs (default zstd).
 	Compression string
+	// ChunkHash is the rootfs chunk digest algorithm (default ChunkBLAKE3).
+	ChunkHash string
 }
 
 // Build writes a bundle (without signature) to opts.Out and returns its
@@ -56,6 +58,9 @@ func Build(opts BuildOptions) (*Manifest, error) {
 	if opts.Compression == "" {
 		opts.Compression = "zstd"
 	}
+	if opts.ChunkHash == "" {
+		opts.ChunkHash = ChunkBLAKE3
+	}
 	if err := prepareOut(opts.Out); err != nil {
 		return nil, err
 	}
@@ -76,7 +81,7 @@ func Build(opts BuildOptions) (*Manifest, error) {
 			return nil, err
 		}
 	}
-	f, err := hashFile(rootfs, RootfsName, WriteBlockSize)
+	f, err := hashFile(rootfs, RootfsName, WriteBlockSize, opts.ChunkHash)
 	if err != nil {
 		return nil, err
 	}
@@ -117,6 +122,9 @@ func (o BuildOptions) check() error {
 		return missing("--initrd")
 	case o.Loader == "":
 		return missing("--loader")
+	case !knownChunkHash(o.ChunkHash):
+		return newError("build", "bundle", fmt.Errorf("unknown chunk hash %q", o.ChunkHash),
+			"pass --chunk-hash blake3 (the default) or --chunk-hash sha256")
 	case o.Name == "":
 		return missing("--name")
 	case o.Version == "":
@@ -217,22 +225,24 @@ func copyHashed(src, dst, name string) (File, error) {
 	return File{Name: name, Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
 }
 
-// hashFile returns the manifest entry for p with per-chunk digests.
-func hashFile(p, name string, chunkSize int) (File, error) {
+// hashFile returns the manifest entry for p with per-chunk digests under alg.
+func hashFile(p, name string, chunkSize int, alg string) (File, error) {
 	f, err := os.Open(p)
 	if err != nil {
 		return File{}, fmt.Errorf("build: %w", err)
 	}
 	defer f.Close()
 	whole := sha256.New()
-	entry := File{Name: name, ChunkSize: int64(chunkSize)}
+	entry := File{Name: name, ChunkSize: int64(chunkSize), ChunkHash: alg}
+	if alg == ChunkSHA256 {
+		entry.ChunkHash = "" // the form nodeinit read before chunk_hash existed
+	}
 	buf := make([]byte, chunkSize)
 	for {
 		n, err := io.ReadFull(f, buf)
 		if n > 0 {
 			whole.Write(buf[:n])
-			sum := sha256.Sum256(buf[:n])
-			entry.Chunks = append(entry.Chunks, hex.EncodeToString(sum[:]))
+			entry.Chunks = append(entry.Chunks, chunkDigest(alg, buf[:n]))
 			entry.Size += int64(n)
 		}
 		if err == io.EOF || err == io.ErrUnexpectedEOF {

@@ -187,7 +187,7 @@ func (b *Bundle) verifyOne(ctx context.Context, f File) error {
 	}
 	defer rc.Close()
 	h := sha256.New()
-	ch := &chunkHasher{size: f.ChunkSize, want: f.Chunks}
+	ch := &chunkHasher{size: f.ChunkSize, alg: f.ChunkHash, want: f.Chunks}
 	var w io.Writer = h
 	if len(f.Chunks) > 0 {
 		w = io.MultiWriter(h, ch)
@@ -212,6 +212,7 @@ func (b *Bundle) verifyOne(ctx context.Context, f File) error {
 // first bad chunk or -1.
 type chunkHasher struct {
 	size int64
+	alg  string
 	want []string
 	h    hash.Hash
 	fill int64
@@ -222,7 +223,7 @@ type chunkHasher struct {
 func (c *chunkHasher) Write(p []byte) (int, error) {
 	n := len(p)
 	if c.h == nil {
-		c.h, c.bad = sha256.New(), -1
+		c.h, c.bad = newChunkHash(c.alg), -1
 	}
 	for len(p) > 0 {
 		k := min(int64(len(p)), c.size-c.fill)

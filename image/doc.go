@@ -4,7 +4,8 @@
 //
 // A bundle is a directory (or the same layout behind a URL or on a medium):
 //
-//	manifest.json          name, version, arch, creation time, files with size and SHA-256,
+//	manifest.json          name, version, arch, creation time, files with size and SHA-256
+//	                       (the rootfs also with BLAKE3 digests of its 4 MiB chunks),
 //	                       the versions it may upgrade from and its config migrations
 //	manifest.json.minisig  minisign signature of the exact manifest.json bytes
 //	rootfs.squashfs        the node root, written raw into slot a or b
@@ -12,7 +13,12 @@
 //	loader.efi             the UEFI boot loader (systemd-boot)
 //
 // Trust. The manifest is the only thing signed; every other file is checked
-// against the digest the manifest lists while it is streamed. Open refuses an
+// against the digest the manifest lists while it is streamed. The rootfs is
+// checked chunk by chunk against its chunk digests, on every core, which
+// proves the whole file as well as its SHA-256 would (the signature covers
+// the list); BLAKE3 is used there because SHA-256 on one or two cores is
+// slower than the disk (see bench/README.md), and SHA-256 chunks from older
+// manifests are still accepted. Open refuses an
 // unsigned or badly signed manifest unless VerifyOptions.Insecure is set
 // (nodeinit.insecure), and over plain http it additionally requires
 // VerifyOptions.PinnedSHA256 (nodeinit.image.sha256) when there is no valid

@@ -50,16 +50,18 @@ type Manifest struct {
 
 // File is one bundle file with its size and SHA-256 (lower-case hex).
 //
-// Large files (the rootfs) also carry Chunks: the SHA-256 of each ChunkSize
-// piece, in order. They are covered by the manifest signature like SHA256,
-// so checking every chunk proves the whole file; the writer uses them to
-// verify on every core while it writes, because one SHA-256 over the whole
-// stream runs on a single core and is slower than a fast disk.
+// Large files (the rootfs) also carry Chunks: the digest of each ChunkSize
+// piece, in order, under ChunkHash (ChunkBLAKE3 or ChunkSHA256; empty means
+// SHA-256). They are covered by the manifest signature like SHA256, so
+// checking every chunk proves the whole file; the writer uses them to verify
+// on every core while it writes, because one SHA-256 over the whole stream
+// runs on a single core and is slower than a fast disk.
 type File struct {
 	Name      string   `json:"name"`
 	Size      int64    `json:"size"`
 	SHA256    string   `json:"sha256"`
 	ChunkSize int64    `json:"chunk_size,omitempty"`
+	ChunkHash string   `json:"chunk_hash,omitempty"`
 	Chunks    []string `json:"chunks,omitempty"`
 }
 
@@ -133,6 +135,9 @@ func (m *Manifest) Validate() error {
 		}
 		if !isSHA256Hex(f.SHA256) {
 			return bad("file %q: sha256 must be 64 lower-case hex digits", f.Name)
+		}
+		if !knownChunkHash(f.ChunkHash) {
+			return bad("file %q: chunk_hash %q is not %q or %q", f.Name, f.ChunkHash, ChunkBLAKE3, ChunkSHA256)
 		}
 		if f.ChunkSize != 0 || len(f.Chunks) != 0 {
 			if f.ChunkSize <= 0 || f.ChunkSize%4096 != 0 || f.ChunkSize > MaxChunkSize {

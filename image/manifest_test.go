@@ -44,6 +44,7 @@ func TestManifestValidate(t *testing.T) {
 		{"missing loader", func(m *Manifest) { m.Files = m.Files[:3] }},
 		{"path in name", func(m *Manifest) { m.Files[1].Name = "../vmlinuz" }},
 		{"bad digest", func(m *Manifest) { m.Files[1].SHA256 = "XYZ" }},
+		{"unknown chunk hash", func(m *Manifest) { m.Files[0].ChunkHash = "md5" }},
 		{"chunk count", func(m *Manifest) { m.Files[0].Chunks = m.Files[0].Chunks[1:] }},
 		{"bad migration", func(m *Manifest) { m.Migrations = []Migration{{Op: "chmod", Path: "/etc/x"}} }},
 		{"relative migration", func(m *Manifest) { m.Migrations = []Migration{{Op: OpDelete, Path: "etc/x"}} }},

@@ -288,8 +288,7 @@ func (w *streamWriter) run(ctx context.Context, r io.Reader, f File) (int64, str
 						}
 						close(c.loaded)
 					}
-					sum := sha256.Sum256(c.buf[:c.n])
-					if c.idx >= len(f.Chunks) || hex.EncodeToString(sum[:]) != f.Chunks[c.idx] {
+					if c.idx >= len(f.Chunks) || chunkDigest(f.ChunkHash, c.buf[:c.n]) != f.Chunks[c.idx] {
 						mu.Lock()
 						if badChunk < 0 || c.idx < badChunk {
 							badChunk = c.idx

@@ -3,6 +3,7 @@ package image
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"io"
 	"os"
@@ -93,28 +94,61 @@ func TestRunReadErrorStops(t *testing.T) {
 }
 
 // TestRunCorruptChunkNamed flips a byte in the last chunk of the source: run
-// writes, then names that chunk as the one that differs.
+// writes, then names that chunk as the one that differs, with BLAKE3 chunk
+// digests (what Build writes) and with SHA-256 ones (older manifests).
 func TestRunCorruptChunkNamed(t *testing.T) {
 	priv, keys := testKeys(t)
 	dir, _ := testBundle(t, priv)
 	b := mustOpen(t, openDir(t, dir), mustKeyring(t, keys), VerifyOptions{})
 	entry, _ := b.Manifest.File(RootfsName)
+	if entry.ChunkHash != ChunkBLAKE3 {
+		t.Fatalf("Build wrote chunk_hash %q, want %q", entry.ChunkHash, ChunkBLAKE3)
+	}
 	path := filepath.Join(dir, RootfsName)
 	data, _ := os.ReadFile(path)
+	legacy := entry
+	legacy.ChunkHash, legacy.Chunks = "", nil
+	for off := int64(0); off < entry.Size; off += entry.ChunkSize {
+		legacy.Chunks = append(legacy.Chunks, chunkDigest(ChunkSHA256, data[off:min(off+entry.ChunkSize, entry.Size)]))
+	}
 	data[len(data)-1] ^= 0xff
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	src, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
+	for _, f := range []File{entry, legacy} {
+		t.Run("chunks-"+f.ChunkHash, func(t *testing.T) {
+			src, err := os.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer src.Close()
+			w := &streamWriter{dst: mustOpenFile(t, regularTarget(t, 0)), name: RootfsName, total: f.Size}
+			_, mismatch, err := w.run(context.Background(), src, f)
+			want := "chunk 2 "
+			if err != nil || !bytes.HasPrefix([]byte(mismatch), []byte(want)) {
+				t.Fatalf("run = %q, %v; want a mismatch starting %q", mismatch, err, want)
+			}
+		})
 	}
-	defer src.Close()
-	w := &streamWriter{dst: mustOpenFile(t, regularTarget(t, 0)), name: RootfsName, total: entry.Size}
-	_, mismatch, err := w.run(context.Background(), src, entry)
-	want := "chunk 2 "
-	if err != nil || !bytes.HasPrefix([]byte(mismatch), []byte(want)) {
-		t.Fatalf("run = %q, %v; want a mismatch starting %q", mismatch, err, want)
+}
+
+// TestChunkDigestKnownAnswers pins both chunk digests to published values
+// (the empty input, and "abc" from FIPS 180-2 and the BLAKE3 reference).
+func TestChunkDigestKnownAnswers(t *testing.T) {
+	for _, tc := range []struct{ alg, in, want string }{
+		{ChunkSHA256, "", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+		{"", "abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
+		{ChunkBLAKE3, "", "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"},
+		{ChunkBLAKE3, "abc", "6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85"},
+	} {
+		if got := chunkDigest(tc.alg, []byte(tc.in)); got != tc.want {
+			t.Errorf("chunkDigest(%q, %q) = %s, want %s", tc.alg, tc.in, got, tc.want)
+		}
+		h := newChunkHash(tc.alg)
+		h.Write([]byte(tc.in))
+		if got := hex.EncodeToString(h.Sum(nil)); got != tc.want {
+			t.Errorf("newChunkHash(%q) over %q = %s, want %s", tc.alg, tc.in, got, tc.want)
+		}
 	}
 }
 

@@ -115,8 +115,8 @@ func TestRunCorruptChunkNamed(t *testing.T) {
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []File{entry, legacy} {
-		t.Run("chunks-"+f.ChunkHash, func(t *testing.T) {
+	for name, f := range map[string]File{"blake3": entry, "sha256-legacy": legacy} {
+		t.Run(name, func(t *testing.T) {
 			src, err := os.Open(path)
 			if err != nil {
 				t.Fatal(err)

@@ -141,3 +141,28 @@ func loopDevice(t *testing.T, size int64, sectorSize int) string {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// signedRootfs builds and opens a signed test bundle and returns its
+// directory and the rootfs entry, which has at least three chunks.
+func signedRootfs(t *testing.T) (dir string, entry File) {
+	t.Helper()
+	priv, keys := testKeys(t)
+	dir, _ = testBundle(t, priv)
+	b := mustOpen(t, openDir(t, dir), mustKeyring(t, keys), VerifyOptions{})
+	entry, _ = b.Manifest.File(RootfsName)
+	if len(entry.Chunks) < 3 {
+		t.Fatalf("test rootfs has %d chunk digests, want at least 3", len(entry.Chunks))
+	}
+	return dir, entry
+}
+
+// openRootfs opens dir's rootfs for reading until the test ends.
+func openRootfs(t *testing.T, dir string) *os.File {
+	t.Helper()
+	f, err := os.Open(filepath.Join(dir, RootfsName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}

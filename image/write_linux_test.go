@@ -32,15 +32,8 @@ func directTarget(t *testing.T) (*os.File, string) {
 // first chunk go out writeDepth at a time, and checks the target holds
 // exactly the source bytes.
 func TestRunDirectOverlapped(t *testing.T) {
-	priv, keys := testKeys(t)
-	dir, _ := testBundle(t, priv)
-	b := mustOpen(t, openDir(t, dir), mustKeyring(t, keys), VerifyOptions{})
-	entry, _ := b.Manifest.File(RootfsName)
-	src, err := os.Open(filepath.Join(dir, RootfsName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
+	dir, entry := signedRootfs(t)
+	src := openRootfs(t, dir)
 	dst, path := directTarget(t)
 	w := &streamWriter{dst: dst, direct: true, name: RootfsName, total: entry.Size}
 	n, mismatch, err := w.run(context.Background(), src, entry)
@@ -57,18 +50,8 @@ func TestRunDirectOverlapped(t *testing.T) {
 // size limit stops it with EFBIG) while it is one of the overlapped writes:
 // run returns that error with the target's name, and nothing lands past it.
 func TestRunWriteErrorInFlight(t *testing.T) {
-	priv, keys := testKeys(t)
-	dir, _ := testBundle(t, priv)
-	b := mustOpen(t, openDir(t, dir), mustKeyring(t, keys), VerifyOptions{})
-	entry, _ := b.Manifest.File(RootfsName)
-	if len(entry.Chunks) < 3 {
-		t.Fatalf("test rootfs has %d chunks, want at least 3", len(entry.Chunks))
-	}
-	src, err := os.Open(filepath.Join(dir, RootfsName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
+	dir, entry := signedRootfs(t)
+	src := openRootfs(t, dir)
 	dst, path := directTarget(t)
 
 	// The Go runtime ignores SIGXFSZ, so the write past the limit fails with
@@ -82,7 +65,7 @@ func TestRunWriteErrorInFlight(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := &streamWriter{dst: dst, direct: true, name: RootfsName, total: entry.Size}
-	_, _, err = w.run(context.Background(), src, entry)
+	_, _, err := w.run(context.Background(), src, entry)
 	if rerr := unix.Setrlimit(unix.RLIMIT_FSIZE, &old); rerr != nil {
 		t.Fatal(rerr)
 	}

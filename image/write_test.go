@@ -33,13 +33,7 @@ func (f failingFile) ReadAt(p []byte, off int64) (int, error) {
 // path (a file) and the single-reader path (a stream) and checks that each
 // target holds exactly the source bytes.
 func TestRunBothReadPaths(t *testing.T) {
-	priv, keys := testKeys(t)
-	dir, _ := testBundle(t, priv)
-	b := mustOpen(t, openDir(t, dir), mustKeyring(t, keys), VerifyOptions{})
-	entry, _ := b.Manifest.File(RootfsName)
-	if len(entry.Chunks) < 3 {
-		t.Fatalf("test rootfs has %d chunk digests, want several", len(entry.Chunks))
-	}
+	dir, entry := signedRootfs(t)
 	want, err := os.ReadFile(filepath.Join(dir, RootfsName))
 	if err != nil {
 		t.Fatal(err)
@@ -53,11 +47,7 @@ func TestRunBothReadPaths(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dst := regularTarget(t, 0)
-			src, err := os.Open(filepath.Join(dir, RootfsName))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer src.Close()
+			src := openRootfs(t, dir)
 			w := &streamWriter{dst: mustOpenFile(t, dst), name: RootfsName, total: entry.Size}
 			n, mismatch, err := w.run(context.Background(), tc.source(src), entry)
 			if err != nil || mismatch != "" || n != entry.Size {
@@ -73,18 +63,11 @@ func TestRunBothReadPaths(t *testing.T) {
 // TestRunReadErrorStops makes the second chunk unreadable: run reports the
 // I/O error with the file's name and writes nothing at or after that chunk.
 func TestRunReadErrorStops(t *testing.T) {
-	priv, keys := testKeys(t)
-	dir, _ := testBundle(t, priv)
-	b := mustOpen(t, openDir(t, dir), mustKeyring(t, keys), VerifyOptions{})
-	entry, _ := b.Manifest.File(RootfsName)
-	src, err := os.Open(filepath.Join(dir, RootfsName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
+	dir, entry := signedRootfs(t)
+	src := openRootfs(t, dir)
 	dst := regularTarget(t, 0)
 	w := &streamWriter{dst: mustOpenFile(t, dst), name: RootfsName, total: entry.Size}
-	_, _, err = w.run(context.Background(), failingFile{src, entry.ChunkSize}, entry)
+	_, _, err := w.run(context.Background(), failingFile{src, entry.ChunkSize}, entry)
 	if !errors.Is(err, syscall.EIO) {
 		t.Fatalf("run = %v, want an error wrapping EIO", err)
 	}
@@ -97,10 +80,7 @@ func TestRunReadErrorStops(t *testing.T) {
 // writes, then names that chunk as the one that differs, with BLAKE3 chunk
 // digests (what Build writes) and with SHA-256 ones (older manifests).
 func TestRunCorruptChunkNamed(t *testing.T) {
-	priv, keys := testKeys(t)
-	dir, _ := testBundle(t, priv)
-	b := mustOpen(t, openDir(t, dir), mustKeyring(t, keys), VerifyOptions{})
-	entry, _ := b.Manifest.File(RootfsName)
+	dir, entry := signedRootfs(t)
 	if entry.ChunkHash != ChunkBLAKE3 {
 		t.Fatalf("Build wrote chunk_hash %q, want %q", entry.ChunkHash, ChunkBLAKE3)
 	}
@@ -117,11 +97,7 @@ func TestRunCorruptChunkNamed(t *testing.T) {
 	}
 	for name, f := range map[string]File{"blake3": entry, "sha256-legacy": legacy} {
 		t.Run(name, func(t *testing.T) {
-			src, err := os.Open(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer src.Close()
+			src := openRootfs(t, dir)
 			w := &streamWriter{dst: mustOpenFile(t, regularTarget(t, 0)), name: RootfsName, total: f.Size}
 			_, mismatch, err := w.run(context.Background(), src, f)
 			want := "chunk 2 "

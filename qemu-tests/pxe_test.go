@@ -64,7 +64,9 @@ func pxeTree(t *testing.T, menu media.MenuOptions) (string, *bundleServer) {
 	srv := serveBundle(t, filepath.Join(dir, media.PXEBundleDir), pxeMAC)
 	menu.Timeout = time.Second
 	res, err := media.WritePXE(media.PXEOptions{Dir: dir, Bundle: f.Bundles["1.0"],
-		ImageURL: fmt.Sprintf("http://10.0.2.2:%d/nodes/${mac}/bundle/", srv.port), Menu: menu})
+		ImageURL: fmt.Sprintf("http://10.0.2.2:%d/nodes/${mac}/bundle/", srv.port), Menu: menu,
+		PXELinux:        filepath.Join(f.Debian.CacheDir, "root", media.DebianPXELinux),
+		SyslinuxModules: filepath.Join(f.Debian.CacheDir, "root", media.DebianSyslinuxModules)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,6 +140,45 @@ func TestPXEStateless(t *testing.T) {
 	waitExit(t, v)
 	if after := hashFile(t, disk); after != before {
 		t.Errorf("stateless boot wrote the disk: sha256 %s, was %s", after, before)
+	}
+	if len(srv.seen()) == 0 {
+		t.Error("the image was not fetched over HTTP")
+	}
+}
+
+// TestPXELinuxBIOSStateless boots the same tree under SeaBIOS through the NIC's legacy PXE
+// ROM, which loads pxelinux.0 (Debian's pxelinux) from QEMU's TFTP server: pxelinux reads
+// pxelinux.cfg/default, loads kernel and initramfs over TFTP and, through IPAPPEND 2, adds
+// BOOTIF with the MAC of the boot NIC. The initramfs brings that NIC up, expands ${mac},
+// fetches the image over HTTP into RAM and runs the stateless node; the disk is not written.
+func TestPXELinuxBIOSStateless(t *testing.T) {
+	disk := seededDisk(t, "nvme.img", 1<<30)
+	before := hashFile(t, disk)
+	n := newNode(t, vm.Disk{Path: disk, Interface: vm.NVMe, Serial: "PXE0003"})
+	tftp, srv := pxeTree(t, media.MenuOptions{Default: media.EntryStateless,
+		ExtraArgs: []string{"console=ttyS0", "panic=5", "hostname=pxe-bios", "testos.action=poweroff"}})
+	// Debian's pxe-virtio.rom is built for the modern virtio-net ID (1af4:1041); a
+	// transitional device (1af4:1000) would not run it, so the NIC is modern only.
+	rom := filepath.Join(n.f.Debian.CacheDir, "root/usr/lib/ipxe/qemu/pxe-virtio.rom")
+	v := vm.Start(t, vm.Config{Disks: n.disks, NoReboot: true, MemoryMiB: 1536,
+		ExtraArgs: []string{
+			"-netdev", "user,id=n0,restrict=off,tftp=" + tftp + ",bootfile=pxelinux.0",
+			"-device", "virtio-net-pci,netdev=n0,disable-legacy=on,mac=" + pxeMAC + ",romfile=" + rom + ",bootindex=0",
+		}})
+	v.Expect(`PXELINUX`, 2*time.Minute)
+	bootif := "BOOTIF=01-" + strings.ReplaceAll(pxeMAC, ":", "-")
+	v.Expect(`Command line: [^\n]*`+bootif, 3*time.Minute)
+	v.Expect(`nodeinit: \[network\] done.*\(`+pxeMAC+`\) dhcp 10\.0\.2\.\d+/24`, 3*time.Minute)
+	v.Expect(`TESTOS version=1\.0 build=1\.0 .*hostname=pxe-bios`, 3*time.Minute)
+	v.Expect(`TESTOS-READY`, 30*time.Second)
+	waitExit(t, v)
+	if after := hashFile(t, disk); after != before {
+		t.Errorf("stateless boot wrote the disk: sha256 %s, was %s", after, before)
+	}
+	for _, p := range srv.seen() {
+		if !strings.HasPrefix(p, "/nodes/"+pxeMAC+"/bundle/") {
+			t.Errorf("request outside this MAC's path: %s", p)
+		}
 	}
 	if len(srv.seen()) == 0 {
 		t.Error("the image was not fetched over HTTP")

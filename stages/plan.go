@@ -272,7 +272,7 @@ func planInstall(p *cmdline.Params, f *Facts, action cmdline.Action) (*Blueprint
 
 func writeSlotStep(f *Facts, diskName, slot string) Step {
 	return Step{Name: StageWriteSlot,
-		Description: fmt.Sprintf("stream %s %s rootfs.squashfs into node-root-%s, verifying SHA-256 as it goes", f.Image.Name, f.Image.Version, slot),
+		Description: fmt.Sprintf("stream %s %s rootfs.squashfs into node-root-%s, checking its signed digests as it goes", f.Image.Name, f.Image.Version, slot),
 		Touches:     []string{"node-root-" + slot}, Args: map[string]string{"disk": diskName, "slot": slot}}
 }
 
@@ -355,7 +355,7 @@ func planStateless(p *cmdline.Params, f *Facts) (*Blueprint, error) {
 	plan := &Blueprint{Action: cmdline.ActionStateless, Image: f.Image, Slot: "ram", Handoff: HandoffSwitchRoot}
 	plan.Keeps = []string{"every disk: nothing is written"}
 	plan.Steps = []Step{
-		{Name: StageVerifyImage, Description: fmt.Sprintf("copy %s %s rootfs.squashfs into RAM, verifying SHA-256", f.Image.Name, f.Image.Version),
+		{Name: StageVerifyImage, Description: fmt.Sprintf("copy %s %s rootfs.squashfs into RAM, checking its signed digests", f.Image.Name, f.Image.Version),
 			Touches: []string{"ram"}, Args: map[string]string{"dest": "ram"}},
 		{Name: StageBoot, Description: "mount the image from RAM with a tmpfs overlay; config from the command line only",
 			Touches: []string{"ram"}, Args: map[string]string{"slot": "ram"}},

@@ -55,12 +55,3 @@ func ReadModuleList(path string) ([]string, error) {
 	}
 	return names, nil
 }
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}

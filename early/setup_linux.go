@@ -3,7 +3,9 @@ package early
 import (
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -47,7 +49,7 @@ func Setup() (*Env, error) {
 	start := time.Now()
 	env.Modules = LoadModules("/", names)
 	fmt.Fprintf(out, "nodeinit: modules: %s in %s\n", env.Modules, time.Since(start).Round(time.Millisecond))
-	for _, n := range sortedKeys(env.Modules.Failed) {
+	for _, n := range slices.Sorted(maps.Keys(env.Modules.Failed)) {
 		fmt.Fprintf(out, "nodeinit: module %s: %s\n", n, env.Modules.Failed[n])
 	}
 

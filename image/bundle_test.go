@@ -101,26 +101,34 @@ func TestInsecureAcceptsUnsigned(t *testing.T) {
 	}
 }
 
+// TestTamperedFileIsRefused flips a byte in the kernel (checked by its SHA-256) and in
+// the rootfs (checked by its chunk digests, as a stateless boot copies it into RAM):
+// CopyFile refuses each, leaves the old destination and no temp file, and VerifyFiles
+// refuses the bundle.
 func TestTamperedFileIsRefused(t *testing.T) {
-	priv, keys := testKeys(t)
-	dir, _ := testBundle(t, priv)
-	flipByte(t, filepath.Join(dir, KernelName), 1000)
-	b := mustOpen(t, openDir(t, dir), mustKeyring(t, keys), VerifyOptions{})
+	for _, name := range []string{KernelName, RootfsName} {
+		t.Run(name, func(t *testing.T) {
+			priv, keys := testKeys(t)
+			dir, _ := testBundle(t, priv)
+			flipByte(t, filepath.Join(dir, name), 1000)
+			b := mustOpen(t, openDir(t, dir), mustKeyring(t, keys), VerifyOptions{})
 
-	dst := filepath.Join(t.TempDir(), "vmlinuz")
-	os.WriteFile(dst, []byte("old kernel"), 0o644)
-	err := b.CopyFile(context.Background(), KernelName, dst)
-	if !errors.Is(err, ErrDigestMismatch) {
-		t.Fatalf("CopyFile = %v, want ErrDigestMismatch", err)
-	}
-	if got, _ := os.ReadFile(dst); string(got) != "old kernel" {
-		t.Errorf("destination changed after a failed copy: %q", got[:min(len(got), 20)])
-	}
-	if ents, _ := os.ReadDir(filepath.Dir(dst)); len(ents) != 1 {
-		t.Errorf("temp files left behind: %v", ents)
-	}
-	if err := b.VerifyFiles(context.Background()); !errors.Is(err, ErrDigestMismatch) {
-		t.Errorf("VerifyFiles = %v, want ErrDigestMismatch", err)
+			dst := filepath.Join(t.TempDir(), name)
+			os.WriteFile(dst, []byte("old file"), 0o644)
+			err := b.CopyFile(context.Background(), name, dst)
+			if !errors.Is(err, ErrDigestMismatch) {
+				t.Fatalf("CopyFile = %v, want ErrDigestMismatch", err)
+			}
+			if got, _ := os.ReadFile(dst); string(got) != "old file" {
+				t.Errorf("destination changed after a failed copy: %q", got[:min(len(got), 20)])
+			}
+			if ents, _ := os.ReadDir(filepath.Dir(dst)); len(ents) != 1 {
+				t.Errorf("temp files left behind: %v", ents)
+			}
+			if err := b.VerifyFiles(context.Background()); !errors.Is(err, ErrDigestMismatch) {
+				t.Errorf("VerifyFiles = %v, want ErrDigestMismatch", err)
+			}
+		})
 	}
 }
 

@@ -133,7 +133,7 @@ func (m *Manifest) Validate() error {
 		if f.Size < 0 {
 			return bad("file %q has negative size", f.Name)
 		}
-		if !isSHA256Hex(f.SHA256) {
+		if !isDigestHex(f.SHA256) {
 			return bad("file %q: sha256 must be 64 lower-case hex digits", f.Name)
 		}
 		if !knownChunkHash(f.ChunkHash) {
@@ -147,7 +147,7 @@ func (m *Manifest) Validate() error {
 				return bad("file %q: %d chunk digests, size needs %d", f.Name, len(f.Chunks), want)
 			}
 			for _, c := range f.Chunks {
-				if !isSHA256Hex(c) {
+				if !isDigestHex(c) {
 					return bad("file %q: chunk digests must be 64 lower-case hex digits", f.Name)
 				}
 			}
@@ -171,7 +171,8 @@ func (m *Manifest) Validate() error {
 	return nil
 }
 
-func isSHA256Hex(s string) bool {
+// isDigestHex reports whether s is a 256-bit digest (SHA-256 or BLAKE3) in lower-case hex.
+func isDigestHex(s string) bool {
 	d, err := hex.DecodeString(s)
 	return err == nil && len(d) == 32 && strings.ToLower(s) == s
 }

@@ -95,21 +95,27 @@ func (b *Bundle) WriteFile(ctx context.Context, name, dstPath string, offset int
 	defer rc.Close()
 
 	w := &streamWriter{dst: dst, direct: direct, offset: offset, progress: progress, name: name, total: f.Size}
-	n, mismatch, err := w.run(ctx, rc, f)
-	if err == nil && n != f.Size {
-		err = b.sizeError(f, n)
+	n, err := b.stream(ctx, w, rc, f)
+	if err != nil && (n > 0 || errors.Is(err, ErrSizeMismatch)) {
+		w.spoil()
 	}
-	if err == nil && mismatch != "" {
-		err = newError("verify", b.Source.String()+"/"+f.Name, fmt.Errorf("%w: %s", ErrDigestMismatch, mismatch),
+	return err
+}
+
+// stream runs w over rc and turns a size or digest mismatch into the error
+// WriteFile and CopyFile return; n is what rc yielded.
+func (b *Bundle) stream(ctx context.Context, w *streamWriter, rc io.Reader, f File) (n int64, err error) {
+	n, mismatch, err := w.run(ctx, rc, f)
+	switch {
+	case err != nil:
+		return n, err
+	case n != f.Size:
+		return n, b.sizeError(f, n)
+	case mismatch != "":
+		return n, newError("verify", b.Source.String()+"/"+f.Name, fmt.Errorf("%w: %s", ErrDigestMismatch, mismatch),
 			"the file is corrupt or was tampered with: copy or download the bundle again")
 	}
-	if err != nil {
-		if n > 0 || errors.Is(err, ErrSizeMismatch) {
-			w.spoil()
-		}
-		return err
-	}
-	return nil
+	return n, nil
 }
 
 // checkFits refuses a write that would run past the end of a block device.
@@ -334,6 +340,14 @@ func (w *streamWriter) run(ctx context.Context, r io.Reader, f File) (int64, str
 		wmu.Unlock()
 		cancel() // stop the reader; keep draining so it can exit
 	}
+	write := func(c *chunk) { // writes c, then releases its buffer
+		if err := w.writeChunk(c); err != nil {
+			fail(err)
+		} else {
+			written.Add(int64(c.n))
+		}
+		c.done()
+	}
 	var wwg sync.WaitGroup
 	depth := make(chan struct{}, writeDepth)
 	shortAt := int64(-1) // with ra: where the file ended early
@@ -347,36 +361,26 @@ func (w *streamWriter) run(ctx context.Context, r io.Reader, f File) (int64, str
 			}
 			cancel() // stop reading ahead
 		}
-		if !failed() && loadErr == nil && shortAt < 0 {
-			if w.direct && w.wrote && c.n%directAlign == 0 {
-				depth <- struct{}{}
-				wwg.Add(1)
-				go func(c *chunk) {
-					defer wwg.Done()
-					if err := w.pwrite(c.buf[:c.n], w.offset+c.off); err != nil {
-						fail(err)
-					} else {
-						written.Add(int64(c.n))
-					}
-					<-depth
-					c.done()
-				}(c)
-			} else {
-				wwg.Wait()
-				if err := w.writeChunk(c); err != nil {
-					fail(err)
-				} else {
-					written.Add(int64(c.n))
-				}
-				c.done()
-			}
-			if now := time.Now(); w.progress != nil && now.Sub(last) >= ProgressInterval {
-				last = now
-				w.progress(w.report(written.Load(), now.Sub(start), false))
-			}
+		if failed() || loadErr != nil || shortAt >= 0 {
+			c.done()
 			continue
 		}
-		c.done()
+		if w.direct && w.wrote && c.n%directAlign == 0 {
+			depth <- struct{}{}
+			wwg.Add(1)
+			go func() {
+				defer wwg.Done()
+				write(c)
+				<-depth
+			}()
+		} else {
+			wwg.Wait()
+			write(c)
+		}
+		if now := time.Now(); w.progress != nil && now.Sub(last) >= ProgressInterval {
+			last = now
+			w.progress(w.report(written.Load(), now.Sub(start), false))
+		}
 	}
 	wwg.Wait()
 	hwg.Wait()
@@ -498,10 +502,12 @@ func alignedBuffer(size, align int) []byte {
 	return b[skip : skip+size : skip+size]
 }
 
-// CopyFile copies the bundle file name to dstPath (kernel, initrd, loader:
-// small files) through SHA-256. It writes a temp file next to dstPath and
-// renames it into place only when size and digest match, with fsyncs, so
-// dstPath is either the old file or the complete new one.
+// CopyFile copies the bundle file name to dstPath (kernel, initrd, loader,
+// and the rootfs for a stateless boot) through the same verifying pipeline
+// as WriteFile: chunk digests on every core when the manifest has them, else
+// SHA-256. It writes a temp file next to dstPath and renames it into place
+// only when size and digests match, with fsyncs, so dstPath is either the
+// old file or the complete new one.
 func (b *Bundle) CopyFile(ctx context.Context, name, dstPath string) error {
 	f, err := b.file(name)
 	if err != nil {
@@ -517,19 +523,10 @@ func (b *Bundle) CopyFile(ctx context.Context, name, dstPath string) error {
 		return fmt.Errorf("copy %s to %s: %w", name, dstPath, err)
 	}
 	defer os.Remove(tmp.Name()) // no-op after rename
-	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(ctxReader{ctx, rc}, f.Size+1))
-	if err != nil {
+	w := &streamWriter{dst: tmp, name: name, total: f.Size}
+	if _, err := b.stream(ctx, w, rc, f); err != nil {
 		tmp.Close()
-		return fmt.Errorf("copy %s to %s: %w", name, dstPath, err)
-	}
-	if n != f.Size {
-		tmp.Close()
-		return b.sizeError(f, n)
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != f.SHA256 {
-		tmp.Close()
-		return b.digestError(f, got)
+		return err
 	}
 	return commitTemp(tmp, dstPath, 0o644)
 }

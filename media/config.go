@@ -2,7 +2,6 @@ package media
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 )
 
@@ -17,20 +16,29 @@ const ExitEFIPath = "/EFI/nodeinit/exit.efi"
 // kernel and initrd are paths on the ISO. "Boot from local drive" is LOCALBOOT -1, which
 // hands back to the BIOS to try the next boot device.
 func IsolinuxConfig(entries []Entry, o MenuOptions, kernel, initrd string) string {
+	head := fmt.Sprintf("SERIAL 0 115200\nUI menu.c32\nPROMPT 0\nMENU TITLE %s\n", MenuTitle)
+	return syslinuxMenu(head, entries, o, "-1", func(e Entry) string {
+		return fmt.Sprintf("  KERNEL %s\n  INITRD %s\n  APPEND %s\n", kernel, initrd, e.Cmdline(nil))
+	})
+}
+
+// syslinuxMenu is a menu.c32 configuration in the format isolinux and pxelinux share: head,
+// the timeout and default, then a LABEL per entry. "Boot from local drive" is LOCALBOOT
+// local; boot gives the lines that boot any other entry.
+func syslinuxMenu(head string, entries []Entry, o MenuOptions, local string, boot func(Entry) string) string {
 	var b strings.Builder
-	def := DefaultEntry(entries)
-	fmt.Fprintf(&b, "SERIAL 0 115200\nUI menu.c32\nPROMPT 0\nMENU TITLE %s\nTIMEOUT %d\nDEFAULT %s\n",
-		MenuTitle, o.TimeoutSeconds()*10, def.ID)
+	b.WriteString(head)
+	fmt.Fprintf(&b, "TIMEOUT %d\nDEFAULT %s\n", o.TimeoutSeconds()*10, DefaultEntry(entries).ID)
 	for _, e := range entries {
 		fmt.Fprintf(&b, "\nLABEL %s\n  MENU LABEL %s\n", e.ID, e.Title)
 		if e.Default {
 			b.WriteString("  MENU DEFAULT\n")
 		}
 		if e.Local {
-			b.WriteString("  LOCALBOOT -1\n")
+			fmt.Fprintf(&b, "  LOCALBOOT %s\n", local)
 			continue
 		}
-		fmt.Fprintf(&b, "  KERNEL %s\n  INITRD %s\n  APPEND %s\n", kernel, initrd, e.Cmdline(nil))
+		b.WriteString(boot(e))
 	}
 	return b.String()
 }
@@ -57,14 +65,4 @@ func SystemdBootConfig(entries []Entry, o MenuOptions, kernel, initrd string) ma
 		files["entries/"+e.ID+".conf"] = b.String()
 	}
 	return files
-}
-
-// sortedKeys returns the keys of m in order, for deterministic output.
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

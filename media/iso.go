@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/diskfs/go-diskfs/backend/file"
@@ -291,7 +293,7 @@ func buildEFIImage(path string, o ISOOptions, entries []Entry, initrd string) er
 			return fmt.Errorf("mkdir %s: %w", d, err)
 		}
 	}
-	for _, dst := range sortedKeys(files) {
+	for _, dst := range slices.Sorted(maps.Keys(files)) {
 		if err := copyIntoFAT(fs, dst, files[dst]); err != nil {
 			return err
 		}
@@ -300,7 +302,7 @@ func buildEFIImage(path string, o ISOOptions, entries []Entry, initrd string) er
 		return err
 	}
 	conf := SystemdBootConfig(entries, o.Menu, "/"+bundleKernel, "/"+bundleInitrd)
-	for _, name := range sortedKeys(conf) {
+	for _, name := range slices.Sorted(maps.Keys(conf)) {
 		if err := writeFAT(fs, "/loader/"+name, strings.NewReader(conf[name])); err != nil {
 			return err
 		}

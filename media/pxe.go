@@ -239,23 +239,11 @@ func bootLine(e Entry) string { return e.Cmdline(nil) }
 // PXELinuxConfig is pxelinux.cfg/default: a menu.c32 menu whose entries load the kernel
 // and initramfs over TFTP, with IPAPPEND 2 so pxelinux adds BOOTIF=01-<MAC of the boot NIC>.
 func PXELinuxConfig(entries []Entry, m MenuOptions) string {
-	var b strings.Builder
-	b.WriteString("# nodeinit network boot menu for pxelinux (written by nodeinit mkmedia pxe).\n")
-	b.WriteString("UI menu.c32\nPROMPT 0\nMENU TITLE nodeinit\n")
-	fmt.Fprintf(&b, "TIMEOUT %d\n", m.TimeoutSeconds()*10)
-	fmt.Fprintf(&b, "DEFAULT %s\n", DefaultEntry(entries).ID)
-	for _, e := range entries {
-		fmt.Fprintf(&b, "\nLABEL %s\n  MENU LABEL %s\n", e.ID, e.Title)
-		if e.Default {
-			b.WriteString("  MENU DEFAULT\n")
-		}
-		if e.Local {
-			b.WriteString("  LOCALBOOT 0\n")
-			continue
-		}
-		fmt.Fprintf(&b, "  KERNEL %s\n  INITRD %s\n  APPEND %s\n  IPAPPEND 2\n", PXEKernel, PXEInitrd, bootLine(e))
-	}
-	return b.String()
+	head := "# nodeinit network boot menu for pxelinux (written by nodeinit mkmedia pxe).\n" +
+		"UI menu.c32\nPROMPT 0\nMENU TITLE nodeinit\n"
+	return syslinuxMenu(head, entries, m, "0", func(e Entry) string {
+		return fmt.Sprintf("  KERNEL %s\n  INITRD %s\n  APPEND %s\n  IPAPPEND 2\n", PXEKernel, PXEInitrd, bootLine(e))
+	})
 }
 
 // IPXEBootIf is the BOOTIF argument of the iPXE entries: the MAC of the NIC iPXE booted

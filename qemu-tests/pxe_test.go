@@ -55,6 +55,23 @@ func (s *bundleServer) seen() []string {
 	return append([]string(nil), s.paths...)
 }
 
+// checkFetched fails t unless the rootfs was fetched and every request went to the path of
+// mac: ${mac} in nodeinit.image resolved to that VM's MAC.
+func (s *bundleServer) checkFetched(t *testing.T, mac string) {
+	t.Helper()
+	paths := s.seen()
+	fetched := false
+	for _, p := range paths {
+		if !strings.HasPrefix(p, "/nodes/"+mac+"/bundle/") {
+			t.Errorf("request outside this MAC's path: %s", p)
+		}
+		fetched = fetched || strings.HasSuffix(p, "/rootfs.squashfs")
+	}
+	if !fetched {
+		t.Errorf("rootfs.squashfs never fetched over HTTP; requests: %v", paths)
+	}
+}
+
 // pxeTree writes the network boot tree of the 1.0 bundle with `nodeinit mkmedia pxe`'s code,
 // with the image URL templated on the MAC, and returns its directory and the HTTP server.
 func pxeTree(t *testing.T, menu media.MenuOptions) (string, *bundleServer) {
@@ -105,18 +122,7 @@ func TestPXEInstallOverHTTP(t *testing.T) {
 	t.Logf("PXE install timing (guest clock, TCG): %s", v.Expect(`nodeinit: timing: (.*)\n`, 10*time.Second)[1])
 	waitExit(t, v)
 
-	// ${mac} resolved to this VM's MAC: every request went to its path, and the bundle was fetched there.
-	paths := srv.seen()
-	fetched := false
-	for _, p := range paths {
-		if !strings.HasPrefix(p, "/nodes/"+pxeMAC+"/bundle/") {
-			t.Errorf("request outside this MAC's path: %s", p)
-		}
-		fetched = fetched || strings.HasSuffix(p, "/rootfs.squashfs")
-	}
-	if !fetched {
-		t.Errorf("rootfs.squashfs never fetched; requests: %v", paths)
-	}
+	srv.checkFetched(t, pxeMAC)
 	checkInstalledDisk(t, n.disks[0].Path)
 
 	v = n.powerOn()
@@ -125,62 +131,51 @@ func TestPXEInstallOverHTTP(t *testing.T) {
 	waitExit(t, v)
 }
 
-// TestPXEStateless boots the stateless entry through iPXE: the image comes over HTTP into
-// RAM, the test OS runs with the command line's hostname, and the disk is not written.
-func TestPXEStateless(t *testing.T) {
-	disk := seededDisk(t, "nvme.img", 1<<30)
-	before := hashFile(t, disk)
-	n := newNode(t, vm.Disk{Path: disk, Interface: vm.NVMe, Serial: "PXE0002"})
-	tftp, srv := pxeTree(t, media.MenuOptions{Default: media.EntryStateless,
-		ExtraArgs: []string{"console=ttyS0", "panic=5", "hostname=pxe-ram", "testos.action=poweroff"}})
-	v := pxeBoot(n, tftp)
-	v.Expect(`nodeinit: \[network\] done.*\(`+pxeMAC+`\)`, 3*time.Minute)
-	v.Expect(`TESTOS version=1\.0 build=1\.0 .*hostname=pxe-ram`, 3*time.Minute)
-	v.Expect(`TESTOS-READY`, 30*time.Second)
-	waitExit(t, v)
-	if after := hashFile(t, disk); after != before {
-		t.Errorf("stateless boot wrote the disk: sha256 %s, was %s", after, before)
-	}
-	if len(srv.seen()) == 0 {
-		t.Error("the image was not fetched over HTTP")
-	}
-}
-
-// TestPXELinuxBIOSStateless boots the same tree under SeaBIOS through the NIC's legacy PXE
-// ROM, which loads pxelinux.0 (Debian's pxelinux) from QEMU's TFTP server: pxelinux reads
-// pxelinux.cfg/default, loads kernel and initramfs over TFTP and, through IPAPPEND 2, adds
-// BOOTIF with the MAC of the boot NIC. The initramfs brings that NIC up, expands ${mac},
-// fetches the image over HTTP into RAM and runs the stateless node; the disk is not written.
-func TestPXELinuxBIOSStateless(t *testing.T) {
-	disk := seededDisk(t, "nvme.img", 1<<30)
-	before := hashFile(t, disk)
-	n := newNode(t, vm.Disk{Path: disk, Interface: vm.NVMe, Serial: "PXE0003"})
-	tftp, srv := pxeTree(t, media.MenuOptions{Default: media.EntryStateless,
-		ExtraArgs: []string{"console=ttyS0", "panic=5", "hostname=pxe-bios", "testos.action=poweroff"}})
-	// Debian's pxe-virtio.rom is built for the modern virtio-net ID (1af4:1041); a
-	// transitional device (1af4:1000) would not run it, so the NIC is modern only.
+// pxeBootBIOS starts the node under SeaBIOS, whose NIC's legacy PXE ROM gets pxelinux.0
+// from QEMU's TFTP server. Debian's pxe-virtio.rom is built for the modern virtio-net ID
+// (1af4:1041); a transitional device (1af4:1000) would not run it, so the NIC is modern only.
+func pxeBootBIOS(n *node, tftp string) *vm.VM {
+	n.t.Helper()
 	rom := filepath.Join(n.f.Debian.CacheDir, "root/usr/lib/ipxe/qemu/pxe-virtio.rom")
-	v := vm.Start(t, vm.Config{Disks: n.disks, NoReboot: true, MemoryMiB: 1536,
+	return vm.Start(n.t, vm.Config{Disks: n.disks, NoReboot: true, MemoryMiB: 1536,
 		ExtraArgs: []string{
 			"-netdev", "user,id=n0,restrict=off,tftp=" + tftp + ",bootfile=pxelinux.0",
 			"-device", "virtio-net-pci,netdev=n0,disable-legacy=on,mac=" + pxeMAC + ",romfile=" + rom + ",bootindex=0",
 		}})
-	v.Expect(`PXELINUX`, 2*time.Minute)
-	bootif := "BOOTIF=01-" + strings.ReplaceAll(pxeMAC, ":", "-")
-	v.Expect(`Command line: [^\n]*`+bootif, 3*time.Minute)
+}
+
+// checkStatelessPXE network-boots the stateless entry with boot (after loaded has checked
+// the boot loader's part): the NIC comes up, the image comes over HTTP into RAM, the test
+// OS runs with the command line's hostname, and the disk is not written.
+func checkStatelessPXE(t *testing.T, serial, hostname string, boot func(*node, string) *vm.VM, loaded func(*vm.VM)) {
+	disk := seededDisk(t, "nvme.img", 1<<30)
+	before := hashFile(t, disk)
+	n := newNode(t, vm.Disk{Path: disk, Interface: vm.NVMe, Serial: serial})
+	tftp, srv := pxeTree(t, media.MenuOptions{Default: media.EntryStateless,
+		ExtraArgs: []string{"console=ttyS0", "panic=5", "hostname=" + hostname, "testos.action=poweroff"}})
+	v := boot(n, tftp)
+	loaded(v)
 	v.Expect(`nodeinit: \[network\] done.*\(`+pxeMAC+`\) dhcp 10\.0\.2\.\d+/24`, 3*time.Minute)
-	v.Expect(`TESTOS version=1\.0 build=1\.0 .*hostname=pxe-bios`, 3*time.Minute)
+	v.Expect(`TESTOS version=1\.0 build=1\.0 .*hostname=`+hostname, 3*time.Minute)
 	v.Expect(`TESTOS-READY`, 30*time.Second)
 	waitExit(t, v)
 	if after := hashFile(t, disk); after != before {
 		t.Errorf("stateless boot wrote the disk: sha256 %s, was %s", after, before)
 	}
-	for _, p := range srv.seen() {
-		if !strings.HasPrefix(p, "/nodes/"+pxeMAC+"/bundle/") {
-			t.Errorf("request outside this MAC's path: %s", p)
-		}
-	}
-	if len(srv.seen()) == 0 {
-		t.Error("the image was not fetched over HTTP")
-	}
+	srv.checkFetched(t, pxeMAC)
+}
+
+// TestPXEStateless boots the stateless entry through iPXE and boot.ipxe under OVMF.
+func TestPXEStateless(t *testing.T) {
+	checkStatelessPXE(t, "PXE0002", "pxe-ram", pxeBoot, func(v *vm.VM) { v.Expect(`iPXE`, time.Minute) })
+}
+
+// TestPXELinuxBIOSStateless boots the same tree under SeaBIOS through pxelinux.0 (Debian's
+// pxelinux): it reads pxelinux.cfg/default, loads kernel and initramfs over TFTP and, through
+// IPAPPEND 2, adds BOOTIF with the MAC of the boot NIC, which the initramfs brings up.
+func TestPXELinuxBIOSStateless(t *testing.T) {
+	checkStatelessPXE(t, "PXE0003", "pxe-bios", pxeBootBIOS, func(v *vm.VM) {
+		v.Expect(`PXELINUX`, 2*time.Minute)
+		v.Expect(`Command line: [^\n]*BOOTIF=01-`+strings.ReplaceAll(pxeMAC, ":", "-"), 3*time.Minute)
+	})
 }

@@ -79,30 +79,43 @@ func SkipWithoutQEMU(t testing.TB) {
 func NewDisk(t testing.TB, name string, size int64) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), name)
-	f, err := os.Create(p)
-	if err != nil {
+	if err := CreateDisk(p, size); err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	if err := f.Truncate(size); err != nil {
-		t.Fatalf("new disk %s: %v", p, err)
-	}
 	return p
+}
+
+// CreateDisk creates (or empties) the sparse raw disk image path of size bytes.
+func CreateDisk(path string, size int64) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := f.Truncate(size); err != nil {
+		f.Close()
+		return fmt.Errorf("new disk %s: %w", path, err)
+	}
+	return f.Close()
 }
 
 // NewVars copies the OVMF variable store template into the test's temp dir, so a VM can
 // write boot entries there and keep them over power cycles.
 func NewVars(t testing.TB, template string) string {
 	t.Helper()
-	data, err := os.ReadFile(template)
-	if err != nil {
-		t.Fatalf("OVMF vars template: %v (run make fetch)", err)
-	}
 	p := filepath.Join(t.TempDir(), "OVMF_VARS.fd")
-	if err := os.WriteFile(p, data, 0o644); err != nil {
+	if err := CopyVars(template, p); err != nil {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// CopyVars copies the OVMF variable store template to path, a fresh store for one machine.
+func CopyVars(template, path string) error {
+	data, err := os.ReadFile(template)
+	if err != nil {
+		return fmt.Errorf("OVMF vars template: %w (run make fetch)", err)
+	}
+	return os.WriteFile(path, data, 0o644)
 }
 
 // Args returns the QEMU arguments for c, after the binary and before -kernel.

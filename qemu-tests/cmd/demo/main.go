@@ -9,7 +9,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -45,15 +44,11 @@ func run(out string, diskGiB int64) error {
 		return err
 	}
 	diskPath := filepath.Join(out, "nvme.img")
-	os.Remove(diskPath)
-	f, err := os.Create(diskPath)
-	if err != nil {
+	if err := vm.CreateDisk(diskPath, diskGiB<<30); err != nil {
 		return err
 	}
-	f.Truncate(diskGiB << 30)
-	f.Close()
 	vars := filepath.Join(out, "OVMF_VARS.fd")
-	if err := copyFile(a.Debian.OVMFVars, vars); err != nil {
+	if err := vm.CopyVars(a.Debian.OVMFVars, vars); err != nil {
 		return err
 	}
 	cfg := vm.Config{OVMFCode: a.Debian.OVMFCode, OVMFVars: vars, NoReboot: true, MemoryMiB: 1536, Net: true,
@@ -86,21 +81,4 @@ func qemu(cfg vm.Config, extra []string) error {
 
 func say(format string, args ...any) {
 	fmt.Printf("\n=== demo: %s\n\n", fmt.Sprintf(format, args...))
-}
-
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.Create(dst)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }

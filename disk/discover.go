@@ -143,8 +143,8 @@ func discoverOne(root Root, name string, mounts map[string][]string, swaps map[s
 	for _, p := range sysPartitions(s) {
 		ps := sysDev{root: root, name: p.Name, dir: filepath.Join(dir, p.Name)}
 		d.Holders = append(d.Holders, listDir(filepath.Join(ps.dir, "holders"))...)
-		d.Mounts = append(d.Mounts, mounts[ps.attr("dev")]...)
-		d.Mounts = append(d.Mounts, mounts["/dev/"+p.Name]...)
+		p.Mounts = dedup(append(append([]string(nil), mounts[ps.attr("dev")]...), mounts["/dev/"+p.Name]...))
+		d.Mounts = append(d.Mounts, p.Mounts...)
 		d.Swap = d.Swap || swaps[p.Name]
 		d.Partitions = append(d.Partitions, p)
 	}

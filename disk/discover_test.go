@@ -79,6 +79,14 @@ func TestDiscoverState(t *testing.T) {
 	if got := disks["sda"].Mounts; !reflect.DeepEqual(got, []string{"/srv/my data"}) {
 		t.Errorf("sda mounts %q, want the mount of sda1 (octal escape undone)", got)
 	}
+	for _, p := range disks["sda"].Partitions {
+		if want := map[string][]string{"sda1": {"/srv/my data"}}[p.Name]; !reflect.DeepEqual(p.Mounts, want) {
+			t.Errorf("%s mounts %q, want %q", p.Name, p.Mounts, want)
+		}
+	}
+	if len(disks["sda"].Partitions) == 0 {
+		t.Error("sda: no partitions discovered")
+	}
 	if got := disks["sdb"].Holders; !reflect.DeepEqual(got, []string{"md127"}) {
 		t.Errorf("sdb holders %q, want md127 from sdb1/holders", got)
 	}

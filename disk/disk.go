@@ -52,6 +52,8 @@ type Partition struct {
 	FSType    string `json:"fstype,omitempty"`
 	FSLabel   string `json:"fslabel,omitempty"`
 	FSUUID    string `json:"fsuuid,omitempty"`
+	// Mounts are the mount points of this partition (also listed in Disk.Mounts).
+	Mounts []string `json:"mounts,omitempty"`
 }
 
 // Signature is one on-disk signature found by probing (GPT, ext4, LVM2_member, …).

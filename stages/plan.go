@@ -296,6 +296,10 @@ func planUpgrade(p *cmdline.Params, f *Facts) (*Blueprint, error) {
 	if !ok {
 		return nil, refuse("", "upgrade: the install disk %s is not among the probed disks", f.Install.Disk)
 	}
+	if sp := partByLabel(d, "node-root-"+inactive); sp != nil && len(sp.Mounts) > 0 {
+		return nil, refuse("reboot into the other slot first",
+			"upgrade: node-root-%s (%s) is mounted at %s", inactive, sp.Name, strings.Join(sp.Mounts, ", "))
+	}
 	t := targetOf(d)
 	tries := p.Node.Tries
 	if tries == 0 {

@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/nodeinit/nodeinit/boot"
@@ -99,9 +98,6 @@ func UpgradeRunning(ctx context.Context, o RunningUpgradeOptions) (*Blueprint, e
 	if err != nil {
 		return nil, fmt.Errorf("nothing was written: %w", err)
 	}
-	if err := checkNotMounted(m.Facts, plan); err != nil {
-		return nil, err
-	}
 	fmt.Fprintln(o.Out, "nodeinit: plan:")
 	plan.WriteText(o.Out)
 	if plan.DryRun {
@@ -118,30 +114,4 @@ func UpgradeRunning(ctx context.Context, o RunningUpgradeOptions) (*Blueprint, e
 	}
 	unix.Sync()
 	return plan, nil
-}
-
-// checkNotMounted refuses a plan whose slot partition is mounted: on a running node
-// that would be the root this program runs from.
-func checkNotMounted(f *Facts, plan *Blueprint) error {
-	if plan.Target == nil || plan.Slot == "" {
-		return nil
-	}
-	d, ok := f.Disk(plan.Target.Name)
-	if !ok {
-		return nil
-	}
-	p := partByLabel(d, "node-root-"+plan.Slot)
-	if p == nil {
-		return nil
-	}
-	mounts, err := os.ReadFile("/proc/self/mounts")
-	if err != nil {
-		return nil // no /proc: nothing can be mounted that we could see anyway
-	}
-	for _, l := range strings.Split(string(mounts), "\n") {
-		if f := strings.Fields(l); len(f) > 1 && filepath.Base(f[0]) == p.Name {
-			return refuse("reboot into the other slot first", "upgrade: node-root-%s (%s) is mounted at %s", plan.Slot, p.Name, f[1])
-		}
-	}
-	return nil
 }

@@ -38,6 +38,8 @@ inst={"disk":"nvme0n1","active_slot":"a","slots":{"a":{"version":"1.0","state":"
 w("installed.json", disks=[ours, data2, cd], install=inst)
 w("installed-v1.1-image.json", disks=[ours, data2, cd], install=inst, image=dict(img, version="1.1"))
 w("installed-v2-image.json", disks=[ours, data2, cd], install=inst, image=dict(img, version="2.0"))
+mounted_b=copy.deepcopy(ours); mounted_b["partitions"][2]["mounts"]=["/run/nodeinit/lower"]; mounted_b["mounts"]=["/run/nodeinit/lower"]
+w("installed-slot-b-mounted.json", disks=[mounted_b, data2, cd], install=inst, image=dict(img, version="1.1"))
 w("installed-old-image.json", disks=[ours, data2, cd], install=inst, image=dict(img, version="0.9"))
 ov=nvme("sda","WD-WCC4N0000001", model="WDC WD10EZEX", content="ovirt", transport="ata", by_path="pci-0000:00:1f.2-ata-1",
         by_id=["ata-WDC_WD10EZEX_WD-WCC4N0000001"], wwn="0x50014ee2b5a1c001",

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/nodeinit/nodeinit/disk"
 )
 
 // There is no separate USB layout: the hybrid ISO is the USB image. Its isohybrid MBR
@@ -21,14 +23,15 @@ type USBOptions struct {
 	// Force allows a block device that the kernel reports neither as removable nor on USB
 	// (an SD card reader or a disk in a USB dock may report neither).
 	Force bool
-	// SysRoot is where sysfs is mounted ("/sys" when empty), and ProcMounts the mount
-	// table ("/proc/self/mounts" when empty); tests point them at fakes.
-	SysRoot, ProcMounts string
+	// Root is where sysfs and /proc are found ("/" when Dir is empty); tests point it at
+	// a fake tree.
+	Root disk.Root
 }
 
 // CheckUSBTarget refuses a target device that must not be overwritten: a partition, a
-// device with a mounted filesystem, and (without Force) a disk that is neither removable
-// nor on USB. A regular file or a path that does not exist yet is always accepted.
+// disk that is mounted, holds active swap or is used by md, LVM or dm (as disk.Discover
+// sees it, on the disk or any partition), and (without Force) a disk that is neither
+// removable nor on USB. A regular file or a path that does not exist yet is always accepted.
 func CheckUSBTarget(target string, o USBOptions) error {
 	st, err := os.Stat(target)
 	if os.IsNotExist(err) {
@@ -43,48 +46,43 @@ func CheckUSBTarget(target string, o USBOptions) error {
 	if st.Mode()&os.ModeDevice == 0 || st.Mode()&os.ModeCharDevice != 0 {
 		return fmt.Errorf("usb target %s: not a block device or a file (hint: name the stick's whole disk, e.g. /dev/sdX)", target)
 	}
-	sys := o.SysRoot
-	if sys == "" {
-		sys = "/sys"
-	}
 	resolved, err := filepath.EvalSymlinks(target)
 	if err != nil {
 		resolved = target
 	}
 	name := filepath.Base(resolved)
-	dir := filepath.Join(sys, "class", "block", name)
-	if _, err := os.Stat(filepath.Join(dir, "partition")); err == nil {
-		return fmt.Errorf("usb target %s is a partition (hint: write the image to the whole disk, e.g. /dev/%s)", target, strings.TrimRight(name, "0123456789"))
+	root := o.Root
+	if root.Dir == "" {
+		root.Dir = "/"
 	}
-	mounts := o.ProcMounts
-	if mounts == "" {
-		mounts = "/proc/self/mounts"
+	root.SkipProbe = true // identity and state are enough; the content does not matter
+	disks, err := disk.Discover(root)
+	if err != nil {
+		return fmt.Errorf("usb target %s: %w", target, err)
 	}
-	if data, err := os.ReadFile(mounts); err == nil {
-		for _, line := range strings.Split(string(data), "\n") {
-			dev, at, _ := strings.Cut(line, " ")
-			if dev == "/dev/"+name || (strings.HasPrefix(dev, "/dev/"+name) && isPartitionSuffix(strings.TrimPrefix(dev, "/dev/"+name))) {
-				at, _, _ = strings.Cut(at, " ")
-				return fmt.Errorf("usb target %s has a mounted filesystem (%s on %s) (hint: unmount it first, or check that this is the stick you meant)", target, dev, at)
+	for _, d := range disks {
+		for _, p := range d.Partitions {
+			if p.Name == name {
+				return fmt.Errorf("usb target %s is a partition (hint: write the image to the whole disk, e.g. %s)", target, d.Path)
 			}
 		}
-	}
-	if o.Force {
+		if d.Name != name {
+			continue
+		}
+		switch {
+		case len(d.Mounts) > 0:
+			return fmt.Errorf("usb target %s has a mounted filesystem (on %s) (hint: unmount it first, or check that this is the stick you meant)",
+				target, strings.Join(d.Mounts, ", "))
+		case len(d.Holders) > 0 || d.Swap:
+			return fmt.Errorf("usb target %s is in use (holders %v, swap %v) (hint: stop the md/LVM/swap on it first, or check that this is the stick you meant)",
+				target, d.Holders, d.Swap)
+		case !o.Force && !d.Removable && d.Transport != "usb":
+			return fmt.Errorf("usb target %s is neither removable nor on USB (%s) (hint: check `lsblk -o NAME,TRAN,RM,SIZE,MODEL`; add --force only if this really is the stick)",
+				target, d.Transport)
+		}
 		return nil
 	}
-	removable, _ := os.ReadFile(filepath.Join(dir, "removable"))
-	devPath, _ := filepath.EvalSymlinks(filepath.Join(dir, "device"))
-	if strings.TrimSpace(string(removable)) != "1" && !strings.Contains(devPath, "/usb") {
-		return fmt.Errorf("usb target %s is neither removable nor on USB (hint: check `lsblk -o NAME,TRAN,RM,SIZE,MODEL`; add --force only if this really is the stick)", target)
-	}
-	return nil
-}
-
-// isPartitionSuffix reports whether s is what a partition adds to its disk's name
-// ("1", "p1").
-func isPartitionSuffix(s string) bool {
-	s = strings.TrimPrefix(s, "p")
-	return s != "" && strings.Trim(s, "0123456789") == ""
+	return fmt.Errorf("usb target %s: the kernel lists no block device %s (hint: name the stick's whole disk, e.g. /dev/sdX)", target, name)
 }
 
 // WriteUSB builds the hybrid image and writes it to target, a file or a USB stick's whole

@@ -13,24 +13,14 @@ import (
 
 	"github.com/diskfs/go-diskfs/backend/file"
 	"github.com/diskfs/go-diskfs/filesystem/iso9660"
+	"golang.org/x/sys/unix"
+
+	"github.com/nodeinit/nodeinit/disk"
 )
 
-// fakeSys makes a sysfs with one block device and returns the sysfs root.
-func fakeSys(t *testing.T, name string, attrs map[string]string) string {
-	t.Helper()
-	sys := t.TempDir()
-	dir := filepath.Join(sys, "class", "block", name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range attrs {
-		if err := os.WriteFile(filepath.Join(dir, k), []byte(v), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return sys
-}
-
+// TestCheckUSBTarget judges devices of disk's fake sysfs trees: a USB stick beside an NVMe
+// disk, and disks that are mounted, under md and swapping. The targets are block device
+// nodes made in a temp dir (never opened) with the names of the fake disks.
 func TestCheckUSBTarget(t *testing.T) {
 	// A file, or a path that does not exist yet, is always fine.
 	if err := CheckUSBTarget(filepath.Join(t.TempDir(), "stick.img"), USBOptions{}); err != nil {
@@ -40,32 +30,37 @@ func TestCheckUSBTarget(t *testing.T) {
 	if err := CheckUSBTarget("/dev/null", USBOptions{}); err == nil || !strings.Contains(err.Error(), "not a block device") {
 		t.Fatalf("char device: %v", err)
 	}
-	// The block devices below are faked in sysfs; /dev/loop0 exists as a node on Linux.
-	dev := "/dev/loop0"
-	if st, err := os.Stat(dev); err != nil || st.Mode()&os.ModeDevice == 0 || st.Mode()&os.ModeCharDevice != 0 {
-		t.Skip("needs the block device node /dev/loop0")
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to make block device nodes")
 	}
-	mounts := filepath.Join(t.TempDir(), "mounts")
-	os.WriteFile(mounts, []byte("/dev/sda1 / ext4 rw 0 0\n"), 0o644)
+	nodes := t.TempDir()
 	for _, tc := range []struct {
-		attrs  map[string]string
-		mounts string
-		force  bool
-		want   string
+		tree, name string
+		force      bool
+		want       string
 	}{
-		{map[string]string{"removable": "0\n"}, "", false, "neither removable nor on USB"},
-		{map[string]string{"removable": "0\n"}, "", true, ""},
-		{map[string]string{"removable": "1\n"}, "", false, ""},
-		{map[string]string{"removable": "1\n", "partition": "1\n"}, "", false, "is a partition"},
-		{map[string]string{"removable": "1\n"}, "/dev/loop0p1 /mnt vfat rw 0 0\n", true, "mounted filesystem (/dev/loop0p1 on /mnt)"},
+		{"usb-nvme", "sdb", false, ""},
+		{"usb-nvme", "nvme0n1", false, "neither removable nor on USB (nvme)"},
+		{"usb-nvme", "nvme0n1", true, ""},
+		{"in-use", "sda", true, "mounted filesystem (on /srv/my data)"},
+		{"in-use", "sda1", true, "is a partition (hint: write the image to the whole disk, e.g. /dev/sda)"},
+		{"in-use", "sdb", true, "in use (holders [md127]"},
+		{"in-use", "sdc", true, "swap true"},
+		{"in-use", "sdz", true, "the kernel lists no block device sdz"},
 	} {
-		os.WriteFile(mounts, []byte("/dev/sda1 / ext4 rw 0 0\n"+tc.mounts), 0o644)
-		err := CheckUSBTarget(dev, USBOptions{Force: tc.force, SysRoot: fakeSys(t, "loop0", tc.attrs), ProcMounts: mounts})
+		node := filepath.Join(nodes, tc.name)
+		if _, err := os.Stat(node); err != nil {
+			if err := unix.Mknod(node, unix.S_IFBLK|0o600, int(unix.Mkdev(7, 255))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		root := disk.Root{Dir: filepath.Join("..", "disk", "testdata", "sysfs", tc.tree)}
+		err := CheckUSBTarget(node, USBOptions{Force: tc.force, Root: root})
 		switch {
 		case tc.want == "" && err != nil:
-			t.Errorf("%v force=%v: %v", tc.attrs, tc.force, err)
+			t.Errorf("%s/%s force=%v: %v", tc.tree, tc.name, tc.force, err)
 		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "hint")):
-			t.Errorf("%v force=%v: %v, want %q with a hint", tc.attrs, tc.force, err, tc.want)
+			t.Errorf("%s/%s force=%v: %v, want %q with a hint", tc.tree, tc.name, tc.force, err, tc.want)
 		}
 	}
 }

@@ -112,7 +112,7 @@ func runMkmediaISO(args []string, stdout, stderr io.Writer) error {
 // runMkmediaUSB is `nodeinit mkmedia usb [flags] OUT|/dev/sdX`.
 func runMkmediaUSB(args []string, stdout, stderr io.Writer) error {
 	fs, m := newMediaFlags("usb", "Writes the same hybrid image as mkmedia iso (it is the USB image) to a file or to a USB stick's\n"+
-		"whole disk. A device must be removable or on USB and have nothing mounted.", stderr)
+		"whole disk. A device must be removable or on USB, have nothing mounted and not be used by md, LVM or swap.", stderr)
 	var o media.USBOptions
 	fs.BoolVar(&o.Force, "force", false, "write to a block device the kernel reports neither as removable nor on USB")
 	if err := m.parse(fs, args); err != nil {

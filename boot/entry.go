@@ -5,8 +5,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
+	"io/fs"
+	"path"
 	"sort"
 	"strconv"
 	"strings"
@@ -96,7 +96,7 @@ func parseEntryName(name string) (slot string, counting bool, left, done int, ok
 // WriteEntry writes the loader entry for e.Slot and removes any older entry
 // file of that slot (a different counter state). Secrets and line breaks in
 // the options are refused.
-func WriteEntry(espDir string, e Entry) error {
+func WriteEntry(esp FS, e Entry) error {
 	if err := ValidSlot(e.Slot); err != nil {
 		return fmt.Errorf("write entry: %w", err)
 	}
@@ -113,7 +113,7 @@ func WriteEntry(espDir string, e Entry) error {
 	if err != nil {
 		return fmt.Errorf("write entry for slot %s: %w", e.Slot, err)
 	}
-	existing, err := Entries(espDir)
+	existing, err := Entries(esp)
 	if err != nil {
 		return fmt.Errorf("write entry for slot %s: %w", e.Slot, err)
 	}
@@ -127,7 +127,6 @@ func WriteEntry(espDir string, e Entry) error {
 		e.Title = fmt.Sprintf("Node %s (slot %s)", e.Version, e.Slot)
 	}
 	name := entryFileName(e.Slot, e.Tries > 0, e.Tries, 0)
-	dir := filepath.Join(espDir, EntriesDir)
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Written by nodeinit. Boot counting: https://systemd.io/AUTOMATIC_BOOT_ASSESSMENT/\n")
 	fmt.Fprintf(&b, "title %s\n", e.Title)
@@ -136,17 +135,17 @@ func WriteEntry(espDir string, e Entry) error {
 	fmt.Fprintf(&b, "linux /%s/%s/%s\n", SlotDirPrefix, e.Slot, KernelName)
 	fmt.Fprintf(&b, "initrd /%s/%s/%s\n", SlotDirPrefix, e.Slot, InitrdName)
 	fmt.Fprintf(&b, "options %s\n", strings.Join(opts, " "))
-	if err := writeFileAtomic(filepath.Join(dir, name), []byte(b.String()), 0o644); err != nil {
+	if err := esp.WriteFile(path.Join(EntriesDir, name), []byte(b.String())); err != nil {
 		return fmt.Errorf("write entry %s: %w", name, err)
 	}
 	for _, x := range existing {
 		if x.Slot == e.Slot && x.File != name {
-			if err := os.Remove(filepath.Join(dir, x.File)); err != nil && !os.IsNotExist(err) {
+			if err := esp.Remove(path.Join(EntriesDir, x.File)); err != nil {
 				return fmt.Errorf("write entry %s: remove old %s: %w", name, x.File, err)
 			}
 		}
 	}
-	return syncDir(dir)
+	return nil
 }
 
 // entryOptions puts nodeinit.slot=<slot> first, drops other nodeinit.slot
@@ -188,10 +187,9 @@ func IsSecretKey(key string) bool {
 
 // Entries reads every nodeinit entry (node-*.conf) on the ESP, in the order
 // systemd-boot sorts them: the first one is what "default node-*" boots.
-func Entries(espDir string) ([]EntryState, error) {
-	dir := filepath.Join(espDir, EntriesDir)
-	des, err := os.ReadDir(dir)
-	if os.IsNotExist(err) {
+func Entries(esp FS) ([]EntryState, error) {
+	des, err := esp.ReadDir(EntriesDir)
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
@@ -203,7 +201,7 @@ func Entries(espDir string) ([]EntryState, error) {
 		if !ok || !de.Type().IsRegular() {
 			continue
 		}
-		data, err := os.ReadFile(filepath.Join(dir, de.Name()))
+		data, err := esp.ReadFile(path.Join(EntriesDir, de.Name()))
 		if err != nil {
 			return nil, fmt.Errorf("read loader entry %s: %w", de.Name(), err)
 		}
@@ -345,8 +343,8 @@ func leadingRun(s string) (run, rest string) {
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
 // EntryFor returns the slot's entry, or ErrNoEntry.
-func EntryFor(espDir, slot string) (EntryState, error) {
-	all, err := Entries(espDir)
+func EntryFor(esp FS, slot string) (EntryState, error) {
+	all, err := Entries(esp)
 	if err != nil {
 		return EntryState{}, err
 	}
@@ -361,14 +359,14 @@ func EntryFor(espDir, slot string) (EntryState, error) {
 // Bless marks the slot's entry good by renaming node-<slot>+L-D.conf to
 // node-<slot>.conf, which is what systemd-bless-boot does. An entry that is
 // already blessed is left alone.
-func Bless(espDir, slot string) error {
-	return renameCounted(espDir, slot, func(EntryState) string { return entryFileName(slot, false, 0, 0) })
+func Bless(esp FS, slot string) error {
+	return renameCounted(esp, slot, func(EntryState) string { return entryFileName(slot, false, 0, 0) })
 }
 
 // MarkBad renames the slot's entry to node-<slot>+0-N.conf (what
 // "systemd-bless-boot bad" does), so systemd-boot sorts it last.
-func MarkBad(espDir, slot string) error {
-	return renameCounted(espDir, slot, func(e EntryState) string {
+func MarkBad(esp FS, slot string) error {
+	return renameCounted(esp, slot, func(e EntryState) string {
 		done := e.TriesDone
 		if done == 0 {
 			done = max(e.Tries, 1)
@@ -377,11 +375,11 @@ func MarkBad(espDir, slot string) error {
 	})
 }
 
-func renameCounted(espDir, slot string, newName func(EntryState) string) error {
+func renameCounted(esp FS, slot string, newName func(EntryState) string) error {
 	if err := ValidSlot(slot); err != nil {
 		return fmt.Errorf("bless: %w", err)
 	}
-	e, err := EntryFor(espDir, slot)
+	e, err := EntryFor(esp, slot)
 	if err != nil {
 		return fmt.Errorf("bless: %w", err)
 	}
@@ -389,34 +387,27 @@ func renameCounted(espDir, slot string, newName func(EntryState) string) error {
 	if to == e.File {
 		return nil
 	}
-	dir := filepath.Join(espDir, EntriesDir)
-	if err := os.Rename(filepath.Join(dir, e.File), filepath.Join(dir, to)); err != nil {
+	if err := esp.Rename(path.Join(EntriesDir, e.File), path.Join(EntriesDir, to)); err != nil {
 		return fmt.Errorf("bless slot %s: rename %s to %s: %w", slot, e.File, to, err)
 	}
-	return syncDir(dir)
+	return nil
 }
 
 // RemoveSlotEntry deletes every entry file of the slot. No entry is not an error.
-func RemoveSlotEntry(espDir, slot string) error {
+func RemoveSlotEntry(esp FS, slot string) error {
 	if err := ValidSlot(slot); err != nil {
 		return fmt.Errorf("remove entry: %w", err)
 	}
-	all, err := Entries(espDir)
+	all, err := Entries(esp)
 	if err != nil {
 		return fmt.Errorf("remove entry for slot %s: %w", slot, err)
 	}
-	dir := filepath.Join(espDir, EntriesDir)
-	removed := false
 	for _, e := range all {
 		if e.Slot == slot {
-			if err := os.Remove(filepath.Join(dir, e.File)); err != nil && !os.IsNotExist(err) {
+			if err := esp.Remove(path.Join(EntriesDir, e.File)); err != nil {
 				return fmt.Errorf("remove entry %s: %w", e.File, err)
 			}
-			removed = true
 		}
 	}
-	if !removed {
-		return nil
-	}
-	return syncDir(dir)
+	return nil
 }

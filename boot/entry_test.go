@@ -59,7 +59,7 @@ func entryFiles(t *testing.T, esp string) []string {
 
 func TestWriteEntryContentAndOptions(t *testing.T) {
 	esp := t.TempDir()
-	err := WriteEntry(esp, Entry{Slot: "a", Version: "1.0", Options: []string{"console=ttyS0", "nodeinit.slot=b", "quiet"}})
+	err := WriteEntry(DirFS(esp), Entry{Slot: "a", Version: "1.0", Options: []string{"console=ttyS0", "nodeinit.slot=b", "quiet"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func TestWriteEntryContentAndOptions(t *testing.T) {
 			t.Errorf("entry lacks %q:\n%s", want, data)
 		}
 	}
-	got, err := Entries(esp)
+	got, err := Entries(DirFS(esp))
 	if err != nil || len(got) != 1 {
 		t.Fatalf("Entries = %v, %v", got, err)
 	}
@@ -101,7 +101,7 @@ func TestWriteEntryRefusesBadInput(t *testing.T) {
 	}
 	for _, tc := range tests {
 		esp := t.TempDir()
-		err := WriteEntry(esp, tc.e)
+		err := WriteEntry(DirFS(esp), tc.e)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("WriteEntry(%+v) = %v, want error with %q", tc.e, err, tc.want)
 		}
@@ -118,16 +118,16 @@ func TestUpgradeOrderBlessAndRollback(t *testing.T) {
 	esp := t.TempDir()
 	first := func() EntryState {
 		t.Helper()
-		all, err := Entries(esp)
+		all, err := Entries(DirFS(esp))
 		if err != nil || len(all) == 0 {
 			t.Fatalf("Entries = %v, %v", all, err)
 		}
 		return all[0]
 	}
-	if err := WriteEntry(esp, Entry{Slot: "a", Version: "1.0"}); err != nil {
+	if err := WriteEntry(DirFS(esp), Entry{Slot: "a", Version: "1.0"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := WriteEntry(esp, Entry{Slot: "b", Version: "2.0", Tries: 3}); err != nil {
+	if err := WriteEntry(DirFS(esp), Entry{Slot: "b", Version: "2.0", Tries: 3}); err != nil {
 		t.Fatal(err)
 	}
 	if e := first(); e.Slot != "b" || e.File != "node-b+3.conf" || e.Generation != 2 {
@@ -141,18 +141,18 @@ func TestUpgradeOrderBlessAndRollback(t *testing.T) {
 	if e := first(); e.Slot != "b" || e.TriesLeft != 2 || e.TriesDone != 1 {
 		t.Fatalf("after one boot the default is %+v", e)
 	}
-	if err := Bless(esp, "b"); err != nil {
+	if err := Bless(DirFS(esp), "b"); err != nil {
 		t.Fatal(err)
 	}
 	if got := entryFiles(t, esp); !slices.Equal(got, []string{"node-a.conf", "node-b.conf"}) {
 		t.Fatalf("after bless: %v", got)
 	}
-	if err := Bless(esp, "b"); err != nil {
+	if err := Bless(DirFS(esp), "b"); err != nil {
 		t.Fatalf("second bless: %v", err)
 	}
 	// Upgrade slot a to 3.0; it must sort before the running b even though
 	// "node-a" < "node-b" by name.
-	if err := WriteEntry(esp, Entry{Slot: "a", Version: "3.0", Tries: 2}); err != nil {
+	if err := WriteEntry(DirFS(esp), Entry{Slot: "a", Version: "3.0", Tries: 2}); err != nil {
 		t.Fatal(err)
 	}
 	if got := entryFiles(t, esp); !slices.Equal(got, []string{"node-a+2.conf", "node-b.conf"}) {
@@ -168,7 +168,7 @@ func TestUpgradeOrderBlessAndRollback(t *testing.T) {
 	if e := first(); e.Slot != "b" {
 		t.Fatalf("after running out of tries the default is %+v, want slot b", e)
 	}
-	all, _ := Entries(esp)
+	all, _ := Entries(DirFS(esp))
 	rb, err := DetectRollback("b", all, nil)
 	if err != nil || rb == nil || rb.From != "a" || rb.To != "b" || !strings.Contains(rb.Reason, "node-a+0-2.conf") {
 		t.Fatalf("DetectRollback = %+v, %v", rb, err)
@@ -185,23 +185,23 @@ func TestUpgradeOrderBlessAndRollback(t *testing.T) {
 	if rb3, _ := DetectRollback("a", all, nil); rb3 != nil {
 		t.Errorf("booting slot a reported rollback %+v", rb3)
 	}
-	if err := RemoveSlotEntry(esp, "a"); err != nil {
+	if err := RemoveSlotEntry(DirFS(esp), "a"); err != nil {
 		t.Fatal(err)
 	}
 	if got := entryFiles(t, esp); !slices.Equal(got, []string{"node-b.conf"}) {
 		t.Fatalf("after RemoveSlotEntry: %v", got)
 	}
-	if err := Bless(esp, "a"); !errors.Is(err, ErrNoEntry) {
+	if err := Bless(DirFS(esp), "a"); !errors.Is(err, ErrNoEntry) {
 		t.Errorf("Bless without entry = %v, want ErrNoEntry", err)
 	}
 }
 
 func TestMarkBad(t *testing.T) {
 	esp := t.TempDir()
-	if err := WriteEntry(esp, Entry{Slot: "b", Version: "2", Tries: 3}); err != nil {
+	if err := WriteEntry(DirFS(esp), Entry{Slot: "b", Version: "2", Tries: 3}); err != nil {
 		t.Fatal(err)
 	}
-	if err := MarkBad(esp, "b"); err != nil {
+	if err := MarkBad(DirFS(esp), "b"); err != nil {
 		t.Fatal(err)
 	}
 	if got := entryFiles(t, esp); !slices.Equal(got, []string{"node-b+0-3.conf"}) {

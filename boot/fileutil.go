@@ -18,19 +18,6 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 	})
 }
 
-// copyFileAtomic copies src to dst with the same temp + rename + fsync steps.
-func copyFileAtomic(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	return writeAtomic(dst, 0o644, func(w io.Writer) error {
-		_, err := io.Copy(w, in)
-		return err
-	})
-}
-
 func writeAtomic(path string, perm os.FileMode, fill func(io.Writer) error) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -78,10 +65,4 @@ func syncDir(dir string) error {
 		return fmt.Errorf("fsync %s: %w", dir, err)
 	}
 	return nil
-}
-
-// sameContent reports whether the file at path already holds data.
-func sameContent(path string, data []byte) bool {
-	old, err := os.ReadFile(path)
-	return err == nil && string(old) == string(data)
 }

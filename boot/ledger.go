@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
+	"io/fs"
 	"path/filepath"
 	"time"
 )
@@ -90,24 +90,24 @@ func NewLedger(installID string) *Ledger {
 // ReadLedger reads the ledger from the ESP. Of ledger.json and its .bak copy
 // it returns the valid one with the higher sequence number, so a write torn by
 // a power cut falls back to the other copy.
-func ReadLedger(espDir string) (*Ledger, error) {
-	main, errMain := readLedgerFile(filepath.Join(espDir, LedgerFile))
-	bak, errBak := readLedgerFile(filepath.Join(espDir, LedgerBackupFile))
+func ReadLedger(esp FS) (*Ledger, error) {
+	main, errMain := readLedgerFile(esp, LedgerFile)
+	bak, errBak := readLedgerFile(esp, LedgerBackupFile)
 	switch {
 	case main != nil && (bak == nil || bak.Seq <= main.Seq):
 		return main, nil
 	case bak != nil:
 		bak.FromBackup = true
 		return bak, nil
-	case os.IsNotExist(errMain) && os.IsNotExist(errBak):
-		return nil, fmt.Errorf("read ledger on %s: %w", espDir, ErrNoLedger)
+	case errors.Is(errMain, fs.ErrNotExist) && errors.Is(errBak, fs.ErrNotExist):
+		return nil, fmt.Errorf("read ledger: %w", ErrNoLedger)
 	default:
-		return nil, fmt.Errorf("read ledger on %s: %w: %v; backup: %v", espDir, ErrNoLedger, errMain, errBak)
+		return nil, fmt.Errorf("read ledger: %w: %v; backup: %v", ErrNoLedger, errMain, errBak)
 	}
 }
 
-func readLedgerFile(path string) (*Ledger, error) {
-	data, err := os.ReadFile(path)
+func readLedgerFile(esp FS, path string) (*Ledger, error) {
+	data, err := esp.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
@@ -124,7 +124,7 @@ func readLedgerFile(path string) (*Ledger, error) {
 // Write stores the ledger: first the .bak copy, then ledger.json, each by
 // temp file + fsync + rename + directory fsync. At any instant at least one
 // complete copy exists.
-func (l *Ledger) Write(espDir string) error {
+func (l *Ledger) Write(esp FS) error {
 	l.Seq++
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -135,7 +135,7 @@ func (l *Ledger) Write(espDir string) error {
 	}
 	data := buf.Bytes()
 	for _, name := range []string{LedgerBackupFile, LedgerFile} {
-		if err := writeFileAtomic(filepath.Join(espDir, name), data, 0o644); err != nil {
+		if err := esp.WriteFile(name, data); err != nil {
 			return fmt.Errorf("write ledger %s: %w", name, err)
 		}
 	}

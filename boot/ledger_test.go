@@ -10,7 +10,7 @@ import (
 
 func TestLedgerRoundTrip(t *testing.T) {
 	esp := t.TempDir()
-	if _, err := ReadLedger(esp); !errors.Is(err, ErrNoLedger) {
+	if _, err := ReadLedger(DirFS(esp)); !errors.Is(err, ErrNoLedger) {
 		t.Fatalf("empty ESP: %v, want ErrNoLedger", err)
 	}
 	l := NewLedger("install-1")
@@ -24,10 +24,10 @@ func TestLedgerRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.RecordAction(testTime, "install", "a", "version 1.0")
-	if err := l.Write(esp); err != nil {
+	if err := l.Write(DirFS(esp)); err != nil {
 		t.Fatal(err)
 	}
-	got, err := ReadLedger(esp)
+	got, err := ReadLedger(DirFS(esp))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,11 +46,11 @@ func TestLedgerTornWriteFallsBack(t *testing.T) {
 	esp := t.TempDir()
 	l := NewLedger("id")
 	l.RecordAction(testTime, "install", "a", "")
-	if err := l.Write(esp); err != nil {
+	if err := l.Write(DirFS(esp)); err != nil {
 		t.Fatal(err)
 	}
 	l.RecordAction(testTime, "upgrade", "b", "")
-	if err := l.Write(esp); err != nil {
+	if err := l.Write(DirFS(esp)); err != nil {
 		t.Fatal(err)
 	}
 	// A power cut tore ledger.json: half a file.
@@ -59,7 +59,7 @@ func TestLedgerTornWriteFallsBack(t *testing.T) {
 	if err := os.WriteFile(main, data[:len(data)/2], 0o644); err != nil {
 		t.Fatal(err)
 	}
-	got, err := ReadLedger(esp)
+	got, err := ReadLedger(DirFS(esp))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,21 +68,21 @@ func TestLedgerTornWriteFallsBack(t *testing.T) {
 	}
 	// Cut between the two copies: .bak holds the newer write, main the older.
 	l.RecordAction(testTime, "bless", "b", "")
-	if err := l.Write(esp); err != nil { // seq 3 in both
+	if err := l.Write(DirFS(esp)); err != nil { // seq 3 in both
 		t.Fatal(err)
 	}
 	older := strings.Replace(string(mustRead(t, main)), `"seq": 3`, `"seq": 2`, 1)
 	if err := os.WriteFile(main, []byte(older), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	got, err = ReadLedger(esp)
+	got, err = ReadLedger(DirFS(esp))
 	if err != nil || got.Seq != 3 || !got.FromBackup {
 		t.Errorf("newer backup not preferred: %+v, %v", got, err)
 	}
 	// Both copies torn: an error naming the ledger, not a silent empty ledger.
 	os.WriteFile(main, []byte("{"), 0o644)
 	os.WriteFile(filepath.Join(esp, LedgerBackupFile), []byte(""), 0o644)
-	if _, err := ReadLedger(esp); !errors.Is(err, ErrNoLedger) {
+	if _, err := ReadLedger(DirFS(esp)); !errors.Is(err, ErrNoLedger) {
 		t.Errorf("both torn: %v", err)
 	}
 }

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
+	"path"
 )
 
 // Paths on the ESP, relative to its root.
@@ -35,29 +35,28 @@ var DefaultLoaderConfig = LoaderConfig{Timeout: 3, ConsoleMode: "keep"}
 // removable-media fallback path EFI/BOOT/BOOTX64.EFI and to
 // EFI/systemd/systemd-bootx64.efi, and writes loader/loader.conf with
 // DefaultLoaderConfig. It is idempotent.
-func InstallLoader(espDir, loaderEFI string) error {
-	return InstallLoaderWith(espDir, loaderEFI, DefaultLoaderConfig)
+func InstallLoader(esp FS, loaderEFI string) error {
+	return InstallLoaderWith(esp, loaderEFI, DefaultLoaderConfig)
 }
 
 // InstallLoaderWith is InstallLoader with an explicit loader.conf.
-func InstallLoaderWith(espDir, loaderEFI string, c LoaderConfig) error {
+func InstallLoaderWith(esp FS, loaderEFI string, c LoaderConfig) error {
 	if err := checkPE(loaderEFI); err != nil {
 		return fmt.Errorf("install loader: %w", err)
 	}
 	for _, rel := range []string{FallbackLoaderPath, SystemdLoaderPath} {
-		if err := copyFileAtomic(loaderEFI, filepath.Join(espDir, rel)); err != nil {
+		if err := copyInto(esp, loaderEFI, rel); err != nil {
 			return fmt.Errorf("install loader %s: %w", rel, err)
 		}
 	}
-	if err := os.MkdirAll(filepath.Join(espDir, EntriesDir), 0o755); err != nil {
+	if err := esp.MkdirAll(EntriesDir); err != nil {
 		return fmt.Errorf("install loader: %w", err)
 	}
-	conf := filepath.Join(espDir, LoaderConfPath)
 	data := []byte(c.render())
-	if sameContent(conf, data) {
+	if old, err := esp.ReadFile(LoaderConfPath); err == nil && bytes.Equal(old, data) {
 		return nil
 	}
-	if err := writeFileAtomic(conf, data, 0o644); err != nil {
+	if err := esp.WriteFile(LoaderConfPath, data); err != nil {
 		return fmt.Errorf("install loader: write %s: %w", LoaderConfPath, err)
 	}
 	return nil
@@ -88,13 +87,13 @@ func checkPE(path string) error {
 }
 
 // SlotDir is the ESP directory holding a slot's kernel, initrd and manifest.
-func SlotDir(espDir, slot string) string {
-	return filepath.Join(espDir, SlotDirPrefix, slot)
+func SlotDir(slot string) string {
+	return path.Join(SlotDirPrefix, slot)
 }
 
 // InstallSlot copies a slot's kernel, initrd and manifest into node/<slot>/
 // on the ESP, each through a temporary file, fsync and rename.
-func InstallSlot(espDir, slot, kernel, initrd, manifest string) error {
+func InstallSlot(esp FS, slot, kernel, initrd, manifest string) error {
 	if err := ValidSlot(slot); err != nil {
 		return fmt.Errorf("install slot: %w", err)
 	}
@@ -108,9 +107,9 @@ func InstallSlot(espDir, slot, kernel, initrd, manifest string) error {
 			return fmt.Errorf("install slot %s: %s source %s is not a regular file", slot, f.name, f.src)
 		}
 	}
-	dir := SlotDir(espDir, slot)
+	dir := SlotDir(slot)
 	for _, f := range files {
-		if err := copyFileAtomic(f.src, filepath.Join(dir, f.name)); err != nil {
+		if err := copyInto(esp, f.src, path.Join(dir, f.name)); err != nil {
 			return fmt.Errorf("install slot %s: copy %s: %w", slot, f.name, err)
 		}
 	}

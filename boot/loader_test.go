@@ -25,7 +25,7 @@ func TestInstallLoader(t *testing.T) {
 	src := writeFile(t, filepath.Join(t.TempDir(), "systemd-bootx64.efi"), "MZ fake PE")
 	esp := t.TempDir()
 	for i := 0; i < 2; i++ { // idempotent
-		if err := InstallLoader(esp, src); err != nil {
+		if err := InstallLoader(DirFS(esp), src); err != nil {
 			t.Fatalf("run %d: %v", i, err)
 		}
 	}
@@ -56,14 +56,14 @@ func TestInstallLoader(t *testing.T) {
 func TestInstallLoaderRefusesNonPE(t *testing.T) {
 	src := writeFile(t, filepath.Join(t.TempDir(), "loader.efi"), "#!/bin/sh\n")
 	esp := t.TempDir()
-	err := InstallLoader(esp, src)
+	err := InstallLoader(DirFS(esp), src)
 	if err == nil || !strings.Contains(err.Error(), "not an EFI executable") {
 		t.Fatalf("InstallLoader = %v", err)
 	}
 	if des, _ := os.ReadDir(esp); len(des) != 0 {
 		t.Errorf("ESP written despite the error: %v", des)
 	}
-	if err := InstallLoader(esp, filepath.Join(t.TempDir(), "missing.efi")); err == nil {
+	if err := InstallLoader(DirFS(esp), filepath.Join(t.TempDir(), "missing.efi")); err == nil {
 		t.Error("missing loader accepted")
 	}
 }
@@ -74,7 +74,7 @@ func TestInstallSlot(t *testing.T) {
 	i := writeFile(t, filepath.Join(src, "initrd.img"), "initrd")
 	m := writeFile(t, filepath.Join(src, "manifest.json"), "{}")
 	esp := t.TempDir()
-	if err := InstallSlot(esp, "b", k, i, m); err != nil {
+	if err := InstallSlot(DirFS(esp), "b", k, i, m); err != nil {
 		t.Fatal(err)
 	}
 	for name, want := range map[string]string{KernelName: "kernel", InitrdName: "initrd", ManifestName: "{}"} {
@@ -83,11 +83,11 @@ func TestInstallSlot(t *testing.T) {
 			t.Errorf("%s = %q, %v", name, got, err)
 		}
 	}
-	if err := InstallSlot(esp, "c", k, i, m); err == nil || !strings.Contains(err.Error(), "nodeinit.slot=a") {
+	if err := InstallSlot(DirFS(esp), "c", k, i, m); err == nil || !strings.Contains(err.Error(), "nodeinit.slot=a") {
 		t.Errorf("slot c: %v", err)
 	}
 	esp2 := t.TempDir()
-	if err := InstallSlot(esp2, "a", k, filepath.Join(src, "nope"), m); err == nil {
+	if err := InstallSlot(DirFS(esp2), "a", k, filepath.Join(src, "nope"), m); err == nil {
 		t.Error("missing initrd accepted")
 	}
 	if des, _ := os.ReadDir(esp2); len(des) != 0 {

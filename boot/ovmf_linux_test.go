@@ -85,21 +85,21 @@ func TestOVMFBootCountingRollback(t *testing.T) {
 	run(t, "mkfs.vfat", "-F", "32", "-n", "NODE-ESP", dev)
 	esp := t.TempDir()
 
-	if err := boot.InstallLoaderWith(esp, a.SystemdBoot, boot.LoaderConfig{Timeout: 0}); err != nil {
+	if err := boot.InstallLoaderWith(boot.DirFS(esp), a.SystemdBoot, boot.LoaderConfig{Timeout: 0}); err != nil {
 		t.Fatal(err)
 	}
 	for _, slot := range []string{"a", "b"} {
-		if err := boot.InstallSlot(esp, slot, a.Vmlinuz, initrd, manifest); err != nil {
+		if err := boot.InstallSlot(boot.DirFS(esp), slot, a.Vmlinuz, initrd, manifest); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// The running, blessed slot is b; the upgrade goes to a. By file name
 	// node-b sorts before node-a, so only our version ordering puts a first.
-	if err := boot.WriteEntry(esp, boot.Entry{Slot: "b", Version: "1.0",
+	if err := boot.WriteEntry(boot.DirFS(esp), boot.Entry{Slot: "b", Version: "1.0",
 		Options: []string{"console=ttyS0", "testos.action=poweroff"}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := boot.WriteEntry(esp, boot.Entry{Slot: "a", Version: "2.0", Tries: 2,
+	if err := boot.WriteEntry(boot.DirFS(esp), boot.Entry{Slot: "a", Version: "2.0", Tries: 2,
 		Options: []string{"console=ttyS0", "panic=1", "testos.action=crash"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func TestOVMFBootCountingRollback(t *testing.T) {
 	l.RecordSlot(now, "b", boot.SlotGood, "1.0", "")
 	l.RecordSlot(now, "a", boot.SlotReady, "2.0", "")
 	l.SetActive("b")
-	if err := l.Write(esp); err != nil {
+	if err := l.Write(boot.DirFS(esp)); err != nil {
 		t.Fatal(err)
 	}
 	putESP(t, img, esp)
@@ -131,7 +131,7 @@ func TestOVMFBootCountingRollback(t *testing.T) {
 	dev = attachESP(t, img, espSize)
 	run(t, "fsck.vfat", "-n", dev)
 	esp = getESP(t, img)
-	entries, err := boot.Entries(esp)
+	entries, err := boot.Entries(boot.DirFS(esp))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +142,7 @@ func TestOVMFBootCountingRollback(t *testing.T) {
 	if !slices.Equal(files, []string{"node-b.conf", "node-a+0-2.conf"}) {
 		t.Fatalf("entries after the VM = %v, want [node-b.conf node-a+0-2.conf]", files)
 	}
-	ledger, err := boot.ReadLedger(esp)
+	ledger, err := boot.ReadLedger(boot.DirFS(esp))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,16 +228,16 @@ func TestOVMFFirmwareBootEntry(t *testing.T) {
 	dev := attachESP(t, img, espSize*512)
 	run(t, "mkfs.vfat", "-F", "32", "-n", "NODE-ESP", dev)
 	esp := t.TempDir()
-	if err := boot.InstallLoaderWith(esp, a.SystemdBoot, boot.LoaderConfig{Timeout: 0}); err != nil {
+	if err := boot.InstallLoaderWith(boot.DirFS(esp), a.SystemdBoot, boot.LoaderConfig{Timeout: 0}); err != nil {
 		t.Fatal(err)
 	}
 	manifest := filepath.Join(t.TempDir(), "manifest.json")
 	os.WriteFile(manifest, []byte("{}"), 0o644)
-	if err := boot.InstallSlot(esp, "a", a.Vmlinuz, initrd, manifest); err != nil {
+	if err := boot.InstallSlot(boot.DirFS(esp), "a", a.Vmlinuz, initrd, manifest); err != nil {
 		t.Fatal(err)
 	}
 	loc := "1:" + itoa(espStart) + ":" + itoa(espSize) + ":" + espGUID
-	if err := boot.WriteEntry(esp, boot.Entry{Slot: "a", Version: "1", Options: []string{"console=ttyS0", "efiguest.esp=" + loc}}); err != nil {
+	if err := boot.WriteEntry(boot.DirFS(esp), boot.Entry{Slot: "a", Version: "1", Options: []string{"console=ttyS0", "efiguest.esp=" + loc}}); err != nil {
 		t.Fatal(err)
 	}
 	putESP(t, img, esp)

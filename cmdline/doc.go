@@ -6,9 +6,10 @@
 // group (hostname="a b") and are removed, an unterminated quote runs to the end of the line, and
 // every token after the first "--" belongs to the node OS's init (Params.InitArgs). A token is
 // KEY or KEY=VALUE; the value is everything after the first '='. In keys, '-' and '_' are the
-// same and ASCII case does not matter (BOOTIF and bootif are one key). When a key appears more
-// than once, the last value wins; aliases of one key (storage_init and ovirt_init) count as one
-// key. console= is the exception: every value is collected, in order, into Params.Consoles.
+// same and ASCII case does not matter (BOOTIF and bootif are one key), except in action flags
+// (below). When a key appears more than once, the last value wins; aliases of one key
+// (storage_init and ovirt_init, or firstboot and ovirt_firstboot) count as one key. console= is
+// the exception: every value is collected, in order, into Params.Consoles.
 //
 // Flags are on when bare or =1|yes|true|on|y and off when =0|no|false|off|n; any other value
 // is an error.
@@ -22,7 +23,11 @@
 //	stateless  alias ovirt_stateless
 //	rescue
 //
-// Each alias is its own flag (install firstboot=0 still installs). oVirt's ISO and PXE menus put
+// The aliases of one action are one key, so the last of them wins: firstboot ovirt_firstboot=0
+// is off, and so is install firstboot=0. Action flags are matched case-sensitively, as the
+// kernel and oVirt Node match them ('-' and '_' still the same): Reinstall, INSTALL, or a flag
+// one letter away from one (reinstal, localboot) is an error naming the right spelling, never
+// an action and never silently kept. oVirt's ISO and PXE menus put
 // install on every line, so install plus exactly one other action is that other action
 // (install reinstall is reinstall). Any other pair is an error that names both tokens. With no
 // action flag, a line carrying both storage_init and BOOTIF is oVirt's implicit auto-install:
@@ -36,31 +41,55 @@
 //	                           /dev/disk/by-id/NAME, /dev/disk/by-path/NAME, serial:S, wwn:W,
 //	                           by-id:NAME, by-path:NAME, or BUS, BUS:SERIAL, BUS:ALL with BUS one of
 //	                           ata, scsi, usb, nvme, virtio, cciss (the serial may contain ':').
+//	                           A bare BUS is the one disk on that bus (several are refused, listed);
+//	                           SERIAL may be udev's ID_SERIAL with its -0:0 suffix;
+//	                           /dev/mapper/WWID is the disk with that multipath WWID
+//	                           (3<naa>, SATA_<model>_<serial>, eui.…).
 //	storage_vol (ovirt_vol)    oVirt's positional BOOT:SWAP:ROOT:CONFIG:LOGGING:DATA:SWAP2:DATA2
 //	                           fields, or SIZE,Name fields (Name matched case-insensitively: EFI,
 //	                           Boot, Swap, Root, Config, Logging, Data, Swap2, Data2). MiB; -1 is
 //	                           the rest of the disk (once for the install disk, once for the extra disks);
-//	                           0 is none; empty = default.
-//	BOOTIF                     link, an interface name, pxelinux's 01-aa-bb-cc-dd-ee-ff, or a bare
-//	                           MAC with '-' or ':'.
+//	                           0 is none; empty = default. Any size is parsed; the layout
+//	                           (disk.PlanLayout) rounds a volume up to what nodeinit needs, with a
+//	                           notice, rather than refusing oVirt's everyday values (Config 5,
+//	                           Boot or EFI 256). EFI and Boot both size the one ESP (the larger wins);
+//	                           Swap2 and Data2 size the extra disks.
+//	BOOTIF                     link, an interface name, pxelinux's 01-aa-bb-cc-dd-ee-ff (also
+//	                           01-aa:bb:cc:dd:ee:ff, what GRUB's BOOTIF=01-${net_default_mac}
+//	                           expands to), or a bare MAC with '-' or ':'. A 01-… value with more
+//	                           or fewer than six bytes,
+//	                           and a multicast MAC (what a pxelinux value missing a byte reads as),
+//	                           are refused.
 //	ip                         dhcp|on|any|dhcp6|auto6|ibft|none|off; IFACE:METHOD[:MTU[:MAC]];
 //	                           pxelinux ADDR:SERVER:GATEWAY:NETMASK; anaconda ADDR with netmask=
 //	                           and gateway=; dracut ADDR:[PEER]:GW:MASK:HOSTNAME:IFACE:METHOD
 //	                           [:MTU[:MAC]] or [:DNS1[:DNS2]]. IPv6 addresses in [brackets].
-//	                           Values inside ip= win over netmask= and gateway=.
+//	                           ADDR may be ADDR/PREFIX. Values inside ip= win over netmask= and
+//	                           gateway= (with a warning when they differ).
+//	netmask                    a dotted IPv4 mask or a prefix length: netmask=24 and
+//	                           netmask=255.255.255.0 are the same, and a prefix length is the only
+//	                           form for IPv6 (1-128; 1-32 for IPv4). The NETMASK field of ip= takes
+//	                           the same forms. A static address without a netmask is refused: the
+//	                           node would get no usable route.
 //	ipv6                       dhcp, auto, none, off or ADDRESS[/PREFIX].
 //	dns, ntp                   comma separated (colon separated also read, unless the value is
-//	                           one IPv6 address); IP addresses or host names.
+//	                           one IPv6 address). dns= takes IP addresses only (the resolver cannot
+//	                           look up its own servers); ntp= takes IP addresses or host names.
 //	hostname                   an RFC 1123 host name.
+//	                           Interface names (BOOTIF, ip=, vlan=, bond=, IPv6 zones) are letters,
+//	                           digits, '-', '_' and '.', at most 15: they are written into
+//	                           systemd-networkd files, where * ? [ are patterns. An IPv6 zone
+//	                           (fe80::1%eth0) is accepted only in dns= and ntp=.
 //	vlan                       ID, ID:PARENT, or dracut's NAME:PARENT (eth0.100:eth0).
 //	bond (bond_setup)          NAME[:SLAVE,SLAVE[:OPT=V,OPT=V[:MTU]]].
-//	adminpw, rootpw            crypt(3) hashes only (see below).
+//	adminpw, rootpw            crypt(3) hashes only (see below); also ovirt_adminpw, ovirt_rootpw.
 //	ssh_pwauth                 a flag.
 //	management_server          HOST[:PORT]; http:// or https:// and a trailing '/' are stripped.
 //	                           Aliases ovirt_management_server and vdsm's misspelt
 //	                           managment_server; management_port=PORT completes it.
 //	management_server_fingerprint  hex pairs with ':' (16, 20 or 32 bytes).
-//	syslog, netconsole, collectd   HOST[:PORT]. A netconsole value with '@' is the kernel's own
+//	syslog, netconsole, collectd   HOST[:PORT], an IPv6 address in brackets when a port follows
+//	                           ([2001:db8::1]:514). A netconsole value with '@' is the kernel's own
 //	                           netconsole module syntax: it is not interpreted, only kept.
 //	local_boot_trigger         an http(s) URL, or oVirt's scheme-less HOST[:PORT]/PATH;
 //	                           @HOSTNAME@ placeholders are kept as written.
@@ -78,6 +107,11 @@
 //	nodeinit.keep=data
 //	nodeinit.slot=a|b
 //	nodeinit.tries=1..9
+//	nodeinit.erase=signatures|discard|zero   how disks are erased (default signatures: every
+//	                             partition table, filesystem, RAID, LVM and LUKS signature; discard
+//	                             and zero also TRIM or zero the whole disk)
+//	nodeinit.erase.secure        a flag: the device's secure form of discard or zero; refused with
+//	                             signatures, which only removes signatures
 //
 // An unknown nodeinit.* key is an error (a misspelt nodeinit.dryrun must not run for real).
 //
@@ -94,10 +128,12 @@
 // md5) are accepted; the 13-character DES form is accepted with a warning that it is weak (every
 // oVirt example uses it); anything else is taken for a plaintext password and refused, with a
 // hint to run `openssl passwd -6`. A 13-character plaintext made only of [./0-9A-Za-z] cannot be
-// told from a DES hash. Secrets are the Secret type: String, Canonical(false), JSON, errors
-// and warnings show "<redacted>". Other password arguments of oVirt Node (rhevm_admin_password,
-// engine_admin_password, snmp_password, cim_passwd, rhn_password and any key ending in password
-// or passwd, also after "--") are dropped with a warning that does not show the value.
+// told from a DES hash. Secrets are the Secret type: String, Canonical(false), JSON, errors,
+// warnings and Redacted (the params of `nodeinit plan --json`, which also hides URL
+// credentials) show "<redacted>". Other password arguments of oVirt Node (rhevm_admin_password,
+// engine_admin_password, snmp_password, cim_passwd, rhn_password and any key ending in
+// password, passwd, passphrase or _pw, each also with the ovirt_ prefix or a _hashed suffix,
+// also after "--") are dropped with a warning that does not show the value.
 //
 // # Length
 //
@@ -113,7 +149,9 @@
 //   - storage_init never falls back to "the first disk": a bare storage_init means the one eligible
 //     disk and is refused when there are several.
 //   - Malformed values are errors naming the token, not silently ignored.
-//   - Keys are case-insensitive and '-' equals '_'; oVirt compared them literally.
+//   - Keys other than action flags are case-insensitive and '-' equals '_'; oVirt compared
+//     them literally. Action flags keep oVirt's case-sensitive match, and a near miss is an error.
+//   - dns= host names are refused (oVirt wrote them into resolv.conf, where they never worked).
 //   - rootpw does not also set adminpw; they are separate Params fields.
 //   - storage_vol accepts -1 for any one volume per disk group (oVirt documented it for Data only).
 //   - Unknown nodeinit.* keys are errors.

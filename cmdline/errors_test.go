@@ -59,7 +59,7 @@ func TestErrors(t *testing.T) {
 		{"nodeinit.image.sha256=xyz", "nodeinit.image.sha256=xyz", "nodeinit.image.sha256", "not 64 hex digits", "sha256sum manifest.json"},
 		{"nodeinit.dryrun=sure", "nodeinit.dryrun=sure", "nodeinit.dryrun", "not a yes/no value", "nodeinit.dryrun=0"},
 		{"nodeinit.break", "nodeinit.break", "nodeinit.break", "needs a stage name", "write-slot"},
-		{"nodeinit.break=partition,format", "nodeinit.break=partition,format", "nodeinit.break", `"format" is not a stage`, "verify-image"},
+		{"nodeinit.break=partition,format", "nodeinit.break=partition,format", "nodeinit.break", `"format" is not a stage`, "write-slot"},
 		{"nodeinit.onfail=explode", "nodeinit.onfail=explode", "nodeinit.onfail", "not a failure policy", "shell, reboot, poweroff or halt"},
 		{"nodeinit.status_url=localhost:80", "nodeinit.status_url=localhost:80", "nodeinit.status_url", "not an http(s) URL", "http(s)://HOST"},
 		{"nodeinit.wipe=", "nodeinit.wipe=", "nodeinit.wipe", "needs the serial or WWN", "SERIAL[,WWN...]"},

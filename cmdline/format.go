@@ -13,18 +13,43 @@ func (p *Params) String() string { return p.Canonical(false) }
 // (Warnings and PossiblyTruncated aside). Secrets are written only when revealSecrets is true;
 // otherwise they read "<redacted>", which Parse refuses, so a redacted line cannot install.
 func (p *Params) Canonical(revealSecrets bool) string {
-	var t []string
-	add := func(tok string) { t = append(t, quoteToken(tok)) }
-	t = append(t, quoteAll(p.ActionTokens)...)
+	t := quoteAll(p.ActionTokens)
+	for _, a := range p.interpreted(revealSecrets) {
+		tok := a.key
+		if !a.flag {
+			tok += "=" + a.val
+		}
+		t = append(t, quoteToken(tok))
+	}
+	t = append(t, quoteAll(p.Kept)...)
+	if len(p.InitArgs) > 0 {
+		t = append(t, "--")
+		t = append(t, quoteAll(p.InitArgs)...)
+	}
+	return strings.Join(t, " ")
+}
+
+// kv is one interpreted argument in canonical form: key=val, or the bare key when flag.
+type kv struct {
+	key, val string
+	flag     bool
+}
+
+// interpreted lists the arguments nodeinit interprets, other than the action flags, in
+// canonical form and order, each once. Secrets read "<redacted>" unless revealSecrets.
+func (p *Params) interpreted(revealSecrets bool) []kv {
+	var t []kv
+	add := func(key, val string) { t = append(t, kv{key: key, val: val}) }
+	flag := func(key string) { t = append(t, kv{key: key, flag: true}) }
 	if si := p.StorageInit; si != nil {
 		if si.Bare {
-			add("storage_init")
+			flag("storage_init")
 		} else {
 			v := joinSpecs(si.Disks)
 			if len(si.Extra) > 0 {
 				v += ";" + joinSpecs(si.Extra)
 			}
-			add("storage_init=" + v)
+			add("storage_init", v)
 		}
 	}
 	if sv := p.StorageVol; sv != nil {
@@ -34,24 +59,24 @@ func (p *Params) Canonical(revealSecrets bool) string {
 				f = append(f, strconv.FormatInt(size, 10)+","+name)
 			}
 		}
-		add("storage_vol=" + strings.Join(f, ":"))
+		add("storage_vol", strings.Join(f, ":"))
 	}
 	if b := p.BootIf; b != nil {
 		switch {
 		case b.Link:
-			add("BOOTIF=link")
+			add("BOOTIF", "link")
 		case b.MAC != "":
-			add("BOOTIF=" + b.MAC)
+			add("BOOTIF", b.MAC)
 		default:
-			add("BOOTIF=" + b.Name)
+			add("BOOTIF", b.Name)
 		}
 	}
 	if p.IP != nil {
-		add("ip=" + formatIP(p.IP))
+		add("ip", formatIP(p.IP))
 	}
 	addStr := func(key, v string) {
 		if v != "" {
-			add(key + "=" + v)
+			add(key, v)
 		}
 	}
 	addStr("ipv6", p.IPv6)
@@ -66,7 +91,7 @@ func (p *Params) Canonical(revealSecrets bool) string {
 		if v.Parent != "" {
 			first += ":" + v.Parent
 		}
-		add("vlan=" + first)
+		add("vlan", first)
 	}
 	if b := p.Bond; b != nil {
 		f := []string{b.Name, strings.Join(b.Slaves, ","), b.Options}
@@ -76,7 +101,7 @@ func (p *Params) Canonical(revealSecrets bool) string {
 		for len(f) > 1 && f[len(f)-1] == "" {
 			f = f[:len(f)-1]
 		}
-		add("bond=" + strings.Join(f, ":"))
+		add("bond", strings.Join(f, ":"))
 	}
 	for _, s := range []struct {
 		key string
@@ -84,27 +109,27 @@ func (p *Params) Canonical(revealSecrets bool) string {
 	}{{"adminpw", p.AdminPW}, {"rootpw", p.RootPW}} {
 		if s.v != "" {
 			if revealSecrets {
-				add(s.key + "=" + s.v.Reveal())
+				add(s.key, s.v.Reveal())
 			} else {
-				add(s.key + "=" + Redacted)
+				add(s.key, Redacted)
 			}
 		}
 	}
 	if p.SSHPwAuth != nil {
-		add("ssh_pwauth=" + map[bool]string{true: "1", false: "0"}[*p.SSHPwAuth])
+		add("ssh_pwauth", map[bool]string{true: "1", false: "0"}[*p.SSHPwAuth])
 	}
 	for _, hp := range []struct {
 		key string
 		v   *HostPort
 	}{{"management_server", p.ManagementServer}, {"syslog", p.Syslog}, {"netconsole", p.Netconsole}, {"collectd", p.Collectd}} {
 		if hp.v != nil {
-			add(hp.key + "=" + formatHostPort(hp.v))
+			add(hp.key, formatHostPort(hp.v))
 		}
 	}
 	addStr("management_server_fingerprint", p.ManagementServerFingerprint)
 	addStr("local_boot_trigger", p.LocalBootTrigger)
 	if p.RebootDelay >= 0 {
-		add("reboot_delay=" + strconv.Itoa(p.RebootDelay))
+		add("reboot_delay", strconv.Itoa(p.RebootDelay))
 	}
 	n := p.Node
 	addStr("nodeinit.image", n.Image)
@@ -116,22 +141,19 @@ func (p *Params) Canonical(revealSecrets bool) string {
 	addStr("nodeinit.keep", strings.Join(n.Keep, ","))
 	addStr("nodeinit.slot", n.Slot)
 	if n.Tries != 0 {
-		add("nodeinit.tries=" + strconv.Itoa(n.Tries))
+		add("nodeinit.tries", strconv.Itoa(n.Tries))
 	}
+	addStr("nodeinit.erase", string(n.Erase))
 	for _, f := range []struct {
 		key string
 		on  bool
-	}{{"nodeinit.dryrun", n.DryRun}, {"nodeinit.debug", n.Debug}, {"nodeinit.insecure", n.Insecure}, {"nodeinit.force", n.Force}} {
+	}{{"nodeinit.dryrun", n.DryRun}, {"nodeinit.debug", n.Debug}, {"nodeinit.insecure", n.Insecure}, {"nodeinit.force", n.Force},
+		{"nodeinit.erase.secure", n.EraseSecure}} {
 		if f.on {
-			add(f.key)
+			flag(f.key)
 		}
 	}
-	t = append(t, quoteAll(p.Kept)...)
-	if len(p.InitArgs) > 0 {
-		t = append(t, "--")
-		t = append(t, quoteAll(p.InitArgs)...)
-	}
-	return strings.Join(t, " ")
+	return t
 }
 
 // BootEntryArgs are the arguments to copy into the installed node's boot entry: the tokens

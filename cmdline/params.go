@@ -85,6 +85,37 @@ type NodeParams struct {
 	Debug       bool     `json:"debug,omitempty"`
 	Insecure    bool     `json:"insecure,omitempty"`
 	Force       bool     `json:"force,omitempty"`
+	// Erase is how a disk is erased before it is partitioned or when it is uninstalled
+	// (nodeinit.erase); empty means EraseSignatures. Read it with EraseMode.
+	Erase EraseMode `json:"erase,omitempty"`
+	// EraseSecure asks for the device's secure form of Erase (nodeinit.erase.secure): a secure
+	// discard, or the device's own secure erase, for EraseDiscard and EraseZero.
+	EraseSecure bool `json:"erase_secure,omitempty"`
+}
+
+// EraseMode is a value of nodeinit.erase.
+type EraseMode string
+
+// The erase modes, from the quickest to the most thorough.
+const (
+	// EraseSignatures removes every partition table, filesystem, RAID, LVM and LUKS signature
+	// (the default): the old data stays on the disk but nothing recognises it.
+	EraseSignatures EraseMode = "signatures"
+	// EraseDiscard removes the signatures, then discards (TRIMs) the whole disk.
+	EraseDiscard EraseMode = "discard"
+	// EraseZero removes the signatures, then writes zeros over the whole disk.
+	EraseZero EraseMode = "zero"
+)
+
+// EraseModes lists the values nodeinit.erase accepts.
+var EraseModes = []EraseMode{EraseSignatures, EraseDiscard, EraseZero}
+
+// EraseMode returns the erase mode asked for, EraseSignatures when none was.
+func (n NodeParams) EraseMode() EraseMode {
+	if n.Erase == "" {
+		return EraseSignatures
+	}
+	return n.Erase
 }
 
 // StorageInit is the parsed storage_init= value.

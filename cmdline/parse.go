@@ -13,8 +13,8 @@ const MaxLen = 2048
 
 // StageNames are the stage names nodeinit.break accepts, in the order they can run.
 // They are the stages package's names; keep the two lists in step.
-var StageNames = []string{"probe", "verify-image", "wipe", "partition", "filesystems", "write-slot", "esp",
-	"seed-config", "boot-order", "migrate-config", "report", "boot", "switch-root"}
+var StageNames = []string{"network", "probe", "copy-to-ram", "wipe", "partition", "filesystems", "write-slot", "copy-boot-files",
+	"seed-config", "migrate-config", "add-boot-entry", "boot-order", "report", "mount-root", "switch-root", "reboot"}
 
 // arg is one key=value token.
 type arg struct {
@@ -25,7 +25,7 @@ type arg struct {
 	pos    int
 }
 
-// actionKeys maps every action flag (normalised) to its action.
+// actionKeys maps every action flag ('-' written as '_', case kept) to its action.
 var actionKeys = map[string]Action{
 	"install":          ActionInstall,
 	"firstboot":        ActionInstall,
@@ -52,6 +52,8 @@ var aliases = map[string]string{
 	"ovirt_management_server": "management_server",
 	"ovirt_managment_server":  "management_server", // vdsm's documented misspelling
 	"managment_server":        "management_server",
+	"ovirt_adminpw":           "adminpw",
+	"ovirt_rootpw":            "rootpw",
 }
 
 // secretKeys are password arguments of oVirt Node that nodeinit does not use; they are dropped.
@@ -71,10 +73,73 @@ var bootMediumKeys = map[string]bool{
 	"rd.live.image": true, "rd.live.check": true,
 }
 
-// isSecretKey reports whether a normalised key carries a password.
+// isSecretKey reports whether a normalised key carries a password: adminpw, rootpw, the
+// password arguments of oVirt Node, any key ending in password, passwd, passphrase or _pw,
+// each also with oVirt's ovirt_ prefix and with a _hashed suffix (rootpw_hashed).
 func isSecretKey(nk string) bool {
-	return nk == "adminpw" || nk == "rootpw" || secretKeys[nk] ||
-		strings.HasSuffix(nk, "password") || strings.HasSuffix(nk, "passwd")
+	k := strings.TrimPrefix(nk, "ovirt_")
+	k = strings.TrimSuffix(k, "_hashed")
+	return k == "adminpw" || k == "rootpw" || secretKeys[k] ||
+		strings.HasSuffix(k, "password") || strings.HasSuffix(k, "passwd") ||
+		strings.HasSuffix(k, "passphrase") || strings.HasSuffix(k, "_pw")
+}
+
+// actionKey is the lookup form of a possible action flag: '-' is '_' as in every key, but
+// case is kept, because the kernel and oVirt Node match action flags case-sensitively.
+func actionKey(key string) string { return strings.ReplaceAll(key, "-", "_") }
+
+// nearAction returns the action flag that a key not matching one exactly nearly spells
+// (another case, or one letter added, dropped, changed or two swapped), or "". Such a key is
+// refused: a destructive action must never come from a near miss, and a flag silently kept
+// would leave the operator wondering why nothing happened.
+func nearAction(nk string) string {
+	if actionKeys[nk] != "" {
+		return nk // the same flag in another case
+	}
+	if len(nk) < 5 {
+		return ""
+	}
+	for _, k := range actionKeyNames() {
+		if withinOneEdit(nk, k) {
+			return k
+		}
+	}
+	return ""
+}
+
+// actionKeyNames lists the action flags in a fixed order.
+func actionKeyNames() []string {
+	names := make([]string, 0, len(actionKeys))
+	for k := range actionKeys {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// withinOneEdit reports whether a and b differ by at most one insertion, deletion,
+// substitution or transposition of adjacent bytes.
+func withinOneEdit(a, b string) bool {
+	if a == b {
+		return true
+	}
+	if len(a) > len(b) {
+		a, b = b, a
+	}
+	if len(b)-len(a) > 1 {
+		return false
+	}
+	i := 0
+	for i < len(a) && a[i] == b[i] {
+		i++
+	}
+	if len(a) == len(b) {
+		if a[i+1:] == b[i+1:] {
+			return true // substitution
+		}
+		return i+1 < len(a) && a[i] == b[i+1] && a[i+1] == b[i] && a[i+2:] == b[i+2:] // transposition
+	}
+	return a[i:] == b[i+1:] // insertion
 }
 
 // Parse turns a kernel command line into Params. Every malformed argument is reported
@@ -92,7 +157,7 @@ func Parse(line string) (*Params, error) {
 	}
 
 	last := map[string]arg{}    // canonical key → winning token
-	actions := map[string]arg{} // normalised action flag → winning token
+	actions := map[Action]arg{} // action → the winning token among its flags
 	var errs []error
 	for i, tok := range tokens {
 		key, val, hasVal := strings.Cut(tok, "=")
@@ -104,8 +169,10 @@ func Parse(line string) (*Params, error) {
 			p.Kept = append(p.Kept, tok)
 		case bootMediumKeys[nk]:
 			// not ours and not the installed node's
-		case actionKeys[nk] != "":
-			actions[nk] = a
+		case actionKeys[actionKey(key)] != "":
+			// Aliases of one action are one key: the last of them wins.
+			a.key = actionKey(key)
+			actions[actionKeys[a.key]] = a
 		case handlers[canonical(nk)] != nil:
 			a.key = canonical(nk)
 			if isSecretKey(nk) {
@@ -114,6 +181,11 @@ func Parse(line string) (*Params, error) {
 			last[a.key] = a
 		case isSecretKey(nk):
 			p.warn("%s is a password argument nodeinit does not use; it was dropped (value not shown)", key)
+		case nearAction(nk) != "":
+			right := nearAction(nk)
+			errs = append(errs, &Error{Token: tok, Key: "action",
+				Problem: fmt.Sprintf("%q is not an action flag: action flags are matched exactly, in lower case, as the kernel and oVirt Node match them", key),
+				Hint:    fmt.Sprintf("write %s if you mean that action, or remove %s", right, key)})
 		case strings.HasPrefix(nk, "nodeinit."):
 			errs = append(errs, &Error{Token: tok, Key: nk, Problem: "unknown nodeinit key",
 				Hint: "use one of " + strings.Join(nodeKeyNames(), ", ")})
@@ -145,6 +217,9 @@ func Parse(line string) (*Params, error) {
 		errs = append(errs, err)
 	}
 	errs = append(errs, p.foldNetwork(last)...)
+	if err := p.checkErase(last); err != nil {
+		errs = append(errs, err)
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -168,7 +243,7 @@ func (p *Params) warn(format string, args ...any) {
 
 // resolveAction applies the combination rules: install plus exactly one other action is that
 // other action; any other pair is an error.
-func (p *Params) resolveAction(flags map[string]arg) error {
+func (p *Params) resolveAction(flags map[Action]arg) error {
 	all := make([]arg, 0, len(flags))
 	for _, a := range flags {
 		all = append(all, a)

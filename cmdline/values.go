@@ -20,8 +20,8 @@ var handlers = map[string]func(*Params, arg) error{
 	"gateway":                       func(*Params, arg) error { return nil }, // folded into ip
 	"management_port":               func(*Params, arg) error { return nil }, // folded into management_server
 	"ipv6":                          parseIPv6,
-	"dns":                           func(p *Params, a arg) error { return parseServerList(a, &p.DNS) },
-	"ntp":                           func(p *Params, a arg) error { return parseServerList(a, &p.NTP) },
+	"dns":                           func(p *Params, a arg) error { return parseServerList(a, &p.DNS, false) },
+	"ntp":                           func(p *Params, a arg) error { return parseServerList(a, &p.NTP, true) },
 	"hostname":                      parseHostname,
 	"vlan":                          parseVLAN,
 	"bond":                          parseBond,
@@ -49,6 +49,8 @@ var handlers = map[string]func(*Params, arg) error{
 	"nodeinit.keep":         parseNodeKeep,
 	"nodeinit.slot":         parseNodeSlot,
 	"nodeinit.tries":        parseNodeTries,
+	"nodeinit.erase":        parseNodeErase,
+	"nodeinit.erase.secure": nodeBool(func(n *NodeParams) *bool { return &n.EraseSecure }),
 }
 
 // nodeKeyNames lists the nodeinit.* keys, for hints.
@@ -260,11 +262,23 @@ func parseBootIf(p *Params, a arg) error {
 		p.BootIf = &BootIf{Link: true}
 		return nil
 	}
-	if mac, ok := bootifMAC(v); ok {
+	mac := v
+	if rest, ok := strings.CutPrefix(v, "01-"); ok {
+		// pxelinux writes 01-52-54-00-12-34-56; GRUB's BOOTIF=01-${net_default_mac} expands
+		// to 01-52:54:00:12:34:56. Either way exactly six bytes follow, or another MAC is read.
+		if n := len(strings.FieldsFunc(rest, isMACSep)); n != 6 {
+			return bad(a, bootifHint, "pxelinux's BOOTIF=01-… is the ARP type 01 and six MAC bytes separated by '-' or ':'; %q has %d bytes after it", v, n)
+		}
+		mac = rest
+	}
+	if mac, ok := bootifMAC(mac); ok {
+		if b, _ := strconv.ParseUint(mac[:2], 16, 8); b&1 != 0 {
+			return bad(a, bootifHint, "%q is a multicast address, not a network card's MAC (a pxelinux value missing a byte?)", v)
+		}
 		p.BootIf = &BootIf{MAC: mac}
 		return nil
 	}
-	if looksLikeMAC(v) {
+	if looksLikeMAC(mac) {
 		return bad(a, bootifHint, "%q is not a valid MAC address", v)
 	}
 	if !validIfName(v) {
@@ -285,6 +299,8 @@ func bootifMAC(v string) (string, bool) {
 	}
 	return joinMAC(parts)
 }
+
+func isMACSep(r rune) bool { return r == '-' || r == ':' }
 
 func joinMAC(parts []string) (string, bool) {
 	if len(parts) != 6 {
@@ -312,17 +328,39 @@ func isHex(s string) bool {
 	return s != ""
 }
 
-// validIfName follows the kernel's dev_valid_name.
+// validIfName accepts interface names of letters, digits, '-', '_' and '.', at most 15 bytes
+// (the kernel's IFNAMSIZ), and not "." or "..". The kernel allows more, but the names are
+// written into systemd-networkd's Name=, which splits on whitespace and reads * ? [ as
+// patterns, so one odd name must not match other interfaces.
 func validIfName(n string) bool {
 	if n == "" || len(n) > 15 || n == "." || n == ".." {
 		return false
 	}
 	for i := 0; i < len(n); i++ {
-		if n[i] == '/' || n[i] == ':' || isSpace(n[i]) || n[i] < 0x21 || n[i] > 0x7e {
+		if c := n[i]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
 			return false
 		}
 	}
 	return true
+}
+
+// parseAddr reads an IP address. A zone (fe80::1%eth0) is allowed only where zoneOK, and
+// only as an interface name: netip.ParseAddr takes any bytes after '%', which would let a
+// value carry spaces or newlines into a generated file.
+func parseAddr(v string, zoneOK bool) (netip.Addr, error) {
+	addr, err := netip.ParseAddr(v)
+	if err != nil {
+		return addr, fmt.Errorf("%q is not an IP address", v)
+	}
+	if z := addr.Zone(); z != "" {
+		if !zoneOK {
+			return addr, fmt.Errorf("%q has a zone (%%%s); an address here cannot have one", v, z)
+		}
+		if !validIfName(z) {
+			return addr, fmt.Errorf("the zone of %q is not an interface name", v)
+		}
+	}
+	return addr, nil
 }
 
 var ipMethods = map[string]bool{"dhcp": true, "on": true, "any": true, "dhcp6": true, "auto6": true, "ibft": true, "none": true, "off": true}
@@ -362,6 +400,16 @@ func parseIP(p *Params, a arg) error {
 		c.Method = strings.ToLower(get(6))
 		if c.Method != "" && !ipMethods[c.Method] {
 			return bad(a, ipHint, "autoconf method %q is unknown", get(6))
+		}
+		if addr, prefix, ok := strings.Cut(c.Address, "/"); ok {
+			// ADDR/PREFIX: the prefix length is the netmask.
+			if _, err := strconv.Atoi(prefix); err != nil {
+				return bad(a, ipHint, "prefix length %q of %q is not a number", prefix, c.Address)
+			}
+			if c.Netmask != "" && !sameMask(c.Netmask, prefix) {
+				return bad(a, ipHint, "the prefix /%s and the netmask %s disagree", prefix, c.Netmask)
+			}
+			c.Address, c.Netmask = addr, prefix
 		}
 		if err := checkAddr("address", c.Address, true); err != nil {
 			return bad(a, ipHint, "%v", err)
@@ -474,8 +522,8 @@ func checkAddr(what, v string, required bool) error {
 		}
 		return nil
 	}
-	if _, err := netip.ParseAddr(v); err != nil {
-		return fmt.Errorf("%s %q is not an IP address", what, v)
+	if _, err := parseAddr(v, false); err != nil {
+		return fmt.Errorf("%s %w", what, err)
 	}
 	return nil
 }
@@ -502,6 +550,45 @@ func checkNetmask(m string) error {
 	return nil
 }
 
+// maskBits returns the prefix length of a valid netmask: a prefix length or a dotted IPv4 mask.
+func maskBits(m string) int {
+	if n, err := strconv.Atoi(m); err == nil {
+		return n
+	}
+	addr, err := netip.ParseAddr(m)
+	if err != nil || !addr.Is4() {
+		return -1
+	}
+	b := addr.As4()
+	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	n := 0
+	for v&(1<<31) != 0 {
+		n, v = n+1, v<<1
+	}
+	return n
+}
+
+// sameMask reports whether two valid netmasks are the same (24 and 255.255.255.0 are).
+func sameMask(a, b string) bool { return maskBits(a) == maskBits(b) }
+
+// checkMaskFamily checks a valid netmask against its address: an IPv4 address takes a
+// dotted mask or a prefix length from 1 to 32, an IPv6 address a prefix length from 1 to 128.
+func checkMaskFamily(address, mask string) error {
+	addr, err := netip.ParseAddr(address)
+	if err != nil {
+		return nil // reported for the address
+	}
+	n := maskBits(mask)
+	_, numeric := strconv.Atoi(mask)
+	switch {
+	case addr.Is6() && numeric != nil:
+		return fmt.Errorf("netmask %s is an IPv4 mask, but %s is an IPv6 address: give a prefix length such as 64", mask, address)
+	case n < 1 || n > addr.BitLen():
+		return fmt.Errorf("prefix length %s does not fit the %d-bit address %s", mask, addr.BitLen(), address)
+	}
+	return nil
+}
+
 func parseIPv6(p *Params, a arg) error {
 	hint := "write ipv6=dhcp, ipv6=auto or ipv6=ADDRESS[/PREFIX]"
 	if err := needValue(a, "ipv6=auto"); err != nil {
@@ -516,7 +603,7 @@ func parseIPv6(p *Params, a arg) error {
 		p.IPv6 = a.val
 		return nil
 	}
-	if addr, err := netip.ParseAddr(a.val); err == nil && addr.Is6() {
+	if addr, err := parseAddr(a.val, false); err == nil && addr.Is6() {
 		p.IPv6 = a.val
 		return nil
 	}
@@ -524,9 +611,13 @@ func parseIPv6(p *Params, a arg) error {
 }
 
 // parseServerList reads dns= and ntp=: comma separated (oVirt Node), or colon separated when
-// the value is not itself one IPv6 address.
-func parseServerList(a arg, dst *[]string) error {
+// the value is not itself one IPv6 address. Host names are allowed only where names is set
+// (ntp=): the resolver cannot look up its own servers. A zone is an interface name.
+func parseServerList(a arg, dst *[]string, names bool) error {
 	hint := fmt.Sprintf("write %s=SERVER[,SERVER...] with IP addresses or host names", a.key)
+	if !names {
+		hint = fmt.Sprintf("write %s=SERVER[,SERVER...] with IP addresses, e.g. %s=192.0.2.53,2001:db8::53", a.key, a.key)
+	}
 	if err := needValue(a, a.key+"=192.0.2.53"); err != nil {
 		return bad(a, hint, "%s needs a value", a.key)
 	}
@@ -543,8 +634,15 @@ func parseServerList(a arg, dst *[]string) error {
 		if it == "" {
 			return bad(a, hint, "has an empty entry")
 		}
-		if _, err := netip.ParseAddr(it); err != nil && !validHostname(it) {
+		_, err := parseAddr(it, true)
+		switch {
+		case err == nil:
+		case strings.Contains(it, "%"):
+			return bad(a, hint, "%v", err)
+		case !validHostname(it):
 			return bad(a, hint, "%q is neither an IP address nor a host name", it)
+		case !names:
+			return bad(a, hint, "%q is a host name; %s takes IP addresses, since a name could only be looked up through these servers", it, a.key)
 		}
 		out = append(out, it)
 	}
@@ -734,16 +832,16 @@ func parseHostPort(a arg, s, example string) (*HostPort, error) {
 			}
 			portText, hasPort = portText[1:], true
 		}
-		if addr, err := netip.ParseAddr(host); err != nil || !addr.Is6() {
-			return nil, bad(a, hint, "%q is not an IPv6 address", host)
+		if addr, err := parseAddr(host, false); err != nil || !addr.Is6() {
+			return nil, bad(a, hint, "%q is not an IPv6 address without a zone", host)
 		}
 	case strings.Count(s, ":") > 1:
-		if addr, err := netip.ParseAddr(s); err != nil || !addr.Is6() {
-			return nil, bad(a, hint, "%q is not an IPv6 address; write [ADDRESS]:PORT", s)
+		if addr, err := parseAddr(s, false); err != nil || !addr.Is6() {
+			return nil, bad(a, hint, "%q is not an IPv6 address without a zone; write [ADDRESS]:PORT", s)
 		}
 	default:
 		host, portText, hasPort = strings.Cut(s, ":")
-		if _, err := netip.ParseAddr(host); err != nil && !validHostname(host) {
+		if _, err := parseAddr(host, false); err != nil && !validHostname(host) {
 			return nil, bad(a, hint, "%q is neither an IP address nor a host name", host)
 		}
 	}
@@ -965,9 +1063,32 @@ func parseNodeTries(p *Params, a arg) error {
 	return nil
 }
 
+const eraseHint = "write nodeinit.erase=signatures, discard or zero (signatures is the default)"
+
+func parseNodeErase(p *Params, a arg) error {
+	for _, m := range EraseModes {
+		if a.val == string(m) {
+			p.Node.Erase = m
+			return nil
+		}
+	}
+	return bad(a, eraseHint, "%q is not an erase mode", a.val)
+}
+
+// checkErase refuses nodeinit.erase.secure without a mode it applies to: signatures only
+// removes signatures, so "secure" there would promise what it does not do.
+func (p *Params) checkErase(last map[string]arg) error {
+	if a, ok := last["nodeinit.erase.secure"]; ok && p.Node.EraseSecure && p.Node.EraseMode() == EraseSignatures {
+		return bad(a, "add nodeinit.erase=discard or nodeinit.erase=zero, or drop nodeinit.erase.secure",
+			"a secure erase needs an erase mode that touches the whole disk, not only its signatures")
+	}
+	return nil
+}
+
 // foldNetwork folds netmask=, gateway= and management_port= into the values they complete.
 func (p *Params) foldNetwork(last map[string]arg) []error {
 	var errs []error
+	maskFromKey := false // the netmask came from netmask=, not from ip=
 	for _, k := range []string{"netmask", "gateway"} {
 		a, ok := last[k]
 		if !ok {
@@ -978,17 +1099,38 @@ func (p *Params) foldNetwork(last map[string]arg) []error {
 			continue
 		}
 		if k == "netmask" {
-			if err := checkNetmask(a.val); err != nil || a.val == "" {
+			switch err := checkNetmask(a.val); {
+			case err != nil || a.val == "":
 				errs = append(errs, bad(a, "write netmask=255.255.255.0 or netmask=24", "%q is not a netmask", a.val))
-			} else if p.IP.Netmask == "" {
-				p.IP.Netmask = a.val
+			case p.IP.Netmask == "":
+				p.IP.Netmask, maskFromKey = a.val, true
+			case !sameMask(p.IP.Netmask, a.val):
+				p.warn("%s is ignored: the netmask %s in ip= wins", a.tok, p.IP.Netmask)
 			}
 			continue
 		}
-		if err := checkAddr("gateway", a.val, true); err != nil {
+		switch err := checkAddr("gateway", a.val, true); {
+		case err != nil:
 			errs = append(errs, bad(a, "write gateway=ADDRESS, e.g. gateway=192.0.2.1", "%v", err))
-		} else if p.IP.Gateway == "" {
+		case p.IP.Gateway == "":
 			p.IP.Gateway = a.val
+		case p.IP.Gateway != a.val:
+			p.warn("%s is ignored: the gateway %s in ip= wins", a.tok, p.IP.Gateway)
+		}
+	}
+	if a, ok := last["ip"]; ok && p.IP != nil && p.IP.Address != "" {
+		switch {
+		case p.IP.Netmask == "" && !p.IP.DHCP:
+			errs = append(errs, bad(a, "add netmask=255.255.255.0 (or a prefix length: netmask=24), or write ip=ADDR/24",
+				"the static address %s has no netmask", p.IP.Address))
+		case p.IP.Netmask != "":
+			if err := checkMaskFamily(p.IP.Address, p.IP.Netmask); err != nil {
+				if maskFromKey {
+					errs = append(errs, bad(last["netmask"], "write netmask=255.255.255.0 or a prefix length (netmask=24; netmask=64 for IPv6)", "%v", err))
+				} else {
+					errs = append(errs, bad(a, ipHint, "%v", err))
+				}
+			}
 		}
 	}
 	if a, ok := last["management_port"]; ok {

@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -37,6 +38,9 @@ type Root struct {
 	// the content counts as foreign. A disk that cannot be read is treated
 	// the same way: unknown content is never taken for blank.
 	SkipProbe bool
+	// Only, when set, limits discovery to these kernel names (tests name the
+	// loop devices they made, so nothing reads this machine's own disks).
+	Only []string
 }
 
 func (r Root) path(elem ...string) string {
@@ -63,6 +67,9 @@ func Discover(root Root) ([]Disk, error) {
 	}
 	var disks []Disk
 	for _, e := range entries {
+		if len(root.Only) > 0 && !slices.Contains(root.Only, e.Name()) {
+			continue
+		}
 		d, err := discoverOne(root, e.Name(), mounts, swaps)
 		if err != nil {
 			return nil, fmt.Errorf("discover %s: %w", e.Name(), err)

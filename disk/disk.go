@@ -75,3 +75,13 @@ const (
 	ContentOVirt   ContentClass = "ovirt"   // an old oVirt Node install (Root/RootBackup, HostVG)
 	ContentForeign ContentClass = "foreign" // anything else: another OS, data, LVM, md, LUKS
 )
+
+// PartitionByLabel returns the partition whose GPT name (PARTLABEL) is label, or nil.
+func (d *Disk) PartitionByLabel(label string) *Partition {
+	for i := range d.Partitions {
+		if d.Partitions[i].PartLabel == label {
+			return &d.Partitions[i]
+		}
+	}
+	return nil
+}

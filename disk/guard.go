@@ -3,6 +3,8 @@ package disk
 import (
 	"fmt"
 	"strings"
+
+	"github.com/nodeinit/nodeinit/operr"
 )
 
 // OurPartLabels are the GPT partition names of a nodeinit install.
@@ -61,18 +63,24 @@ func classify(d *Disk) ContentClass {
 	return ContentBlank
 }
 
-// ConsentError is a refusal to write a disk for lack of consent. Hint is
-// the exact argument to add.
+// ConsentError is a refusal to write a disk for lack of consent. Arg is the
+// exact kernel argument that gives it.
 type ConsentError struct {
 	Disk   string // /dev path
 	Found  string // what is on the disk, for the operator
 	Reason string
-	Hint   string
+	Hint   string // how to fix it, in words
+	Arg    string // the kernel argument to add
 }
 
-// Error says what was found and the argument that gives consent.
+// Error says what was found; the fix and the argument are the failure screen's.
 func (e *ConsentError) Error() string {
-	return fmt.Sprintf("%s: %s (found %s); %s", e.Disk, e.Reason, e.Found, e.Hint)
+	return fmt.Sprintf("%s (found %s)", e.Reason, e.Found)
+}
+
+// Unwrap gives the operator error the failure screen shows.
+func (e *ConsentError) Unwrap() error {
+	return &operr.Error{What: e.Reason, Why: "found " + e.Found, Fix: e.Hint, Arg: e.Arg}
 }
 
 // CheckConsent applies DESIGN.md's consent rules before anything is written
@@ -106,7 +114,7 @@ func CheckConsent(d Disk, action string, wipeConsent []string) error {
 		}
 		return &ConsentError{Disk: d.Path, Found: found,
 			Reason: fmt.Sprintf("%s holds %s and %s does not replace an install", d.Path, what, action),
-			Hint:   "add 'reinstall' to replace it, or " + WipeArgument(d) + " to erase the disk"}
+			Hint:   "add 'reinstall' to replace it, or " + WipeArgument(d) + " to erase the disk", Arg: "reinstall"}
 	}
 	reason := fmt.Sprintf("%s holds data nodeinit did not write", d.Path)
 	if d.ProbeError != "" {
@@ -116,7 +124,7 @@ func CheckConsent(d Disk, action string, wipeConsent []string) error {
 	if len(wipeConsent) > 0 {
 		hint = fmt.Sprintf("nodeinit.wipe=%s does not name this disk; %s", strings.Join(wipeConsent, ","), hint)
 	}
-	return &ConsentError{Disk: d.Path, Found: found, Reason: reason, Hint: hint}
+	return &ConsentError{Disk: d.Path, Found: found, Reason: reason, Hint: hint, Arg: WipeArgument(d)}
 }
 
 // WipeArgument is the nodeinit.wipe= argument that gives consent to erase d:

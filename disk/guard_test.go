@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/nodeinit/nodeinit/operr"
 )
 
 func TestClassify(t *testing.T) {
@@ -87,10 +89,16 @@ func TestCheckConsent(t *testing.T) {
 			t.Errorf("%s: want *ConsentError, got %v", c.name, err)
 			continue
 		}
+		// What the operator sees: the message, the fix and the kernel argument.
+		d := operr.Describe(err)
+		shown := d.Message + "\n" + d.Fix + "\n" + d.Arg
 		for _, s := range c.errHas {
-			if !strings.Contains(err.Error(), s) {
-				t.Errorf("%s: error lacks %q: %v", c.name, s, err)
+			if !strings.Contains(shown, s) {
+				t.Errorf("%s: failure screen lacks %q: %s", c.name, s, shown)
 			}
+		}
+		if d.Arg == "" || strings.Contains(d.Message, d.Fix) {
+			t.Errorf("%s: want a kernel argument and a message without the fix: %+v", c.name, d)
 		}
 	}
 }

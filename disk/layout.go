@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"sort"
 	"strings"
 )
 
@@ -31,7 +32,12 @@ import (
 //	swap   2048 MiB  (oVirt: from RAM; stages may pass a RAM-based value); 1024 on disks < 32 GiB
 //	data    the rest, at least 1024 MiB
 //
-// Sizes given on the command line are used as they are, never scaled.
+// Sizes given on the command line are used as they are, never scaled, except
+// that a size below what nodeinit needs (the minimums in volumeTable) is rounded
+// up to it with a notice in Layout.Notices rather than refused: oVirt Node's
+// everyday values (Config 5, EFI or Boot 256) must keep working. oVirt's EFI and
+// Boot both size our one ESP (the larger wins); Swap2 and Data2 size the extra
+// disks after ';' in storage_init and do not change the install disk.
 
 // Partition names (GPT PARTLABEL) of a node disk.
 const (
@@ -73,6 +79,9 @@ type Layout struct {
 	SectorSize int        `json:"sector_size"` // logical sector size of the disk, 512 or 4096
 	DiskSize   int64      `json:"disk_size"`   // bytes
 	Partitions []PartSpec `json:"partitions"`  // in disk order
+	// Notices say where storage_vol was not taken as written (a size rounded up
+	// to the minimum, a volume for other disks); the plan shows them as warnings.
+	Notices []string `json:"notices,omitempty"`
 }
 
 // PartSpec is one partition of a Layout. Start and Size are bytes, multiples of 1 MiB.
@@ -157,9 +166,10 @@ func defaultMiB(vol string, diskSize int64) int64 {
 
 // PlanLayout computes the partition table for a disk of diskSize bytes with
 // the given logical sector size. vols holds storage_vol sizes in MiB by volume
-// name (boot, root, config, logging, swap, data): -1 is the rest of the disk,
-// 0 is none, an absent name takes the default. root is the size of each slot.
-// Names are matched case-insensitively. It does no I/O.
+// name (boot, root, config, logging, swap, data, and oVirt's efi, swap2, data2):
+// -1 is the rest of the disk, 0 is none, an absent name takes the default. root
+// is the size of each slot. Names are matched case-insensitively. A size below a
+// volume's minimum is rounded up, with a notice in Layout.Notices. It does no I/O.
 func PlanLayout(diskSize int64, sectorSize int, vols map[string]int64) (Layout, error) {
 	if sectorSize != 512 && sectorSize != 4096 {
 		return Layout{}, fmt.Errorf("plan layout: logical sector size %d is not supported (512 or 4096)", sectorSize)
@@ -173,12 +183,38 @@ func PlanLayout(diskSize int64, sectorSize int, vols map[string]int64) (Layout, 
 		known[v.name] = true
 	}
 	given := map[string]int64{}
-	for name, size := range vols {
-		n := strings.ToLower(name)
-		if !known[n] {
-			return Layout{}, fmt.Errorf("plan layout: storage_vol names unknown volume %q: use boot, root, config, logging, swap or data", name)
+	var notices []string
+	names := make([]string, 0, len(vols))
+	for name := range vols {
+		names = append(names, name)
+	}
+	sort.Strings(names) // notices in a fixed order
+	for _, name := range names {
+		size := vols[name]
+		switch n := strings.ToLower(name); {
+		case n == "swap2" || n == "data2":
+			notices = append(notices, fmt.Sprintf("storage_vol %s=%d sizes the extra disks after ';' in storage_init; the install disk's layout does not use it", n, size))
+		case known[n]:
+			given[n] = size
+		case n != "efi":
+			return Layout{}, fmt.Errorf("plan layout: storage_vol names unknown volume %q: use EFI, Boot, Root, Config, Logging, Swap, Data, Swap2 or Data2", name)
 		}
-		given[n] = size
+	}
+	// oVirt Node 3 had an EFI partition for the loader alone and a Boot partition;
+	// our ESP is both, and also holds both slots' kernels and initrds.
+	if efi, ok := lookupFold(vols, "efi"); ok {
+		boot, hasBoot := given["boot"]
+		switch {
+		case hasBoot && efi > boot:
+			notices = append(notices, fmt.Sprintf("storage_vol gives EFI=%d and Boot=%d; both size the one ESP, which takes the larger, %d MiB", efi, boot, efi))
+			given["boot"] = efi
+		case hasBoot:
+			notices = append(notices, fmt.Sprintf("storage_vol gives EFI=%d and Boot=%d; both size the one ESP, which takes the larger, %d MiB", efi, boot, boot))
+		case efi >= 0 && efi < defaultMiB("boot", diskSize):
+			notices = append(notices, fmt.Sprintf("storage_vol EFI=%d MiB sized oVirt Node's loader alone; nodeinit's ESP also holds the kernels of both slots: using %d MiB", efi, defaultMiB("boot", diskSize)))
+		default:
+			given["boot"] = efi
+		}
 	}
 
 	// Resolve each volume's size in MiB; find the one that takes the rest.
@@ -202,7 +238,8 @@ func PlanLayout(diskSize int64, sectorSize int, vols map[string]int64) (Layout, 
 		case size < 0:
 			return Layout{}, fmt.Errorf("plan layout: storage_vol %s=%d MiB is negative: use a size in MiB, -1 for the rest or 0 for none", v.name, size)
 		case size < v.minMiB:
-			return Layout{}, fmt.Errorf("plan layout: storage_vol %s=%d MiB is below the %d MiB minimum: raise it", v.name, size, v.minMiB)
+			notices = append(notices, fmt.Sprintf("storage_vol %s=%d MiB is below the %d MiB nodeinit needs: using %d MiB", v.name, size, v.minMiB, v.minMiB))
+			size = v.minMiB
 		}
 		sizes[v.name] = size
 		if size > 0 {
@@ -226,7 +263,7 @@ func PlanLayout(diskSize int64, sectorSize int, vols map[string]int64) (Layout, 
 		sizes[rest] = (usableMiB - fixedMiB) / int64(len(partsOf(table, rest)))
 	}
 
-	l := Layout{SectorSize: sectorSize, DiskSize: diskSize}
+	l := Layout{SectorSize: sectorSize, DiskSize: diskSize, Notices: notices}
 	next := MiB
 	for _, v := range table {
 		size := sizes[v.name]
@@ -242,6 +279,16 @@ func PlanLayout(diskSize int64, sectorSize int, vols map[string]int64) (Layout, 
 		}
 	}
 	return l, nil
+}
+
+// lookupFold finds a storage_vol size by name, case-insensitively.
+func lookupFold(vols map[string]int64, name string) (int64, bool) {
+	for k, v := range vols {
+		if strings.EqualFold(k, name) {
+			return v, true
+		}
+	}
+	return 0, false
 }
 
 func partsOf(table []volume, name string) []PartSpec {

@@ -165,8 +165,8 @@ func TestPlanLayoutErrors(t *testing.T) {
 			[]string{"disk is 4096 MiB", "needs 10744 MiB", "(6650 MiB short)", "data=3000"}},
 		{"two rests", 32 * gibibyte, 512, map[string]int64{"logging": -1}, []string{"both logging and data as -1"}},
 		{"root 0", 32 * gibibyte, 512, map[string]int64{"root": 0}, []string{"sets root to 0", "at least 256 MiB"}},
-		{"below minimum", 32 * gibibyte, 512, map[string]int64{"boot": 100}, []string{"boot=100 MiB is below the 260 MiB minimum"}},
 		{"unknown name", 32 * gibibyte, 512, map[string]int64{"home": 100}, []string{`unknown volume "home"`}},
+		{"rounded up, then too small", 4 * gibibyte, 512, map[string]int64{"data": 5, "swap": 0, "logging": 0, "root": 2000}, []string{"disk too small"}},
 		{"negative", 32 * gibibyte, 512, map[string]int64{"swap": -5}, []string{"swap=-5 MiB is negative"}},
 		{"bad sector", 32 * gibibyte, 520, nil, []string{"sector size 520"}},
 		{"unaligned size", 32*gibibyte + 100, 512, nil, []string{"not a positive multiple"}},
@@ -252,5 +252,65 @@ func TestKeepInPlace(t *testing.T) {
 	}
 	if err := old.KeepInPlace(LabelData, nil); err == nil {
 		t.Error("nothing to keep: no error")
+	}
+}
+
+// TestPlanLayoutOVirtValues: the storage_vol values oVirt Node used every day are never
+// refused (issue 12): a size below what nodeinit needs is rounded up with a notice, EFI and Boot
+// size the one ESP, Swap2 and Data2 belong to the extra disks.
+func TestPlanLayoutOVirtValues(t *testing.T) {
+	size := func(l Layout, label string) int64 {
+		p, ok := l.Find(label)
+		if !ok {
+			t.Fatalf("no %s in %+v", label, l.Partitions)
+		}
+		return p.Size / MiB
+	}
+	cases := []struct {
+		name    string
+		vols    map[string]int64
+		want    map[string]int64 // label → MiB
+		notices []string
+	}{
+		{"oVirt positional :4096::5:2048:-1", map[string]int64{"swap": 4096, "config": 5, "logging": 2048, "data": -1},
+			map[string]int64{LabelConfig: 16, LabelSwap: 4096, LabelLogging: 2048}, []string{"config=5 MiB is below the 16 MiB nodeinit needs: using 16 MiB"}},
+		{"Boot under 260", map[string]int64{"boot": 100},
+			map[string]int64{LabelESP: 260}, []string{"boot=100 MiB is below the 260 MiB"}},
+		{"oVirt EFI 256 alone", map[string]int64{"EFI": 256},
+			map[string]int64{LabelESP: 512}, []string{"EFI=256 MiB sized oVirt Node's loader alone; nodeinit's ESP also holds the kernels of both slots: using 512 MiB"}},
+		{"EFI larger than Boot", map[string]int64{"efi": 1024, "Boot": 300},
+			map[string]int64{LabelESP: 1024}, []string{"EFI=1024 and Boot=300; both size the one ESP, which takes the larger, 1024 MiB"}},
+		{"Boot larger than EFI", map[string]int64{"efi": 256, "boot": 600},
+			map[string]int64{LabelESP: 600}, []string{"the larger, 600 MiB"}},
+		{"Swap2 and Data2", map[string]int64{"swap2": 1024, "data2": -1, "Swap": 5, "Logging": 10},
+			map[string]int64{LabelSwap: 16, LabelLogging: 64}, []string{"swap2=1024 sizes the extra disks", "data2=-1 sizes the extra disks", "swap=5 MiB", "logging=10 MiB"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			l, err := PlanLayout(64*gibibyte, 512, c.vols)
+			if err != nil {
+				t.Fatalf("refused: %v", err)
+			}
+			for label, mib := range c.want {
+				if got := size(l, label); got != mib {
+					t.Errorf("%s is %d MiB, want %d", label, got, mib)
+				}
+			}
+			all := strings.Join(l.Notices, "\n")
+			for _, n := range c.notices {
+				if !strings.Contains(all, n) {
+					t.Errorf("notices lack %q:\n%s", n, all)
+				}
+			}
+			if len(l.Notices) != len(c.notices) {
+				t.Errorf("%d notices, want %d:\n%s", len(l.Notices), len(c.notices), all)
+			}
+			if last := l.Partitions[len(l.Partitions)-1]; last.End() > l.DiskSize-MiB {
+				t.Errorf("the layout overruns the disk: %+v", last)
+			}
+		})
+	}
+	if l, _ := PlanLayout(64*gibibyte, 512, map[string]int64{"config": 64}); len(l.Notices) != 0 {
+		t.Errorf("notices for sizes taken as written: %q", l.Notices)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/nodeinit/nodeinit/cmdline"
+	"github.com/nodeinit/nodeinit/operr"
 )
 
 // SelectOptions adjust Select for tests.
@@ -24,29 +25,56 @@ type Selection struct {
 }
 
 // SelectError is a refusal to pick a disk. Candidates are the disks the
-// operator can choose from (or that matched, when several did), and Hint
-// says what to write instead.
+// operator can choose from (or that matched, when several did); Hint says in
+// words what to write instead, and Arg is the exact kernel argument that fixes
+// it (storage_init=serial:S123, naming a blank disk first), or "" when no
+// candidate can be suggested.
 type SelectError struct {
 	Spec       string // storage_init as given
 	Reason     string
 	Candidates []Disk
-	Hint       string
+	Hint       string // how to fix it, in words
+	Arg        string // the kernel argument to use instead
 }
 
-// Error lists the candidates and what to write instead.
+// Error says what was refused and lists the candidates; the fix and the argument are the
+// failure screen's (see Unwrap).
 func (e *SelectError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "storage_init=%s: %s", e.Spec, e.Reason)
+	b.WriteString(e.what())
 	if len(e.Candidates) > 0 {
 		b.WriteString("; candidates:")
 		for _, d := range e.Candidates {
 			b.WriteString("\n  " + Identity(d))
 		}
 	}
-	if e.Hint != "" {
-		b.WriteString("\n" + e.Hint)
-	}
 	return b.String()
+}
+
+func (e *SelectError) what() string {
+	if e.Spec == "" {
+		return e.Reason
+	}
+	return fmt.Sprintf("storage_init=%s: %s", e.Spec, e.Reason)
+}
+
+// Unwrap gives the operator error the failure screen shows: its fix and kernel argument.
+func (e *SelectError) Unwrap() error {
+	return &operr.Error{What: e.what(), Fix: e.Hint, Arg: e.Arg}
+}
+
+// selectError is a SelectError whose Arg names the best of pick and whose Hint is words
+// followed, when no disk can be suggested, by why.
+func selectError(spec, reason string, candidates, pick []Disk, words string) *SelectError {
+	arg := suggest(pick)
+	switch {
+	case arg != "":
+	case len(pick) == 0:
+		words += "; no disk here can be a target: attach one, or free one (unmount it, stop what holds it)"
+	default:
+		words += "; every candidate holds foreign content: name the disk you mean (storage_init=serial:<serial>) and add nodeinit.wipe=<serial> to erase it"
+	}
+	return &SelectError{Spec: spec, Reason: reason, Candidates: candidates, Hint: words, Arg: arg}
 }
 
 // Identity is one line naming a disk the ways an operator can select it.
@@ -73,6 +101,9 @@ func Identity(d Disk) string {
 	}
 	if r := Ineligible(d, SelectOptions{}, false); r != "" {
 		f = append(f, "("+r+")")
+	} else if d.Content == ContentForeign {
+		// The disk could be chosen, but only with consent: say so where the operator picks.
+		f = append(f, "[foreign content: "+DescribeContent(d)+"; erasing it needs "+WipeArgument(d)+"]")
 	}
 	return strings.Join(f, "  ")
 }
@@ -132,8 +163,9 @@ type match struct {
 // There is no fallback disk.
 func Select(disks []Disk, spec *cmdline.StorageInit, opts SelectOptions) (Selection, error) {
 	if spec == nil {
-		return Selection{}, &SelectError{Reason: "no storage_init given", Candidates: eligible(disks, opts),
-			Hint: "add storage_init=<disk>, e.g. " + suggest(eligible(disks, opts))}
+		c := eligible(disks, opts)
+		return Selection{}, selectError("", "no storage_init given: nodeinit never picks a disk by itself", c, c,
+			"add storage_init naming the install disk, as below")
 	}
 	raw := rawSpec(spec)
 	if spec.Bare || len(spec.Disks) == 0 {
@@ -145,16 +177,16 @@ func Select(disks []Disk, spec *cmdline.StorageInit, opts SelectOptions) (Select
 	}
 	switch len(target) {
 	case 0:
-		return Selection{}, &SelectError{Spec: raw, Reason: "matches no disk", Candidates: disks,
-			Hint: "name one of the disks above, e.g. " + suggest(eligible(disks, opts))}
+		return Selection{}, selectError(raw, "matches no disk", disks, eligible(disks, opts),
+			"name one of the candidates by its serial, WWN, by-id or by-path name")
 	case 1:
 	default:
 		var c []Disk
 		for _, i := range target {
 			c = append(c, disks[i])
 		}
-		return Selection{}, &SelectError{Spec: raw, Reason: fmt.Sprintf("matches %d disks where one is needed", len(target)),
-			Candidates: c, Hint: "name one of them, e.g. " + suggest(c) + " (put extra data disks after ';')"}
+		return Selection{}, selectError(raw, fmt.Sprintf("matches %d disks where one is needed", len(target)), c, c,
+			"name one of them by its serial (a blank disk is suggested); put extra data disks after ';'")
 	}
 	sel := Selection{Target: disks[target[0]]}
 	if len(spec.Extra) > 0 {
@@ -169,7 +201,7 @@ func Select(disks []Disk, spec *cmdline.StorageInit, opts SelectOptions) (Select
 		for _, i := range extra {
 			if i == target[0] {
 				return Selection{}, &SelectError{Spec: raw, Reason: fmt.Sprintf("%s is both the install disk and an extra data disk", disks[i].Path),
-					Candidates: []Disk{disks[i]}, Hint: "list it only once"}
+					Candidates: []Disk{disks[i]}, Hint: "list it only once: before ';' as the install disk, or after it as a data disk"}
 			}
 			sel.Extra = append(sel.Extra, disks[i])
 		}
@@ -200,11 +232,11 @@ func selectBare(disks []Disk, spec *cmdline.StorageInit, raw string, opts Select
 		return sel, nil
 	}
 	if len(pick) == 0 {
-		return Selection{}, &SelectError{Spec: raw, Reason: "no eligible disk (USB and removable disks are only used when named)",
-			Candidates: disks, Hint: "name the disk, e.g. " + suggest(eligible(disks, opts))}
+		return Selection{}, selectError(raw, "no eligible disk (USB and removable disks are only used when named)", disks, eligible(disks, opts),
+			"name the disk; a USB or removable disk is used only when named")
 	}
-	return Selection{}, &SelectError{Spec: raw, Reason: fmt.Sprintf("a bare storage_init needs exactly one eligible disk; there are %d", len(pick)),
-		Candidates: pick, Hint: "name one of them, e.g. " + suggest(pick)}
+	return Selection{}, selectError(raw, fmt.Sprintf("a bare storage_init needs exactly one eligible disk; there are %d", len(pick)), pick, pick,
+		"name one of them by its serial (a blank disk is suggested)")
 }
 
 func rawSpec(spec *cmdline.StorageInit) string {
@@ -239,8 +271,8 @@ func resolve(disks []Disk, specs []cmdline.DiskSpec, raw string, opts SelectOpti
 			d := disks[m.disk]
 			if r := Ineligible(d, opts, m.exact); r != "" {
 				if m.explicit {
-					return nil, &SelectError{Spec: raw, Reason: "cannot be a target: " + r,
-						Candidates: eligible(disks, opts), Hint: "name another disk" + hintFrom(eligible(disks, opts))}
+					c := eligible(disks, opts)
+					return nil, selectError(raw, "cannot be a target: "+r, c, c, "name another disk")
 				}
 				excluded = append(excluded, d)
 				reasons = append(reasons, r)
@@ -256,17 +288,10 @@ func resolve(disks []Disk, specs []cmdline.DiskSpec, raw string, opts SelectOpti
 		}
 	}
 	if len(out) == 0 && len(excluded) > 0 {
-		return nil, &SelectError{Spec: raw, Reason: "matches only disks that cannot be targets: " + strings.Join(dedup(reasons), "; "),
-			Candidates: eligible(disks, opts), Hint: "name another disk" + hintFrom(eligible(disks, opts))}
+		c := eligible(disks, opts)
+		return nil, selectError(raw, "matches only disks that cannot be targets: "+strings.Join(dedup(reasons), "; "), c, c, "name another disk")
 	}
 	return out, nil
-}
-
-func hintFrom(c []Disk) string {
-	if len(c) == 0 {
-		return ""
-	}
-	return ", e.g. " + suggest(c)
 }
 
 // matchSpec returns the disks one spec matches.
@@ -276,6 +301,9 @@ func matchSpec(disks []Disk, s cmdline.DiskSpec) ([]match, error) {
 	switch s.Kind {
 	case cmdline.SpecPath:
 		v := s.Value
+		if wwid, ok := strings.CutPrefix(v, "/dev/mapper/"); ok && !strings.ContainsAny(wwid, "*?[") {
+			return matchMapper(disks, s, wwid)
+		}
 		if name, ok := strings.CutPrefix(v, "/dev/disk/by-id/"); ok {
 			return matchSpec(disks, cmdline.DiskSpec{Kind: cmdline.SpecByID, Value: name, Raw: s.Raw})
 		}
@@ -296,7 +324,8 @@ func matchSpec(disks []Disk, s cmdline.DiskSpec) ([]match, error) {
 				for _, p := range d.Partitions {
 					if p.Path == v {
 						return nil, &SelectError{Spec: s.Raw, Reason: fmt.Sprintf("%s is a partition of %s; storage_init takes whole disks", v, d.Path),
-							Candidates: []Disk{d}, Hint: "use storage_init=" + suggest([]Disk{d})}
+							Candidates: []Disk{d}, Arg: stableArg(d),
+							Hint: "name the whole disk; the install replaces every partition on it"}
 					}
 				}
 			}
@@ -306,7 +335,9 @@ func matchSpec(disks []Disk, s cmdline.DiskSpec) ([]match, error) {
 			if !strings.EqualFold(d.Transport, s.Bus) {
 				continue
 			}
-			if s.All {
+			if s.All || s.Value == "" {
+				// BUS:ALL and a bare BUS are patterns: every disk on the bus; a bare BUS
+				// needing one disk is refused as ambiguous when there are several.
 				add(i, false, false)
 			} else if busSerialMatches(d, s.Value) {
 				add(i, true, false)
@@ -354,13 +385,17 @@ func matchSpec(disks []Disk, s cmdline.DiskSpec) ([]match, error) {
 }
 
 // busSerialMatches matches oVirt's bus:SERIAL, where SERIAL was udev's
-// ID_SERIAL (e.g. usb:SanDisk_Cruzer_Blade_4C53…) or the short serial.
+// ID_SERIAL (e.g. usb:SanDisk_Cruzer_Blade_4C53…-0:0, with the instance suffix
+// udev's usb_id adds, or without it) or the short serial.
 func busSerialMatches(d Disk, v string) bool {
 	if d.Serial != "" && strings.EqualFold(d.Serial, v) {
 		return true
 	}
 	for _, id := range d.ByID {
 		id = strings.TrimPrefix(id, d.Transport+"-")
+		if strings.EqualFold(id, v) {
+			return true // the whole ID_SERIAL, -0:0 and all
+		}
 		if d.Transport == "usb" {
 			if i := strings.LastIndex(id, "-"); i > 0 {
 				id = id[:i]
@@ -371,6 +406,77 @@ func busSerialMatches(d Disk, v string) bool {
 		}
 	}
 	return false
+}
+
+// matchMapper resolves /dev/mapper/<WWID>, oVirt's multipath form, to the disks
+// with that WWID (see WWIDs). multipath's friendly names (mpatha) exist only once
+// multipathd runs, which it never does in the initramfs, so they match nothing and
+// the error says what to write instead.
+func matchMapper(disks []Disk, s cmdline.DiskSpec, wwid string) ([]match, error) {
+	var out []match
+	for i, d := range disks {
+		for _, w := range WWIDs(d) {
+			if strings.EqualFold(w, wwid) {
+				out = append(out, match{disk: i, explicit: true})
+				break
+			}
+		}
+	}
+	if len(out) == 0 {
+		var known []Disk
+		for _, d := range disks {
+			if len(WWIDs(d)) > 0 {
+				known = append(known, d)
+			}
+		}
+		e := selectError(s.Raw, fmt.Sprintf("no disk has the WWID %q (multipath names such as mpatha are not known at install time)", wwid),
+			known, known, "name the disk by its WWID, /dev/mapper/"+firstWWID(known)+", or by its serial")
+		if d := best(known); d != nil {
+			e.Arg = "storage_init=/dev/mapper/" + WWIDs(*d)[0] // the form the operator used
+		}
+		return nil, e
+	}
+	return out, nil
+}
+
+// WWIDs are the names multipath would give d under /dev/mapper: the SCSI
+// identifier that scsi_id reports ("3" and the NAA WWN, or the scsi- by-id name
+// without its prefix, e.g. SATA_<model>_<serial>), and an NVMe namespace's wwid
+// (eui.…, nvme.…).
+func WWIDs(d Disk) []string {
+	var ids []string
+	add := func(id string) {
+		for _, x := range ids {
+			if strings.EqualFold(x, id) {
+				return
+			}
+		}
+		ids = append(ids, id)
+	}
+	switch {
+	case strings.HasPrefix(d.WWN, "0x"):
+		add("3" + d.WWN[2:])
+	case d.WWN != "":
+		add(d.WWN)
+	}
+	for _, id := range d.ByID {
+		if rest, ok := strings.CutPrefix(id, "scsi-"); ok {
+			add(rest)
+		}
+	}
+	if d.Transport == "ata" && d.Serial != "" {
+		add("SATA_" + joinID(d.Model, d.Serial))
+	}
+	return ids
+}
+
+func firstWWID(c []Disk) string {
+	for _, d := range c {
+		if w := WWIDs(d); len(w) > 0 {
+			return w[0]
+		}
+	}
+	return "<WWID>"
 }
 
 // eligible returns the disks that can be targets.
@@ -384,19 +490,40 @@ func eligible(disks []Disk, opts SelectOptions) []Disk {
 	return out
 }
 
-// suggest gives the most stable storage_init value for the first candidate,
-// preferring fixed disks over USB and removable ones.
+// suggest gives the most stable storage_init argument for the best candidate: a blank
+// fixed disk first, then a blank one, then a fixed disk holding an install (ours
+// or oVirt's), then any disk holding one; never a disk with foreign content,
+// because copying the suggestion must not steer an operator towards erasing data.
+// "" when there is no candidate, or every candidate holds foreign content.
 func suggest(c []Disk) string {
-	if len(c) == 0 {
-		return "storage_init=serial:<serial>"
+	if d := best(c); d != nil {
+		return stableArg(*d)
 	}
-	d := c[0]
-	for _, x := range c {
-		if x.Transport != "usb" && !x.Removable {
-			d = x
-			break
+	return ""
+}
+
+// best is the candidate suggest names, or nil.
+func best(c []Disk) *Disk {
+	fixed := func(x Disk) bool { return x.Transport != "usb" && !x.Removable }
+	blank := func(x Disk) bool { return x.Content == ContentBlank || x.Content == "" }
+	var d *Disk
+	for _, pick := range []func(Disk) bool{
+		func(x Disk) bool { return blank(x) && fixed(x) },
+		blank,
+		func(x Disk) bool { return x.Content != ContentForeign && fixed(x) },
+		func(x Disk) bool { return x.Content != ContentForeign },
+	} {
+		for i := range c {
+			if d == nil && pick(c[i]) {
+				d = &c[i]
+			}
 		}
 	}
+	return d
+}
+
+// stableArg is the storage_init argument that names d by its most stable identity.
+func stableArg(d Disk) string {
 	switch {
 	case d.Serial != "" && !strings.ContainsAny(d.Serial, " \t,;"):
 		return "storage_init=serial:" + d.Serial

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/nodeinit/nodeinit/cmdline"
+	"github.com/nodeinit/nodeinit/operr"
 )
 
 func pathSpec(p string) *cmdline.StorageInit {
@@ -31,6 +32,11 @@ func disksOf(t *testing.T, trees ...string) []Disk {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// The fake trees have no device bytes; take the disks for blank, as a probe of an
+		// empty disk would, so that suggestions can name them (a foreign disk is never suggested).
+		for i := range d {
+			d[i].ProbeError, d[i].Content = "", ContentBlank
+		}
 		all = append(all, d...)
 	}
 	return all
@@ -44,17 +50,22 @@ func TestSelect(t *testing.T) {
 		opts   SelectOptions
 		target string   // kernel name, or "" for an error
 		extra  []string // kernel names
-		errHas []string // substrings of the error
+		errHas []string // substrings of the message (operr.Describe)
+		fixHas string   // a substring of the fix
+		arg    string   // the exact kernel argument the failure screen shows
 	}
 	one := func(s ...cmdline.DiskSpec) *cmdline.StorageInit { return &cmdline.StorageInit{Disks: s} }
 	cases := []tc{
 		// oVirt paths and globs
 		{name: "path", tree: "two-identical", init: pathSpec("/dev/sdb"), target: "sdb"},
 		{name: "glob ambiguous", tree: "two-identical", init: pathSpec("/dev/sd*"),
-			errHas: []string{"matches 2 disks", "S6PUNX0R100001A", "S6PUNX0R100002B", "storage_init=serial:S6PUNX0R100001A", "ata-Samsung_SSD_870_EVO_1TB_S6PUNX0R100002B"}},
+			errHas: []string{"matches 2 disks", "S6PUNX0R100001A", "S6PUNX0R100002B", "ata-Samsung_SSD_870_EVO_1TB_S6PUNX0R100002B"},
+			fixHas: "name one of them", arg: "storage_init=serial:S6PUNX0R100001A"},
 		{name: "glob one", tree: "usb-nvme", init: pathSpec("/dev/nvme*"), target: "nvme0n1"},
-		{name: "path no match", tree: "usb-nvme", init: pathSpec("/dev/sda"), errHas: []string{"matches no disk", "/dev/nvme0n1", "/dev/sdb"}},
-		{name: "partition path", tree: "usb-nvme", init: pathSpec("/dev/nvme0n1p2"), errHas: []string{"partition of /dev/nvme0n1", "whole disks"}},
+		{name: "path no match", tree: "usb-nvme", init: pathSpec("/dev/sda"), errHas: []string{"matches no disk", "/dev/nvme0n1", "/dev/sdb"},
+			arg: "storage_init=serial:S5GXNF0R123456"},
+		{name: "partition path", tree: "usb-nvme", init: pathSpec("/dev/nvme0n1p2"), errHas: []string{"partition of /dev/nvme0n1", "whole disks"},
+			fixHas: "whole disk", arg: "storage_init=serial:S5GXNF0R123456"},
 		{name: "by-id path", tree: "two-identical", init: pathSpec("/dev/disk/by-id/ata-Samsung_SSD_870_EVO_1TB_S6PUNX0R100002B"), target: "sdb"},
 		{name: "by-id wwn path", tree: "two-identical", init: pathSpec("/dev/disk/by-id/wwn-0x5002538f4210a001"), target: "sda"},
 		{name: "by-path path", tree: "usb-nvme", init: pathSpec("/dev/disk/by-path/pci-0000:00:04.0-nvme-1"), target: "nvme0n1"},
@@ -79,7 +90,7 @@ func TestSelect(t *testing.T) {
 		// lists
 		{name: "comma list, one present", tree: "usb-nvme", init: one(spec(cmdline.SpecSerial, "NOPE"), bus("nvme", "ALL")), target: "nvme0n1"},
 		{name: "comma list, two", tree: "two-identical", init: one(pathSpec("/dev/sda").Disks[0], pathSpec("/dev/sdb").Disks[0]),
-			errHas: []string{"matches 2 disks", "after ';'"}},
+			errHas: []string{"matches 2 disks"}, fixHas: "after ';'", arg: "storage_init=serial:S6PUNX0R100001A"},
 		{name: "extra after ;", tree: "two-identical", init: &cmdline.StorageInit{Disks: []cmdline.DiskSpec{spec(cmdline.SpecSerial, "S6PUNX0R100001A")},
 			Extra: []cmdline.DiskSpec{spec(cmdline.SpecSerial, "S6PUNX0R100002B")}}, target: "sda", extra: []string{"sdb"}},
 		{name: "extra same as target", tree: "two-identical", init: &cmdline.StorageInit{Disks: []cmdline.DiskSpec{spec(cmdline.SpecSerial, "S6PUNX0R100001A")},
@@ -87,10 +98,11 @@ func TestSelect(t *testing.T) {
 		// bare
 		{name: "bare, USB stick beside NVMe", tree: "usb-nvme", init: &cmdline.StorageInit{Bare: true}, target: "nvme0n1"},
 		{name: "bare, two identical", tree: "two-identical", init: &cmdline.StorageInit{Bare: true},
-			errHas: []string{"exactly one eligible disk; there are 2", "S6PUNX0R100001A", "S6PUNX0R100002B"}},
+			errHas: []string{"exactly one eligible disk; there are 2", "S6PUNX0R100001A", "S6PUNX0R100002B"}, arg: "storage_init=serial:S6PUNX0R100001A"},
 		{name: "bare, only excluded", tree: "in-use", init: &cmdline.StorageInit{Bare: true}, target: "vdb"},
 		// exclusions named explicitly
-		{name: "mounted", tree: "in-use", init: pathSpec("/dev/sda"), errHas: []string{"/dev/sda has mounted filesystems (/srv/my data)", "storage_init=/dev/disk/by-id/virtio-node_disk_1"}},
+		{name: "mounted", tree: "in-use", init: pathSpec("/dev/sda"), errHas: []string{"/dev/sda has mounted filesystems (/srv/my data)"},
+			fixHas: "another disk", arg: "storage_init=/dev/disk/by-id/virtio-node_disk_1"},
 		{name: "holders", tree: "in-use", init: one(spec(cmdline.SpecSerial, "WD-WCC3F0000002")), errHas: []string{"/dev/sdb is in use by md127"}},
 		{name: "swap", tree: "in-use", init: one(spec(cmdline.SpecByID, "ata-WDC_WD10EZEX-00BN5A0_WD-WCC3F0000003")), errHas: []string{"/dev/sdc has active swap"}},
 		{name: "read-only", tree: "in-use", init: one(bus("virtio", "cfgdisk")), errHas: []string{"/dev/vda is read-only"}},
@@ -100,7 +112,7 @@ func TestSelect(t *testing.T) {
 		{name: "glob only excluded", tree: "in-use", init: pathSpec("/dev/sd[abc]"),
 			errHas: []string{"cannot be targets", "/dev/sda has mounted", "/dev/sdb is in use by md127", "/dev/sdc has active swap"}},
 		{name: "loop refused", tree: "two-identical", init: pathSpec("/dev/loop0"), opts: SelectOptions{AllowLoop: false}, errHas: []string{"loop device"}},
-		{name: "nil", tree: "usb-nvme", init: nil, errHas: []string{"no storage_init"}},
+		{name: "nil", tree: "usb-nvme", init: nil, errHas: []string{"no storage_init"}, fixHas: "add storage_init", arg: "storage_init=serial:S5GXNF0R123456"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -114,11 +126,7 @@ func TestSelect(t *testing.T) {
 				if !errors.As(err, &se) {
 					t.Fatalf("error %T is not a *SelectError: %v", err, err)
 				}
-				for _, s := range c.errHas {
-					if !strings.Contains(err.Error(), s) {
-						t.Errorf("error lacks %q:\n%v", s, err)
-					}
-				}
+				checkOperatorError(t, err, c.errHas, c.fixHas, c.arg)
 				return
 			}
 			if err != nil {
@@ -135,6 +143,28 @@ func TestSelect(t *testing.T) {
 				t.Errorf("extra %v, want %v", extra, c.extra)
 			}
 		})
+	}
+}
+
+// checkOperatorError asserts what the failure screen shows for a refusal: the message holds
+// errHas and never the fix, the fix is words (holding fixHas), and the kernel argument is
+// exactly arg (when arg is given) and is not inside the message either.
+func checkOperatorError(t *testing.T, err error, errHas []string, fixHas, arg string) {
+	t.Helper()
+	d := operr.Describe(err)
+	for _, s := range errHas {
+		if !strings.Contains(d.Message, s) {
+			t.Errorf("message lacks %q:\n%s", s, d.Message)
+		}
+	}
+	if d.Fix == "" || strings.Contains(d.Message, d.Fix) || !strings.Contains(d.Fix, fixHas) {
+		t.Errorf("fix %q: want words holding %q, not repeated in the message:\n%s", d.Fix, fixHas, d.Message)
+	}
+	if arg != "" && d.Arg != arg {
+		t.Errorf("kernel argument %q, want %q", d.Arg, arg)
+	}
+	if d.Arg != "" && (strings.Contains(d.Message, d.Arg) || strings.Contains(d.Fix, d.Arg)) {
+		t.Errorf("kernel argument %q repeated in the message or the fix:\n%s\nfix: %s", d.Arg, d.Message, d.Fix)
 	}
 }
 
@@ -170,5 +200,122 @@ func TestSelectLoopByExactPath(t *testing.T) {
 	sel, err := Select(disks, pathSpec("/dev/loop7"), SelectOptions{AllowLoop: true})
 	if err != nil || sel.Target.Name != "loop7" {
 		t.Errorf("exact path with AllowLoop: %v", err)
+	}
+}
+
+// TestSelectOVirtForms: the oVirt forms a scoring of real command lines found unmatched
+// (issue 12): a bare bus name, udev's USB ID_SERIAL with its -0:0 suffix, /dev/mapper/<WWID>.
+func TestSelectOVirtForms(t *testing.T) {
+	one := func(s ...cmdline.DiskSpec) *cmdline.StorageInit { return &cmdline.StorageInit{Disks: s} }
+	bare := func(b string) cmdline.DiskSpec { return cmdline.DiskSpec{Kind: cmdline.SpecBus, Bus: b, Raw: b} }
+	cases := []struct {
+		name, tree string
+		init       *cmdline.StorageInit
+		target     string
+		errHas     []string
+	}{
+		{"bare usb, one stick", "usb-nvme", one(bare("usb")), "sdb", nil},
+		{"bare nvme", "usb-nvme", one(bare("nvme")), "nvme0n1", nil},
+		{"bare virtio skips the read-only disk", "in-use", one(bare("virtio")), "vdb", nil},
+		{"bare ata, two disks", "two-identical", one(bare("ata")), "", []string{"matches 2 disks", "S6PUNX0R100001A", "S6PUNX0R100002B"}},
+		{"bare scsi, none", "usb-nvme", one(bare("scsi")), "", []string{"matches no disk"}},
+		{"bare usb, only the boot medium", "in-use", one(bare("usb")), "sdd", nil},
+		{"usb ID_SERIAL with -0:0", "usb-nvme", one(bus("usb", "SanDisk_Cruzer_Blade_4C530001220528-0:0")), "sdb", nil},
+		{"usb ID_SERIAL with -0:1", "usb-nvme", one(bus("usb", "SanDisk_Cruzer_Blade_4C530001220528-0:1")), "", []string{"matches no disk"}},
+		{"mapper scsi WWID", "wwn-only", pathSpec("/dev/mapper/35000c500a1b2c3d4"), "sdc", nil},
+		{"mapper ata WWID", "two-identical", pathSpec("/dev/mapper/35002538f4210a002"), "sdb", nil},
+		{"mapper ata SATA_ WWID", "two-identical", pathSpec("/dev/mapper/SATA_Samsung_SSD_870_EVO_1TB_S6PUNX0R100001A"), "sda", nil},
+		{"mapper nvme WWID", "usb-nvme", pathSpec("/dev/mapper/eui.002538b1c1a2b3c4"), "nvme0n1", nil},
+		{"mapper friendly name", "wwn-only", pathSpec("/dev/mapper/mpatha"), "", []string{"no disk has the WWID \"mpatha\""}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			disks := disksOf(t, c.tree)
+			if c.name == "bare usb, only the boot medium" {
+				MarkBootMedium(disks, "sdd1")
+				c.target, c.errHas = "", []string{"cannot be targets", "boot medium"}
+			}
+			sel, err := Select(disks, c.init, SelectOptions{})
+			if c.target == "" {
+				if err == nil {
+					t.Fatalf("want an error, selected %s", sel.Target.Name)
+				}
+				arg := ""
+				if c.name == "mapper friendly name" {
+					arg = "storage_init=/dev/mapper/35000c500a1b2c3d4" // the form the operator used
+				}
+				checkOperatorError(t, err, c.errHas, "", arg)
+				return
+			}
+			if err != nil {
+				t.Fatalf("unexpected error: %v", err)
+			}
+			if sel.Target.Name != c.target {
+				t.Errorf("target %s, want %s", sel.Target.Name, c.target)
+			}
+		})
+	}
+}
+
+// TestSelectAmbiguousForeign (issue 20, item 4): when storage_init is ambiguous the candidate
+// list marks the disks holding foreign content, and the suggested storage_init names a blank
+// disk, never a foreign one.
+func TestSelectAmbiguousForeign(t *testing.T) {
+	disks := disksOf(t, "two-identical")
+	for i := range disks {
+		disks[i].Content = ContentBlank
+		if disks[i].Name == "sda" {
+			disks[i].Content = ContentForeign
+			disks[i].Signatures = []Signature{{Type: "ext4", Label: "home", Where: "sda1"}}
+		}
+	}
+	for _, init := range []*cmdline.StorageInit{pathSpec("/dev/sd*"), {Bare: true}} {
+		_, err := Select(disks, init, SelectOptions{})
+		if err == nil {
+			t.Fatal("want an ambiguity error")
+		}
+		var sdaLine, sdbLine string
+		for _, l := range strings.Split(err.Error(), "\n") {
+			switch {
+			case strings.HasPrefix(l, "  /dev/sda "):
+				sdaLine = l
+			case strings.HasPrefix(l, "  /dev/sdb "):
+				sdbLine = l
+			}
+		}
+		if !strings.Contains(sdaLine, "foreign content: ext4 filesystem") || !strings.Contains(sdaLine, "nodeinit.wipe=S6PUNX0R100001A") {
+			t.Errorf("the foreign disk is not marked: %q", sdaLine)
+		}
+		if strings.Contains(sdbLine, "foreign") {
+			t.Errorf("the blank disk is marked foreign: %q", sdbLine)
+		}
+		if d := operr.Describe(err); d.Arg != "storage_init=serial:S6PUNX0R100002B" || strings.Contains(d.Fix, "S6PUNX0R100001A") {
+			t.Errorf("the suggestion does not name the blank disk sdb: kernel argument %q, fix %q", d.Arg, d.Fix)
+		}
+	}
+	// Every candidate foreign: no serial is suggested at all, and the fix says why.
+	for i := range disks {
+		disks[i].Content = ContentForeign
+	}
+	_, err := Select(disks, pathSpec("/dev/sd*"), SelectOptions{})
+	d := operr.Describe(err)
+	if err == nil || d.Arg != "" || strings.Contains(d.Fix, "serial:S6") || !strings.Contains(d.Fix, "every candidate holds foreign content") {
+		t.Errorf("all-foreign suggestion: %+v", d)
+	}
+}
+
+// TestSelectNoEligibleDisk: with no disk that can be a target, no argument is suggested
+// and the fix says what to do instead.
+func TestSelectNoEligibleDisk(t *testing.T) {
+	disks := disksOf(t, "usb-nvme")
+	for i := range disks {
+		disks[i].Mounts = []string{"/mnt"}
+	}
+	for _, init := range []*cmdline.StorageInit{nil, {Bare: true}, pathSpec("/dev/nvme*")} {
+		_, err := Select(disks, init, SelectOptions{})
+		d := operr.Describe(err)
+		if err == nil || d.Arg != "" || !strings.Contains(d.Fix, "no disk here can be a target") || strings.Contains(d.Message, d.Fix) {
+			t.Errorf("storage_init %+v: %+v", init, d)
+		}
 	}
 }

@@ -6,39 +6,64 @@ import (
 	"time"
 )
 
-// WipeOptions tunes Wipe.
+// WipeOptions tunes Wipe and WipeBlock.
 type WipeOptions struct {
 	// SectorSize is the logical sector size; 0 asks the device (512 for an image file).
 	SectorSize int
-	// Partitions are extents to clear besides those Wipe finds itself (the
+	// Partitions are extents to clear besides those the wipe finds itself (the
 	// GPT, its backup, the MBR and the kernel's list), for partitions known
 	// from elsewhere, e.g. facts gathered before a table was lost.
 	Partitions []Partition
-	// Discard also discards the whole device (BLKDISCARD) when it supports
-	// it, so an SSD or thin volume learns every block is free. Signatures are
-	// zeroed afterwards either way, since a discard need not read back zeros.
+	// Mode is how the disk is erased (EraseSignatures when empty).
+	Mode EraseMode
+	// Discard is the old spelling of Mode EraseDiscard, kept for callers
+	// that predate Mode.
 	Discard bool
+	// Secure asks for BLKSECDISCARD in EraseDiscard mode; when the device
+	// cannot, a plain discard is issued and the report says so.
+	Secure bool
 	// Keep are partitions whose contents must survive (nodeinit.keep=data):
-	// no region inside them is zeroed, and no discard is issued.
+	// no region inside them is cleared, discarded or zeroed.
 	Keep []Partition
+	// Progress, when set, is called as bytes are cleared (done of total),
+	// so that the engine can show MB/s and an ETA. total is fixed per wipe.
+	Progress func(done, total int64)
 }
 
 // WipeReport says what Wipe did.
 type WipeReport struct {
 	Device string `json:"device"`
+	// Mode is the erase mode that ran: signatures, discard or zero.
+	Mode EraseMode `json:"mode"`
 	// Method is how the signature regions were cleared: "zeroout" (BLKZEROOUT,
-	// the device zeroes them itself) or "write" (zeros written).
+	// the device zeroes them itself), "punch" (holes punched in an image
+	// file) or "write" (zeros written).
 	Method string `json:"method"`
-	// Discarded is set when the whole device was discarded.
+	// Discarded is set when the device (or every byte not kept) was discarded.
 	Discarded bool `json:"discarded,omitempty"`
-	// DiscardError says why a requested discard did not happen.
+	// DiscardMethod is BLKDISCARD or BLKSECDISCARD when Discarded.
+	DiscardMethod string `json:"discard_method,omitempty"`
+	// DiscardError says why a requested discard (or secure discard) did not happen.
 	DiscardError string `json:"discard_error,omitempty"`
+	// DiscardZeroes says whether the device guarantees that discarded blocks
+	// read back as zeroes, and how that was learnt. Signature regions are
+	// zeroed after a discard either way.
+	DiscardZeroes string `json:"discard_zeroes,omitempty"`
+	// Erased is the byte count discarded or zeroed over the whole disk (or
+	// everything not kept) in discard and zero modes.
+	Erased int64 `json:"erased,omitempty"`
 	// Partitions is how many partition extents were cleared besides the disk's own.
 	Partitions int `json:"partitions"`
-	// Regions and Bytes count the ranges zeroed.
-	Regions  int           `json:"regions"`
-	Bytes    int64         `json:"bytes"`
-	Duration time.Duration `json:"duration"`
+	// Regions and Bytes count the signature ranges zeroed.
+	Regions int   `json:"regions"`
+	Bytes   int64 `json:"bytes"`
+	// Found is what the wipe found before writing: partitions, PVs, LVs,
+	// md members, LUKS volumes and filesystems with their backup counts.
+	Found []Found `json:"found,omitempty"`
+	// Remote are LV extents on PVs that are not on this disk: they survive
+	// this wipe (see CrossDiskLVs).
+	Remote   []RemoteSegment `json:"remote,omitempty"`
+	Duration time.Duration   `json:"duration"`
 }
 
 // extent is a byte range on a disk.

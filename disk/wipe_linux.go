@@ -1,6 +1,7 @@
 package disk
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -10,62 +11,42 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Wipe removes every signature blkid knows from the disk (or image file) at
-// devPath: at the start and end of the disk and of each partition, both GPT
-// headers and the protective MBR, md, LVM and LUKS metadata and the btrfs
-// mirror superblocks (see wipeRegions). It zeroes only those regions, so a
-// 1 TiB disk takes well under a second; with opts.Discard it also discards the
-// whole device first. Partitions are found in the GPT (primary or backup), the
-// MBR and the kernel's list, plus opts.Partitions. Afterwards the kernel is
-// told the disk has no partitions; if it cannot be, the error wraps
-// ErrRereadDeferred and the report is still valid.
+// Wipe erases the disk (or image file) at devPath: it opens it exclusively,
+// runs WipeBlock with opts (the signature regions of the disk, its
+// partitions and everything nested in them: LVM PVs and their LVs, md
+// members, LUKS headers, tables inside LVs, backup superblocks; plus the
+// discard or zeroing opts.Mode asks for), flushes, and then tells the kernel
+// the disk has no partitions. If the kernel cannot be told, the error wraps
+// ErrRereadDeferred and the report is still valid. Partitions are found in
+// the GPT (primary or backup), the MBR and the kernel's list, plus
+// opts.Partitions.
 //
 // The caller decides whether the disk may be wiped (the guards); Wipe only
 // refuses a disk that is in use, which the exclusive open detects.
 func Wipe(devPath string, opts WipeOptions) (WipeReport, error) {
+	return WipeContext(context.Background(), devPath, opts)
+}
+
+// WipeContext is Wipe with a context that stops a long discard or zeroing.
+func WipeContext(ctx context.Context, devPath string, opts WipeOptions) (WipeReport, error) {
 	began := time.Now()
-	rep := WipeReport{Device: devPath}
 	d, err := openDevice(devPath, opts.SectorSize)
 	if err != nil {
-		return rep, fmt.Errorf("wipe %s: %w", devPath, err)
+		return WipeReport{Device: devPath}, fmt.Errorf("wipe %s: %w", devPath, err)
 	}
 	defer d.f.Close()
-	if opts.SectorSize > 0 && d.block && opts.SectorSize != d.logical {
-		return rep, fmt.Errorf("wipe %s: the disk has %d-byte sectors, not %d as asked: check which disk was meant", devPath, d.logical, opts.SectorSize)
-	}
-
-	parts := d.partitionExtents(opts.Partitions)
-	rep.Partitions = len(parts)
-	var keep []extent
-	for _, k := range opts.Keep {
-		keep = append(keep, extent{k.StartByte, k.SizeBytes})
-	}
-	regions := subtractKept(wipeRegions(d.size, d.logical, parts), keep)
-
-	if opts.Discard && len(keep) == 0 {
-		if !d.block {
-			rep.DiscardError = "not a block device"
-		} else if err := d.discard(0, d.size); err != nil {
-			rep.DiscardError = err.Error()
-		} else {
-			rep.Discarded = true
+	if d.block {
+		if k, err := newSysfsKernel(d.f); err == nil {
+			if kp, err := k.Partitions(); err == nil {
+				for _, p := range kp {
+					opts.Partitions = append(opts.Partitions, Partition{StartByte: p.Start, SizeBytes: p.Size})
+				}
+			}
 		}
 	}
-	method, err := d.zero(regions)
-	if err != nil {
-		return rep, fmt.Errorf("wipe %s: %w", devPath, err)
-	}
-	rep.Method = method
-	rep.Regions = len(regions)
-	for _, r := range regions {
-		rep.Bytes += r.Size
-	}
-	if err := d.f.Sync(); err != nil {
-		return rep, fmt.Errorf("wipe %s: sync: %w", devPath, err)
-	}
-	rep.Duration = time.Since(began)
-	if !d.block {
-		return rep, nil
+	rep, err := WipeBlock(ctx, &fileBlock{d: d}, opts)
+	if err != nil || !d.block {
+		return rep, err
 	}
 	k, err := newSysfsKernel(d.f)
 	if err != nil {
@@ -76,40 +57,6 @@ func Wipe(devPath string, opts WipeOptions) (WipeReport, error) {
 	}
 	rep.Duration = time.Since(began)
 	return rep, nil
-}
-
-// partitionExtents gathers every partition extent the disk is known to have.
-func (d *device) partitionExtents(extra []Partition) (out []extent) {
-	seen := map[extent]bool{}
-	defer func() { // the same partition is often in the GPT and the kernel's list
-		uniq := out[:0]
-		for _, e := range out {
-			if !seen[e] {
-				seen[e] = true
-				uniq = append(uniq, e)
-			}
-		}
-		out = uniq
-	}()
-	for _, p := range extra {
-		out = append(out, extent{p.StartByte, p.SizeBytes})
-	}
-	if parts, err := readPartitions(d.f, d.path, d.logical, d.physical); err == nil {
-		for _, p := range parts {
-			out = append(out, extent{p.StartByte, p.SizeBytes})
-		}
-	}
-	out = append(out, mbrPartitions(d.f.ReadAt, int64(d.logical))...)
-	if d.block {
-		if k, err := newSysfsKernel(d.f); err == nil {
-			if kp, err := k.Partitions(); err == nil {
-				for _, p := range kp {
-					out = append(out, extent{p.Start, p.Size})
-				}
-			}
-		}
-	}
-	return out
 }
 
 // zero clears the regions, with BLKZEROOUT where the device supports it and
@@ -135,14 +82,6 @@ func (d *device) zero(regions []extent) (string, error) {
 		}
 	}
 	return method, nil
-}
-
-// discard discards a byte range of a block device.
-func (d *device) discard(start, size int64) error {
-	if err := blkRange(d.f, unix.BLKDISCARD, start, size); err != nil {
-		return fmt.Errorf("BLKDISCARD: %w", err)
-	}
-	return nil
 }
 
 // blkRange issues a range ioctl (BLKDISCARD, BLKZEROOUT) taking {start, length} in bytes.

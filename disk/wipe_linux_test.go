@@ -69,10 +69,16 @@ func TestWipePreseeded(t *testing.T) {
 	if err := os.WriteFile(keyfile, []byte("not-a-secret"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// LVM gets a system dir of its own, so the host's /etc/lvm is neither
+	// read nor written (no backups or archives of test VGs left behind).
+	lvmDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(lvmDir, "lvm.conf"), []byte("backup { backup = 0 archive = 0 }\ndevices { use_devicesfile = 0 }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	lvmEnv := func(cmd string, args ...string) {
 		t.Helper()
 		c := exec.Command(cmd, args...)
-		c.Env = append(os.Environ(), "LVM_SUPPRESS_FD_WARNINGS=1")
+		c.Env = append(os.Environ(), "LVM_SUPPRESS_FD_WARNINGS=1", "LVM_SYSTEM_DIR="+lvmDir)
 		if out, err := c.CombinedOutput(); err != nil {
 			t.Fatalf("%s %v: %v\n%s", cmd, args, err, out)
 		}

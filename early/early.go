@@ -7,11 +7,12 @@
 package early
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"time"
+
+	"github.com/nodeinit/nodeinit/operr"
 )
 
 // Env is what early setup hands to the engine.
@@ -160,40 +161,18 @@ func ConsoleNames(cmdline string) []string {
 	return names
 }
 
-// Failure is an error an operator must act on: what went wrong, how to fix it, and the kernel
-// argument to add. The engine may return one (or any error with Hint() or KernelArg() methods).
-type Failure struct {
-	What      string // what went wrong, one sentence
-	Fix       string // how to fix it
-	KernelArg string // the exact kernel argument to add, if one fixes it
-	Err       error  // the cause, if any
-}
-
-// Error returns What and the cause.
-func (f *Failure) Error() string {
-	if f.Err != nil {
-		return f.What + ": " + f.Err.Error()
-	}
-	return f.What
-}
-
-// Unwrap returns the cause.
-func (f *Failure) Unwrap() error { return f.Err }
-
-// Hint returns how to fix it.
-func (f *Failure) Hint() string { return f.Fix }
-
-// Arg returns the kernel argument to add.
-func (f *Failure) Arg() string { return f.KernelArg }
-
 // FailureScreenMarker starts every failure screen; tests wait for it on the serial console.
 const FailureScreenMarker = "NODEINIT FAILURE"
 
-// FailureScreen renders the full-screen failure message for err. Hints are taken from the
-// first error in the chain with a Hint() string method, the kernel argument from the first
-// with KernelArg() or Arg(). logPath names the saved log ("" when it could not be saved).
+// FailureScreen renders the full-screen failure message for err. The fix and the
+// kernel argument come from the operator error (operr.Error) in err's chain.
+// logPath names the saved log ("" when it could not be saved).
 func FailureScreen(err error, policy OnFail, logPath string) string {
-	what, fix, arg := describe(err)
+	d := operr.Describe(err)
+	what, fix, arg := d.Message, d.Fix, d.Arg
+	if err == nil {
+		what = "unknown failure"
+	}
 	if fix == "" {
 		fix = "Read the log above, correct the kernel command line or the machine, and boot again."
 	}
@@ -214,26 +193,6 @@ func FailureScreen(err error, policy OnFail, logPath string) string {
 	fmt.Fprintf(&b, "  Next: %s (nodeinit.onfail=%s; choose shell, reboot, poweroff or halt)\n", policyText(policy), policy)
 	b.WriteString(rule + "\n")
 	return b.String()
-}
-
-func describe(err error) (what, fix, arg string) {
-	if err == nil {
-		return "unknown failure", "", ""
-	}
-	what = err.Error()
-	var h interface{ Hint() string }
-	if errors.As(err, &h) {
-		fix = h.Hint()
-	}
-	var ka interface{ KernelArg() string }
-	var a interface{ Arg() string }
-	switch {
-	case errors.As(err, &ka):
-		arg = ka.KernelArg()
-	case errors.As(err, &a):
-		arg = a.Arg()
-	}
-	return what, fix, arg
 }
 
 func indent(s string) string {

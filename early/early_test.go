@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nodeinit/nodeinit/operr"
 )
 
 func TestCommandLine(t *testing.T) {
@@ -41,7 +43,7 @@ func TestCommandLine(t *testing.T) {
 }
 
 func TestFailureScreen(t *testing.T) {
-	err := &Failure{What: "storage_init matches 2 disks", Fix: "name one disk by serial", KernelArg: "storage_init=serial:ABC", Err: errors.New("nvme0n1, vda")}
+	err := &operr.Error{What: "storage_init matches 2 disks", Fix: "name one disk by serial", Arg: "storage_init=serial:ABC", Err: errors.New("nvme0n1, vda")}
 	s := FailureScreen(fmtWrap(err), OnFailPowerOff, "/boot/efi/nodeinit.log")
 	for _, want := range []string{FailureScreenMarker, "storage_init matches 2 disks: nvme0n1, vda", "name one disk by serial", "storage_init=serial:ABC", "/boot/efi/nodeinit.log", "powering off"} {
 		if !strings.Contains(s, want) {

@@ -2,7 +2,8 @@ package image
 
 import (
 	"errors"
-	"fmt"
+
+	"github.com/nodeinit/nodeinit/operr"
 )
 
 // Sentinel errors for states the operator has to act on. They are wrapped in
@@ -24,36 +25,17 @@ var (
 	ErrBadManifest = errors.New("invalid manifest")
 )
 
-// Error is an image error an operator can act on: the operation, the file or
-// URL it concerns, the cause and a hint on how to fix it.
-type Error struct {
-	Op      string // e.g. "verify manifest"
-	Subject string // file name, path or URL
-	Err     error
-	HintMsg string
-}
-
-// Error names the operation, the file or URL, and the cause.
-func (e *Error) Error() string {
-	return fmt.Sprintf("%s %s: %v", e.Op, e.Subject, e.Err)
-}
-
-// Unwrap returns the cause.
-func (e *Error) Unwrap() error { return e.Err }
-
-// Hint tells the operator how to fix the problem (stages.Hinter). Error()
-// leaves it out so that event sinks do not print it twice; use HintOf to show it.
-func (e *Error) Hint() string { return e.HintMsg }
-
-// HintOf returns the hint carried anywhere in err's chain, or "".
+// HintOf returns the fix carried by the operator error in err's chain, or "".
 func HintOf(err error) string {
-	var h interface{ Hint() string }
-	if errors.As(err, &h) {
-		return h.Hint()
+	if e := operr.Of(err); e != nil {
+		return e.Fix
 	}
 	return ""
 }
 
-func newError(op, subject string, err error, hint string) *Error {
-	return &Error{Op: op, Subject: subject, Err: err, HintMsg: hint}
+// newError is an operator error for a failed image operation: op names it, subject
+// the file or URL, err is the cause (often one of the sentinels above), and hint
+// says how to fix it.
+func newError(op, subject string, err error, hint string) *operr.Error {
+	return &operr.Error{What: op + " " + subject, Fix: hint, Err: err}
 }

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/nodeinit/nodeinit/operr"
 )
 
 // TestSlotWriteLoopDevice writes rootfs.squashfs into a loop device with
@@ -59,9 +61,8 @@ func TestSlotWriteRefusesTooSmallDevice(t *testing.T) {
 	fillPattern(t, dev, 1<<20)
 	b := mustOpen(t, openDir(t, dir), mustKeyring(t, keys), VerifyOptions{})
 	err := b.WriteFile(context.Background(), RootfsName, dev, 1<<20, nil)
-	var ie *Error
-	if !errors.As(err, &ie) || ie.Hint() == "" {
-		t.Fatalf("WriteFile onto a too-small device = %v, want an *Error with a hint", err)
+	if ie := operr.Of(err); ie == nil || ie.Fix == "" {
+		t.Fatalf("WriteFile onto a too-small device = %v, want an operator error with a fix", err)
 	}
 	if got := readAt(t, dev, 0, 1<<20); !bytes.Equal(got, pattern(1<<20)) {
 		t.Fatal("the device was written although the image does not fit")

@@ -216,6 +216,9 @@ func TestUpErrors(t *testing.T) {
 		line   string
 		want   []string
 		wantIs error
+		// atParse: the parser already refuses the line, so it never reaches Up; the
+		// refusal must name the argument and carry the fix (want is matched in the hint).
+		atParse string
 	}{
 		{name: "unknown MAC", sys: twoNICs, line: "BOOTIF=01-aa-bb-cc-dd-ee-ff",
 			want: []string{"BOOTIF=aa:bb:cc:dd:ee:ff", "eth0 (52:54:00:00:00:01)", "eth1 (52:54:00:00:00:02)", "BOOTIF=link"}, wantIs: ErrNoInterface},
@@ -224,7 +227,7 @@ func TestUpErrors(t *testing.T) {
 			want: []string{"no cable", "eth0", "eth1", "BOOTIF="}, wantIs: ErrNoInterface},
 		{name: "no NIC", sys: func() *fakeSystem { return &fakeSystem{} }, line: "ip=dhcp",
 			want: []string{"no network interface", "driver"}, wantIs: ErrNoInterface},
-		{name: "no netmask", sys: twoNICs, line: "BOOTIF=eth0 ip=10.1.2.3", want: []string{"netmask=255.255.255.0"}},
+		{name: "no netmask", sys: twoNICs, line: "BOOTIF=eth0 ip=10.1.2.3", want: []string{"netmask=255.255.255.0", "ip=ADDR/24"}, atParse: "ip=10.1.2.3"},
 		{name: "gateway off net", sys: twoNICs, line: "BOOTIF=eth0 ip=10.1.2.3::10.9.9.1:255.255.255.0", want: []string{"gateway 10.9.9.1", "10.1.2.0/24"}},
 		{name: "ip=none", sys: twoNICs, line: "BOOTIF=eth0 ip=none", want: []string{"without an address", "ip=dhcp"}},
 		{name: "dhcp fails", sys: func() *fakeSystem { s := twoNICs(); s.dhcpErr = errors.New("timeout"); return s },
@@ -232,6 +235,22 @@ func TestUpErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if tt.atParse != "" {
+				_, err := cmdline.Parse(tt.line)
+				var e *cmdline.Error
+				if !errors.As(err, &e) {
+					t.Fatalf("Parse(%q) = %v, want a *cmdline.Error", tt.line, err)
+				}
+				if e.Token != tt.atParse || e.Key != "ip" || !strings.Contains(err.Error(), tt.atParse) {
+					t.Errorf("refusal names %q (key %q), want %q: %v", e.Token, e.Key, tt.atParse, err)
+				}
+				for _, w := range tt.want {
+					if !strings.Contains(e.Hint, w) {
+						t.Errorf("fix %q lacks %q", e.Hint, w)
+					}
+				}
+				return
+			}
 			sys := tt.sys()
 			_, err := up(t, sys, tt.line)
 			if err == nil {

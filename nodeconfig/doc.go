@@ -16,4 +16,11 @@
 // ApplyShadow merges them into the new root's /etc/passwd, /etc/group and
 // /etc/shadow at boot; the image's own /etc/shadow is never replaced as a whole.
 // Hashes are never logged nor put into an error message.
+//
+// One validation. The Config, its validation (Config.Validate) and the files it
+// renders live in package nodeconfig/spec, which does no I/O so that the planner
+// can import it; FromParams, Config and Interface here are that package's. Seed
+// runs the same Validate before it writes anything, so a line the plan accepts is
+// a line seed-config accepts (FuzzAcceptImpliesSeed). See package spec for the
+// grammar each value is checked against.
 package nodeconfig

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/nodeinit/nodeinit/nodeconfig/spec"
 )
 
 const testHash = "$6$saltsalt$qFmFH.bQmmtXzyBY0s9v7Oicd2z4XSIecDzlB5KiA2/jctKu9YterLp8wwnSq.qc.eoxqOmSuNp2xS0ktL3nh/"
@@ -45,20 +47,20 @@ func TestSeedWritesFiles(t *testing.T) {
 	}
 	want := map[string]string{
 		"/etc/hostname": "node1.example.com\n",
-		"/etc/systemd/network/10-nodeinit-525400123456.network": seedHeader +
+		"/etc/systemd/network/10-nodeinit-525400123456.network": spec.Header +
 			"[Match]\nMACAddress=52:54:00:12:34:56\n\n[Network]\nVLAN=vlan100\nLinkLocalAddressing=no\n",
-		"/etc/systemd/network/10-nodeinit-vlan100.netdev": seedHeader +
+		"/etc/systemd/network/10-nodeinit-vlan100.netdev": spec.Header +
 			"[NetDev]\nName=vlan100\nKind=vlan\n\n[VLAN]\nId=100\n",
-		"/etc/systemd/network/10-nodeinit-vlan100.network": seedHeader +
+		"/etc/systemd/network/10-nodeinit-vlan100.network": spec.Header +
 			"[Match]\nName=vlan100\n\n[Network]\nAddress=192.0.2.10/24\nGateway=192.0.2.1\n",
-		"/etc/systemd/network/10-nodeinit-eth1.network": seedHeader +
+		"/etc/systemd/network/10-nodeinit-eth1.network": spec.Header +
 			"[Match]\nName=eth1\n\n[Network]\nDHCP=yes\n",
-		ResolvedPath:  seedHeader + "[Resolve]\nDNS=192.0.2.53 2001:db8::53\n",
-		TimesyncdPath: seedHeader + "[Time]\nNTP=ntp1.example.com 192.0.2.123\n",
-		SSHDPath:      seedHeader + "PasswordAuthentication no\nKbdInteractiveAuthentication no\n",
-		ManagementPath: seedHeader + "MANAGEMENT_SERVER=engine.example.com\nMANAGEMENT_PORT=443\n" +
+		ResolvedPath:  spec.Header + "[Resolve]\nDNS=192.0.2.53 2001:db8::53\n",
+		TimesyncdPath: spec.Header + "[Time]\nNTP=ntp1.example.com 192.0.2.123\n",
+		SSHDPath:      spec.Header + "PasswordAuthentication no\nKbdInteractiveAuthentication no\n",
+		ManagementPath: spec.Header + "MANAGEMENT_SERVER=engine.example.com\nMANAGEMENT_PORT=443\n" +
 			"MANAGEMENT_FINGERPRINT=AB:CD\n",
-		MonitoringPath:       seedHeader + "SYSLOG=192.0.2.5:514\n",
+		MonitoringPath:       spec.Header + "SYSLOG=192.0.2.5:514\n",
 		ShadowDir + "/admin": "admin:" + testHash + ":0:0:99999:7:::\n",
 	}
 	for p, content := range want {

@@ -83,7 +83,7 @@ func TestInstallNVMeThenBoot(t *testing.T) {
 	v.Expect(`nodeinit: install complete`, 3*time.Minute)
 	report := v.Expect(`nodeinit: timing: (.*)\n`, 10*time.Second)[1]
 	t.Logf("install timing (guest clock, TCG): %s", report)
-	for _, stage := range []string{"partition", "filesystems", "write-slot", "esp", "seed-config", "boot-order", "report"} {
+	for _, stage := range []string{"partition", "filesystems", "write-slot", "copy-boot-files", "seed-config", "add-boot-entry", "boot-order", "report"} {
 		if !strings.Contains(report, " "+stage+" ") {
 			t.Errorf("timing report lacks stage %s", stage)
 		}

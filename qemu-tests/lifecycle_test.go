@@ -170,7 +170,7 @@ func TestInstallTwiceBootsInstead(t *testing.T) {
 	if got := trigger.calls(); len(got) != 1 {
 		t.Errorf("the second boot called local_boot_trigger again: %q", got)
 	}
-	for _, stage := range []string{"wipe", "partition", "filesystems", "write-slot", "esp"} {
+	for _, stage := range []string{"wipe", "partition", "filesystems", "write-slot", "copy-boot-files", "add-boot-entry"} {
 		if strings.Contains(v.Output(), "nodeinit: ["+stage+"] start") {
 			t.Errorf("the second install ran stage %s", stage)
 		}

@@ -126,12 +126,12 @@ func TestUpgradePowerCuts(t *testing.T) {
 	v.Kill()
 	bootsOld("during migrate-config", true)
 
-	// 3. After migration, before the entry is written (the report stage).
-	v = n.installer("2.0", "upgrade nodeinit.break=report")
-	v.Expect(`nodeinit: BREAK before stage report`, 3*time.Minute)
+	// 3. After migration, before the entry is written (the add-boot-entry stage).
+	v = n.installer("2.0", "upgrade nodeinit.break=add-boot-entry")
+	v.Expect(`nodeinit: BREAK before stage add-boot-entry`, 3*time.Minute)
 	v.Kill()
 	if entries := mdir(t, n.disks[0].Path, "/loader/entries"); strings.Contains(entries, "node-b") {
-		t.Errorf("an entry for slot b exists before the report stage ran:\n%s", entries)
+		t.Errorf("an entry for slot b exists before the add-boot-entry stage ran:\n%s", entries)
 	}
 	bootsOld("before the entry", true)
 }

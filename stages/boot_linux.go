@@ -8,8 +8,11 @@ import (
 	"slices"
 
 	"github.com/nodeinit/nodeinit/boot"
+	"github.com/nodeinit/nodeinit/device"
 	"github.com/nodeinit/nodeinit/image"
 	"github.com/nodeinit/nodeinit/nodeconfig"
+	"github.com/nodeinit/nodeinit/operr"
+	"github.com/nodeinit/nodeinit/plan"
 	"github.com/u-root/u-root/pkg/mount/loop"
 	"golang.org/x/sys/unix"
 )
@@ -26,12 +29,12 @@ const (
 // overlay on top, the ESP and config partition under /run/nodeinit, persisted files
 // bound over the root, logging on /var/log and data on /data. It detects and records a
 // rollback first. The caller then switches root.
-func (j *Job) boot(ctx context.Context, s Step, r *Reporter) error {
-	slot := s.Args["slot"]
+func (j *Job) mountRoot(ctx context.Context, in plan.MountRoot, r *Reporter) error {
+	slot := in.Slot
 	if slot == "ram" {
 		return j.bootStateless(ctx, r)
 	}
-	d, _, err := j.diskOf(s)
+	d, _, err := j.diskOf(in.Disk)
 	if err != nil {
 		return err
 	}
@@ -48,20 +51,21 @@ func (j *Job) boot(ctx context.Context, s Step, r *Reporter) error {
 	}
 	lower := filepath.Join(j.RunDir, "lower")
 	if err := j.mountAt(rootDev, lower, "squashfs", unix.MS_RDONLY, ""); err != nil {
-		return fmt.Errorf("slot %s: %w (hint: the slot may be damaged; boot the other slot's entry, or reinstall)", slot, err)
+		return operr.Wrap(err, "mount slot "+slot, "the slot may be damaged: boot the other slot's entry, or reinstall", "nodeinit.slot="+plan.OtherSlot(slot))
 	}
 	if err := j.overlay(lower); err != nil {
-		return err
-	}
-	esp := filepath.Join(j.RunDir, "esp")
-	if err := j.mountAt(dev("NODE-ESP"), esp, "vfat", 0, ""); err != nil {
 		return err
 	}
 	config := filepath.Join(j.RunDir, "config")
 	if err := j.mountAt(dev("node-config"), config, "ext4", 0, ""); err != nil {
 		return err
 	}
-	if err := j.recordBoot(esp, config, slot, r); err != nil {
+	// The ledger and any rollback are recorded through the partition itself, in
+	// this process, before the kernel mounts the ESP for the node.
+	if err := j.withESP(d, func(esp boot.FS) error { return j.recordBoot(esp, config, slot, r) }); err != nil {
+		return err
+	}
+	if err := j.mountAt(dev("NODE-ESP"), filepath.Join(j.RunDir, "esp"), "vfat", 0, ""); err != nil {
 		return err
 	}
 	if err := j.bindConfig(config); err != nil {
@@ -79,14 +83,14 @@ func (j *Job) boot(ctx context.Context, s Step, r *Reporter) error {
 
 // recordBoot notes this boot in the ledger, and when a newer slot ran out of tries,
 // records the rollback and restores the config snapshot the booted version expects.
-func (j *Job) recordBoot(esp, config, slot string, r *Reporter) error {
+func (j *Job) recordBoot(esp boot.FS, config, slot string, r *Reporter) error {
 	entries, err := boot.Entries(esp)
 	if err != nil {
 		return err
 	}
 	l, err := boot.ReadLedger(esp)
 	if err != nil {
-		return fmt.Errorf("%w (hint: the ESP ledger is missing; reinstall, or boot with rescue to inspect the ESP)", err)
+		return operr.Wrap(err, "read the install ledger", "the ESP ledger is missing: reinstall, or boot with rescue to inspect the ESP", "rescue")
 	}
 	rb, err := boot.DetectRollback(slot, entries, l)
 	if err != nil {
@@ -162,7 +166,7 @@ func restoreSnapshot(config string, l *boot.Ledger, slot string, r *Reporter) er
 }
 
 func (j *Job) bindConfig(config string) error {
-	if err := nodeconfig.BindPersisted(config, j.NewRoot, j.Bind); err != nil {
+	if err := nodeconfig.BindPersisted(config, j.NewRoot, binder{j.Dev}); err != nil {
 		return err
 	}
 	return nodeconfig.ApplyShadow(config, j.NewRoot)
@@ -190,14 +194,22 @@ func (j *Job) mountAt(source, target, fstype string, flags uintptr, data string)
 	if err := os.MkdirAll(target, 0o755); err != nil {
 		return err
 	}
-	return j.Mount.Mount(source, target, fstype, flags, data)
+	return j.Dev.Mount(source, target, fstype, flags, data)
+}
+
+// binder bind-mounts persisted config files through the device edge.
+type binder struct{ dev device.Machine }
+
+// Bind bind-mounts source on target.
+func (b binder) Bind(source, target string) error {
+	return b.dev.Mount(source, target, "", unix.MS_BIND, "")
 }
 
 // ramImage is where stateless keeps the image.
 func (j *Job) ramImage() string { return filepath.Join(j.RunDir, "ram", image.RootfsName) }
 
 // imageToRAM copies the verified root image into RAM for a stateless boot.
-func (j *Job) imageToRAM(ctx context.Context, s Step, r *Reporter) error {
+func (j *Job) imageToRAM(ctx context.Context, r *Reporter) error {
 	dst := j.ramImage()
 	if err := j.mountAt("tmpfs", filepath.Dir(dst), "tmpfs", 0, "mode=0700"); err != nil {
 		return err
@@ -222,7 +234,11 @@ func (j *Job) bootStateless(ctx context.Context, r *Reporter) error {
 	if err := j.mountAt("tmpfs", config, "tmpfs", 0, "mode=0755"); err != nil {
 		return err
 	}
-	if err := nodeconfig.Seed(config, ConfigFromParams(j.Params, j.Facts)); err != nil {
+	c, err := j.nodeConfig()
+	if err != nil {
+		return err
+	}
+	if err := nodeconfig.Seed(config, c); err != nil {
 		return err
 	}
 	r.Info("stateless: %d disks left untouched", len(j.Facts.Disks))

@@ -4,21 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/nodeinit/nodeinit/operr"
+	"github.com/nodeinit/nodeinit/plan"
 )
-
-// StageFunc runs one step. It reports progress through r and returns an error
-// that, where the operator can act, carries a hint (see Hinter).
-type StageFunc func(ctx context.Context, s Step, r *Reporter) error
-
-// Hinter is an error that tells the operator how to fix it.
-type Hinter interface {
-	Hint() string
-}
-
-// ErrNotImplemented is returned for a planned stage this build cannot run.
-var ErrNotImplemented = errors.New("not implemented in this build")
 
 // FailureHandler applies the nodeinit.onfail policy (shell, reboot, poweroff, halt)
 // after the failure screen. The /init implements it; tests record the call.
@@ -31,10 +23,25 @@ type BreakHandler interface {
 	Break(ctx context.Context, stage string) error
 }
 
-// RunOptions configures Run.
-type RunOptions struct {
-	Sink   Sink
-	Stages map[string]StageFunc
+// StepRunner runs one planned step by its typed input. *Job is the real one.
+type StepRunner interface {
+	RunStep(ctx context.Context, s plan.Step, r *Reporter) error
+}
+
+// StepRunnerFunc adapts a function to StepRunner.
+type StepRunnerFunc func(ctx context.Context, s plan.Step, r *Reporter) error
+
+// RunStep calls f.
+func (f StepRunnerFunc) RunStep(ctx context.Context, s plan.Step, r *Reporter) error {
+	return f(ctx, s, r)
+}
+
+// Engine runs steps: the engine's own (network, probe, the hand-off) and the plan's.
+// It adds what every step gets, the way Talos' runTask does: the break point, the
+// start, done and failed events with timings, and the failure policy. Steps
+// themselves only do their work and report progress.
+type Engine struct {
+	Sink Sink
 	// BreakAt lists stage names before which the rescue shell opens (nodeinit.break).
 	BreakAt []string
 	Break   BreakHandler
@@ -57,17 +64,6 @@ func (e *StageError) Error() string { return fmt.Sprintf("stage %s: %v", e.Stage
 // Unwrap returns the stage's error.
 func (e *StageError) Unwrap() error { return e.Err }
 
-// Hint returns the hint of the wrapped error, if it has one.
-func (e *StageError) Hint() string { return hintOf(e.Err) }
-
-func hintOf(err error) string {
-	var h Hinter
-	if errors.As(err, &h) {
-		return h.Hint()
-	}
-	return ""
-}
-
 // Reporter lets a stage emit progress and remarks; the engine fills in the stage name and time.
 type Reporter struct {
 	stage string
@@ -85,71 +81,98 @@ func (r *Reporter) Info(format string, args ...any) {
 	r.sink.Emit(Event{Time: r.now(), Stage: r.stage, Kind: EventInfo, Message: fmt.Sprintf(format, args...)})
 }
 
-// Run executes the plan's steps in order. It emits start/done/failed events with
-// durations, opens the rescue shell before each stage named in BreakAt, skips every
-// stage on a dry run, and on failure hands the error to the FailureHandler.
-func Run(ctx context.Context, plan *Blueprint, o RunOptions) error {
-	now := o.Now
-	if now == nil {
-		now = time.Now
+func (e *Engine) now() time.Time {
+	if e.Now != nil {
+		return e.Now()
 	}
-	sink := o.Sink
-	if sink == nil {
-		sink = Fanout(nil)
+	return time.Now()
+}
+
+func (e *Engine) sink() Sink {
+	if e.Sink == nil {
+		return Fanout(nil)
 	}
-	breakAt := map[string]bool{}
-	planned := map[string]bool{}
-	var names []string
-	for _, s := range plan.Steps {
-		planned[s.Name] = true
-		names = append(names, s.Name)
-	}
-	for _, b := range o.BreakAt {
-		if !planned[b] {
-			// The operator meant to stop somewhere; running past it would surprise them.
-			return fail(ctx, o, sink, now, b, &RefusalError{
-				Reason: fmt.Sprintf("nodeinit.break=%s: this plan has no %s stage, so nothing was run", b, b),
-				Fix:    "break at one of the planned stages: " + strings.Join(names, ", "),
-			})
-		}
-		breakAt[b] = true
-	}
-	for _, s := range plan.Steps {
-		if breakAt[s.Name] {
-			sink.Emit(Event{Time: now(), Stage: s.Name, Kind: EventBreak, Message: "nodeinit.break: rescue shell before " + s.Name + "; nothing of this stage has run. Exit the shell to continue."})
-			if o.Break != nil {
-				if err := o.Break.Break(ctx, s.Name); err != nil {
-					return fail(ctx, o, sink, now, s.Name, fmt.Errorf("break shell: %w", err))
-				}
+	return e.Sink
+}
+
+// Step runs one step named name: the break point, the start event, fn, then the
+// done or failed event. On failure the error goes to the failure policy and comes
+// back as a *StageError.
+func (e *Engine) Step(ctx context.Context, name, description string, fn func(r *Reporter) error) error {
+	sink := e.sink()
+	if slices.Contains(e.BreakAt, name) {
+		sink.Emit(Event{Time: e.now(), Stage: name, Kind: EventBreak, Message: "nodeinit.break: rescue shell before " + name + "; nothing of this stage has run. Exit the shell to continue."})
+		if e.Break != nil {
+			if err := e.Break.Break(ctx, name); err != nil {
+				return e.Fail(ctx, name, fmt.Errorf("break shell: %w", err))
 			}
 		}
-		if plan.DryRun {
-			sink.Emit(Event{Time: now(), Stage: s.Name, Kind: EventSkipped, Message: "dry run: " + s.Description})
-			continue
+	}
+	start := e.now()
+	sink.Emit(Event{Time: start, Stage: name, Kind: EventStart, Message: description})
+	if err := fn(&Reporter{stage: name, sink: sink, now: e.now}); err != nil {
+		return e.Fail(ctx, name, err)
+	}
+	end := e.now()
+	sink.Emit(Event{Time: end, Stage: name, Kind: EventDone, Duration: end.Sub(start)})
+	return nil
+}
+
+// CheckBreaks refuses break points that this plan will never reach, before
+// anything runs: the operator meant to stop somewhere, and running past it would
+// surprise them. The engine's own steps (network, probe, the hand-off) are always
+// reachable.
+func (e *Engine) CheckBreaks(ctx context.Context, bp *plan.Blueprint) error {
+	reach := []string{plan.StageNetwork, plan.StageProbe}
+	for _, s := range bp.Steps {
+		reach = append(reach, s.Name)
+	}
+	switch bp.Handoff {
+	case plan.HandoffSwitchRoot:
+		reach = append(reach, plan.StageSwitchRoot)
+	case plan.HandoffReboot:
+		reach = append(reach, plan.StageReboot)
+	}
+	for _, b := range e.BreakAt {
+		if !slices.Contains(reach, b) {
+			return e.Fail(ctx, b, &operr.Error{
+				What: fmt.Sprintf("nodeinit.break=%s: this %s plan has no %s stage, so nothing was run", b, bp.Action, b),
+				Fix:  "break at one of the stages this plan runs: " + strings.Join(reach, ", "),
+				Arg:  "nodeinit.break=" + reach[len(reach)-1],
+			})
 		}
-		start := now()
-		sink.Emit(Event{Time: start, Stage: s.Name, Kind: EventStart, Message: s.Description})
-		fn := o.Stages[s.Name]
-		var err error
-		if fn == nil {
-			err = fmt.Errorf("%s: %w", s.Name, ErrNotImplemented)
-		} else {
-			err = fn(ctx, s, &Reporter{stage: s.Name, sink: sink, now: now})
-		}
-		if err != nil {
-			return fail(ctx, o, sink, now, s.Name, err)
-		}
-		end := now()
-		sink.Emit(Event{Time: end, Stage: s.Name, Kind: EventDone, Duration: end.Sub(start)})
 	}
 	return nil
 }
 
-func fail(ctx context.Context, o RunOptions, sink Sink, now func() time.Time, stage string, err error) error {
+// Run executes the plan's steps in order through run. A dry run emits a skipped
+// event for each step and runs none.
+func (e *Engine) Run(ctx context.Context, bp *plan.Blueprint, run StepRunner) error {
+	if err := e.CheckBreaks(ctx, bp); err != nil {
+		return err
+	}
+	for _, s := range bp.Steps {
+		if bp.DryRun {
+			e.sink().Emit(Event{Time: e.now(), Stage: s.Name, Kind: EventSkipped, Message: "dry run: " + s.Description})
+			continue
+		}
+		if err := e.Step(ctx, s.Name, s.Description, func(r *Reporter) error {
+			return run.RunStep(ctx, s, r)
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Fail reports err as the failure of stage: a failed event with the operator
+// error's fix and kernel argument, then the failure policy.
+func (e *Engine) Fail(ctx context.Context, stage string, err error) error {
 	serr := &StageError{Stage: stage, Err: err}
-	sink.Emit(Event{Time: now(), Stage: stage, Kind: EventFailed, Error: err.Error(), Hint: hintOf(err)})
-	if o.Failure != nil {
-		if ferr := o.Failure.Fail(ctx, o.OnFail, serr); ferr != nil {
+	d := operr.Describe(err)
+	e.sink().Emit(Event{Time: e.now(), Stage: stage, Kind: EventFailed, Error: d.Message, Hint: d.Fix, Arg: d.Arg})
+	if e.Failure != nil {
+		if ferr := e.Failure.Fail(ctx, e.OnFail, serr); ferr != nil {
 			return errors.Join(serr, ferr)
 		}
 	}

@@ -3,9 +3,14 @@ package stages
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nodeinit/nodeinit/cmdline"
+	"github.com/nodeinit/nodeinit/operr"
+	"github.com/nodeinit/nodeinit/plan"
 )
 
 type recordFail struct {
@@ -25,10 +30,11 @@ func (r *recordBreak) Break(_ context.Context, stage string) error {
 	return nil
 }
 
-func testPlan(names ...string) *Blueprint {
-	p := &Blueprint{}
-	for _, n := range names {
-		p.Steps = append(p.Steps, Step{Name: n, Description: "do " + n})
+// testPlan is a plan whose steps have the given inputs.
+func testPlan(inputs ...plan.Input) *plan.Blueprint {
+	p := &plan.Blueprint{}
+	for _, in := range inputs {
+		p.Steps = append(p.Steps, plan.Step{Name: in.Stage(), Description: "do " + in.Stage(), Input: in})
 	}
 	return p
 }
@@ -46,19 +52,19 @@ func fakeClock() func() time.Time {
 	return func() time.Time { t = t.Add(time.Second); return t }
 }
 
+func recordRuns(ran *[]string, fail map[string]error) StepRunner {
+	return StepRunnerFunc(func(ctx context.Context, s plan.Step, r *Reporter) error {
+		*ran = append(*ran, s.Name)
+		r.Progress(50, 100, 10)
+		return fail[s.Name]
+	})
+}
+
 func TestRunOrderAndEvents(t *testing.T) {
 	var ran []string
-	stage := func(ctx context.Context, s Step, r *Reporter) error {
-		ran = append(ran, s.Name)
-		r.Progress(50, 100, 10)
-		return nil
-	}
 	c := &Collector{}
-	err := Run(context.Background(), testPlan("partition", "write-slot"), RunOptions{
-		Sink: c, Now: fakeClock(),
-		Stages: map[string]StageFunc{"partition": stage, "write-slot": stage},
-	})
-	if err != nil {
+	e := &Engine{Sink: c, Now: fakeClock()}
+	if err := e.Run(context.Background(), testPlan(plan.Partition{Disk: "vda"}, plan.WriteSlot{Disk: "vda", Slot: "a"}), recordRuns(&ran, nil)); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Join(ran, ",") != "partition,write-slot" {
@@ -68,85 +74,154 @@ func TestRunOrderAndEvents(t *testing.T) {
 	if got := kinds(c.Events()); got != want {
 		t.Fatalf("events\n got %s\nwant %s", got, want)
 	}
-	for _, e := range c.Events() {
-		if e.Kind == EventDone && e.Duration != 2*time.Second {
-			t.Errorf("%s duration %v, want 2s from the fake clock", e.Stage, e.Duration)
+	for _, ev := range c.Events() {
+		if ev.Kind == EventDone && ev.Duration != 2*time.Second {
+			t.Errorf("%s duration %v, want 2s from the fake clock", ev.Stage, ev.Duration)
 		}
 	}
 }
 
 func TestRunFailureStopsAndCallsPolicy(t *testing.T) {
 	var ran []string
-	ok := func(ctx context.Context, s Step, r *Reporter) error { ran = append(ran, s.Name); return nil }
-	bad := func(ctx context.Context, s Step, r *Reporter) error {
-		return &RefusalError{Reason: "disk vanished", Fix: "check cabling"}
-	}
+	refusal := &operr.Error{What: "disk vanished", Fix: "check cabling", Arg: "storage_init=serial:S1"}
 	c, f := &Collector{}, &recordFail{}
-	err := Run(context.Background(), testPlan("a", "b", "c"), RunOptions{
-		Sink: c, Failure: f, OnFail: "poweroff",
-		Stages: map[string]StageFunc{"a": ok, "b": bad, "c": ok},
-	})
+	e := &Engine{Sink: c, Failure: f, OnFail: "poweroff"}
+	err := e.Run(context.Background(), testPlan(plan.Wipe{Disk: "a"}, plan.Partition{Disk: "a"}, plan.Filesystems{Disk: "a"}),
+		recordRuns(&ran, map[string]error{"partition": refusal}))
 	var se *StageError
-	if !errors.As(err, &se) || se.Stage != "b" {
-		t.Fatalf("err = %v, want stage b error", err)
+	if !errors.As(err, &se) || se.Stage != "partition" {
+		t.Fatalf("err = %v, want the partition stage's error", err)
 	}
-	if strings.Join(ran, ",") != "a" {
-		t.Fatalf("stage c ran after a failure: %v", ran)
+	if strings.Join(ran, ",") != "wipe,partition" {
+		t.Fatalf("a stage ran after a failure: %v", ran)
 	}
 	if f.policy != "poweroff" || f.err == nil {
 		t.Fatalf("failure handler got %q %v", f.policy, f.err)
 	}
 	evs := c.Events()
 	last := evs[len(evs)-1]
-	if last.Kind != EventFailed || last.Hint != "check cabling" {
+	if last.Kind != EventFailed || last.Hint != "check cabling" || last.Arg != "storage_init=serial:S1" {
 		t.Fatalf("last event %+v", last)
+	}
+	if strings.Contains(last.Error, "check cabling") {
+		t.Fatalf("the event's error repeats the fix: %q", last.Error)
 	}
 }
 
-func TestRunNotImplemented(t *testing.T) {
-	err := Run(context.Background(), testPlan("esp"), RunOptions{})
-	if !errors.Is(err, ErrNotImplemented) {
-		t.Fatalf("err = %v, want ErrNotImplemented", err)
-	}
-	if !strings.Contains(err.Error(), "esp") {
-		t.Fatalf("error does not name the stage: %v", err)
+func TestJobRefusesAnInputWithoutImplementation(t *testing.T) {
+	type unknown struct{ plan.Report }
+	err := (&Job{}).RunStep(context.Background(), plan.Step{Name: "report", Input: unknown{}}, nil)
+	if err == nil || !strings.Contains(err.Error(), "no implementation") {
+		t.Fatalf("err = %v", err)
 	}
 }
 
 func TestRunBreakBeforeStage(t *testing.T) {
 	var ran []string
-	stage := func(ctx context.Context, s Step, r *Reporter) error { ran = append(ran, s.Name); return nil }
 	b, c := &recordBreak{}, &Collector{}
-	err := Run(context.Background(), testPlan("wipe", "partition"), RunOptions{
-		Sink: c, Break: b, BreakAt: []string{"partition"},
-		Stages: map[string]StageFunc{"wipe": stage, "partition": stage},
-	})
-	if err != nil {
+	e := &Engine{Sink: c, Break: b, BreakAt: []string{"partition"}}
+	if err := e.Run(context.Background(), testPlan(plan.Wipe{Disk: "a"}, plan.Partition{Disk: "a"}), recordRuns(&ran, nil)); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Join(b.stages, ",") != "partition" {
 		t.Fatalf("break at %v", b.stages)
 	}
-	want := "wipe:start wipe:done partition:break partition:start partition:done"
+	want := "wipe:start wipe:progress wipe:done partition:break partition:start partition:progress partition:done"
 	if got := kinds(c.Events()); got != want {
 		t.Fatalf("events\n got %s\nwant %s", got, want)
 	}
 }
 
 func TestRunDryRunRunsNothing(t *testing.T) {
-	stage := func(ctx context.Context, s Step, r *Reporter) error {
-		t.Fatalf("stage %s ran on a dry run", s.Name)
-		return nil
-	}
-	p := testPlan("wipe", "partition")
+	p := testPlan(plan.Wipe{Disk: "a"}, plan.Partition{Disk: "a"})
 	p.DryRun = true
 	c := &Collector{}
-	if err := Run(context.Background(), p, RunOptions{Sink: c, Stages: map[string]StageFunc{"wipe": stage, "partition": stage}}); err != nil {
+	var ran []string
+	if err := (&Engine{Sink: c}).Run(context.Background(), p, recordRuns(&ran, nil)); err != nil {
 		t.Fatal(err)
+	}
+	if len(ran) > 0 {
+		t.Fatalf("ran %v on a dry run", ran)
 	}
 	if got := kinds(c.Events()); got != "wipe:skipped partition:skipped" {
 		t.Fatalf("events %s", got)
 	}
+}
+
+func TestRunRefusesBreakAtUnplannedStage(t *testing.T) {
+	var ran []string
+	err := (&Engine{BreakAt: []string{"wipe"}}).Run(context.Background(), testPlan(plan.Partition{Disk: "a"}), recordRuns(&ran, nil))
+	d := operr.Describe(err)
+	if err == nil || !strings.Contains(d.Message, "no wipe stage") || !strings.Contains(d.Fix, "partition") || d.Arg == "" {
+		t.Fatalf("err = %v (%+v)", err, d)
+	}
+	if len(ran) > 0 {
+		t.Fatal("a stage ran although the break point was not in the plan")
+	}
+}
+
+// TestBreakWorksForEveryStageTheParserAccepts walks every name that
+// nodeinit.break accepts: for each, it finds an action whose run reaches that
+// stage, runs the engine's steps the way /init does (network, probe, the plan,
+// the hand-off), and checks the rescue shell opened exactly before that stage
+// and nothing of it had run.
+func TestBreakWorksForEveryStageTheParserAccepts(t *testing.T) {
+	if !slices.Equal(cmdline.StageNames, plan.AllStages) {
+		t.Fatalf("the parser accepts %v but the engine has %v", cmdline.StageNames, plan.AllStages)
+	}
+	plans := []*plan.Blueprint{
+		{Handoff: plan.HandoffReboot, Steps: testPlan(plan.Wipe{Disk: "a"}, plan.Partition{Disk: "a"}, plan.Filesystems{Disk: "a"},
+			plan.WriteSlot{Disk: "a", Slot: "a"}, plan.CopyBootFiles{Disk: "a", Slot: "a"}, plan.SeedConfig{Disk: "a"},
+			plan.AddBootEntry{Disk: "a", Slot: "a"}, plan.BootOrder{Disk: "a"}, plan.Report{Disk: "a"}).Steps},
+		{Handoff: plan.HandoffReboot, Steps: testPlan(plan.MigrateConfig{Disk: "a", Slot: "b"}).Steps},
+		{Handoff: plan.HandoffSwitchRoot, Steps: testPlan(plan.CopyToRAM{}, plan.MountRoot{Slot: "ram"}).Steps},
+	}
+	for _, stage := range cmdline.StageNames {
+		t.Run(stage, func(t *testing.T) {
+			p, err := cmdline.Parse("nodeinit.break=" + stage)
+			if err != nil {
+				t.Fatalf("the parser refuses its own stage name: %v", err)
+			}
+			var bp *plan.Blueprint
+			for _, c := range plans {
+				if stage == plan.StageNetwork || stage == plan.StageProbe || stage == string(c.Handoff) ||
+					slices.ContainsFunc(c.Steps, func(s plan.Step) bool { return s.Name == stage }) {
+					bp = c
+					break
+				}
+			}
+			if bp == nil {
+				t.Fatalf("no test plan reaches %s", stage)
+			}
+			var ran []string
+			b, c := &recordBreak{}, &Collector{}
+			e := &Engine{Sink: c, Break: b, BreakAt: p.Node.Break}
+			if err := runLikeInit(e, bp, recordRuns(&ran, nil)); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(b.stages, []string{stage}) {
+				t.Fatalf("break shell opened before %v", b.stages)
+			}
+			evs := kinds(c.Events())
+			if !strings.Contains(evs, stage+":break "+stage+":start") {
+				t.Fatalf("break is not right before %s's start: %s", stage, evs)
+			}
+		})
+	}
+}
+
+// runLikeInit runs the engine's own steps around the plan in /init's order.
+func runLikeInit(e *Engine, bp *plan.Blueprint, run StepRunner) error {
+	ctx := context.Background()
+	for _, s := range []string{plan.StageNetwork, plan.StageProbe} {
+		if err := e.Step(ctx, s, s, func(*Reporter) error { return nil }); err != nil {
+			return err
+		}
+	}
+	if err := e.Run(ctx, bp, run); err != nil {
+		return err
+	}
+	return e.Step(ctx, string(bp.Handoff), "hand-off", func(*Reporter) error { return nil })
 }
 
 func TestThrottleKeepsOneProgressPerInterval(t *testing.T) {
@@ -173,19 +248,5 @@ func TestFormatHumanProgress(t *testing.T) {
 		if !strings.Contains(line, want) {
 			t.Errorf("%q lacks %q", line, want)
 		}
-	}
-}
-
-func TestRunRefusesBreakAtUnplannedStage(t *testing.T) {
-	ran := false
-	stage := func(ctx context.Context, s Step, r *Reporter) error { ran = true; return nil }
-	err := Run(context.Background(), testPlan("partition"), RunOptions{
-		BreakAt: []string{"wipe"}, Stages: map[string]StageFunc{"partition": stage},
-	})
-	if err == nil || !strings.Contains(err.Error(), "no wipe stage") || !strings.Contains(hintOf(err), "partition") {
-		t.Fatalf("err = %v (hint %q)", err, hintOf(err))
-	}
-	if ran {
-		t.Fatal("a stage ran although the break point was not in the plan")
 	}
 }

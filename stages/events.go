@@ -33,7 +33,8 @@ type Event struct {
 	Rate     float64       `json:"rate,omitempty"` // bytes per second
 	Duration time.Duration `json:"duration_ns,omitempty"`
 	Error    string        `json:"error,omitempty"`
-	Hint     string        `json:"hint,omitempty"`
+	Hint     string        `json:"hint,omitempty"`       // how to fix it (operr.Error.Fix)
+	Arg      string        `json:"kernel_arg,omitempty"` // the kernel argument to add (operr.Error.Arg)
 }
 
 // Sink receives events. Sinks must not block for long; the engine calls them in order.
@@ -95,7 +96,10 @@ func FormatHuman(e Event) string {
 	case EventFailed:
 		line := fmt.Sprintf("%s: %s", prefix, e.Error)
 		if e.Hint != "" {
-			line += " (hint: " + e.Hint + ")"
+			line += "; fix: " + e.Hint
+		}
+		if e.Arg != "" {
+			line += "; add: " + e.Arg
 		}
 		return line
 	}

@@ -12,16 +12,11 @@ import (
 
 	"github.com/nodeinit/nodeinit/boot"
 	"github.com/nodeinit/nodeinit/cmdline"
+	"github.com/nodeinit/nodeinit/device"
 	"github.com/nodeinit/nodeinit/disk"
 	"github.com/nodeinit/nodeinit/image"
+	"github.com/nodeinit/nodeinit/plan"
 )
-
-// Mounter mounts and unmounts filesystems. The Linux implementation calls mount(2);
-// every path it gets is already below the run directory or the new root.
-type Mounter interface {
-	Mount(source, target, fstype string, flags uintptr, data string) error
-	Unmount(target string) error
-}
 
 // GatherOptions says where facts come from.
 type GatherOptions struct {
@@ -34,11 +29,14 @@ type GatherOptions struct {
 	DefaultImages []string
 	// RunDir is where temporary mounts go (default /run/nodeinit).
 	RunDir string
-	// Mount reads the ESP ledger of an existing install; nil skips it.
-	Mount Mounter
+	// Dev reads the ESP ledger of an existing install, through the partition
+	// opened read-only; nil skips it.
+	Dev device.Machine
 	// ESPDir is the install's ESP when it is mounted already (a running node has it at
 	// NodeESPDir): the ledger is read there instead of mounting the partition again.
 	ESPDir string
+	// OnlyDisks, when set, limits discovery to these kernel names.
+	OnlyDisks []string
 	// Source tunes image sources (CAs, retries, label search roots).
 	Source image.SourceOptions
 }
@@ -46,7 +44,7 @@ type GatherOptions struct {
 // Machine is the result of probing: the facts, plus the opened image bundle that
 // the write stages stream from (nil when the action needs no image).
 type Machine struct {
-	Facts  *Facts
+	Facts  *plan.Facts
 	Bundle *image.Bundle
 }
 
@@ -59,7 +57,7 @@ func (m *Machine) Close() error {
 }
 
 // Gather probes the machine read-only and returns its facts.
-func Gather(ctx context.Context, p *cmdline.Params, o GatherOptions) (*Facts, error) {
+func Gather(ctx context.Context, p *cmdline.Params, o GatherOptions) (*plan.Facts, error) {
 	m, err := Probe(ctx, p, o)
 	if err != nil {
 		return nil, err
@@ -77,11 +75,11 @@ func Probe(ctx context.Context, p *cmdline.Params, o GatherOptions) (*Machine, e
 	if o.RunDir == "" {
 		o.RunDir = "/run/nodeinit"
 	}
-	disks, err := disk.Discover(disk.Root{Dir: o.Root})
+	disks, err := disk.Discover(disk.Root{Dir: o.Root, Only: o.OnlyDisks})
 	if err != nil {
 		return nil, fmt.Errorf("probe disks: %w", err)
 	}
-	f := &Facts{
+	f := &plan.Facts{
 		Disks:       disks,
 		MemoryBytes: memTotal(filepath.Join(o.Root, "proc/meminfo")),
 		EFI:         exists(filepath.Join(o.Root, "sys/firmware/efi")),
@@ -98,7 +96,7 @@ func Probe(ctx context.Context, p *cmdline.Params, o GatherOptions) (*Machine, e
 	return m, nil
 }
 
-func needsImage(p *cmdline.Params, f *Facts) bool {
+func needsImage(p *cmdline.Params, f *plan.Facts) bool {
 	switch p.Action {
 	case cmdline.ActionInstall, cmdline.ActionReinstall, cmdline.ActionUpgrade, cmdline.ActionStateless:
 		return true
@@ -110,7 +108,7 @@ func needsImage(p *cmdline.Params, f *Facts) bool {
 
 // openImage opens the bundle and records the outcome as facts; a failure becomes
 // ImageFacts.Error so that Plan refuses with the reason and the hint.
-func openImage(ctx context.Context, p *cmdline.Params, f *Facts, o GatherOptions) (*image.Bundle, *ImageFacts) {
+func openImage(ctx context.Context, p *cmdline.Params, f *plan.Facts, o GatherOptions) (*image.Bundle, *plan.ImageFacts) {
 	specs := o.DefaultImages
 	if p.Node.Image != "" {
 		specs = []string{p.Node.Image}
@@ -135,10 +133,10 @@ func openImage(ctx context.Context, p *cmdline.Params, f *Facts, o GatherOptions
 			if kerr != nil {
 				err = fmt.Errorf("%w (and the trusted keys could not be loaded: %v)", err, kerr)
 			}
-			return nil, &ImageFacts{Source: spec, Error: err.Error(), Hint: image.HintOf(err)}
+			return nil, &plan.ImageFacts{Source: spec, Error: err.Error(), Hint: image.HintOf(err)}
 		}
 		m := b.Manifest
-		facts := &ImageFacts{Source: spec, Name: m.Name, Version: m.Version, Arch: m.Arch,
+		facts := &plan.ImageFacts{Source: spec, Name: m.Name, Version: m.Version, Arch: m.Arch,
 			Signed: b.Signed, Pinned: b.Pinned, UpgradeFrom: m.UpgradeFrom}
 		if rf, ok := m.File(image.RootfsName); ok {
 			facts.RootSize = rf.Size
@@ -149,11 +147,11 @@ func openImage(ctx context.Context, p *cmdline.Params, f *Facts, o GatherOptions
 		// No default source exists: the plan refuses with "needs an image".
 		return nil, nil
 	}
-	return nil, &ImageFacts{Source: specs[0], Error: lastErr.Error(), Hint: image.HintOf(lastErr)}
+	return nil, &plan.ImageFacts{Source: specs[0], Error: lastErr.Error(), Hint: image.HintOf(lastErr)}
 }
 
 // markMedium flags the disk carrying the labelled medium so it is never a target.
-func markMedium(f *Facts, label string, o GatherOptions) {
+func markMedium(f *plan.Facts, label string, o GatherOptions) {
 	label, _, _ = strings.Cut(label, "/")
 	sysRoot, devRoot := o.Source.SysRoot, o.Source.DevRoot
 	if sysRoot == "" {
@@ -170,68 +168,78 @@ func markMedium(f *Facts, label string, o GatherOptions) {
 }
 
 // findInstall finds a nodeinit install (or an old oVirt Node) and reads its ledger.
-func findInstall(f *Facts, o GatherOptions) *Install {
-	var ovirt *Install
+func findInstall(f *plan.Facts, o GatherOptions) *plan.Install {
+	var ovirt, found *plan.Install
 	for i := range f.Disks {
 		d := &f.Disks[i]
 		switch d.Content {
 		case disk.ContentOurs:
-			in := &Install{Disk: d.Name, Slots: map[string]Slot{}}
-			if o.ESPDir != "" {
-				ledgerInto(in, o.ESPDir)
-			} else if o.Mount != nil {
+			if found != nil {
+				// A second install: which one boots must not depend on kernel names.
+				found.Others = append(found.Others, d.Name)
+				continue
+			}
+			in := &plan.Install{Disk: d.Name, Slots: map[string]plan.Slot{}}
+			switch {
+			case o.ESPDir != "":
+				ledgerInto(in, boot.DirFS(o.ESPDir))
+			case o.Dev != nil:
 				readLedgerInto(in, d, o)
 			}
 			if d.InstalledVersion == "" && in.ActiveSlot != "" {
 				d.InstalledVersion = in.Slots[in.ActiveSlot].Version
 			}
-			return in
+			found = in
 		case disk.ContentOVirt:
 			if ovirt == nil {
-				ovirt = &Install{Disk: d.Name, OVirt: true}
+				ovirt = &plan.Install{Disk: d.Name, OVirt: true}
 			}
 		}
+	}
+	if found != nil {
+		return found
 	}
 	return ovirt
 }
 
-func readLedgerInto(in *Install, d *disk.Disk, o GatherOptions) {
-	esp := partByLabel(d, "NODE-ESP")
+func readLedgerInto(in *plan.Install, d *disk.Disk, o GatherOptions) {
+	esp := d.PartitionByLabel("NODE-ESP")
 	if esp == nil {
 		return
 	}
-	dir := filepath.Join(o.RunDir, "probe-esp")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	b, err := o.Dev.OpenBlockReadOnly(devPath(o.Root, esp), d.LogicalSectorSize)
+	if err != nil {
+		in.Incomplete = "its ESP cannot be opened: " + err.Error()
 		return
 	}
-	if err := o.Mount.Mount(devPath(o.Root, esp), dir, "vfat", mountReadOnly, ""); err != nil {
+	defer b.Close()
+	fs, err := boot.OpenFAT(b)
+	if err != nil {
+		in.Incomplete = "its ESP holds no readable FAT filesystem"
 		return
 	}
-	defer o.Mount.Unmount(dir)
-	ledgerInto(in, dir)
+	ledgerInto(in, fs)
 }
 
 // ledgerInto copies the active slot and the slots' versions from the ledger on esp.
-func ledgerInto(in *Install, esp string) {
+func ledgerInto(in *plan.Install, esp boot.FS) {
 	l, err := boot.ReadLedger(esp)
 	if err != nil {
+		// Every install ends by writing its ledger; without one it never finished.
+		in.Incomplete = "it has no install ledger (an install that did not finish)"
 		return
 	}
+	defer func() {
+		if s, ok := in.Slots[in.ActiveSlot]; !ok || s.Version == "" {
+			in.Incomplete = "its ledger names no installed slot"
+		}
+	}()
 	in.ActiveSlot = l.Active
 	for name, s := range l.Slots {
 		if s != nil {
-			in.Slots[name] = Slot{Version: s.Version, State: string(s.State)}
+			in.Slots[name] = plan.Slot{Version: s.Version, State: string(s.State)}
 		}
 	}
-}
-
-func partByLabel(d *disk.Disk, label string) *disk.Partition {
-	for i := range d.Partitions {
-		if d.Partitions[i].PartLabel == label {
-			return &d.Partitions[i]
-		}
-	}
-	return nil
 }
 
 func devPath(root string, p *disk.Partition) string {
@@ -264,18 +272,18 @@ func memTotal(path string) int64 {
 	return 0
 }
 
-func nics(dir string) []NIC {
+func nics(dir string) []plan.NIC {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil
 	}
-	var out []NIC
+	var out []plan.NIC
 	for _, e := range entries {
 		n := e.Name()
 		if n == "lo" || !exists(filepath.Join(dir, n, "device")) {
 			continue
 		}
-		nic := NIC{Name: n, MAC: readTrim(filepath.Join(dir, n, "address")), Carrier: readTrim(filepath.Join(dir, n, "carrier")) == "1"}
+		nic := plan.NIC{Name: n, MAC: readTrim(filepath.Join(dir, n, "address")), Carrier: readTrim(filepath.Join(dir, n, "carrier")) == "1"}
 		if link, err := os.Readlink(filepath.Join(dir, n, "device", "driver")); err == nil {
 			nic.Driver = filepath.Base(link)
 		}
@@ -285,8 +293,8 @@ func nics(dir string) []NIC {
 	return out
 }
 
-func dmi(dir string) DMI {
-	return DMI{
+func dmi(dir string) plan.DMI {
+	return plan.DMI{
 		Vendor:  readTrim(filepath.Join(dir, "sys_vendor")),
 		Product: readTrim(filepath.Join(dir, "product_name")),
 		Serial:  readTrim(filepath.Join(dir, "product_serial")),

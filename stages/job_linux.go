@@ -4,32 +4,33 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
+	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/nodeinit/nodeinit/boot"
 	"github.com/nodeinit/nodeinit/cmdline"
+	"github.com/nodeinit/nodeinit/device"
 	"github.com/nodeinit/nodeinit/disk"
 	"github.com/nodeinit/nodeinit/image"
 	"github.com/nodeinit/nodeinit/nodeconfig"
-	"golang.org/x/sys/unix"
+	"github.com/nodeinit/nodeinit/operr"
+	"github.com/nodeinit/nodeinit/plan"
 )
 
-// Job binds a plan to this machine. Its Stages are the implementations the engine runs;
-// every path is below DevDir, RunDir or NewRoot so a test can point them elsewhere.
+// Job binds a plan to a machine: RunStep runs each planned step's implementation.
+// Every effect goes through Dev, the device edge (linuxdev on a machine, the
+// recorder in tests); every path is below DevDir, RunDir or NewRoot.
 type Job struct {
-	Params *cmdline.Params
-	Facts  *Facts
-	Plan   *Blueprint
-	Bundle *image.Bundle
-	Mount  Mounter
-	Bind   nodeconfig.Mounter
-	// EFIVars opens the firmware variables; nil when the machine has none.
-	EFIVars func() (boot.EFIVars, error)
+	Params  *cmdline.Params
+	Facts   *plan.Facts
+	Plan    *plan.Blueprint
+	Bundle  *image.Bundle
+	Dev     device.Machine
 	DevDir  string // /dev
 	RunDir  string // /run/nodeinit
 	NewRoot string // where the node's root is assembled before switch_root
@@ -44,24 +45,39 @@ type Job struct {
 	Fetch func(ctx context.Context, url string) error
 
 	unlocks []func() error
+	locked  []string
 	mounted []string
 }
 
-// Stages returns the implementation of every stage this build has.
-func (j *Job) Stages() map[string]StageFunc {
-	return map[string]StageFunc{
-		StageWipe:          j.wipe,
-		StagePartition:     j.partition,
-		StageFilesystems:   j.filesystems,
-		StageWriteSlot:     j.writeSlot,
-		StageESP:           j.esp,
-		StageSeedConfig:    j.seedConfig,
-		StageMigrateConfig: j.migrateConfig,
-		StageBootOrder:     j.bootOrder,
-		StageReport:        j.report,
-		StageVerifyImage:   j.imageToRAM,
-		StageBoot:          j.boot,
+// RunStep runs one planned step, chosen by the type of its input.
+func (j *Job) RunStep(ctx context.Context, s plan.Step, r *Reporter) error {
+	switch in := s.Input.(type) {
+	case plan.Wipe:
+		return j.wipe(ctx, in, r)
+	case plan.Partition:
+		return j.partition(ctx, in, r)
+	case plan.Filesystems:
+		return j.filesystems(ctx, in, r)
+	case plan.WriteSlot:
+		return j.writeSlot(ctx, in, r)
+	case plan.CopyBootFiles:
+		return j.copyBootFiles(ctx, in, r)
+	case plan.SeedConfig:
+		return j.seedConfig(ctx, in, r)
+	case plan.MigrateConfig:
+		return j.migrateConfig(ctx, in, r)
+	case plan.AddBootEntry:
+		return j.addBootEntry(ctx, in, r)
+	case plan.BootOrder:
+		return j.bootOrder(ctx, in, r)
+	case plan.Report:
+		return j.report(ctx, in, r)
+	case plan.CopyToRAM:
+		return j.imageToRAM(ctx, r)
+	case plan.MountRoot:
+		return j.mountRoot(ctx, in, r)
 	}
+	return fmt.Errorf("step %s: input %T has no implementation in this build", s.Name, s.Input)
 }
 
 // Close releases disk locks and unmounts what the job mounted, newest first.
@@ -69,7 +85,7 @@ func (j *Job) Stages() map[string]StageFunc {
 func (j *Job) Close() error {
 	var errs []error
 	for i := len(j.mounted) - 1; i >= 0; i-- {
-		if err := j.Mount.Unmount(j.mounted[i]); err != nil {
+		if err := j.Dev.Unmount(j.mounted[i]); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -90,8 +106,7 @@ func (j *Job) now() time.Time {
 	return time.Now()
 }
 
-func (j *Job) diskOf(s Step) (*disk.Disk, string, error) {
-	name := s.Args["disk"]
+func (j *Job) diskOf(name string) (*disk.Disk, string, error) {
 	d, ok := j.Facts.Disk(name)
 	if !ok {
 		return nil, "", fmt.Errorf("disk %q is not among the probed disks", name)
@@ -99,15 +114,17 @@ func (j *Job) diskOf(s Step) (*disk.Disk, string, error) {
 	return d, filepath.Join(j.DevDir, d.Name), nil
 }
 
-// lock takes the exclusive flock on the disk for the rest of the job.
+// lock takes the exclusive flock on the disk for the rest of the job. Every
+// disk the plan writes is locked, each once.
 func (j *Job) lock(dev string) error {
-	for range j.unlocks {
-		return nil // one disk per job holds the lock already
+	if slices.Contains(j.locked, dev) {
+		return nil
 	}
-	unlock, err := disk.Lock(dev)
+	unlock, err := j.Dev.Lock(dev)
 	if err != nil {
 		return err
 	}
+	j.locked = append(j.locked, dev)
 	j.unlocks = append(j.unlocks, unlock)
 	return nil
 }
@@ -119,78 +136,116 @@ func (j *Job) partDev(d *disk.Disk, name string) (string, error) {
 			return disk.PartitionPath(filepath.Join(j.DevDir, d.Name), ps.Number), nil
 		}
 	}
-	if p := partByLabel(d, name); p != nil {
+	if p := d.PartitionByLabel(name); p != nil {
 		return filepath.Join(j.DevDir, p.Name), nil
 	}
 	return "", fmt.Errorf("%s has no partition labelled %s", d.Path, name)
 }
 
-func (j *Job) wipe(ctx context.Context, s Step, r *Reporter) error {
-	d, dev, err := j.diskOf(s)
+func (j *Job) wipe(ctx context.Context, in plan.Wipe, r *Reporter) error {
+	d, dev, err := j.diskOf(in.Disk)
 	if err != nil {
 		return err
 	}
 	if err := j.lock(dev); err != nil {
 		return err
 	}
-	opts := disk.WipeOptions{SectorSize: d.LogicalSectorSize, Partitions: d.Partitions}
-	if keep := s.Args["keep"]; keep != "" {
-		p := partByLabel(d, keep)
+	mode, err := disk.ParseEraseMode(in.Mode)
+	if err != nil {
+		return err
+	}
+	started := j.now()
+	opts := disk.WipeOptions{SectorSize: d.LogicalSectorSize, Partitions: d.Partitions, Mode: mode, Secure: in.Secure,
+		Progress: func(done, total int64) {
+			rate := 0.0
+			if s := j.now().Sub(started).Seconds(); s > 0 {
+				rate = float64(done) / s
+			}
+			r.Progress(done, total, rate)
+		}}
+	if keep := in.Keep; keep != "" {
+		p := d.PartitionByLabel(keep)
 		if p == nil {
 			return fmt.Errorf("keep %s: %s has no such partition", keep, d.Path)
 		}
 		opts.Keep = []disk.Partition{*p}
 	}
-	rep, err := disk.Wipe(dev, opts)
-	if err != nil && !errors.Is(err, disk.ErrRereadDeferred) {
+	var rep disk.WipeReport
+	if err := j.withBlock(dev, d.LogicalSectorSize, func(b device.Block) (err error) {
+		rep, err = disk.WipeBlock(ctx, b, opts)
+		return err
+	}); err != nil {
 		return err
 	}
-	r.Info("cleared %d regions (%d KiB) by %s on %s", rep.Regions, rep.Bytes>>10, rep.Method, dev)
+	// The kernel forgets the old partitions; when one is still open it keeps
+	// them until the reboot, and the partition step says so if it matters.
+	if err := j.Dev.SetPartitions(dev, nil); err != nil && !errors.Is(err, device.ErrRereadDeferred) {
+		return err
+	}
+	r.Info("%s: cleared %d regions (%d KiB) by %s on %s, %d partitions and containers found", rep.Mode, rep.Regions, rep.Bytes>>10, rep.Method, dev, rep.Partitions)
+	if rep.Mode != disk.EraseSignatures {
+		r.Info("erased %d MiB; discarded=%v %s; discarded blocks read back as zeroes: %s", rep.Erased>>20, rep.Discarded, rep.DiscardMethod, orNone(rep.DiscardZeroes))
+	}
+	for _, rs := range rep.Remote {
+		r.Info("warning: %v lives partly on another disk and survives this wipe there", rs)
+	}
 	return nil
 }
 
-func (j *Job) partition(ctx context.Context, s Step, r *Reporter) error {
-	d, dev, err := j.diskOf(s)
+func orNone(s string) string {
+	if s == "" {
+		return "n/a"
+	}
+	return s
+}
+
+func (j *Job) partition(ctx context.Context, in plan.Partition, r *Reporter) error {
+	d, dev, err := j.diskOf(in.Disk)
 	if err != nil {
 		return err
 	}
 	if err := j.lock(dev); err != nil {
 		return err
 	}
-	if err := disk.WriteTable(dev, *j.Plan.Layout); err != nil {
-		if errors.Is(err, disk.ErrRereadDeferred) {
-			return fmt.Errorf("%w (hint: the kernel still uses the old partitions of %s; reboot and run the install again)", err, d.Path)
+	l := *j.Plan.Layout
+	if err := j.withBlock(dev, d.LogicalSectorSize, func(b device.Block) error { return disk.WriteGPT(b, l) }); err != nil {
+		return err
+	}
+	if err := j.Dev.SetPartitions(dev, l.KernelPartitions()); err != nil {
+		if errors.Is(err, device.ErrRereadDeferred) {
+			return operr.Wrap(err, "partition "+d.Path, "the kernel still uses the old partitions of "+d.Path+": reboot and run the same command line again", "")
 		}
 		return err
 	}
 	// Without udev, devtmpfs creates the partition nodes; wait until they exist.
-	deadline := time.Now().Add(10 * time.Second)
-	for _, ps := range j.Plan.Layout.Partitions {
-		p := disk.PartitionPath(dev, ps.Number)
-		for {
-			if _, err := os.Stat(p); err == nil {
-				break
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("partition %s did not appear after the table was written", p)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
-	return nil
+	return j.Dev.WaitPartitions(dev, l.KernelPartitions())
 }
 
-func (j *Job) filesystems(ctx context.Context, s Step, r *Reporter) error {
-	d, dev, err := j.diskOf(s)
+// withBlock opens the disk or partition at path through the device edge, runs
+// fn, flushes and closes it.
+func (j *Job) withBlock(path string, sectorSize int, fn func(b device.Block) error) error {
+	b, err := j.Dev.OpenBlock(path, sectorSize)
+	if err != nil {
+		return err
+	}
+	ferr := fn(b)
+	if ferr == nil {
+		ferr = b.Flush()
+	}
+	return errors.Join(ferr, b.Close())
+}
+
+func (j *Job) filesystems(ctx context.Context, in plan.Filesystems, r *Reporter) error {
+	d, dev, err := j.diskOf(in.Disk)
 	if err != nil {
 		return err
 	}
 	for _, ps := range j.Plan.Layout.Partitions {
-		if ps.FS == disk.FSRaw || ps.Name == s.Args["keep"] {
+		if ps.FS == disk.FSRaw || ps.Name == in.Keep {
 			continue
 		}
 		p := disk.PartitionPath(dev, ps.Number)
-		if err := disk.MakeFS(p, ps.FS, ps.Name, disk.MkfsOptions{SectorSize: d.LogicalSectorSize}); err != nil {
+		if err := j.Dev.MakeFS(device.Mkfs{Path: p, FS: ps.FS, Label: ps.Name, SectorSize: d.LogicalSectorSize}); err != nil {
 			return err
 		}
 		r.Info("%s on %s (%s)", ps.FS, p, ps.Name)
@@ -198,25 +253,25 @@ func (j *Job) filesystems(ctx context.Context, s Step, r *Reporter) error {
 	return nil
 }
 
-func (j *Job) writeSlot(ctx context.Context, s Step, r *Reporter) error {
-	d, dev, err := j.diskOf(s)
+func (j *Job) writeSlot(ctx context.Context, in plan.WriteSlot, r *Reporter) error {
+	d, dev, err := j.diskOf(in.Disk)
 	if err != nil {
 		return err
 	}
 	if err := j.lock(dev); err != nil {
 		return err
 	}
-	slot := s.Args["slot"]
+	slot := in.Slot
 	target, err := j.partDev(d, "node-root-"+slot)
 	if err != nil {
 		return err
 	}
 	version := j.Bundle.Manifest.Version
-	if j.Plan.Action == cmdline.ActionUpgrade {
+	if in.Upgrade {
 		// Mark the slot as being written and drop its old entry first: a power cut
 		// from now on leaves the slot unreferenced, and the next boot of the running
 		// slot sees the interrupted upgrade.
-		if err := j.withESP(d, func(esp string) error {
+		if err := j.withESP(d, func(esp boot.FS) error {
 			if err := boot.RemoveSlotEntry(esp, slot); err != nil {
 				return err
 			}
@@ -232,9 +287,26 @@ func (j *Job) writeSlot(ctx context.Context, s Step, r *Reporter) error {
 	})
 }
 
-// withESP mounts the disk's ESP, runs fn, and unmounts it.
-func (j *Job) withESP(d *disk.Disk, fn func(dir string) error) error {
-	return j.withPart(d, "NODE-ESP", "esp", "vfat", fn)
+// withESP runs fn on the disk's ESP: its existing mount when Mounted names one (a
+// running node), else the partition itself, read and written in this process
+// through the device edge (boot.OpenFAT), with no vfat driver and no mount.
+func (j *Job) withESP(d *disk.Disk, fn func(esp boot.FS) error) error {
+	if dir := j.Mounted[disk.LabelESP]; dir != "" {
+		err := fn(boot.DirFS(dir))
+		j.Dev.SyncAll()
+		return err
+	}
+	dev, err := j.partDev(d, disk.LabelESP)
+	if err != nil {
+		return err
+	}
+	return j.withBlock(dev, d.LogicalSectorSize, func(b device.Block) error {
+		esp, err := boot.OpenFAT(b)
+		if err != nil {
+			return err
+		}
+		return fn(esp)
+	})
 }
 
 // withPart runs fn on the partition labelled label: in its existing mount when
@@ -242,31 +314,27 @@ func (j *Job) withESP(d *disk.Disk, fn func(dir string) error) error {
 func (j *Job) withPart(d *disk.Disk, label, name, fstype string, fn func(dir string) error) error {
 	if dir := j.Mounted[label]; dir != "" {
 		err := fn(dir)
-		unix.Sync()
+		j.Dev.SyncAll()
 		return err
 	}
 	dev, err := j.partDev(d, label)
 	if err != nil {
 		return err
 	}
-	return j.withMount(dev, name, fstype, fn)
-}
-
-func (j *Job) withMount(dev, name, fstype string, fn func(dir string) error) error {
 	dir := filepath.Join(j.RunDir, name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	if err := j.Mount.Mount(dev, dir, fstype, 0, ""); err != nil {
+	if err := j.Dev.Mount(dev, dir, fstype, 0, ""); err != nil {
 		return err
 	}
 	ferr := fn(dir)
-	unix.Sync()
-	uerr := j.Mount.Unmount(dir)
+	j.Dev.SyncAll()
+	uerr := j.Dev.Unmount(dir)
 	return errors.Join(ferr, uerr)
 }
 
-func (j *Job) updateLedger(esp string, fn func(*boot.Ledger) error) error {
+func (j *Job) updateLedger(esp boot.FS, fn func(*boot.Ledger) error) error {
 	l, err := boot.ReadLedger(esp)
 	if errors.Is(err, boot.ErrNoLedger) {
 		l, err = boot.NewLedger(uuid.NewString()), nil
@@ -280,22 +348,27 @@ func (j *Job) updateLedger(esp string, fn func(*boot.Ledger) error) error {
 	return l.Write(esp)
 }
 
-// esp installs systemd-boot and the slot's kernel, initrd and manifest. On install it
-// also writes the slot's entry and a fresh ledger; on upgrade the entry comes last
-// (report), so a power cut before it leaves the old entry the only one.
-func (j *Job) esp(ctx context.Context, s Step, r *Reporter) error {
-	d, _, err := j.diskOf(s)
+// copyBootFiles puts the slot's kernel, initrd and manifest on the ESP, and the boot
+// loader when asked (install). On an upgrade the slot is then ready but has no entry
+// yet: the entry comes last (addBootEntry), so a power cut before it leaves the old
+// entry the only one.
+func (j *Job) copyBootFiles(ctx context.Context, in plan.CopyBootFiles, r *Reporter) error {
+	d, _, err := j.diskOf(in.Disk)
 	if err != nil {
 		return err
 	}
-	slot := s.Args["slot"]
+	slot := in.Slot
 	tmp := filepath.Join(j.RunDir, "stage", slot)
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
 	files := map[string]string{}
-	for _, name := range []string{image.KernelName, image.InitrdName, image.LoaderName} {
+	names := []string{image.KernelName, image.InitrdName}
+	if in.Loader {
+		names = append(names, image.LoaderName)
+	}
+	for _, name := range names {
 		files[name] = filepath.Join(tmp, name)
 		if err := j.Bundle.CopyFile(ctx, name, files[name]); err != nil {
 			return err
@@ -310,106 +383,90 @@ func (j *Job) esp(ctx context.Context, s Step, r *Reporter) error {
 		return err
 	}
 	m := j.Bundle.Manifest
-	return j.withESP(d, func(esp string) error {
-		if err := boot.InstallLoader(esp, files[image.LoaderName]); err != nil {
-			return err
+	return j.withESP(d, func(esp boot.FS) error {
+		if in.Loader {
+			if err := boot.InstallLoader(esp, files[image.LoaderName]); err != nil {
+				return err
+			}
 		}
 		if err := boot.InstallSlot(esp, slot, files[image.KernelName], files[image.InitrdName], manifest); err != nil {
 			return err
 		}
-		if j.Plan.Action == cmdline.ActionUpgrade {
+		if j.Plan.Action != cmdline.ActionUpgrade {
+			return nil
+		}
+		return j.updateLedger(esp, func(l *boot.Ledger) error {
+			return l.RecordSlot(j.now(), slot, boot.SlotReady, m.Version, m.Name)
+		})
+	})
+}
+
+// addBootEntry writes the slot's loader entry and records it in the ledger. On an
+// upgrade this is the step that makes the new slot bootable, with a counted entry,
+// and it comes last so that until then the old entry is the only one.
+func (j *Job) addBootEntry(ctx context.Context, in plan.AddBootEntry, r *Reporter) error {
+	d, _, err := j.diskOf(in.Disk)
+	if err != nil {
+		return err
+	}
+	m := j.Bundle.Manifest
+	return j.withESP(d, func(esp boot.FS) error {
+		if in.Fresh {
+			if err := boot.WriteEntry(esp, boot.Entry{Slot: in.Slot, Version: m.Version, Options: j.Params.BootEntryArgs()}); err != nil {
+				return err
+			}
 			return j.updateLedger(esp, func(l *boot.Ledger) error {
-				return l.RecordSlot(j.now(), slot, boot.SlotReady, m.Version, m.Name)
+				if err := l.RecordSlot(j.now(), in.Slot, boot.SlotGood, m.Version, m.Name); err != nil {
+					return err
+				}
+				if err := l.SetActive(in.Slot); err != nil {
+					return err
+				}
+				l.RecordAction(j.now(), string(j.Plan.Action), in.Slot, m.Name+" "+m.Version)
+				return nil
 			})
 		}
-		if err := boot.WriteEntry(esp, boot.Entry{Slot: slot, Version: m.Version, Options: j.Params.BootEntryArgs()}); err != nil {
+		if err := boot.WriteEntry(esp, boot.Entry{Slot: in.Slot, Version: m.Version, Options: j.entryOptions(esp), Tries: in.Tries}); err != nil {
 			return err
 		}
 		return j.updateLedger(esp, func(l *boot.Ledger) error {
-			if err := l.RecordSlot(j.now(), slot, boot.SlotGood, m.Version, m.Name); err != nil {
-				return err
-			}
-			if err := l.SetActive(slot); err != nil {
-				return err
-			}
-			l.RecordAction(j.now(), string(j.Plan.Action), slot, m.Name+" "+m.Version)
+			l.RecordAction(j.now(), string(j.Plan.Action), in.Slot, m.Name+" "+m.Version)
 			return nil
 		})
 	})
 }
 
-func (j *Job) seedConfig(ctx context.Context, s Step, r *Reporter) error {
-	d, _, err := j.diskOf(s)
+func (j *Job) seedConfig(ctx context.Context, in plan.SeedConfig, r *Reporter) error {
+	d, _, err := j.diskOf(in.Disk)
 	if err != nil {
 		return err
 	}
-	c := ConfigFromParams(j.Params, j.Facts)
+	c, err := j.nodeConfig()
+	if err != nil {
+		return err
+	}
 	return j.withPart(d, "node-config", "config", "ext4", func(dir string) error {
 		return nodeconfig.Seed(dir, c)
 	})
 }
 
-// ConfigFromParams maps the command line to the node configuration it seeds.
-func ConfigFromParams(p *cmdline.Params, f *Facts) nodeconfig.Config {
-	c := nodeconfig.Config{
-		Hostname:              p.Hostname,
-		DNS:                   p.DNS,
-		NTP:                   p.NTP,
-		AdminPasswordHash:     p.AdminPW.Reveal(),
-		RootPasswordHash:      p.RootPW.Reveal(),
-		SSHPasswordAuth:       p.SSHPwAuth,
-		ManagementFingerprint: p.ManagementServerFingerprint,
-		ManagementServer:      hostPort(p.ManagementServer),
-		Syslog:                hostPort(p.Syslog),
-		Netconsole:            hostPort(p.Netconsole),
-		Collectd:              hostPort(p.Collectd),
-	}
-	if p.BootIf != nil || p.IP != nil {
-		iface := nodeconfig.Interface{DHCP: true}
-		if p.BootIf != nil {
-			iface.MAC, iface.Name = p.BootIf.MAC, p.BootIf.Name
-			if p.BootIf.Link {
-				for _, n := range f.NICs {
-					if n.Carrier {
-						iface.MAC = n.MAC
-						break
-					}
-				}
-			}
-		}
-		if p.IP != nil && !p.IP.DHCP && p.IP.Address != "" {
-			iface.DHCP = false
-			iface.Address = p.IP.Address
-			if ones := maskBits(p.IP.Netmask); ones > 0 {
-				iface.Address += "/" + strconv.Itoa(ones)
-			}
-			iface.Gateway = p.IP.Gateway
-			if iface.MAC == "" && iface.Name == "" {
-				iface.Name = p.IP.Interface
-			}
-		}
-		if p.VLAN != nil {
-			iface.VLAN = p.VLAN.ID
-		}
-		if iface.MAC != "" || iface.Name != "" {
-			c.Interfaces = append(c.Interfaces, iface)
-		}
-	}
-	return c
+// nodeConfig is the configuration the command line seeds, checked by the same
+// validation the planner's check used.
+func (j *Job) nodeConfig() (nodeconfig.Config, error) {
+	return nodeconfig.FromParams(j.Params, NICsOf(j.Facts))
 }
 
-func hostPort(h *cmdline.HostPort) string {
-	if h == nil {
-		return ""
+// NICsOf converts the probed NICs for nodeconfig.FromParams.
+func NICsOf(f *plan.Facts) []nodeconfig.NIC {
+	out := make([]nodeconfig.NIC, 0, len(f.NICs))
+	for _, n := range f.NICs {
+		out = append(out, nodeconfig.NIC{Name: n.Name, MAC: n.MAC, Carrier: n.Carrier})
 	}
-	if h.Port == 0 {
-		return h.Host
-	}
-	return h.Host + ":" + strconv.Itoa(h.Port)
+	return out
 }
 
-func (j *Job) migrateConfig(ctx context.Context, s Step, r *Reporter) error {
-	d, _, err := j.diskOf(s)
+func (j *Job) migrateConfig(ctx context.Context, in plan.MigrateConfig, r *Reporter) error {
+	d, _, err := j.diskOf(in.Disk)
 	if err != nil {
 		return err
 	}
@@ -423,7 +480,7 @@ func (j *Job) migrateConfig(ctx context.Context, s Step, r *Reporter) error {
 		}
 		ops = append(ops, nodeconfig.Migration{Op: m.Op, Path: m.Path, To: m.To, Value: m.Value, Mode: os.FileMode(mode)})
 	}
-	from := s.Args["from"]
+	from := in.From
 	return j.withPart(d, "node-config", "config", "ext4", func(dir string) error {
 		// The snapshot is what the running version expects, restored on rollback.
 		if err := nodeconfig.Snapshot(dir, from); err != nil {
@@ -432,9 +489,9 @@ func (j *Job) migrateConfig(ctx context.Context, s Step, r *Reporter) error {
 		// The ledger says migrations may have started before the first one runs: a
 		// power cut from here on makes the next boot of the old slot restore the
 		// snapshot (see recordBoot).
-		if err := j.withESP(d, func(esp string) error {
+		if err := j.withESP(d, func(esp boot.FS) error {
 			return j.updateLedger(esp, func(l *boot.Ledger) error {
-				l.RecordAction(j.now(), ActionMigrating, s.Args["slot"], "config snapshot "+from+" taken; migrating to "+s.Args["to"])
+				l.RecordAction(j.now(), ActionMigrating, in.Slot, "config snapshot "+from+" taken; migrating to "+in.To)
 				return nil
 			})
 		}); err != nil {
@@ -445,26 +502,29 @@ func (j *Job) migrateConfig(ctx context.Context, s Step, r *Reporter) error {
 	})
 }
 
-func (j *Job) bootOrder(ctx context.Context, s Step, r *Reporter) error {
-	if j.EFIVars == nil {
+func (j *Job) bootOrder(ctx context.Context, in plan.BootOrder, r *Reporter) error {
+	v, err := j.Dev.EFIVars()
+	if errors.Is(err, device.ErrUnsupported) {
 		r.Info("no EFI variables: boot order unchanged")
 		return nil
 	}
-	v, err := j.EFIVars()
 	if err != nil {
 		return fmt.Errorf("open EFI variables: %w", err)
 	}
-	if s.Args["remove"] != "" {
+	if in.Remove {
 		removed, err := boot.RemoveBootEntries(v)
 		r.Info("removed %d nodeinit boot entries", len(removed))
 		return err
 	}
-	d, dev, err := j.diskOf(s)
+	d, dev, err := j.diskOf(in.Disk)
 	if err != nil {
 		return err
 	}
-	parts, err := disk.ReadGPT(dev, d.LogicalSectorSize)
-	if err != nil {
+	var parts []disk.Partition
+	if err := j.withReadOnlyBlock(dev, d.LogicalSectorSize, func(b device.Block) (err error) {
+		parts, err = disk.ReadGPTOf(b)
+		return err
+	}); err != nil {
 		return err
 	}
 	for _, p := range parts {
@@ -487,37 +547,29 @@ func (j *Job) bootOrder(ctx context.Context, s Step, r *Reporter) error {
 	return fmt.Errorf("%s: no NODE-ESP partition in the GPT", d.Path)
 }
 
-// report records the outcome: on upgrade it writes the new counted entry, the very last
-// write, so the old entry stays the only one until everything else is done.
-func (j *Job) report(ctx context.Context, s Step, r *Reporter) error {
-	d, _, err := j.diskOf(s)
+// report saves the event log on the ESP, where it survives the reboot, and calls
+// local_boot_trigger.
+func (j *Job) report(ctx context.Context, in plan.Report, r *Reporter) error {
+	d, _, err := j.diskOf(in.Disk)
 	if err != nil {
 		return err
 	}
-	if err := j.withESP(d, func(esp string) error {
-		if s.Args["entry"] != "" {
-			tries, _ := strconv.Atoi(s.Args["tries"])
-			slot := s.Args["slot"]
-			m := j.Bundle.Manifest
-			if err := boot.WriteEntry(esp, boot.Entry{Slot: slot, Version: m.Version, Options: j.entryOptions(esp), Tries: tries}); err != nil {
-				return err
+	if j.Log != "" {
+		if err := j.withESP(d, func(esp boot.FS) error {
+			dst := path.Join("node", "log", j.now().UTC().Format("20060102T150405Z")+"-"+string(j.Plan.Action)+".jsonl")
+			data, err := os.ReadFile(j.Log)
+			if err == nil {
+				if err = esp.MkdirAll(path.Dir(dst)); err == nil {
+					err = esp.WriteFile(dst, data)
+				}
 			}
-			if err := j.updateLedger(esp, func(l *boot.Ledger) error {
-				l.RecordAction(j.now(), string(j.Plan.Action), slot, m.Name+" "+m.Version)
-				return nil
-			}); err != nil {
-				return err
-			}
-		}
-		if j.Log != "" {
-			dst := filepath.Join(esp, "node", "log", j.now().UTC().Format("20060102T150405Z")+"-"+string(j.Plan.Action)+".jsonl")
-			if err := copyFile(j.Log, dst); err != nil {
+			if err != nil {
 				r.Info("log not saved: %v", err)
 			}
+			return nil
+		}); err != nil {
+			return err
 		}
-		return nil
-	}); err != nil {
-		return err
 	}
 	return j.localBootTrigger(ctx, r)
 }
@@ -549,7 +601,7 @@ func (j *Job) localBootTrigger(ctx context.Context, r *Reporter) error {
 
 // entryOptions keeps the running entry's arguments for an upgrade, so a node
 // upgraded from its own OS keeps its console and other preserved settings.
-func (j *Job) entryOptions(esp string) []string {
+func (j *Job) entryOptions(esp boot.FS) []string {
 	if cur, err := boot.EntryFor(esp, j.Facts.Install.ActiveSlot); err == nil {
 		return cur.Options
 	}
@@ -579,25 +631,10 @@ func (j *Job) MountLogDir() (string, error) {
 	return logDir, os.MkdirAll(logDir, 0o755)
 }
 
-func copyFile(src, dst string) error {
-	b, err := os.ReadFile(src)
+func (j *Job) withReadOnlyBlock(path string, sectorSize int, fn func(b device.Block) error) error {
+	b, err := j.Dev.OpenBlockReadOnly(path, sectorSize)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
-	}
-	return os.WriteFile(dst, b, 0o644)
-}
-
-func maskBits(mask string) int {
-	ip := net.ParseIP(mask).To4()
-	if ip == nil {
-		return 0
-	}
-	ones, bits := net.IPMask(ip).Size()
-	if bits == 0 {
-		return 0 // not a contiguous mask
-	}
-	return ones
+	return errors.Join(fn(b), b.Close())
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/nodeinit/nodeinit/boot"
+	"github.com/nodeinit/nodeinit/operr"
+	"github.com/nodeinit/nodeinit/plan"
 )
 
 // Blessing a new slot. An upgrade's loader entry counts boots (node-b+3.conf); the
@@ -50,7 +52,7 @@ func DetectInterruptedUpgrade(booted string, entries []boot.EntryState, l *boot.
 	if l == nil {
 		return nil
 	}
-	other := otherSlot(booted)
+	other := plan.OtherSlot(booted)
 	rec := l.Slots[other]
 	if rec == nil || (rec.State != boot.SlotWriting && rec.State != boot.SlotReady) {
 		return nil
@@ -106,7 +108,7 @@ func FetchLocalBootTrigger(ctx context.Context, client *http.Client, u string, a
 		}
 		last = fmt.Errorf("HTTP %s", resp.Status)
 	}
-	return fmt.Errorf("local_boot_trigger %s: %w (hint: check the URL; the install itself is complete)", u, last)
+	return operr.Wrap(last, "local_boot_trigger "+u, "check the URL; the install itself is complete", "")
 }
 
 // SlotFromCmdline returns the last nodeinit.slot value on a kernel command line.

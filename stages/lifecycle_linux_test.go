@@ -10,13 +10,21 @@ import (
 
 	"github.com/nodeinit/nodeinit/boot"
 	"github.com/nodeinit/nodeinit/cmdline"
+	"github.com/nodeinit/nodeinit/device"
 	"github.com/nodeinit/nodeinit/disk"
 	"github.com/nodeinit/nodeinit/image"
 	"github.com/nodeinit/nodeinit/nodeconfig"
+	"github.com/nodeinit/nodeinit/plan"
 )
 
-// noMounts fails the test on any mount: a running node's stages use its existing mounts.
-type noMounts struct{ t *testing.T }
+// noMounts fails the test on any mount: a running node's stages use its existing
+// mounts. Any other effect panics on the nil device.Machine it embeds.
+type noMounts struct {
+	device.Machine
+	t *testing.T
+}
+
+func (noMounts) SyncAll() {}
 
 func (m noMounts) Mount(source, target, fstype string, flags uintptr, data string) error {
 	m.t.Errorf("unexpected mount of %s on %s", source, target)
@@ -39,10 +47,10 @@ func TestMigrationCutThenOldSlotBoots(t *testing.T) {
 	l.RecordSlot(at, "a", boot.SlotGood, "1.0", "node")
 	l.RecordSlot(at, "b", boot.SlotReady, "2.0", "node")
 	l.SetActive("a")
-	if err := l.Write(esp); err != nil {
+	if err := l.Write(boot.DirFS(esp)); err != nil {
 		t.Fatal(err)
 	}
-	if err := boot.WriteEntry(esp, boot.Entry{Slot: "a", Version: "1.0"}); err != nil {
+	if err := boot.WriteEntry(boot.DirFS(esp), boot.Entry{Slot: "a", Version: "1.0"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := nodeconfig.Seed(config, nodeconfig.Config{Hostname: "node1"}); err != nil {
@@ -50,29 +58,29 @@ func TestMigrationCutThenOldSlotBoots(t *testing.T) {
 	}
 	before, _ := os.ReadFile(filepath.Join(config, "etc/hostname"))
 
-	facts := &Facts{Disks: []disk.Disk{{Name: "vda", Path: "/dev/vda", Partitions: []disk.Partition{
+	facts := &plan.Facts{Disks: []disk.Disk{{Name: "vda", Path: "/dev/vda", Partitions: []disk.Partition{
 		{Number: 1, Name: "vda1", PartLabel: "NODE-ESP"}, {Number: 5, Name: "vda5", PartLabel: "node-config"}}}}}
 	p, _ := cmdline.Parse("upgrade")
-	j := &Job{Params: p, Facts: facts, Plan: &Blueprint{Action: cmdline.ActionUpgrade}, Mount: noMounts{t}, RunDir: t.TempDir(),
+	j := &Job{Params: p, Facts: facts, Plan: &plan.Blueprint{Action: cmdline.ActionUpgrade}, Dev: noMounts{t: t}, RunDir: t.TempDir(),
 		Now:     func() time.Time { return at },
 		Bundle:  &image.Bundle{Manifest: &image.Manifest{Name: "node", Version: "2.0", Migrations: []image.Migration{{Op: image.OpSet, Path: "/etc/migrated", Value: "yes\n"}}}},
 		Mounted: map[string]string{"NODE-ESP": esp, "node-config": config}}
 	var lines []string
-	r := &Reporter{stage: StageMigrateConfig, now: time.Now, sink: SinkFunc(func(e Event) { lines = append(lines, e.Message) })}
-	step := Step{Name: StageMigrateConfig, Args: map[string]string{"disk": "vda", "slot": "b", "from": "1.0", "to": "2.0"}}
+	r := &Reporter{stage: plan.StageMigrateConfig, now: time.Now, sink: SinkFunc(func(e Event) { lines = append(lines, e.Message) })}
+	step := plan.MigrateConfig{Disk: "vda", Slot: "b", From: "1.0", To: "2.0"}
 	if err := j.migrateConfig(context.Background(), step, r); err != nil {
 		t.Fatalf("migrate-config: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(config, "etc/migrated")); err != nil {
 		t.Fatalf("the migration did not run: %v", err)
 	}
-	if l, _ := boot.ReadLedger(esp); l.Last == nil || l.Last.Action != ActionMigrating {
+	if l, _ := boot.ReadLedger(boot.DirFS(esp)); l.Last == nil || l.Last.Action != ActionMigrating {
 		t.Fatalf("the ledger does not say migrations started: %+v", l.Last)
 	}
 
 	// Power cut here: the report stage never wrote node-b+3.conf. The old slot boots.
 	lines = nil
-	if err := j.recordBoot(esp, config, "a", r); err != nil {
+	if err := j.recordBoot(boot.DirFS(esp), config, "a", r); err != nil {
 		t.Fatalf("boot of the old slot: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(config, "etc/migrated")); !os.IsNotExist(err) {
@@ -84,17 +92,17 @@ func TestMigrationCutThenOldSlotBoots(t *testing.T) {
 	if !strings.Contains(strings.Join(lines, "\n"), "UPGRADE INTERRUPTED: slot b (version 2.0)") {
 		t.Errorf("the boot did not report the interruption:\n%s", strings.Join(lines, "\n"))
 	}
-	got, _ := boot.ReadLedger(esp)
+	got, _ := boot.ReadLedger(boot.DirFS(esp))
 	if got.Slots["b"].State != boot.SlotBad || got.Last.Action != ActionInterrupted || got.Active != "a" {
 		t.Errorf("ledger after the boot: slot b %s, last %+v, active %s", got.Slots["b"].State, got.Last, got.Active)
 	}
 
 	// The next boot has nothing to report and writes nothing.
 	seq := got.Seq
-	if err := j.recordBoot(esp, config, "a", r); err != nil {
+	if err := j.recordBoot(boot.DirFS(esp), config, "a", r); err != nil {
 		t.Fatal(err)
 	}
-	if again, _ := boot.ReadLedger(esp); again.Seq != seq {
+	if again, _ := boot.ReadLedger(boot.DirFS(esp)); again.Seq != seq {
 		t.Errorf("a plain boot after the recorded interruption rewrote the ledger (seq %d → %d)", seq, again.Seq)
 	}
 }

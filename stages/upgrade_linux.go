@@ -10,8 +10,10 @@ import (
 
 	"github.com/nodeinit/nodeinit/boot"
 	"github.com/nodeinit/nodeinit/cmdline"
+	"github.com/nodeinit/nodeinit/device/linuxdev"
 	"github.com/nodeinit/nodeinit/image"
-	"github.com/nodeinit/nodeinit/nodeconfig"
+	"github.com/nodeinit/nodeinit/operr"
+	"github.com/nodeinit/nodeinit/plan"
 	"golang.org/x/sys/unix"
 )
 
@@ -46,7 +48,7 @@ type RunningUpgradeOptions struct {
 // ESP, plans the same upgrade the kernel argument would (stages.Plan), and runs its
 // stages against the existing mounts. The running slot is never written. The caller
 // reboots afterwards.
-func UpgradeRunning(ctx context.Context, o RunningUpgradeOptions) (*Blueprint, error) {
+func UpgradeRunning(ctx context.Context, o RunningUpgradeOptions) (*plan.Blueprint, error) {
 	if o.Out == nil {
 		o.Out = io.Discard
 	}
@@ -57,18 +59,17 @@ func UpgradeRunning(ctx context.Context, o RunningUpgradeOptions) (*Blueprint, e
 		o.Source.MountDir = filepath.Join(o.RunDir, "media")
 	}
 	if o.Image == "" {
-		return nil, refuse("pass --image DIR|label:NAME|URL", "upgrade: no image given")
+		return nil, refusal("pass --image DIR|label:NAME|URL", "upgrade: no image given")
 	}
 	running := SlotFromCmdline(o.Cmdline)
 	if running == "" {
-		return nil, refuse("run it on a node booted by nodeinit (its entry sets nodeinit.slot=a|b)",
-			"upgrade: this boot's command line has no nodeinit.slot")
+		return nil, refusal("run it on a node booted by nodeinit (its entry sets nodeinit.slot=a|b)", "upgrade: this boot's command line has no nodeinit.slot")
 	}
-	if _, err := boot.ReadLedger(o.ESPDir); err != nil {
-		return nil, fmt.Errorf("upgrade: %w (hint: is NODE-ESP mounted at %s? pass --esp DIR)", err, o.ESPDir)
+	if _, err := boot.ReadLedger(boot.DirFS(o.ESPDir)); err != nil {
+		return nil, operr.Wrap(err, "upgrade: read the ledger in "+o.ESPDir, "check that NODE-ESP is mounted there, or pass --esp DIR", "")
 	}
 	if st, err := os.Stat(o.ConfigDir); err != nil || !st.IsDir() {
-		return nil, refuse("pass --config DIR where node-config is mounted", "upgrade: config directory %s not found", o.ConfigDir)
+		return nil, refusal("pass --config DIR where node-config is mounted", "upgrade: config directory %s not found", o.ConfigDir)
 	}
 	if err := os.MkdirAll(o.RunDir, 0o700); err != nil {
 		return nil, fmt.Errorf("upgrade: %w", err)
@@ -81,7 +82,7 @@ func UpgradeRunning(ctx context.Context, o RunningUpgradeOptions) (*Blueprint, e
 	p.Node.Insecure, p.Node.Force, p.Node.DryRun, p.Node.Tries = o.Insecure, o.Force, o.DryRun, o.Tries
 
 	m, err := Probe(ctx, p, GatherOptions{Root: "/", KeysDir: o.KeysDir, RunDir: o.RunDir, ESPDir: o.ESPDir,
-		Mount: SysMounter{}, Source: o.Source})
+		Dev: &linuxdev.Machine{}, Source: o.Source})
 	if err != nil {
 		return nil, err
 	}
@@ -89,29 +90,33 @@ func UpgradeRunning(ctx context.Context, o RunningUpgradeOptions) (*Blueprint, e
 	if in := m.Facts.Install; in != nil && !in.OVirt {
 		if in.ActiveSlot != "" && in.ActiveSlot != running {
 			fmt.Fprintf(o.Out, "nodeinit: warning: the ledger's active slot is %s but slot %s is running; upgrading the other one, %s\n",
-				in.ActiveSlot, running, otherSlot(running))
+				in.ActiveSlot, running, plan.OtherSlot(running))
 		}
 		// The slot this node runs from is the one never to write, whatever the ledger says.
 		in.ActiveSlot = running
 	}
-	plan, err := Plan(p, m.Facts)
+	bp, err := plan.Plan(p, m.Facts)
 	if err != nil {
 		return nil, fmt.Errorf("nothing was written: %w", err)
 	}
 	fmt.Fprintln(o.Out, "nodeinit: plan:")
-	plan.WriteText(o.Out)
-	if plan.DryRun {
+	bp.WriteText(o.Out)
+	if bp.DryRun {
 		fmt.Fprintln(o.Out, "nodeinit: dry run: nothing was written")
-		return plan, nil
+		return bp, nil
 	}
-	job := &Job{Params: p, Facts: m.Facts, Plan: plan, Bundle: m.Bundle, Mount: SysMounter{},
-		Bind: nodeconfig.BindMounter{}, DevDir: "/dev", RunDir: o.RunDir, NewRoot: filepath.Join(o.RunDir, "unused-root"),
+	job := &Job{Params: p, Facts: m.Facts, Plan: bp, Bundle: m.Bundle, Dev: &linuxdev.Machine{},
+		DevDir: "/dev", RunDir: o.RunDir, NewRoot: filepath.Join(o.RunDir, "unused-root"),
 		Mounted: map[string]string{"NODE-ESP": o.ESPDir, "node-config": o.ConfigDir}}
 	defer job.Close()
 	sink := &Throttle{Next: &HumanSink{W: o.Out}, Interval: time.Second}
-	if err := Run(ctx, plan, RunOptions{Sink: sink, Stages: job.Stages()}); err != nil {
-		return plan, err
+	if err := (&Engine{Sink: sink}).Run(ctx, bp, job); err != nil {
+		return bp, err
 	}
 	unix.Sync()
-	return plan, nil
+	return bp, nil
+}
+
+func refusal(fix, format string, args ...any) error {
+	return &operr.Error{What: fmt.Sprintf(format, args...), Fix: fix}
 }

@@ -272,7 +272,7 @@ func (n node) run(acts []action) (final string, err error) {
 			fmt.Fprintln(n.out, n.show(a.args[0]))
 		case "bless":
 			slot := cmdlineValue(n.cmdline, "nodeinit.slot")
-			if err := boot.Bless(n.path(ESPMount), slot); err != nil {
+			if err := boot.Bless(boot.DirFS(n.path(ESPMount)), slot); err != nil {
 				return "", err
 			}
 			fmt.Fprintf(n.out, "TESTOS-BLESSED slot=%s\n", slot)

@@ -98,13 +98,13 @@ func TestBootReportsAndWrites(t *testing.T) {
 func TestBootBlessAndCrash(t *testing.T) {
 	n, out := fakeNode(t, "nodeinit.slot=a testos.action=bless")
 	esp := filepath.Join(n.root, ESPMount)
-	if err := boot.WriteEntry(esp, boot.Entry{Slot: "a", Version: "2.0", Tries: 3}); err != nil {
+	if err := boot.WriteEntry(boot.DirFS(esp), boot.Entry{Slot: "a", Version: "2.0", Tries: 3}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := n.boot(); err != nil {
 		t.Fatal(err)
 	}
-	e, err := boot.EntryFor(esp, "a")
+	e, err := boot.EntryFor(boot.DirFS(esp), "a")
 	if err != nil || !e.Blessed() {
 		t.Errorf("entry after bless: %+v, %v", e, err)
 	}

@@ -7,13 +7,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
-	"github.com/nodeinit/nodeinit/boot"
 	"github.com/nodeinit/nodeinit/cmdline"
+	"github.com/nodeinit/nodeinit/device/linuxdev"
 	"github.com/nodeinit/nodeinit/early"
 	"github.com/nodeinit/nodeinit/netboot"
-	"github.com/nodeinit/nodeinit/nodeconfig"
+	"github.com/nodeinit/nodeinit/plan"
 	"github.com/nodeinit/nodeinit/stages"
 	"golang.org/x/sys/unix"
 )
@@ -31,8 +32,10 @@ const (
 // a bundle baked into the initramfs, then a medium labelled NODEINIT.
 var defaultImages = []string{"initramfs:/bundle", "label:NODEINIT"}
 
-// runEngine parses the command line, probes the machine, plans and runs the stages,
-// then hands off: switch_root into the node, reboot, or the rescue shell.
+// runEngine parses the command line, then runs the engine's steps: network, probe,
+// the plan's steps, and the hand-off (switch_root into the node, or reboot). Every
+// one of them is a step of stages.Engine, so each has its events, its timing and its
+// nodeinit.break point.
 func runEngine(ctx context.Context, env *early.Env) error {
 	if err := os.MkdirAll(runDir, 0o755); err != nil {
 		return err
@@ -41,55 +44,63 @@ func runEngine(ctx context.Context, env *early.Env) error {
 	if err != nil {
 		return err
 	}
+	dev := &linuxdev.Machine{}
+	status := &lateSink{}
+	sinks, closeSinks := eventSinks(env, status)
+	defer closeSinks()
+	var facts *plan.Facts
+	eng := &stages.Engine{Sink: sinks, BreakAt: p.Node.Break, Break: breakShell{env: env, facts: &facts}}
+
 	// The network comes up before probing, which fetches an HTTP image, and before the
 	// status URL is used: both may hold ${mac}-style templates that need the boot NIC.
-	netStarted := time.Now()
-	link, warnings, err := netboot.Prepare(ctx, p, netboot.PrepareOptions{Options: netboot.Options{System: netboot.HostSystem()}})
-	if err != nil {
+	if err := eng.Step(ctx, plan.StageNetwork, "bring up the boot NIC when the command line needs it", func(r *stages.Reporter) error {
+		link, warnings, err := netboot.Prepare(ctx, p, netboot.PrepareOptions{Options: netboot.Options{System: netboot.HostSystem()}})
+		for _, w := range warnings {
+			r.Info("%s", w)
+		}
+		if link != nil {
+			r.Info("%s", link.String())
+		}
+		return err
+	}); err != nil {
 		return err
 	}
-	sinks, closeSinks := eventSinks(env, p)
-	defer closeSinks()
-	for _, w := range warnings {
-		sinks.Emit(stages.Event{Time: time.Now(), Stage: "network", Kind: stages.EventInfo, Message: w})
-	}
-	if link != nil {
-		sinks.Emit(stages.Event{Time: time.Now(), Stage: "network", Kind: stages.EventDone, Duration: time.Since(netStarted),
-			Message: link.String()})
+	if p.Node.StatusURL != "" {
+		sp := stages.NewStatusPoster(p.Node.StatusURL)
+		status.set(sp)
+		defer sp.Close(10 * time.Second)
 	}
 
-	started := time.Now()
-	sinks.Emit(stages.Event{Time: started, Stage: "probe", Kind: stages.EventStart})
-	m, err := stages.Probe(ctx, p, stages.GatherOptions{Root: "/", KeysDir: keysDir, DefaultImages: defaultImages,
-		RunDir: runDir, Mount: stages.SysMounter{}})
-	if err != nil {
+	var m *stages.Machine
+	if err := eng.Step(ctx, plan.StageProbe, "gather facts: disks, boot medium, install, NICs, EFI, TPM, image", func(r *stages.Reporter) error {
+		var err error
+		m, err = stages.Probe(ctx, p, stages.GatherOptions{Root: "/", KeysDir: keysDir, DefaultImages: defaultImages,
+			RunDir: runDir, Dev: dev})
+		if err != nil {
+			return err
+		}
+		facts = m.Facts
+		r.Info("%d disks, efi=%v, install=%v", len(m.Facts.Disks), m.Facts.EFI, m.Facts.Install != nil)
+		return nil
+	}); err != nil {
 		return err
 	}
 	defer m.Close()
-	sinks.Emit(stages.Event{Time: time.Now(), Stage: "probe", Kind: stages.EventDone, Duration: time.Since(started),
-		Message: fmt.Sprintf("%d disks, efi=%v, install=%v", len(m.Facts.Disks), m.Facts.EFI, m.Facts.Install != nil)})
 	writeFacts(m.Facts)
 
-	plan, err := stages.Plan(p, m.Facts)
+	bp, err := plan.Plan(p, m.Facts)
 	if err != nil {
 		return fmt.Errorf("nothing was written: %w", err)
 	}
 	fmt.Fprintln(env.Out, "nodeinit: plan:")
-	plan.WriteText(env.Out)
-	if plan.Handoff == stages.HandoffShell {
+	bp.WriteText(env.Out)
+	if bp.Handoff == plan.HandoffShell {
 		return env.RescueShell(factsText(m.Facts))
 	}
 
-	job := &stages.Job{Params: p, Facts: m.Facts, Plan: plan, Bundle: m.Bundle, Mount: stages.SysMounter{},
-		Bind: nodeconfig.BindMounter{}, DevDir: "/dev", RunDir: runDir, NewRoot: newRoot, Log: eventsFile}
-	if m.Facts.EFI {
-		job.EFIVars = boot.OpenEFIVars
-	}
-	err = stages.Run(ctx, plan, stages.RunOptions{
-		Sink: sinks, Stages: job.Stages(), BreakAt: p.Node.Break, OnFail: p.Node.OnFail,
-		Break: breakShell{env: env, facts: m.Facts},
-	})
-	if err != nil {
+	job := &stages.Job{Params: p, Facts: m.Facts, Plan: bp, Bundle: m.Bundle, Dev: dev,
+		DevDir: "/dev", RunDir: runDir, NewRoot: newRoot, Log: eventsFile}
+	if err := eng.Run(ctx, bp, job); err != nil {
 		job.Close()
 		// Keep the log where it survives the reboot: the ESP, when there is one.
 		if dir, lerr := job.MountLogDir(); lerr == nil {
@@ -97,45 +108,67 @@ func runEngine(ctx context.Context, env *early.Env) error {
 		}
 		return err
 	}
-	if plan.DryRun {
+	if bp.DryRun {
 		job.Close()
 		fmt.Fprintln(env.Out, "nodeinit: dry run finished; nothing was written")
 		return nil
 	}
-	switch plan.Handoff {
-	case stages.HandoffSwitchRoot:
-		fmt.Fprintln(env.Out, timingReport(env))
-		return env.SwitchRoot(newRoot, nodeInit)
-	case stages.HandoffReboot:
-		if err := job.Close(); err != nil {
-			fmt.Fprintf(env.Out, "nodeinit: cleanup: %v\n", err)
-		}
-		fmt.Fprintf(env.Out, "nodeinit: %s complete\n", plan.Action)
-		fmt.Fprintln(env.Out, timingReport(env))
-		if d := p.RebootDelay; d > 0 {
-			fmt.Fprintf(env.Out, "nodeinit: rebooting in %ds (reboot_delay)\n", d)
-			time.Sleep(time.Duration(d) * time.Second)
-		}
-		unix.Sync()
-		return env.Power.Reboot()
+	switch bp.Handoff {
+	case plan.HandoffSwitchRoot:
+		return eng.Step(ctx, plan.StageSwitchRoot, "switch_root into the node's "+nodeInit, func(r *stages.Reporter) error {
+			fmt.Fprintln(env.Out, timingReport(env))
+			return env.SwitchRoot(newRoot, nodeInit)
+		})
+	case plan.HandoffReboot:
+		return eng.Step(ctx, plan.StageReboot, "reboot into the disk", func(r *stages.Reporter) error {
+			if err := job.Close(); err != nil {
+				r.Info("cleanup: %v", err)
+			}
+			fmt.Fprintf(env.Out, "nodeinit: %s complete\n", bp.Action)
+			fmt.Fprintln(env.Out, timingReport(env))
+			if d := p.RebootDelay; d > 0 {
+				fmt.Fprintf(env.Out, "nodeinit: rebooting in %ds (reboot_delay)\n", d)
+				time.Sleep(time.Duration(d) * time.Second)
+			}
+			unix.Sync()
+			return env.Power.Reboot()
+		})
 	}
 	return nil
 }
 
+// lateSink forwards to a sink set once it exists (the status poster, whose URL may
+// need the network first).
+type lateSink struct {
+	mu   sync.Mutex
+	next stages.Sink
+}
+
+func (l *lateSink) set(s stages.Sink) {
+	l.mu.Lock()
+	l.next = s
+	l.mu.Unlock()
+}
+
+// Emit forwards e when the sink is set.
+func (l *lateSink) Emit(e stages.Event) {
+	l.mu.Lock()
+	next := l.next
+	l.mu.Unlock()
+	if next != nil {
+		next.Emit(e)
+	}
+}
+
 // eventSinks fans events out to every console (one line a second for progress), the
 // JSON-lines log, and nodeinit.status_url.
-func eventSinks(env *early.Env, p *cmdline.Params) (stages.Sink, func()) {
+func eventSinks(env *early.Env, status stages.Sink) (stages.Sink, func()) {
 	human := &stages.Throttle{Next: &stages.HumanSink{W: env.Out}, Interval: time.Second}
-	sinks := stages.Fanout{human, timing}
+	sinks := stages.Fanout{human, timing, status}
 	var closers []func()
 	if f, err := os.Create(eventsFile); err == nil {
 		sinks = append(sinks, &stages.JSONSink{W: f})
 		closers = append(closers, func() { f.Close() })
-	}
-	if p.Node.StatusURL != "" {
-		sp := stages.NewStatusPoster(p.Node.StatusURL)
-		sinks = append(sinks, sp)
-		closers = append(closers, func() { sp.Close(10 * time.Second) })
 	}
 	return sinks, func() {
 		for _, c := range closers {
@@ -163,24 +196,28 @@ func timingReport(env *early.Env) string {
 // breakShell opens the rescue shell for nodeinit.break.
 type breakShell struct {
 	env   *early.Env
-	facts *stages.Facts
+	facts **plan.Facts // nil until the probe ran
 }
 
 // Break opens the rescue shell before stage.
 func (b breakShell) Break(ctx context.Context, stage string) error {
 	fmt.Fprintf(b.env.Out, "nodeinit: BREAK before stage %s: nothing of it has run; exit the shell to continue\n", stage)
-	return b.env.RescueShell(factsText(b.facts))
+	text := "facts: not probed yet\n"
+	if *b.facts != nil {
+		text = factsText(*b.facts)
+	}
+	return b.env.RescueShell(text)
 }
 
-func writeFacts(f *stages.Facts) {
+func writeFacts(f *plan.Facts) {
 	b, err := json.MarshalIndent(f, "", "  ")
 	if err == nil {
-		os.WriteFile(filepath.Join(runDir, "facts.json"), b, 0o644)
+		os.WriteFile(filepath.Join(runDir, "facts.json"), b, 0o600)
 	}
 }
 
 // factsText is the summary shown in the rescue shell.
-func factsText(f *stages.Facts) string {
+func factsText(f *plan.Facts) string {
 	var b strings.Builder
 	b.WriteString("facts (full JSON in " + runDir + "/facts.json):\n")
 	for _, d := range f.Disks {

@@ -43,10 +43,10 @@ func runBless(args []string, stdout, stderr io.Writer) error {
 	if *bad {
 		mark, state, action = boot.MarkBad, boot.SlotBad, "mark-bad"
 	}
-	if err := mark(*esp, *slot); err != nil {
+	if err := mark(boot.DirFS(*esp), *slot); err != nil {
 		return err
 	}
-	l, err := boot.ReadLedger(*esp)
+	l, err := boot.ReadLedger(boot.DirFS(*esp))
 	if err != nil {
 		fmt.Fprintf(stderr, "nodeinit bless: entry updated, but the ledger was not: %v\n", err)
 	} else {
@@ -58,7 +58,7 @@ func runBless(args []string, stdout, stderr io.Writer) error {
 			l.SetActive(*slot)
 		}
 		l.RecordAction(now, action, *slot, "")
-		if err := l.Write(*esp); err != nil {
+		if err := l.Write(boot.DirFS(*esp)); err != nil {
 			return err
 		}
 	}

@@ -32,14 +32,16 @@ func TestPlanCommandJSON(t *testing.T) {
 	if err != nil {
 		t.Fatalf("plan: %v\n%s", err, out)
 	}
-	var p struct {
-		Action string `json:"action"`
-		Slot   string `json:"slot"`
+	var doc struct {
+		Plan struct {
+			Action string `json:"action"`
+			Slot   string `json:"slot"`
+		} `json:"plan"`
 	}
-	if err := json.Unmarshal([]byte(out), &p); err != nil {
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
 		t.Fatalf("not JSON: %v\n%s", err, out)
 	}
-	if p.Action != "upgrade" || p.Slot != "b" {
+	if p := doc.Plan; p.Action != "upgrade" || p.Slot != "b" {
 		t.Fatalf("plan = %+v, want upgrade into slot b", p)
 	}
 }

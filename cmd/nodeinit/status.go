@@ -11,6 +11,7 @@ import (
 
 	"github.com/nodeinit/nodeinit/boot"
 	"github.com/nodeinit/nodeinit/nodeconfig"
+	"github.com/nodeinit/nodeinit/operr"
 )
 
 func init() {
@@ -38,16 +39,16 @@ func runStatus(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if _, err := os.Stat(*esp); err != nil {
-		return fmt.Errorf("status: ESP directory %s: %w (hint: -esp DIR where NODE-ESP is mounted)", *esp, err)
+		return operr.Wrap(err, "status: ESP directory "+*esp, "pass -esp DIR where NODE-ESP is mounted", "")
 	}
 	var r statusReport
 	problem := func(err error) { r.Problems = append(r.Problems, err.Error()) }
 	r.Booted, _ = bootedSlot()
 	var err error
-	if r.Ledger, err = boot.ReadLedger(*esp); err != nil {
+	if r.Ledger, err = boot.ReadLedger(boot.DirFS(*esp)); err != nil {
 		problem(err)
 	}
-	if r.Entries, err = boot.Entries(*esp); err != nil {
+	if r.Entries, err = boot.Entries(boot.DirFS(*esp)); err != nil {
 		problem(err)
 	}
 	if r.Booted != "" {

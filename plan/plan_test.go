@@ -1,15 +1,17 @@
-package stages
+package plan
 
 import (
 	"bufio"
 	"encoding/json"
 	"flag"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/nodeinit/nodeinit/cmdline"
+	"github.com/nodeinit/nodeinit/operr"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden plans under testdata/plans")
@@ -26,7 +28,7 @@ func TestPlanGolden(t *testing.T) {
 		name := strings.TrimSuffix(filepath.Base(c), ".txt")
 		t.Run(name, func(t *testing.T) {
 			factsFile, line := readCase(t, c)
-			f, err := LoadFacts(filepath.Join("../testdata/facts", factsFile))
+			f, err := loadFacts(filepath.Join("../testdata/facts", factsFile))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -92,7 +94,7 @@ func planOutput(line string, f *Facts) (string, bool) {
 	}
 	plan, err := Plan(p, f)
 	if err != nil {
-		return "plan: " + err.Error() + "\n", true
+		return refusalText(err), true
 	}
 	b, err := json.MarshalIndent(plan, "", "  ")
 	if err != nil {
@@ -101,8 +103,59 @@ func planOutput(line string, f *Facts) (string, bool) {
 	return string(b) + "\n", false
 }
 
+// refusalText is the golden form of a refusal: the message, and the fix and the
+// kernel argument the failure screen would show.
+func refusalText(err error) string {
+	d := operr.Describe(err)
+	out := "plan: " + d.Message + "\n"
+	if d.Fix != "" {
+		out += "fix: " + d.Fix + "\n"
+	}
+	if d.Arg != "" {
+		out += "kernel argument: " + d.Arg + "\n"
+	}
+	return out
+}
+
+func loadFacts(path string) (*Facts, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return ParseFacts(path, b)
+}
+
+// TestPlanningImportsNoIO holds the line between planning and effects: the
+// planning packages, and everything they import, do no process, device or
+// network I/O.
+func TestPlanningImportsNoIO(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go list")
+	}
+	out, err := exec.Command("go", "list", "-deps", "github.com/nodeinit/nodeinit/plan", "github.com/nodeinit/nodeinit/cmdline").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	deps := strings.Fields(string(out))
+	if len(deps) < 10 {
+		t.Fatalf("go list printed too little to judge: %q", deps)
+	}
+	// os (and through it syscall) is allowed: fmt needs it. What is not is a
+	// way to run a process, a device ioctl, the network, or our effectful code.
+	forbidden := []string{"os/exec", "golang.org/x/sys/unix", "net/http", "net",
+		"github.com/nodeinit/nodeinit/device/linuxdev", "github.com/nodeinit/nodeinit/stages", "github.com/nodeinit/nodeinit/image",
+		"github.com/nodeinit/nodeinit/boot", "github.com/diskfs/go-diskfs"}
+	for _, d := range deps {
+		for _, f := range forbidden {
+			if d == f || strings.HasPrefix(d, f+"/") && f != "net" {
+				t.Errorf("planning imports %s", d)
+			}
+		}
+	}
+}
+
 func TestPlanIsPure(t *testing.T) {
-	f, err := LoadFacts("../testdata/facts/one-nvme.json")
+	f, err := loadFacts("../testdata/facts/one-nvme.json")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,9 +1,8 @@
-package stages
+package plan
 
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 
 	"github.com/nodeinit/nodeinit/disk"
 )
@@ -47,6 +46,13 @@ type Install struct {
 	Slots      map[string]Slot `json:"slots,omitempty"`
 	// OVirt is set for an old oVirt Node layout (it counts as a previous install).
 	OVirt bool `json:"ovirt,omitempty"`
+	// Incomplete says why the install never finished (no ledger, no installed
+	// slot): an install cut short. The same install command line redoes it
+	// without consent; booting it is refused.
+	Incomplete string `json:"incomplete,omitempty"`
+	// Others are further disks that hold a nodeinit install. Which one a boot
+	// or an upgrade acts on must not depend on disk names, so those refuse.
+	Others []string `json:"others,omitempty"`
 }
 
 // Slot is one A/B root slot as the ledger records it.
@@ -72,15 +78,12 @@ type ImageFacts struct {
 	Hint  string `json:"hint,omitempty"`
 }
 
-// LoadFacts reads facts from a JSON file.
-func LoadFacts(path string) (*Facts, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read facts: %w", err)
-	}
+// ParseFacts reads facts from their JSON form (a file written by the probe, or a
+// test fixture). name is where they came from, for the error.
+func ParseFacts(name string, b []byte) (*Facts, error) {
 	var f Facts
 	if err := json.Unmarshal(b, &f); err != nil {
-		return nil, fmt.Errorf("parse facts %s: %w", path, err)
+		return nil, fmt.Errorf("parse facts %s: %w", name, err)
 	}
 	return &f, nil
 }

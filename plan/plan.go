@@ -1,4 +1,4 @@
-package stages
+package plan
 
 import (
 	"errors"
@@ -8,23 +8,7 @@ import (
 
 	"github.com/nodeinit/nodeinit/cmdline"
 	"github.com/nodeinit/nodeinit/disk"
-)
-
-// Stage names, in the order they can run. cmdline.StageNames lists the same names
-// for validating nodeinit.break.
-const (
-	StageVerifyImage   = "verify-image"
-	StageWipe          = "wipe"
-	StagePartition     = "partition"
-	StageFilesystems   = "filesystems"
-	StageWriteSlot     = "write-slot"
-	StageESP           = "esp"
-	StageSeedConfig    = "seed-config"
-	StageMigrateConfig = "migrate-config"
-	StageBootOrder     = "boot-order"
-	StageReport        = "report"
-	StageBoot          = "boot"
-	StageSwitchRoot    = "switch-root"
+	"github.com/nodeinit/nodeinit/operr"
 )
 
 // Handoff is what happens after the last step.
@@ -36,17 +20,6 @@ const (
 	HandoffReboot     Handoff = "reboot"
 	HandoffShell      Handoff = "shell"
 )
-
-// Step is one planned stage run: what it does and exactly what it touches.
-type Step struct {
-	Name        string            `json:"name"`
-	Description string            `json:"description"`
-	Touches     []string          `json:"touches,omitempty"`
-	Args        map[string]string `json:"args,omitempty"`
-}
-
-// Describe returns the human description of the step.
-func (s Step) Describe() string { return s.Description }
 
 // Target is the identity of a disk the plan writes, as an operator would check it.
 type Target struct {
@@ -78,25 +51,15 @@ type Blueprint struct {
 	DryRun   bool           `json:"dryrun,omitempty"`
 }
 
-// RefusalError says why nothing will happen, and what the operator should change.
-type RefusalError struct {
-	Reason string
-	Fix    string
+// refuse is a plan refusal: nothing will be written. fix says what to change,
+// arg is the kernel argument to add when one fixes it.
+func refuse(fix, format string, args ...any) error {
+	return &operr.Error{What: fmt.Sprintf(format, args...), Fix: fix}
 }
 
-// Error gives the reason and the fix.
-func (e *RefusalError) Error() string {
-	if e.Fix == "" {
-		return e.Reason
-	}
-	return e.Reason + "; " + e.Fix
-}
-
-// Hint says what the operator should change.
-func (e *RefusalError) Hint() string { return e.Fix }
-
-func refuse(hint, format string, args ...any) error {
-	return &RefusalError{Reason: fmt.Sprintf(format, args...), Fix: hint}
+// refuseArg is a refusal that one kernel argument fixes.
+func refuseArg(arg, fix, format string, args ...any) error {
+	return &operr.Error{What: fmt.Sprintf(format, args...), Fix: fix, Arg: arg}
 }
 
 // Plan computes what params and facts imply. It does no I/O: every check that can be
@@ -114,7 +77,7 @@ func Plan(p *cmdline.Params, f *Facts) (*Blueprint, error) {
 	case cmdline.ActionRescue:
 		plan = &Blueprint{Action: p.Action, Handoff: HandoffShell}
 	case cmdline.ActionBoot:
-		if p.AutoInstall && f.Install == nil {
+		if p.AutoInstall && (f.Install == nil || f.Install.Incomplete != "") {
 			plan, err = planInstall(p, f, cmdline.ActionInstall)
 			if plan != nil {
 				plan.Warnings = append(plan.Warnings, "no action flag: storage_init and BOOTIF on a machine without an install mean install (oVirt auto-install)")
@@ -138,6 +101,12 @@ func Plan(p *cmdline.Params, f *Facts) (*Blueprint, error) {
 	if err != nil {
 		return nil, err
 	}
+	if plan.Action == cmdline.ActionInstall || plan.Action == cmdline.ActionReinstall || plan.Action == cmdline.ActionStateless {
+		// What seed-config will write is checked now, before the first write.
+		if err := checkConfig(p, f); err != nil {
+			return nil, err
+		}
+	}
 	plan.DryRun = p.Node.DryRun
 	plan.Warnings = append(plan.Warnings, p.Warnings...)
 	return plan, nil
@@ -147,6 +116,13 @@ func planBoot(p *cmdline.Params, f *Facts) (*Blueprint, error) {
 	if f.Install == nil || f.Install.OVirt {
 		return nil, refuse("boot an install medium with 'install storage_init=<disk>' to install, or 'rescue' for a shell",
 			"no nodeinit install found on any disk")
+	}
+	if err := oneInstall(f); err != nil {
+		return nil, err
+	}
+	if why := f.Install.Incomplete; why != "" {
+		return nil, refuseArg("install storage_init=/dev/"+f.Install.Disk, "boot the install medium again with the same install command line: it finishes the install",
+			"%s holds a nodeinit install that never finished: %s", f.Install.Disk, why)
 	}
 	slot := p.Node.Slot
 	if slot == "" {
@@ -166,19 +142,21 @@ func planBoot(p *cmdline.Params, f *Facts) (*Blueprint, error) {
 		t := targetOf(d)
 		plan.Target = &t
 	}
-	plan.Steps = []Step{{
-		Name:        StageBoot,
-		Description: fmt.Sprintf("mount slot %s (version %s) read-only with a tmpfs overlay, bind persisted config, mount logging and data", slot, s.Version),
-		Touches:     []string{"node-root-" + slot, "node-config", "node-logging", "node-data"},
-		Args:        map[string]string{"slot": slot, "disk": f.Install.Disk},
-	}}
+	plan.Steps = []Step{step(MountRoot{Disk: f.Install.Disk, Slot: slot},
+		fmt.Sprintf("mount slot %s (version %s) read-only with a tmpfs overlay, bind persisted config, mount logging and data", slot, s.Version),
+		"node-root-"+slot, "node-config", "node-logging", "node-data")}
 	return plan, nil
 }
 
 // planInstall covers install, reinstall and oVirt's auto-install.
 func planInstall(p *cmdline.Params, f *Facts, action cmdline.Action) (*Blueprint, error) {
-	// An install over the same image boots it: no PXE reinstall loops.
-	if action == cmdline.ActionInstall && f.Install != nil && !f.Install.OVirt {
+	// An install over the same image boots it: no PXE reinstall loops. An
+	// install that never finished is done again (see redo below).
+	redo := action == cmdline.ActionInstall && f.Install != nil && !f.Install.OVirt && f.Install.Incomplete != ""
+	if action == cmdline.ActionInstall && f.Install != nil && !f.Install.OVirt && !redo {
+		if err := oneInstall(f); err != nil {
+			return nil, err
+		}
 		active := f.Install.Slots[f.Install.ActiveSlot]
 		if f.Image != nil && f.Image.Error == "" && active.Version != "" && active.Version == f.Image.Version {
 			plan, err := planBoot(p, f)
@@ -187,7 +165,7 @@ func planInstall(p *cmdline.Params, f *Facts, action cmdline.Action) (*Blueprint
 			}
 			return plan, err
 		}
-		return nil, refuse("add 'reinstall' to replace it (data is kept only with nodeinit.keep=data), or 'upgrade' to upgrade it",
+		return nil, refuseArg("reinstall", "add 'reinstall' to replace it (data is kept only with nodeinit.keep=data), or 'upgrade' to upgrade it",
 			"%s already holds a nodeinit install (slot %s version %s); install does not overwrite an install", f.Install.Disk, f.Install.ActiveSlot, active.Version)
 	}
 	if err := checkImage(p, f); err != nil {
@@ -197,7 +175,12 @@ func planInstall(p *cmdline.Params, f *Facts, action cmdline.Action) (*Blueprint
 	if err != nil {
 		return nil, err
 	}
-	if err := disk.CheckConsent(*target, string(action), p.Node.Wipe); err != nil {
+	consentAction := string(action)
+	if redo && target.Name == f.Install.Disk {
+		// Our own unfinished install: the same command line may finish it.
+		consentAction = string(cmdline.ActionReinstall)
+	}
+	if err := disk.CheckConsent(*target, consentAction, p.Node.Wipe); err != nil {
 		return nil, err
 	}
 	var vols map[string]int64
@@ -208,6 +191,7 @@ func planInstall(p *cmdline.Params, f *Facts, action cmdline.Action) (*Blueprint
 	if err != nil {
 		return nil, fmt.Errorf("layout for %s: %w", target.Path, err)
 	}
+	plan0Notices := layout.Notices
 	if rs := f.Image.RootSize; rs > 0 {
 		if slot, ok := layout.Find("node-root-a"); ok && slot.Size < rs {
 			return nil, refuse("raise the root size in storage_vol (third field, MiB)",
@@ -223,6 +207,10 @@ func planInstall(p *cmdline.Params, f *Facts, action cmdline.Action) (*Blueprint
 
 	t := targetOf(target)
 	plan := &Blueprint{Action: action, Target: &t, Layout: &layout, Slot: "a", Image: f.Image, Handoff: HandoffReboot}
+	if redo && target.Name == f.Install.Disk {
+		plan.Warnings = append(plan.Warnings, fmt.Sprintf("%s holds a nodeinit install that never finished (%s): installing it again", target.Path, f.Install.Incomplete))
+	}
+	plan.Warnings = append(plan.Warnings, plan0Notices...)
 	plan.Disks = append(plan.Disks, t)
 	for i := range extra {
 		plan.Disks = append(plan.Disks, targetOf(&extra[i]))
@@ -237,31 +225,32 @@ func planInstall(p *cmdline.Params, f *Facts, action cmdline.Action) (*Blueprint
 			plan.Destroys = append(plan.Destroys, fmt.Sprintf("%s: %s", dev, what))
 		}
 	}
-	wipeArgs := map[string]string{"disk": target.Name}
+	keep := ""
 	if keepData {
-		wipeArgs["keep"] = "node-data"
+		keep = "node-data"
 	}
 	if target.Content != disk.ContentBlank {
-		plan.Steps = append(plan.Steps, Step{Name: StageWipe, Description: fmt.Sprintf("remove every signature and partition table on %s", dev) + keepNote(keepData),
-			Touches: []string{dev}, Args: wipeArgs})
+		plan.Steps = append(plan.Steps, wipeStep(p, target.Name, keep,
+			fmt.Sprintf("remove every signature and partition table on %s", dev)+keepNote(keepData), dev))
 	}
 	parts := make([]string, 0, len(layout.Partitions))
 	for _, ps := range layout.Partitions {
 		parts = append(parts, fmt.Sprintf("%s %dMiB", ps.Name, ps.Size>>20))
 	}
 	plan.Steps = append(plan.Steps,
-		Step{Name: StagePartition, Description: fmt.Sprintf("write a GPT (%d-byte sectors) on %s: %s", target.LogicalSectorSize, dev, strings.Join(parts, ", ")),
-			Touches: []string{dev}, Args: map[string]string{"disk": target.Name}},
-		Step{Name: StageFilesystems, Description: "make FAT32 on NODE-ESP, ext4 on node-config, node-logging" + dataNote(keepData) + ", swap on node-swap",
-			Touches: partTouches(&layout, "NODE-ESP", "node-config", "node-logging", "node-swap", "node-data"), Args: map[string]string{"disk": target.Name, "keep": wipeArgs["keep"]}},
-		writeSlotStep(f, target.Name, "a"),
-		Step{Name: StageESP, Description: "install systemd-boot, slot a kernel/initrd/manifest, loader entry for slot a, ledger",
-			Touches: []string{"NODE-ESP"}, Args: map[string]string{"disk": target.Name, "slot": "a"}},
-		Step{Name: StageSeedConfig, Description: "write hostname, network, dns, ntp, admin password hash, ssh and management settings from the command line into node-config",
-			Touches: []string{"node-config"}, Args: map[string]string{"disk": target.Name}},
-		Step{Name: StageBootOrder, Description: "put the disk first in the EFI boot order",
-			Touches: []string{"efivars"}, Args: map[string]string{"disk": target.Name}},
-		Step{Name: StageReport, Description: "record the install in the ledger and report status", Args: map[string]string{"disk": target.Name}},
+		step(Partition{Disk: target.Name},
+			fmt.Sprintf("write a GPT (%d-byte sectors) on %s: %s", target.LogicalSectorSize, dev, strings.Join(parts, ", ")), dev),
+		step(Filesystems{Disk: target.Name, Keep: keep}, filesystemsText(&layout, keep),
+			partTouches(&layout, keep, "NODE-ESP", "node-config", "node-logging", "node-swap", "node-data")...),
+		writeSlotStep(f, target.Name, "a", false),
+		step(CopyBootFiles{Disk: target.Name, Slot: "a", Loader: true},
+			"install systemd-boot, and slot a's kernel, initrd and manifest, on the ESP", "NODE-ESP"),
+		step(SeedConfig{Disk: target.Name},
+			"write hostname, network, dns, ntp, admin password hash, ssh and management settings from the command line into node-config", "node-config"),
+		step(AddBootEntry{Disk: target.Name, Slot: "a", Fresh: true},
+			"write slot a's loader entry and a new ledger recording the install", "NODE-ESP"),
+		step(BootOrder{Disk: target.Name}, "put the disk first in the EFI boot order", "efivars"),
+		step(Report{Disk: target.Name}, "save the log on the ESP and report the outcome", "NODE-ESP"),
 	)
 	if !f.EFI {
 		plan.Steps = removeStep(plan.Steps, StageBootOrder)
@@ -270,15 +259,30 @@ func planInstall(p *cmdline.Params, f *Facts, action cmdline.Action) (*Blueprint
 	return plan, nil
 }
 
-func writeSlotStep(f *Facts, diskName, slot string) Step {
-	return Step{Name: StageWriteSlot,
-		Description: fmt.Sprintf("stream %s %s rootfs.squashfs into node-root-%s, checking its signed digests as it goes", f.Image.Name, f.Image.Version, slot),
-		Touches:     []string{"node-root-" + slot}, Args: map[string]string{"disk": diskName, "slot": slot}}
+// wipeStep is the wipe of one disk in the erase mode the command line asks for,
+// described with what that mode does and does not guarantee.
+func wipeStep(p *cmdline.Params, diskName, keep, what, dev string) Step {
+	mode := string(p.Node.EraseMode())
+	return step(Wipe{Disk: diskName, Keep: keep, Mode: mode, Secure: p.Node.EraseSecure},
+		fmt.Sprintf("%s; erase=%s: %s", what, mode, disk.EraseMode(mode).Describe()), dev)
+}
+
+func writeSlotStep(f *Facts, diskName, slot string, upgrade bool) Step {
+	return step(WriteSlot{Disk: diskName, Slot: slot, Upgrade: upgrade},
+		fmt.Sprintf("stream %s %s rootfs.squashfs into node-root-%s, checking its signed digests as it goes", f.Image.Name, f.Image.Version, slot),
+		"node-root-"+slot)
 }
 
 func planUpgrade(p *cmdline.Params, f *Facts) (*Blueprint, error) {
 	if f.Install == nil || f.Install.OVirt {
 		return nil, refuse("use 'install storage_init=<disk>' (or 'reinstall' over an old oVirt Node)", "upgrade: no nodeinit install found")
+	}
+	if err := oneInstall(f); err != nil {
+		return nil, err
+	}
+	if why := f.Install.Incomplete; why != "" {
+		return nil, refuseArg("install storage_init=/dev/"+f.Install.Disk, "finish the install first: run the same install command line again",
+			"upgrade: %s holds a nodeinit install that never finished: %s", f.Install.Disk, why)
 	}
 	if err := checkImage(p, f); err != nil {
 		return nil, err
@@ -291,12 +295,12 @@ func planUpgrade(p *cmdline.Params, f *Facts) (*Blueprint, error) {
 	if err := checkVersions(from, f.Image, p.Node.Force); err != nil {
 		return nil, err
 	}
-	inactive := otherSlot(active)
+	inactive := OtherSlot(active)
 	d, ok := f.Disk(f.Install.Disk)
 	if !ok {
 		return nil, refuse("", "upgrade: the install disk %s is not among the probed disks", f.Install.Disk)
 	}
-	if sp := partByLabel(d, "node-root-"+inactive); sp != nil && len(sp.Mounts) > 0 {
+	if sp := d.PartitionByLabel("node-root-" + inactive); sp != nil && len(sp.Mounts) > 0 {
 		return nil, refuse("reboot into the other slot first",
 			"upgrade: node-root-%s (%s) is mounted at %s", inactive, sp.Name, strings.Join(sp.Mounts, ", "))
 	}
@@ -313,13 +317,20 @@ func planUpgrade(p *cmdline.Params, f *Facts) (*Blueprint, error) {
 	plan.Destroys = []string{fmt.Sprintf("%s: node-root-%s (%s, the inactive slot)", d.Path, inactive, old)}
 	plan.Keeps = []string{fmt.Sprintf("node-root-%s (version %s, running)", active, from), "node-config (snapshot first)", "node-logging", "node-data"}
 	plan.Steps = []Step{
-		writeSlotStep(f, d.Name, inactive),
-		{Name: StageESP, Description: fmt.Sprintf("copy slot %s kernel/initrd/manifest to the ESP", inactive),
-			Touches: []string{"NODE-ESP"}, Args: map[string]string{"disk": d.Name, "slot": inactive}},
-		{Name: StageMigrateConfig, Description: fmt.Sprintf("snapshot node-config as %s, apply the migrations of %s", from, f.Image.Version),
-			Touches: []string{"node-config"}, Args: map[string]string{"disk": d.Name, "slot": inactive, "from": from, "to": f.Image.Version}},
-		{Name: StageReport, Description: fmt.Sprintf("add loader entry for slot %s with %d tries, sorted before slot %s; record in the ledger", inactive, tries, active),
-			Touches: []string{"NODE-ESP"}, Args: map[string]string{"disk": d.Name, "slot": inactive, "tries": strconv.Itoa(tries), "entry": "1"}},
+		writeSlotStep(f, d.Name, inactive, true),
+		step(CopyBootFiles{Disk: d.Name, Slot: inactive},
+			fmt.Sprintf("copy slot %s's kernel, initrd and manifest onto the ESP", inactive), "NODE-ESP"),
+		step(MigrateConfig{Disk: d.Name, Slot: inactive, From: from, To: f.Image.Version},
+			fmt.Sprintf("snapshot node-config as %s, apply the migrations of %s", from, f.Image.Version), "node-config"),
+		step(AddBootEntry{Disk: d.Name, Slot: inactive, Tries: tries},
+			fmt.Sprintf("add loader entry for slot %s with %d tries, sorted before slot %s; record it in the ledger", inactive, tries, active), "NODE-ESP"),
+		step(Report{Disk: d.Name}, "save the log on the ESP and report the outcome", "NODE-ESP"),
+	}
+	if f.EFI {
+		// Booting a CD can make the firmware drop the disk's Boot#### entry; an
+		// upgrade that reboots must land on the disk again.
+		plan.Steps = insertBefore(plan.Steps, StageReport,
+			step(BootOrder{Disk: d.Name}, "restore the disk's EFI boot entry and put it first in the boot order", "efivars"))
 	}
 	return plan, nil
 }
@@ -337,16 +348,14 @@ func planUninstall(p *cmdline.Params, f *Facts) (*Blueprint, error) {
 		t := targetOf(d)
 		plan.Disks = append(plan.Disks, t)
 		plan.Destroys = append(plan.Destroys, fmt.Sprintf("%s: %s", d.Path, describeContent(d)))
-		plan.Steps = append(plan.Steps, Step{Name: StageWipe, Description: "remove every partition and signature of the install on " + d.Path,
-			Touches: []string{d.Path}, Args: map[string]string{"disk": d.Name}})
+		plan.Steps = append(plan.Steps, wipeStep(p, d.Name, "", "remove every partition and signature of the install on "+d.Path, d.Path))
 	}
 	if len(plan.Disks) == 0 {
 		return nil, refuse("nothing to do: no disk holds a nodeinit or oVirt Node install", "uninstall: no install found")
 	}
 	plan.Target = &plan.Disks[0]
 	if f.EFI {
-		plan.Steps = append(plan.Steps, Step{Name: StageBootOrder, Description: "remove nodeinit entries from the EFI boot order",
-			Touches: []string{"efivars"}, Args: map[string]string{"remove": "1"}})
+		plan.Steps = append(plan.Steps, step(BootOrder{Remove: true}, "remove nodeinit entries from the EFI boot order", "efivars"))
 	}
 	plan.Keeps = append(plan.Keeps, "every disk not part of the install")
 	return plan, nil
@@ -359,10 +368,8 @@ func planStateless(p *cmdline.Params, f *Facts) (*Blueprint, error) {
 	plan := &Blueprint{Action: cmdline.ActionStateless, Image: f.Image, Slot: "ram", Handoff: HandoffSwitchRoot}
 	plan.Keeps = []string{"every disk: nothing is written"}
 	plan.Steps = []Step{
-		{Name: StageVerifyImage, Description: fmt.Sprintf("copy %s %s rootfs.squashfs into RAM, checking its signed digests", f.Image.Name, f.Image.Version),
-			Touches: []string{"ram"}, Args: map[string]string{"dest": "ram"}},
-		{Name: StageBoot, Description: "mount the image from RAM with a tmpfs overlay; config from the command line only",
-			Touches: []string{"ram"}, Args: map[string]string{"slot": "ram"}},
+		step(CopyToRAM{}, fmt.Sprintf("copy %s %s rootfs.squashfs into RAM, checking its signed digests", f.Image.Name, f.Image.Version), "ram"),
+		step(MountRoot{Slot: "ram"}, "mount the image from RAM with a tmpfs overlay; config from the command line only", "ram"),
 	}
 	return plan, nil
 }
@@ -372,6 +379,9 @@ func selectTargets(p *cmdline.Params, f *Facts, action cmdline.Action) (*disk.Di
 	spec := p.StorageInit
 	if spec == nil {
 		if action == cmdline.ActionReinstall && f.Install != nil {
+			if err := oneInstall(f); err != nil {
+				return nil, nil, err
+			}
 			d, ok := f.Disk(f.Install.Disk)
 			if ok {
 				return d, nil, nil
@@ -380,7 +390,9 @@ func selectTargets(p *cmdline.Params, f *Facts, action cmdline.Action) (*disk.Di
 		return nil, nil, refuse("add storage_init=<disk> (for example storage_init=serial:ABC123 or storage_init=/dev/disk/by-id/…)",
 			"%s needs a target disk and none was named", action)
 	}
-	sel, err := disk.Select(f.Disks, spec, disk.SelectOptions{})
+	// A loop device is a target only when storage_init names its exact path:
+	// `nodeinit apply` onto an image file, as tests and image builders do.
+	sel, err := disk.Select(f.Disks, spec, disk.SelectOptions{AllowLoop: true})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -391,13 +403,28 @@ func selectTargets(p *cmdline.Params, f *Facts, action cmdline.Action) (*disk.Di
 	return d, sel.Extra, nil
 }
 
+// oneInstall refuses to pick between several disks holding an install: which
+// one a boot, an upgrade or a reinstall acts on must not depend on disk names.
+func oneInstall(f *Facts) error {
+	if len(f.Install.Others) == 0 {
+		return nil
+	}
+	all := append([]string{f.Install.Disk}, f.Install.Others...)
+	return &operr.Error{
+		What: fmt.Sprintf("%d disks hold a nodeinit install: %s", len(all), strings.Join(all, ", ")),
+		Why:  "nodeinit does not guess which one this machine runs",
+		Fix:  "remove the disk that should not be here, or name the disk to act on with storage_init= and reinstall it; uninstall wipes every install",
+		Arg:  "storage_init=/dev/" + f.Install.Disk,
+	}
+}
+
 func checkImage(p *cmdline.Params, f *Facts) error {
 	if f.Image == nil {
 		return refuse("add nodeinit.image=<dir|label:NAME|https://…> or boot from a medium that carries the bundle",
 			"%s needs an image and none was found", p.Action)
 	}
 	if f.Image.Error != "" {
-		return &RefusalError{Reason: fmt.Sprintf("image %s: %s", f.Image.Source, f.Image.Error), Fix: f.Image.Hint}
+		return &operr.Error{What: fmt.Sprintf("image %s: %s", f.Image.Source, f.Image.Error), Fix: f.Image.Hint}
 	}
 	return nil
 }
@@ -413,7 +440,7 @@ func checkVersions(from string, img *ImageFacts, force bool) error {
 	case c == 0:
 		return refuse("nothing to do; add nodeinit.force to rewrite the other slot anyway", "upgrade: version %s is already running", from)
 	case c < 0:
-		return refuse("add nodeinit.force to downgrade", "upgrade: %s is older than the running %s", to, from)
+		return refuseArg("nodeinit.force", "add nodeinit.force to downgrade", "upgrade: %s is older than the running %s", to, from)
 	}
 	if len(img.UpgradeFrom) > 0 {
 		for _, c := range img.UpgradeFrom {
@@ -421,11 +448,11 @@ func checkVersions(from string, img *ImageFacts, force bool) error {
 				return nil
 			}
 		}
-		return refuse("upgrade to an intermediate release first, or add nodeinit.force",
+		return refuseArg("nodeinit.force", "upgrade to an intermediate release first, or add nodeinit.force",
 			"upgrade: image %s accepts upgrades from %s, not from %s", to, strings.Join(img.UpgradeFrom, ", "), from)
 	}
 	if major(to) != major(from) {
-		return refuse("upgrade to the last release of "+major(from)+".x first, or add nodeinit.force",
+		return refuseArg("nodeinit.force", "upgrade to the last release of "+major(from)+".x first, or add nodeinit.force",
 			"upgrade: %s to %s is a major-version jump", from, to)
 	}
 	return nil
@@ -470,7 +497,8 @@ func major(v string) string {
 	return m
 }
 
-func otherSlot(s string) string {
+// OtherSlot is the A/B slot that is not s.
+func OtherSlot(s string) string {
 	if s == "b" {
 		return "a"
 	}
@@ -514,14 +542,47 @@ func describeContent(d *disk.Disk) string {
 	return what
 }
 
-func partTouches(l *disk.Layout, names ...string) []string {
+// filesystemsText says which filesystems the filesystems step makes: only the
+// partitions the layout has, and not the one kept.
+func filesystemsText(l *disk.Layout, keep string) string {
+	var made []string
+	for _, ps := range l.Partitions {
+		if ps.FS == disk.FSRaw {
+			continue
+		}
+		if ps.Name == keep {
+			made = append(made, ps.Name+" kept as it is")
+			continue
+		}
+		made = append(made, fmt.Sprintf("%s on %s", fsName(ps.FS), ps.Name))
+	}
+	return "make " + strings.Join(made, ", ")
+}
+
+func fsName(fs string) string {
+	if fs == disk.FSVfat {
+		return "FAT32"
+	}
+	return fs
+}
+
+func partTouches(l *disk.Layout, keep string, names ...string) []string {
 	var out []string
 	for _, n := range names {
-		if _, ok := l.Find(n); ok {
+		if _, ok := l.Find(n); ok && n != keep {
 			out = append(out, n)
 		}
 	}
 	return out
+}
+
+func insertBefore(steps []Step, name string, s Step) []Step {
+	for i := range steps {
+		if steps[i].Name == name {
+			return append(steps[:i], append([]Step{s}, steps[i:]...)...)
+		}
+	}
+	return append(steps, s)
 }
 
 func removeStep(steps []Step, name string) []Step {
@@ -539,13 +600,6 @@ func keepNote(keep bool) string {
 		return ", keeping node-data"
 	}
 	return ""
-}
-
-func dataNote(keep bool) string {
-	if keep {
-		return " (node-data kept as it is)"
-	}
-	return ", node-data"
 }
 
 func contains(list []string, s string) bool {

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"time"
+
+	"github.com/nodeinit/nodeinit/device/linuxdev"
+	"github.com/nodeinit/nodeinit/stages"
+	"golang.org/x/sys/unix"
+)
+
+func init() {
+	register("apply", "run a kernel command line's action on this machine (install onto a disk from a rescue system)", runApply)
+}
+
+func runApply(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("apply", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	line := fs.String("cmdline", "", `the kernel command line to act on, e.g. "install storage_init=/dev/disk/by-id/… BOOTIF=link"`)
+	keys := fs.String("keys", "/etc/nodeinit/keys", "directory of trusted image public keys (*.pub)")
+	runDir := fs.String("run-dir", "", "directory for temporary mounts (default: a new one under /run)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("apply: unexpected argument %q: put the whole command line in --cmdline \"…\"", fs.Arg(0))
+	}
+	if *line == "" {
+		return fmt.Errorf(`apply: no command line: pass --cmdline "install storage_init=… nodeinit.image=…"`)
+	}
+	dir := *runDir
+	if dir == "" {
+		d, err := os.MkdirTemp("/run", "nodeinit-apply-")
+		if err != nil {
+			return fmt.Errorf("apply: %w", err)
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, unix.SIGTERM)
+	defer stop()
+	sink := &stages.Throttle{Next: &stages.HumanSink{W: stdout}, Interval: time.Second}
+	bp, err := stages.Apply(ctx, stages.ApplyOptions{Cmdline: *line, Dev: &linuxdev.Machine{}, KeysDir: *keys,
+		RunDir: dir, Sink: sink, Out: stdout})
+	if err != nil {
+		return err
+	}
+	if bp.DryRun {
+		fmt.Fprintln(stdout, "nodeinit: dry run: nothing was written")
+		return nil
+	}
+	fmt.Fprintf(stdout, "nodeinit: %s complete; boot the disk to start the node\n", bp.Action)
+	return nil
+}

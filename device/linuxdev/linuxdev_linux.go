@@ -1,0 +1,216 @@
+package linuxdev
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+	"unsafe"
+
+	"github.com/nodeinit/nodeinit/boot"
+	"github.com/nodeinit/nodeinit/device"
+	"github.com/nodeinit/nodeinit/disk"
+	"golang.org/x/sys/unix"
+)
+
+// Machine is device.Machine on the running Linux kernel. The zero value is
+// ready to use.
+type Machine struct {
+	// PartitionTimeout bounds WaitPartitions; 0 means 10 s.
+	PartitionTimeout time.Duration
+}
+
+var _ device.Machine = (*Machine)(nil)
+
+// OpenBlock opens path read-write; a block device exclusively.
+func (m *Machine) OpenBlock(path string, sectorSize int) (device.Block, error) {
+	return openBlock(path, sectorSize, false)
+}
+
+// OpenBlockReadOnly opens path for reading, without exclusivity.
+func (m *Machine) OpenBlockReadOnly(path string, sectorSize int) (device.Block, error) {
+	return openBlock(path, sectorSize, true)
+}
+
+// Lock takes the udev-convention flock on the disk (disk.Lock).
+func (m *Machine) Lock(path string) (func() error, error) { return disk.Lock(path) }
+
+// SetPartitions tells the kernel about parts through BLKPG, falling back to
+// BLKRRPART. An image file has no kernel view, so it is a no-op there.
+func (m *Machine) SetPartitions(path string, parts []device.Partition) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("set partitions of %s: %w", path, err)
+	}
+	if st.Mode()&os.ModeDevice == 0 {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("set partitions of %s: %w: %w", path, device.ErrRereadDeferred, err)
+	}
+	defer f.Close()
+	k, err := newSysfsKernel(f)
+	if err != nil {
+		return fmt.Errorf("set partitions of %s: %w: %w", path, device.ErrRereadDeferred, err)
+	}
+	if _, err := syncPartitions(k, parts); err != nil {
+		return fmt.Errorf("set partitions of %s: %w", path, err)
+	}
+	return nil
+}
+
+// WaitPartitions polls until each partition's node exists under /dev as a
+// block device. devtmpfs creates the nodes itself, without udev, but
+// asynchronously after BLKPG returns.
+func (m *Machine) WaitPartitions(path string, parts []device.Partition) error {
+	timeout := m.PartitionTimeout
+	if timeout == 0 {
+		timeout = 10 * time.Second
+	}
+	deadline := time.Now().Add(timeout)
+	for _, p := range parts {
+		node := disk.PartitionPath(path, p.Number)
+		for {
+			st, err := os.Stat(node)
+			if err == nil && st.Mode()&os.ModeDevice != 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("wait for partition %d of %s: %s did not appear within %s", p.Number, path, node, timeout)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return nil
+}
+
+// MakeFS runs disk.MakeFS.
+func (m *Machine) MakeFS(req device.Mkfs) error {
+	return disk.MakeFS(req.Path, req.FS, req.Label, disk.MkfsOptions{SectorSize: req.SectorSize, UUID: req.UUID})
+}
+
+// Mount is mount(2); the target must exist.
+func (m *Machine) Mount(source, target, fstype string, flags uintptr, data string) error {
+	if err := unix.Mount(source, target, fstype, flags, data); err != nil {
+		return fmt.Errorf("mount %s (%s) on %s: %w", source, fstype, target, err)
+	}
+	return nil
+}
+
+// Unmount is umount(2).
+func (m *Machine) Unmount(target string) error {
+	if err := unix.Unmount(target, 0); err != nil {
+		return fmt.Errorf("unmount %s: %w", target, err)
+	}
+	return nil
+}
+
+// SyncAll is sync(2).
+func (m *Machine) SyncAll() { unix.Sync() }
+
+// EFIVars opens efivarfs; device.ErrUnsupported on a machine that did not
+// boot through UEFI.
+func (m *Machine) EFIVars() (device.EFIVars, error) {
+	if _, err := os.Stat("/sys/firmware/efi"); errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("EFI variables: %w: the machine did not boot through UEFI", device.ErrUnsupported)
+	}
+	v, err := boot.OpenEFIVars()
+	if err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// Reboot syncs and restarts the machine; it returns only on failure.
+func (m *Machine) Reboot() error {
+	unix.Sync()
+	if err := unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART); err != nil {
+		return fmt.Errorf("reboot: %w", err)
+	}
+	return nil
+}
+
+// PowerOff syncs and powers the machine off; it returns only on failure.
+func (m *Machine) PowerOff() error {
+	unix.Sync()
+	if err := unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF); err != nil {
+		return fmt.Errorf("power off: %w", err)
+	}
+	return nil
+}
+
+// sysfsKernel is partitionKernel for a real block device.
+type sysfsKernel struct {
+	f   *os.File
+	dir string // /sys/dev/block/MAJ:MIN resolved
+}
+
+func newSysfsKernel(f *os.File) (*sysfsKernel, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return nil, fmt.Errorf("stat: %w", err)
+	}
+	dir, err := filepath.EvalSymlinks(fmt.Sprintf("/sys/dev/block/%d:%d", unix.Major(st.Rdev), unix.Minor(st.Rdev)))
+	if err != nil {
+		return nil, fmt.Errorf("find the disk in sysfs: %w", err)
+	}
+	return &sysfsKernel{f: f, dir: dir}, nil
+}
+
+func (k *sysfsKernel) Reread() error {
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, k.f.Fd(), unix.BLKRRPART, 0); e != 0 {
+		return e
+	}
+	return nil
+}
+
+func (k *sysfsKernel) Partitions() ([]device.Partition, error) {
+	entries, err := os.ReadDir(k.dir)
+	if err != nil {
+		return nil, err
+	}
+	var parts []device.Partition
+	for _, e := range entries {
+		num, err := readSysInt(filepath.Join(k.dir, e.Name(), "partition"))
+		if err != nil {
+			continue // not a partition directory
+		}
+		start, err1 := readSysInt(filepath.Join(k.dir, e.Name(), "start"))
+		size, err2 := readSysInt(filepath.Join(k.dir, e.Name(), "size"))
+		if err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("read sysfs partition %s: %w", e.Name(), errors.Join(err1, err2))
+		}
+		// sysfs counts 512-byte units whatever the sector size.
+		parts = append(parts, device.Partition{Number: int(num), StartByte: start * 512, SizeBytes: size * 512})
+	}
+	return parts, nil
+}
+
+func (k *sysfsKernel) Add(p device.Partition) error {
+	return blkpg(k.f, unix.BLKPG_ADD_PARTITION, p)
+}
+
+func (k *sysfsKernel) Delete(number int) error {
+	return blkpg(k.f, unix.BLKPG_DEL_PARTITION, device.Partition{Number: number})
+}
+
+func blkpg(f *os.File, op int32, p device.Partition) error {
+	part := unix.BlkpgPartition{Start: p.StartByte, Length: p.SizeBytes, Pno: int32(p.Number)}
+	arg := unix.BlkpgIoctlArg{Op: op, Datalen: int32(unsafe.Sizeof(part)), Data: (*byte)(unsafe.Pointer(&part))}
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, f.Fd(), unix.BLKPG, uintptr(unsafe.Pointer(&arg))); e != 0 {
+		return e
+	}
+	return nil
+}
+
+func readSysInt(path string) (int64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+}

@@ -1,0 +1,148 @@
+package plan
+
+// Stage names, in the order they can run. The first two and the last two are the
+// engine's own steps around the plan; the rest are planned steps. cmdline.StageNames
+// lists the same names, so nodeinit.break accepts exactly these (a test checks it).
+const (
+	StageNetwork       = "network"         // bring up the boot NIC when something needs it
+	StageProbe         = "probe"           // gather facts, open and check the image
+	StageCopyToRAM     = "copy-to-ram"     // stateless: copy the rootfs into RAM, checking it
+	StageWipe          = "wipe"            // clear signatures and tables
+	StagePartition     = "partition"       // write the GPT
+	StageFilesystems   = "filesystems"     // make FAT32, ext4 and swap
+	StageWriteSlot     = "write-slot"      // stream the rootfs into a root slot
+	StageCopyBootFiles = "copy-boot-files" // loader, and the slot's kernel, initrd and manifest, onto the ESP
+	StageSeedConfig    = "seed-config"     // config from the command line into node-config
+	StageMigrateConfig = "migrate-config"  // snapshot node-config, apply the image's migrations
+	StageAddBootEntry  = "add-boot-entry"  // the slot's loader entry and its ledger record
+	StageBootOrder     = "boot-order"      // EFI Boot#### and BootOrder
+	StageReport        = "report"          // log onto the ESP, local_boot_trigger
+	StageMountRoot     = "mount-root"      // assemble the node's root under /newroot
+	StageSwitchRoot    = "switch-root"     // hand-off: exec the node's init
+	StageReboot        = "reboot"          // hand-off: reboot
+)
+
+// AllStages lists every stage name in run order.
+var AllStages = []string{StageNetwork, StageProbe, StageCopyToRAM, StageWipe, StagePartition, StageFilesystems,
+	StageWriteSlot, StageCopyBootFiles, StageSeedConfig, StageMigrateConfig, StageAddBootEntry, StageBootOrder,
+	StageReport, StageMountRoot, StageSwitchRoot, StageReboot}
+
+// Input is the typed input of one planned step; its concrete type says which
+// stage implementation runs it.
+type Input interface {
+	// Stage is the stage name this input belongs to.
+	Stage() string
+}
+
+// Wipe clears every signature and partition table on Disk, except the partition
+// labelled Keep, in the erase mode Mode (nodeinit.erase: signatures, discard or
+// zero; Secure asks for the device's secure discard).
+type Wipe struct {
+	Disk   string `json:"disk"`
+	Keep   string `json:"keep,omitempty"`
+	Mode   string `json:"mode"`
+	Secure bool   `json:"secure,omitempty"`
+}
+
+// Partition writes the layout's GPT on Disk.
+type Partition struct {
+	Disk string `json:"disk"`
+}
+
+// Filesystems makes the layout's filesystems on Disk, leaving Keep as it is.
+type Filesystems struct {
+	Disk string `json:"disk"`
+	Keep string `json:"keep,omitempty"`
+}
+
+// WriteSlot streams the image's rootfs into node-root-Slot on Disk. On an
+// upgrade it first drops the slot's old entry and marks it being written.
+type WriteSlot struct {
+	Disk    string `json:"disk"`
+	Slot    string `json:"slot"`
+	Upgrade bool   `json:"upgrade,omitempty"`
+}
+
+// CopyBootFiles puts the slot's kernel, initrd and manifest on Disk's ESP, and the
+// boot loader when Loader is set.
+type CopyBootFiles struct {
+	Disk   string `json:"disk"`
+	Slot   string `json:"slot"`
+	Loader bool   `json:"loader,omitempty"`
+}
+
+// SeedConfig writes the configuration from the command line into node-config.
+type SeedConfig struct {
+	Disk string `json:"disk"`
+}
+
+// MigrateConfig snapshots node-config as From and applies the migrations of To.
+type MigrateConfig struct {
+	Disk string `json:"disk"`
+	Slot string `json:"slot"`
+	From string `json:"from"`
+	To   string `json:"to"`
+}
+
+// AddBootEntry writes the slot's loader entry and records it in the ledger. Tries
+// is the boot-counting budget (0: an uncounted entry, the install's). Fresh starts
+// a new ledger (install, reinstall).
+type AddBootEntry struct {
+	Disk  string `json:"disk"`
+	Slot  string `json:"slot"`
+	Tries int    `json:"tries,omitempty"`
+	Fresh bool   `json:"fresh,omitempty"`
+}
+
+// BootOrder puts Disk's ESP first in the EFI boot order, or removes nodeinit's
+// entries when Remove is set.
+type BootOrder struct {
+	Disk   string `json:"disk,omitempty"`
+	Remove bool   `json:"remove,omitempty"`
+}
+
+// Report saves the event log on Disk's ESP and calls local_boot_trigger.
+type Report struct {
+	Disk string `json:"disk"`
+}
+
+// CopyToRAM copies the image's rootfs into RAM, checking its signed digests.
+type CopyToRAM struct{}
+
+// MountRoot assembles the node's root from node-root-Slot on Disk, or from RAM
+// when Slot is "ram".
+type MountRoot struct {
+	Disk string `json:"disk,omitempty"`
+	Slot string `json:"slot"`
+}
+
+// Stage names the stage of each input.
+func (Wipe) Stage() string          { return StageWipe }
+func (Partition) Stage() string     { return StagePartition }
+func (Filesystems) Stage() string   { return StageFilesystems }
+func (WriteSlot) Stage() string     { return StageWriteSlot }
+func (CopyBootFiles) Stage() string { return StageCopyBootFiles }
+func (SeedConfig) Stage() string    { return StageSeedConfig }
+func (MigrateConfig) Stage() string { return StageMigrateConfig }
+func (AddBootEntry) Stage() string  { return StageAddBootEntry }
+func (BootOrder) Stage() string     { return StageBootOrder }
+func (Report) Stage() string        { return StageReport }
+func (CopyToRAM) Stage() string     { return StageCopyToRAM }
+func (MountRoot) Stage() string     { return StageMountRoot }
+
+// Step is one planned stage run: what it does, exactly what it touches, and its
+// typed input. Its name is its input's stage.
+type Step struct {
+	Name        string   `json:"name"`
+	Description string   `json:"description"`
+	Touches     []string `json:"touches,omitempty"`
+	Input       Input    `json:"input"`
+}
+
+// Describe returns the human description of the step.
+func (s Step) Describe() string { return s.Description }
+
+// step builds a Step named after its input.
+func step(in Input, description string, touches ...string) Step {
+	return Step{Name: in.Stage(), Description: description, Touches: touches, Input: in}
+}

@@ -55,6 +55,9 @@ func crashFull() bool { return os.Getenv("NODEINIT_CRASH_FULL") == "1" }
 const crashSample = 6
 
 func runCrashScenario(t *testing.T, sc crashScenario) {
+	if testing.Short() {
+		t.Skip("the crash-point harness runs in make test and make crashtest, not -short")
+	}
 	e := newEnv(t)
 	img := e.newDisk("disk.img")
 	bundles := sc.prepare(e, img)

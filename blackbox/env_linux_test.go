@@ -169,6 +169,8 @@ func (e *env) apply(dev device.Machine, name, line string) result {
 		Cmdline: line, Dev: dev, OnlyDisks: []string{name}, KeysDir: e.keys,
 		RunDir: filepath.Join(e.dir, "run"), Sink: c, Out: &out,
 		Fetch: func(context.Context, string) error { return nil },
+		// The recorder serves EFI variables, so the EFI steps run and are recorded.
+		AdjustFacts: func(f *plan.Facts) { f.EFI = true },
 	})
 	return result{plan: bp, err: err, events: c, out: out.String()}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/nodeinit/nodeinit/crash"
 	"github.com/nodeinit/nodeinit/device"
 	"github.com/nodeinit/nodeinit/disk"
+	"github.com/nodeinit/nodeinit/disk/diskio"
 	"github.com/nodeinit/nodeinit/image"
 	"golang.org/x/sys/unix"
 )
@@ -123,7 +124,7 @@ func (in *inspector) inspect(img string) (nodeView, error) {
 		return v, err
 	}
 	whole := &rangeBlock{f: f, size: st.Size(), sector: in.sector, name: img}
-	parts, err := disk.ReadGPTOf(whole)
+	parts, err := diskio.ReadGPTOf(whole)
 	if err != nil {
 		v.why = append(v.why, "no GPT: "+err.Error())
 		return v, nil

@@ -85,3 +85,15 @@ func (d *Disk) PartitionByLabel(label string) *Partition {
 	}
 	return nil
 }
+
+func dedup(s []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, x := range s {
+		if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
+	}
+	return out
+}

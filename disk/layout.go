@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+
+	"github.com/nodeinit/nodeinit/device"
 )
 
 // The layout of a node disk (DESIGN.md, "On disk"): GPT, 1 MiB aligned, one
@@ -428,4 +430,13 @@ func (l Layout) KeepInPlace(name string, existing []Partition) error {
 		return nil
 	}
 	return fmt.Errorf("keep %s: the disk has no partition labelled %s to keep: drop nodeinit.keep", name, name)
+}
+
+// KernelPartitions is the partitions of l as the kernel should show them.
+func (l Layout) KernelPartitions() []device.Partition {
+	out := make([]device.Partition, 0, len(l.Partitions))
+	for _, p := range l.Partitions {
+		out = append(out, device.Partition{Number: p.Number, StartByte: p.Start, SizeBytes: p.Size})
+	}
+	return out
 }

@@ -34,10 +34,10 @@ type MkfsOptions struct {
 // minSwapPages is the smallest swap area mkswap and the kernel accept.
 const minSwapPages = 10
 
-// swapHeader returns the first page of a swap area of size bytes in the
+// SwapHeader returns the first page of a swap area of size bytes in the
 // kernel's "SWAPSPACE2" (version 1) format: version, last usable page, no bad
 // pages, UUID and label, and the magic in the page's last 10 bytes.
-func swapHeader(size int64, pageSize int, label string, uuid [16]byte) ([]byte, error) {
+func SwapHeader(size int64, pageSize int, label string, uuid [16]byte) ([]byte, error) {
 	if pageSize < 4096 || pageSize&(pageSize-1) != 0 {
 		return nil, fmt.Errorf("swap: page size %d is not a power of two >= 4096", pageSize)
 	}

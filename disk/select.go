@@ -465,7 +465,7 @@ func WWIDs(d Disk) []string {
 		}
 	}
 	if d.Transport == "ata" && d.Serial != "" {
-		add("SATA_" + joinID(d.Model, d.Serial))
+		add("SATA_" + JoinID(d.Model, d.Serial))
 	}
 	return ids
 }

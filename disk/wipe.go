@@ -227,3 +227,15 @@ func mbrPartitions(readAt func(b []byte, off int64) (int, error), sectorSize int
 	}
 	return out
 }
+
+// SignatureRegions are the ranges a whole-device wipe of a device of size bytes
+// clears when it knows no partitions: its start and end, where every
+// partition table, filesystem and volume-manager signature lives. mkfs clears
+// them first, so blkid sees only the new filesystem.
+func SignatureRegions(size int64, sectorSize int) []Range {
+	var out []Range
+	for _, e := range wipeRegions(size, sectorSize, nil) {
+		out = append(out, Range{Start: e.Start, Size: e.Size})
+	}
+	return out
+}

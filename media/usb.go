@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/nodeinit/nodeinit/disk"
+	"github.com/nodeinit/nodeinit/disk/diskio"
 )
 
 // There is no separate USB layout: the hybrid ISO is the USB image. Its isohybrid MBR
@@ -25,11 +25,11 @@ type USBOptions struct {
 	Force bool
 	// Root is where sysfs and /proc are found ("/" when Dir is empty); tests point it at
 	// a fake tree.
-	Root disk.Root
+	Root diskio.Root
 }
 
 // CheckUSBTarget refuses a target device that must not be overwritten: a partition, a
-// disk that is mounted, holds active swap or is used by md, LVM or dm (as disk.Discover
+// disk that is mounted, holds active swap or is used by md, LVM or dm (as diskio.Discover
 // sees it, on the disk or any partition), and (without Force) a disk that is neither
 // removable nor on USB. A regular file or a path that does not exist yet is always accepted.
 func CheckUSBTarget(target string, o USBOptions) error {
@@ -56,7 +56,7 @@ func CheckUSBTarget(target string, o USBOptions) error {
 		root.Dir = "/"
 	}
 	root.SkipProbe = true // identity and state are enough; the content does not matter
-	disks, err := disk.Discover(root)
+	disks, err := diskio.Discover(root)
 	if err != nil {
 		return fmt.Errorf("usb target %s: %w", target, err)
 	}

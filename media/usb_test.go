@@ -13,9 +13,8 @@ import (
 
 	"github.com/diskfs/go-diskfs/backend/file"
 	"github.com/diskfs/go-diskfs/filesystem/iso9660"
+	"github.com/nodeinit/nodeinit/disk/diskio"
 	"golang.org/x/sys/unix"
-
-	"github.com/nodeinit/nodeinit/disk"
 )
 
 // TestCheckUSBTarget judges devices of disk's fake sysfs trees: a USB stick beside an NVMe
@@ -54,7 +53,7 @@ func TestCheckUSBTarget(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		root := disk.Root{Dir: filepath.Join("..", "disk", "testdata", "sysfs", tc.tree)}
+		root := diskio.Root{Dir: filepath.Join("..", "disk", "diskio", "testdata", "sysfs", tc.tree)}
 		err := CheckUSBTarget(node, USBOptions{Force: tc.force, Root: root})
 		switch {
 		case tc.want == "" && err != nil:

@@ -41,6 +41,9 @@ type ApplyOptions struct {
 	Now func() time.Time
 	// Fetch calls local_boot_trigger; nil uses HTTP.
 	Fetch func(ctx context.Context, url string) error
+	// AdjustFacts, when set, changes the probed facts before planning: a test
+	// whose recorder serves EFI variables says the machine has EFI.
+	AdjustFacts func(*plan.Facts)
 }
 
 // Apply parses the command line, probes, plans, and runs the plan's steps with
@@ -75,6 +78,9 @@ func Apply(ctx context.Context, o ApplyOptions) (*plan.Blueprint, error) {
 		return nil, err
 	}
 	defer m.Close()
+	if o.AdjustFacts != nil {
+		o.AdjustFacts(m.Facts)
+	}
 	bp, err := plan.Plan(p, m.Facts)
 	if err != nil {
 		return nil, fmt.Errorf("nothing was written: %w", err)

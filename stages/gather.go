@@ -14,6 +14,7 @@ import (
 	"github.com/nodeinit/nodeinit/cmdline"
 	"github.com/nodeinit/nodeinit/device"
 	"github.com/nodeinit/nodeinit/disk"
+	"github.com/nodeinit/nodeinit/disk/diskio"
 	"github.com/nodeinit/nodeinit/image"
 	"github.com/nodeinit/nodeinit/plan"
 )
@@ -75,7 +76,7 @@ func Probe(ctx context.Context, p *cmdline.Params, o GatherOptions) (*Machine, e
 	if o.RunDir == "" {
 		o.RunDir = "/run/nodeinit"
 	}
-	disks, err := disk.Discover(disk.Root{Dir: o.Root, Only: o.OnlyDisks})
+	disks, err := diskio.Discover(diskio.Root{Dir: o.Root, Only: o.OnlyDisks})
 	if err != nil {
 		return nil, fmt.Errorf("probe disks: %w", err)
 	}
@@ -164,7 +165,7 @@ func markMedium(f *plan.Facts, label string, o GatherOptions) {
 	if err != nil {
 		return
 	}
-	disk.MarkBootMedium(f.Disks, filepath.Base(dev))
+	diskio.MarkBootMedium(f.Disks, filepath.Base(dev))
 }
 
 // findInstall finds a nodeinit install (or an old oVirt Node) and reads its ledger.

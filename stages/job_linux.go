@@ -16,6 +16,7 @@ import (
 	"github.com/nodeinit/nodeinit/cmdline"
 	"github.com/nodeinit/nodeinit/device"
 	"github.com/nodeinit/nodeinit/disk"
+	"github.com/nodeinit/nodeinit/disk/diskio"
 	"github.com/nodeinit/nodeinit/image"
 	"github.com/nodeinit/nodeinit/nodeconfig"
 	"github.com/nodeinit/nodeinit/operr"
@@ -208,7 +209,7 @@ func (j *Job) partition(ctx context.Context, in plan.Partition, r *Reporter) err
 		return err
 	}
 	l := *j.Plan.Layout
-	if err := j.withBlock(dev, d.LogicalSectorSize, func(b device.Block) error { return disk.WriteGPT(b, l) }); err != nil {
+	if err := j.withBlock(dev, d.LogicalSectorSize, func(b device.Block) error { return diskio.WriteGPT(b, l) }); err != nil {
 		return err
 	}
 	if err := j.Dev.SetPartitions(dev, l.KernelPartitions()); err != nil {
@@ -522,7 +523,7 @@ func (j *Job) bootOrder(ctx context.Context, in plan.BootOrder, r *Reporter) err
 	}
 	var parts []disk.Partition
 	if err := j.withReadOnlyBlock(dev, d.LogicalSectorSize, func(b device.Block) (err error) {
-		parts, err = disk.ReadGPTOf(b)
+		parts, err = diskio.ReadGPTOf(b)
 		return err
 	}); err != nil {
 		return err

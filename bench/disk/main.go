@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/nodeinit/nodeinit/disk"
+	"github.com/nodeinit/nodeinit/disk/diskio"
 )
 
 func main() {
@@ -112,7 +113,7 @@ func dataSize(l disk.Layout) int64 {
 func runOurs(dev string, l disk.Layout) (result, error) {
 	var r result
 	t := time.Now()
-	if err := disk.WriteTable(dev, l); err != nil {
+	if err := diskio.WriteTable(dev, l); err != nil {
 		return r, err
 	}
 	r.partition = time.Since(t)
@@ -123,7 +124,7 @@ func runOurs(dev string, l disk.Layout) (result, error) {
 			label = label[:11]
 		}
 		ft := time.Now()
-		if err := disk.MakeFS(disk.PartitionPath(dev, p.Number), p.FS, label, disk.MkfsOptions{}); err != nil {
+		if err := diskio.MakeFS(disk.PartitionPath(dev, p.Number), p.FS, label, disk.MkfsOptions{}); err != nil {
 			return r, err
 		}
 		if os.Getenv("BENCH_VERBOSE") != "" {
@@ -132,14 +133,14 @@ func runOurs(dev string, l disk.Layout) (result, error) {
 	}
 	r.format = time.Since(t)
 	t = time.Now()
-	if _, err := disk.Wipe(dev, disk.WipeOptions{}); err != nil {
+	if _, err := diskio.Wipe(dev, disk.WipeOptions{}); err != nil {
 		return r, err
 	}
 	r.wipe = time.Since(t)
 	r.leftovers = leftovers(dev, l)
 	// The whole-device discard is timed apart: the tools' run does none.
 	t = time.Now()
-	rep, err := disk.Wipe(dev, disk.WipeOptions{Discard: true})
+	rep, err := diskio.Wipe(dev, disk.WipeOptions{Discard: true})
 	if err != nil {
 		return r, err
 	}

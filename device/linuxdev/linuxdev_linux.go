@@ -13,6 +13,7 @@ import (
 	"github.com/nodeinit/nodeinit/boot"
 	"github.com/nodeinit/nodeinit/device"
 	"github.com/nodeinit/nodeinit/disk"
+	"github.com/nodeinit/nodeinit/disk/diskio"
 	"golang.org/x/sys/unix"
 )
 
@@ -35,8 +36,8 @@ func (m *Machine) OpenBlockReadOnly(path string, sectorSize int) (device.Block, 
 	return openBlock(path, sectorSize, true)
 }
 
-// Lock takes the udev-convention flock on the disk (disk.Lock).
-func (m *Machine) Lock(path string) (func() error, error) { return disk.Lock(path) }
+// Lock takes the udev-convention flock on the disk (diskio.Lock).
+func (m *Machine) Lock(path string) (func() error, error) { return diskio.Lock(path) }
 
 // SetPartitions tells the kernel about parts through BLKPG, falling back to
 // BLKRRPART. An image file has no kernel view, so it is a no-op there.
@@ -88,9 +89,9 @@ func (m *Machine) WaitPartitions(path string, parts []device.Partition) error {
 	return nil
 }
 
-// MakeFS runs disk.MakeFS.
+// MakeFS runs diskio.MakeFS.
 func (m *Machine) MakeFS(req device.Mkfs) error {
-	return disk.MakeFS(req.Path, req.FS, req.Label, disk.MkfsOptions{SectorSize: req.SectorSize, UUID: req.UUID})
+	return diskio.MakeFS(req.Path, req.FS, req.Label, disk.MkfsOptions{SectorSize: req.SectorSize, UUID: req.UUID})
 }
 
 // Mount is mount(2); the target must exist.

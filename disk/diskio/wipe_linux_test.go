@@ -1,4 +1,4 @@
-package disk
+package diskio
 
 import (
 	"bytes"
@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/nodeinit/nodeinit/disk"
 )
 
 // dwMDSuperblock writes an md 1.2 superblock (4 KiB into dev) by hand: md
@@ -119,9 +121,9 @@ func TestWipePreseeded(t *testing.T) {
 				dwRun(t, "sgdisk", "-n", "1:1M:+256M", "-c", "1:Root", "-n", "2:0:+256M", "-c", "2:RootBackup",
 					"-n", "3:0:0", "-c", "3:HostVG", "-t", "3:8e00", dev)
 				dwRun(t, "partx", "-a", dev)
-				dwRun(t, "mke2fs", "-q", "-t", "ext2", "-L", "Root", PartitionPath(dev, 1))
-				dwRun(t, "mke2fs", "-q", "-t", "ext2", "-L", "RootBackup", PartitionPath(dev, 2))
-				pv := PartitionPath(dev, 3)
+				dwRun(t, "mke2fs", "-q", "-t", "ext2", "-L", "Root", disk.PartitionPath(dev, 1))
+				dwRun(t, "mke2fs", "-q", "-t", "ext2", "-L", "RootBackup", disk.PartitionPath(dev, 2))
+				pv := disk.PartitionPath(dev, 3)
 				lvmEnv("pvcreate", "-ff", "-y", "--devices", pv, pv)
 				lvmEnv("vgcreate", "--devices", pv, "HostVG", pv)
 			},
@@ -156,7 +158,7 @@ func TestWipePreseeded(t *testing.T) {
 				if c.check != nil {
 					c.check(t, dev, true)
 				}
-				rep, err := Wipe(dev, WipeOptions{})
+				rep, err := Wipe(dev, disk.WipeOptions{})
 				if err != nil {
 					t.Fatalf("wipe: %v", err)
 				}

@@ -11,7 +11,7 @@
 // u-root's pkg/mount/block reads the fixed /sys and /dev paths of the running
 // machine and opens every device, so discovery reads sysfs through Root
 // itself; it still uses block.ComposePartName for partition names.
-package disk
+package diskio
 
 import (
 	"bufio"
@@ -26,6 +26,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/nodeinit/nodeinit/disk"
 	"github.com/u-root/u-root/pkg/mount/block"
 )
 
@@ -52,7 +53,7 @@ func (r Root) path(elem ...string) string {
 // Virtual devices (loop, ram, zram, dm, md) are listed too, with their
 // transport set, so that a selection error can show them; Select never
 // picks them.
-func Discover(root Root) ([]Disk, error) {
+func Discover(root Root) ([]disk.Disk, error) {
 	entries, err := os.ReadDir(root.path("sys", "block"))
 	if err != nil {
 		return nil, fmt.Errorf("discover disks: %w (is sysfs mounted at %s?)", err, root.path("sys"))
@@ -65,7 +66,7 @@ func Discover(root Root) ([]Disk, error) {
 	if err != nil {
 		return nil, fmt.Errorf("discover disks: %w", err)
 	}
-	var disks []Disk
+	var disks []disk.Disk
 	for _, e := range entries {
 		if len(root.Only) > 0 && !slices.Contains(root.Only, e.Name()) {
 			continue
@@ -107,22 +108,22 @@ func (s sysDev) int(elem ...string) int64 {
 	return n
 }
 
-func discoverOne(root Root, name string, mounts map[string][]string, swaps map[string]bool) (Disk, error) {
+func discoverOne(root Root, name string, mounts map[string][]string, swaps map[string]bool) (disk.Disk, error) {
 	link := root.path("sys", "block", name)
 	dir, err := filepath.EvalSymlinks(link)
 	if err != nil {
-		return Disk{}, fmt.Errorf("resolve %s: %w", link, err)
+		return disk.Disk{}, fmt.Errorf("resolve %s: %w", link, err)
 	}
 	sysRoot, err := filepath.EvalSymlinks(root.path("sys"))
 	if err != nil {
-		return Disk{}, fmt.Errorf("resolve %s: %w", root.path("sys"), err)
+		return disk.Disk{}, fmt.Errorf("resolve %s: %w", root.path("sys"), err)
 	}
 	rel, err := filepath.Rel(sysRoot, dir)
 	if err != nil {
-		return Disk{}, fmt.Errorf("resolve %s: %w", link, err)
+		return disk.Disk{}, fmt.Errorf("resolve %s: %w", link, err)
 	}
 	s := sysDev{root: root, sysRoot: sysRoot, name: name, dir: dir, rel: filepath.ToSlash(rel)}
-	d := Disk{
+	d := disk.Disk{
 		Name:               name,
 		Path:               "/dev/" + name,
 		SizeBytes:          s.int("size") * 512, // sysfs counts 512-byte units whatever the sector size
@@ -165,21 +166,21 @@ func discoverOne(root Root, name string, mounts map[string][]string, swaps map[s
 			d.ProbeError = err.Error()
 		}
 	}
-	Classify(&d)
+	disk.Classify(&d)
 	return d, nil
 }
 
 // sysPartitions lists the partitions the kernel knows (directories with a
 // "partition" file), with start and size from sysfs.
-func sysPartitions(s sysDev) []Partition {
-	var parts []Partition
+func sysPartitions(s sysDev) []disk.Partition {
+	var parts []disk.Partition
 	for _, n := range listDir(s.dir) {
 		ps := sysDev{dir: filepath.Join(s.dir, n)}
 		num := ps.int("partition")
 		if num == 0 {
 			continue
 		}
-		parts = append(parts, Partition{
+		parts = append(parts, disk.Partition{
 			Number:    int(num),
 			Name:      n,
 			Path:      "/dev/" + n,
@@ -194,13 +195,13 @@ func sysPartitions(s sysDev) []Partition {
 // probeInto reads the device node and merges what the bytes say into d:
 // signatures, and the partition table (names, type GUIDs, filesystems) even
 // where the kernel parsed none.
-func probeInto(root Root, d *Disk) error {
+func probeInto(root Root, d *disk.Disk) error {
 	f, err := os.Open(root.path("dev", d.Name))
 	if err != nil {
 		return fmt.Errorf("probe %s: %w", d.Path, err)
 	}
 	defer f.Close()
-	res, err := ProbeDevice(f, d.SizeBytes, d.LogicalSectorSize)
+	res, err := disk.ProbeDevice(f, d.SizeBytes, d.LogicalSectorSize)
 	if err != nil {
 		return fmt.Errorf("probe %s: %w", d.Path, err)
 	}
@@ -228,7 +229,7 @@ func probeInto(root Root, d *Disk) error {
 	return nil
 }
 
-func indexPartition(parts []Partition, p Partition) int {
+func indexPartition(parts []disk.Partition, p disk.Partition) int {
 	for i := range parts {
 		if parts[i].Number == p.Number && parts[i].StartByte == p.StartByte {
 			return i
@@ -268,7 +269,7 @@ func transportOf(name, rel string) string {
 // driver exposes: nvme and virtio-blk have serial files; SCSI-attached disks
 // have the VPD pages 0x80 (serial), 0x83 (NAA WWN) and, behind libata, 0x89
 // (the ATA IDENTIFY data that udev's ata_id reads the full model from).
-func identify(s sysDev, d *Disk) {
+func identify(s sysDev, d *disk.Disk) {
 	switch d.Transport {
 	case "nvme":
 		d.Model = s.attr("device", "model")
@@ -488,7 +489,7 @@ func dedup(s []string) []string {
 // MarkBootMedium sets BootMedium on the disk that holds dev (a disk or
 // partition name or /dev path, e.g. where the medium labelled NODEINIT was
 // found). It reports whether a disk was marked.
-func MarkBootMedium(disks []Disk, dev string) bool {
+func MarkBootMedium(disks []disk.Disk, dev string) bool {
 	name := strings.TrimPrefix(dev, "/dev/")
 	for i := range disks {
 		d := &disks[i]

@@ -1,4 +1,4 @@
-package disk
+package diskio
 
 import (
 	"errors"
@@ -10,11 +10,12 @@ import (
 	"strings"
 	"unsafe"
 
+	"github.com/nodeinit/nodeinit/disk"
 	"golang.org/x/sys/unix"
 )
 
 // device is an open disk or disk image with its geometry.
-type device struct {
+type openDisk struct {
 	f        *os.File
 	path     string
 	size     int64
@@ -27,12 +28,12 @@ type device struct {
 // the open fails (EBUSY) while a partition of it is mounted or claimed by
 // swap, md or device-mapper. An image file reports 512-byte sectors unless
 // sectorSize says otherwise.
-func openDevice(path string, sectorSize int) (*device, error) {
+func openDevice(path string, sectorSize int) (*openDisk, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, err
 	}
-	d := &device{path: path}
+	d := &openDisk{path: path}
 	if st.Mode()&os.ModeDevice != 0 && st.Mode()&os.ModeCharDevice == 0 {
 		d.block = true
 		d.f, err = os.OpenFile(path, os.O_RDWR|unix.O_EXCL|unix.O_CLOEXEC, 0)
@@ -78,7 +79,7 @@ func openDevice(path string, sectorSize int) (*device, error) {
 // table is written but the kernel view could not be updated, the error wraps
 // ErrRereadDeferred. Signatures inside the partitions are left alone: Wipe
 // first when the disk held anything else.
-func WriteTable(devPath string, l Layout) error {
+func WriteTable(devPath string, l disk.Layout) error {
 	d, err := openDevice(devPath, l.SectorSize)
 	if err != nil {
 		return fmt.Errorf("write partition table on %s: %w", devPath, err)
@@ -128,7 +129,7 @@ func WriteTable(devPath string, l Layout) error {
 
 // ReadGPT returns the partitions in the GPT of the disk or image at devPath.
 // sectorSize 0 uses the device's logical sector size (512 for an image file).
-func ReadGPT(devPath string, sectorSize int) ([]Partition, error) {
+func ReadGPT(devPath string, sectorSize int) ([]disk.Partition, error) {
 	f, err := os.Open(devPath)
 	if err != nil {
 		return nil, fmt.Errorf("read GPT of %s: %w", devPath, err)

@@ -1,4 +1,4 @@
-package disk
+package diskio
 
 import (
 	"errors"
@@ -11,17 +11,17 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	nodedev "github.com/nodeinit/nodeinit/device"
+	"github.com/nodeinit/nodeinit/device"
 )
 
 // fileBlock is a device.Block over an open disk or image file, for Wipe's
 // callers that still pass a path. device/linuxdev is the Machine's own.
 type fileBlock struct {
-	d      *device
+	d      *openDisk
 	method string // how ZeroRange last cleared: zeroout, punch or write
 }
 
-var _ nodedev.Block = (*fileBlock)(nil)
+var _ device.Block = (*fileBlock)(nil)
 
 func (b *fileBlock) ReadAt(p []byte, off int64) (int, error)  { return b.d.f.ReadAt(p, off) }
 func (b *fileBlock) WriteAt(p []byte, off int64) (int, error) { return b.d.f.WriteAt(p, off) }
@@ -53,7 +53,7 @@ func (b *fileBlock) ZeroMethod() string { return b.method }
 // Discard issues BLKDISCARD, or BLKSECDISCARD when secure.
 func (b *fileBlock) Discard(off, n int64, secure bool) error {
 	if !b.d.block {
-		return nodedev.ErrUnsupported
+		return device.ErrUnsupported
 	}
 	req, name := uint(unix.BLKDISCARD), "BLKDISCARD"
 	if secure {
@@ -61,7 +61,7 @@ func (b *fileBlock) Discard(off, n int64, secure bool) error {
 	}
 	if err := blkRange(b.d.f, req, off, n); err != nil {
 		if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOTTY) || errors.Is(err, unix.EINVAL) {
-			return fmt.Errorf("%s: %w: %w", name, nodedev.ErrUnsupported, err)
+			return fmt.Errorf("%s: %w: %w", name, device.ErrUnsupported, err)
 		}
 		return fmt.Errorf("%s %d bytes at %d: %w", name, n, off, err)
 	}

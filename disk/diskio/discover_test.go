@@ -1,4 +1,4 @@
-package disk
+package diskio
 
 import (
 	"os"
@@ -7,15 +7,17 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/nodeinit/nodeinit/disk"
 )
 
-func discoverFake(t *testing.T, name string) map[string]Disk {
+func discoverFake(t *testing.T, name string) map[string]disk.Disk {
 	t.Helper()
 	disks, err := Discover(Root{Dir: filepath.Join("testdata", "sysfs", name), SkipProbe: true})
 	if err != nil {
 		t.Fatalf("Discover(%s): %v", name, err)
 	}
-	m := map[string]Disk{}
+	m := map[string]disk.Disk{}
 	for _, d := range disks {
 		m[d.Name] = d
 	}
@@ -104,7 +106,7 @@ func TestDiscoverState(t *testing.T) {
 		t.Errorf("sdd partitions %+v", p)
 	}
 	for _, d := range disks {
-		if d.Content != ContentForeign || d.ProbeError == "" {
+		if d.Content != disk.ContentForeign || d.ProbeError == "" {
 			t.Errorf("%s not probed but content %q: unknown content must count as foreign", d.Name, d.Content)
 		}
 	}
@@ -167,7 +169,7 @@ func TestDiscoverProbesDevice(t *testing.T) {
 	if len(d.Partitions) != 2 || d.Partitions[1].Name != "vdb2" || d.Partitions[1].PartLabel != "node-root-a" || d.Partitions[1].Path != "/dev/vdb2" {
 		t.Errorf("partitions %+v", d.Partitions)
 	}
-	if d.Content != ContentOurs {
+	if d.Content != disk.ContentOurs {
 		t.Errorf("content %s, want ours", d.Content)
 	}
 
@@ -179,7 +181,7 @@ func TestDiscoverProbesDevice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if disks[0].ProbeError == "" || disks[0].Content != ContentForeign {
+	if disks[0].ProbeError == "" || disks[0].Content != disk.ContentForeign {
 		t.Errorf("unreadable disk: %+v", disks[0])
 	}
 }
@@ -223,7 +225,7 @@ func TestDiscoverLoop(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var d *Disk
+			var d *disk.Disk
 			for i := range disks {
 				if disks[i].Name == name {
 					d = &disks[i]
@@ -244,10 +246,10 @@ func TestDiscoverLoop(t *testing.T) {
 			if !reflect.DeepEqual(d.Mounts, []string{mnt}) {
 				t.Errorf("mounts %q, want %s", d.Mounts, mnt)
 			}
-			if d.Content != ContentForeign {
+			if d.Content != disk.ContentForeign {
 				t.Errorf("content %s", d.Content)
 			}
-			_, err = Select(disks, pathSpec(dev), SelectOptions{AllowLoop: true})
+			_, err = disk.Select(disks, pathSpec(dev), disk.SelectOptions{AllowLoop: true})
 			if err == nil || !strings.Contains(err.Error(), "mounted") {
 				t.Errorf("selecting the mounted loop device: %v", err)
 			}

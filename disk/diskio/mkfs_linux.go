@@ -1,4 +1,4 @@
-package disk
+package diskio
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 	"github.com/diskfs/go-diskfs/backend/file"
 	"github.com/diskfs/go-diskfs/filesystem/fat32"
 	"github.com/google/uuid"
+	"github.com/nodeinit/nodeinit/disk"
 )
 
 // MakeFS makes a filesystem of kind fs (FSVfat, FSExt4 or FSSwap) labelled
@@ -18,8 +19,8 @@ import (
 // signature regions of the whole device, so blkid sees only the new
 // filesystem. FSRaw does nothing. See the comment at the top of mkfs.go for
 // which tool makes what, and why.
-func MakeFS(devPath, fs, label string, opts MkfsOptions) error {
-	if fs == FSRaw {
+func MakeFS(devPath, fs, label string, opts disk.MkfsOptions) error {
+	if fs == disk.FSRaw {
 		return nil
 	}
 	if err := checkLabel(fs, label); err != nil {
@@ -33,7 +34,7 @@ func MakeFS(devPath, fs, label string, opts MkfsOptions) error {
 		}
 	}
 	switch fs {
-	case FSVfat, FSExt4, FSSwap:
+	case disk.FSVfat, disk.FSExt4, disk.FSSwap:
 	default:
 		return fmt.Errorf("make filesystem on %s: unknown kind %q (vfat, ext4, swap or raw)", devPath, fs)
 	}
@@ -42,14 +43,14 @@ func MakeFS(devPath, fs, label string, opts MkfsOptions) error {
 	if err != nil {
 		return fmt.Errorf("make %s on %s: %w", fs, devPath, err)
 	}
-	if _, err := d.zero(wipeRegions(d.size, d.logical, nil)); err != nil {
+	if _, err := d.zero(disk.SignatureRegions(d.size, d.logical)); err != nil {
 		d.f.Close()
 		return fmt.Errorf("make %s on %s: clear old signatures: %w", fs, devPath, err)
 	}
 	switch fs {
-	case FSVfat:
+	case disk.FSVfat:
 		err = makeVfat(d, label)
-	case FSSwap:
+	case disk.FSSwap:
 		err = makeSwap(d, label, id)
 	}
 	if err == nil {
@@ -58,7 +59,7 @@ func MakeFS(devPath, fs, label string, opts MkfsOptions) error {
 	if cerr := d.f.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil && fs == FSExt4 {
+	if err == nil && fs == disk.FSExt4 {
 		// mke2fs opens the device itself (O_EXCL), so ours is closed first.
 		err = makeExt4(devPath, label, id)
 	}
@@ -69,7 +70,7 @@ func MakeFS(devPath, fs, label string, opts MkfsOptions) error {
 }
 
 func checkLabel(fs, label string) error {
-	max := map[string]int{FSVfat: 11, FSExt4: 16, FSSwap: 16}[fs]
+	max := map[string]int{disk.FSVfat: 11, disk.FSExt4: 16, disk.FSSwap: 16}[fs]
 	if len(label) > max {
 		return fmt.Errorf("label %q is longer than the %d bytes %s allows", label, max, fs)
 	}
@@ -77,7 +78,7 @@ func checkLabel(fs, label string) error {
 }
 
 // makeVfat writes FAT32 with the device's logical sector size.
-func makeVfat(d *device, label string) error {
+func makeVfat(d *openDisk, label string) error {
 	if _, err := fat32.Create(file.New(d.f, false), d.size, 0, int64(d.logical), strings.ToUpper(label), false); err != nil {
 		return fmt.Errorf("fat32: %w", err)
 	}
@@ -85,8 +86,8 @@ func makeVfat(d *device, label string) error {
 }
 
 // makeSwap writes the swap header in the first page.
-func makeSwap(d *device, label string, id uuid.UUID) error {
-	hdr, err := swapHeader(d.size, os.Getpagesize(), label, id)
+func makeSwap(d *openDisk, label string, id uuid.UUID) error {
+	hdr, err := disk.SwapHeader(d.size, os.Getpagesize(), label, id)
 	if err != nil {
 		return err
 	}

@@ -1,19 +1,20 @@
-package disk
+package diskio
 
 import (
 	"fmt"
 	"strings"
 
 	"github.com/diskfs/go-diskfs/partition/gpt"
-	nodedev "github.com/nodeinit/nodeinit/device"
+	"github.com/nodeinit/nodeinit/device"
 	"github.com/nodeinit/nodeinit/device/blockfile"
+	"github.com/nodeinit/nodeinit/disk"
 )
 
 // WriteGPT writes the GPT of l, with a protective MBR, to the disk b and
 // flushes it. b's logical sector size and size must be those l was planned
 // for. Telling the kernel about the new partitions is the caller's next step
-// (nodedev.Machine.SetPartitions with l.KernelPartitions()).
-func WriteGPT(b nodedev.Block, l Layout) error {
+// (device.Machine.SetPartitions with l.KernelPartitions()).
+func WriteGPT(b device.Block, l disk.Layout) error {
 	if b.LogicalSectorSize() != l.SectorSize {
 		return fmt.Errorf("write partition table on %s: the disk has %d-byte logical sectors but the layout was planned for %d: plan again for this disk",
 			b.Path(), b.LogicalSectorSize(), l.SectorSize)
@@ -44,32 +45,23 @@ func WriteGPT(b nodedev.Block, l Layout) error {
 	return nil
 }
 
-// KernelPartitions is the partitions of l as the kernel should show them.
-func (l Layout) KernelPartitions() []nodedev.Partition {
-	out := make([]nodedev.Partition, 0, len(l.Partitions))
-	for _, p := range l.Partitions {
-		out = append(out, nodedev.Partition{Number: p.Number, StartByte: p.Start, SizeBytes: p.Size})
-	}
-	return out
-}
-
 // ReadGPTOf returns the partitions in the GPT of the disk b, with paths named
 // after b's path.
-func ReadGPTOf(b nodedev.Block) ([]Partition, error) {
+func ReadGPTOf(b device.Block) ([]disk.Partition, error) {
 	t, err := gpt.Read(blockfile.Storage(b), b.LogicalSectorSize(), b.PhysicalSectorSize())
 	if err != nil {
 		return nil, fmt.Errorf("read GPT of %s: %w", b.Path(), err)
 	}
 	logical := int64(b.LogicalSectorSize())
-	var parts []Partition
+	var parts []disk.Partition
 	for _, p := range t.Partitions {
 		if p == nil || p.Type == gpt.Unused {
 			continue
 		}
-		parts = append(parts, Partition{
+		parts = append(parts, disk.Partition{
 			Number:    p.Index,
-			Name:      strings.TrimPrefix(PartitionPath(b.Path(), p.Index), "/dev/"),
-			Path:      PartitionPath(b.Path(), p.Index),
+			Name:      strings.TrimPrefix(disk.PartitionPath(b.Path(), p.Index), "/dev/"),
+			Path:      disk.PartitionPath(b.Path(), p.Index),
 			StartByte: int64(p.Start) * logical,
 			SizeBytes: int64(p.End-p.Start+1) * logical,
 			PartLabel: p.Name,

@@ -1,4 +1,4 @@
-package disk
+package diskio
 
 import (
 	"bytes"
@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/nodeinit/nodeinit/disk"
 )
 
 // The tests here build nested volumes with the real tools on loop devices,
@@ -148,7 +150,7 @@ func nwContains(t *testing.T, path string, off, n int64, needle []byte) bool {
 // e2fsck whether anything of the LVs survived.
 func TestWipeOVirtNodeHostVG(t *testing.T) {
 	dwNeedTool(t, "sgdisk", "blkid", "mke2fs", "mkswap", "debugfs", "dumpe2fs", "e2fsck", "blockdev", "wipefs")
-	for _, mode := range []EraseMode{EraseSignatures, EraseZero} {
+	for _, mode := range []disk.EraseMode{disk.EraseSignatures, disk.EraseZero} {
 		t.Run(string(mode), func(t *testing.T) {
 			const size = 2 << 30
 			dev := dwLoop(t, size, 512)
@@ -156,7 +158,7 @@ func TestWipeOVirtNodeHostVG(t *testing.T) {
 			dwRun(t, "sgdisk", "-n", "1:1M:+256M", "-c", "1:Root", "-n", "2:0:+256M", "-c", "2:RootBackup",
 				"-n", "3:0:0", "-c", "3:HostVG", "-t", "3:8e00", dev)
 			dwRun(t, "partx", "-a", dev)
-			pv := PartitionPath(dev, 3)
+			pv := disk.PartitionPath(dev, 3)
 			pvStart := int64(513 << 20)
 			lvm := nwLVM(t, pv)
 			lvm("pvcreate", "-ff", "-y", pv)
@@ -239,7 +241,7 @@ func TestWipeOVirtNodeHostVG(t *testing.T) {
 				}
 			}
 
-			rep, err := WipeContext(context.Background(), dev, WipeOptions{Mode: mode})
+			rep, err := WipeContext(context.Background(), dev, disk.WipeOptions{Mode: mode})
 			if err != nil {
 				t.Fatalf("wipe: %v", err)
 			}
@@ -264,7 +266,7 @@ func TestWipeOVirtNodeHostVG(t *testing.T) {
 					t.Errorf("after wipe: blkid at %s (offset %d) finds %v", lv.name, lv.off, kv)
 				}
 			}
-			if kv := dwBlkid(t, dev, pvStart, size-pvStart-MiB); kv != nil {
+			if kv := dwBlkid(t, dev, pvStart, size-pvStart-disk.MiB); kv != nil {
 				t.Errorf("after wipe: blkid at the PV finds %v", kv)
 			}
 			if out := dwWipefs(t, dev); out != "" {
@@ -280,7 +282,7 @@ func TestWipeOVirtNodeHostVG(t *testing.T) {
 					t.Errorf("after wipe: e2fsck -b %d brings the Config filesystem back", b)
 				}
 			}
-			if mode == EraseZero && nwContains(t, img, pvStart, size-pvStart, []byte("192.0.2.77")) {
+			if mode == disk.EraseZero && nwContains(t, img, pvStart, size-pvStart, []byte("192.0.2.77")) {
 				t.Error("erase=zero left the config file's bytes on the disk")
 			}
 		})
@@ -355,7 +357,7 @@ func TestWipeBackupSuperblocks(t *testing.T) {
 				if inPart {
 					dwRun(t, "sgdisk", "-n", "1:1M:0", dev)
 					dwRun(t, "partx", "-a", dev)
-					fsDev, base = PartitionPath(dev, 1), 1<<20
+					fsDev, base = disk.PartitionPath(dev, 1), 1<<20
 				}
 				c.mkfs(t, fsDev)
 				bks, uuid := c.backups(t, fsDev)
@@ -370,11 +372,11 @@ func TestWipeBackupSuperblocks(t *testing.T) {
 				if inPart {
 					exec.Command("partx", "-d", dev).Run()
 				}
-				rep, err := Wipe(dev, WipeOptions{})
+				rep, err := Wipe(dev, disk.WipeOptions{})
 				if err != nil {
 					t.Fatal(err)
 				}
-				var fsFound *Found
+				var fsFound *disk.Found
 				for i := range rep.Found {
 					if rep.Found[i].Kind == "fs" {
 						fsFound = &rep.Found[i]
@@ -463,7 +465,7 @@ func TestWipeMDMemberWithGPTAndExt4(t *testing.T) {
 	if kv := dwBlkid(t, dev, partOff, 512<<20); kv["TYPE"] != "ext4" {
 		t.Fatalf("seed: blkid at the partition in the array finds %v", kv)
 	}
-	rep, err := Wipe(dev, WipeOptions{})
+	rep, err := Wipe(dev, disk.WipeOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -532,11 +534,11 @@ func TestWipeLUKS2BothHeaders(t *testing.T) {
 			t.Fatalf("seed: keyslot area at %d is zero", a)
 		}
 	}
-	rep, err := Wipe(dev, WipeOptions{})
+	rep, err := Wipe(dev, disk.WipeOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var luks *Found
+	var luks *disk.Found
 	for i := range rep.Found {
 		if rep.Found[i].Kind == "luks" {
 			luks = &rep.Found[i]

@@ -1,4 +1,4 @@
-package disk
+package diskio
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/nodeinit/nodeinit/disk"
 	"golang.org/x/sys/unix"
 )
 
@@ -23,28 +24,28 @@ import (
 //
 // The caller decides whether the disk may be wiped (the guards); Wipe only
 // refuses a disk that is in use, which the exclusive open detects.
-func Wipe(devPath string, opts WipeOptions) (WipeReport, error) {
+func Wipe(devPath string, opts disk.WipeOptions) (disk.WipeReport, error) {
 	return WipeContext(context.Background(), devPath, opts)
 }
 
 // WipeContext is Wipe with a context that stops a long discard or zeroing.
-func WipeContext(ctx context.Context, devPath string, opts WipeOptions) (WipeReport, error) {
+func WipeContext(ctx context.Context, devPath string, opts disk.WipeOptions) (disk.WipeReport, error) {
 	began := time.Now()
 	d, err := openDevice(devPath, opts.SectorSize)
 	if err != nil {
-		return WipeReport{Device: devPath}, fmt.Errorf("wipe %s: %w", devPath, err)
+		return disk.WipeReport{Device: devPath}, fmt.Errorf("wipe %s: %w", devPath, err)
 	}
 	defer d.f.Close()
 	if d.block {
 		if k, err := newSysfsKernel(d.f); err == nil {
 			if kp, err := k.Partitions(); err == nil {
 				for _, p := range kp {
-					opts.Partitions = append(opts.Partitions, Partition{StartByte: p.Start, SizeBytes: p.Size})
+					opts.Partitions = append(opts.Partitions, disk.Partition{StartByte: p.Start, SizeBytes: p.Size})
 				}
 			}
 		}
 	}
-	rep, err := WipeBlock(ctx, &fileBlock{d: d}, opts)
+	rep, err := disk.WipeBlock(ctx, &fileBlock{d: d}, opts)
 	if err != nil || !d.block {
 		return rep, err
 	}
@@ -52,7 +53,7 @@ func WipeContext(ctx context.Context, devPath string, opts WipeOptions) (WipeRep
 	if err != nil {
 		return rep, fmt.Errorf("wipe %s: %w: %w", devPath, ErrRereadDeferred, err)
 	}
-	if _, err := syncKernelPartitions(k, Layout{}); err != nil {
+	if _, err := syncKernelPartitions(k, disk.Layout{}); err != nil {
 		return rep, fmt.Errorf("wipe %s: %w", devPath, err)
 	}
 	rep.Duration = time.Since(began)
@@ -61,7 +62,7 @@ func WipeContext(ctx context.Context, devPath string, opts WipeOptions) (WipeRep
 
 // zero clears the regions, with BLKZEROOUT where the device supports it and
 // plain writes of zeros otherwise. It returns the method used.
-func (d *device) zero(regions []extent) (string, error) {
+func (d *openDisk) zero(regions []disk.Range) (string, error) {
 	method := "write"
 	if d.block {
 		method = "zeroout"
@@ -96,7 +97,7 @@ func blkRange(f *os.File, req uint, start, size int64) error {
 
 // writeZeros writes size zero bytes at start in 1 MiB writes.
 func writeZeros(f *os.File, start, size int64) error {
-	buf := make([]byte, min(size, MiB))
+	buf := make([]byte, min(size, disk.MiB))
 	for off := start; off < start+size; {
 		n := min(int64(len(buf)), start+size-off)
 		if _, err := f.WriteAt(buf[:n], off); err != nil {

@@ -1,4 +1,4 @@
-package disk
+package diskio
 
 import (
 	"errors"
@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/nodeinit/nodeinit/cmdline"
+	"github.com/nodeinit/nodeinit/disk"
 	"github.com/nodeinit/nodeinit/operr"
 )
 
@@ -24,9 +25,9 @@ func bus(b, serial string) cmdline.DiskSpec {
 	return cmdline.DiskSpec{Kind: cmdline.SpecBus, Bus: b, Value: serial, Raw: b + ":" + serial}
 }
 
-func disksOf(t *testing.T, trees ...string) []Disk {
+func disksOf(t *testing.T, trees ...string) []disk.Disk {
 	t.Helper()
-	var all []Disk
+	var all []disk.Disk
 	for _, tr := range trees {
 		d, err := Discover(Root{Dir: "testdata/sysfs/" + tr, SkipProbe: true})
 		if err != nil {
@@ -35,7 +36,7 @@ func disksOf(t *testing.T, trees ...string) []Disk {
 		// The fake trees have no device bytes; take the disks for blank, as a probe of an
 		// empty disk would, so that suggestions can name them (a foreign disk is never suggested).
 		for i := range d {
-			d[i].ProbeError, d[i].Content = "", ContentBlank
+			d[i].ProbeError, d[i].Content = "", disk.ContentBlank
 		}
 		all = append(all, d...)
 	}
@@ -47,7 +48,7 @@ func TestSelect(t *testing.T) {
 		name   string
 		tree   string
 		init   *cmdline.StorageInit
-		opts   SelectOptions
+		opts   disk.SelectOptions
 		target string   // kernel name, or "" for an error
 		extra  []string // kernel names
 		errHas []string // substrings of the message (operr.Describe)
@@ -111,18 +112,18 @@ func TestSelect(t *testing.T) {
 		{name: "glob skips excluded", tree: "in-use", init: pathSpec("/dev/vd*"), target: "vdb"},
 		{name: "glob only excluded", tree: "in-use", init: pathSpec("/dev/sd[abc]"),
 			errHas: []string{"cannot be targets", "/dev/sda has mounted", "/dev/sdb is in use by md127", "/dev/sdc has active swap"}},
-		{name: "loop refused", tree: "two-identical", init: pathSpec("/dev/loop0"), opts: SelectOptions{AllowLoop: false}, errHas: []string{"loop device"}},
+		{name: "loop refused", tree: "two-identical", init: pathSpec("/dev/loop0"), opts: disk.SelectOptions{AllowLoop: false}, errHas: []string{"loop device"}},
 		{name: "nil", tree: "usb-nvme", init: nil, errHas: []string{"no storage_init"}, fixHas: "add storage_init", arg: "storage_init=serial:S5GXNF0R123456"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			disks := disksOf(t, c.tree)
-			sel, err := Select(disks, c.init, c.opts)
+			sel, err := disk.Select(disks, c.init, c.opts)
 			if c.target == "" {
 				if err == nil {
 					t.Fatalf("want an error, selected %s", sel.Target.Name)
 				}
-				var se *SelectError
+				var se *disk.SelectError
 				if !errors.As(err, &se) {
 					t.Fatalf("error %T is not a *SelectError: %v", err, err)
 				}
@@ -177,12 +178,12 @@ func TestSelectBootMedium(t *testing.T) {
 		{Disks: []cmdline.DiskSpec{bus("usb", "4C530001220528")}},
 		{Disks: []cmdline.DiskSpec{spec(cmdline.SpecSerial, "4C530001220528")}},
 	} {
-		_, err := Select(disks, init, SelectOptions{})
+		_, err := disk.Select(disks, init, disk.SelectOptions{})
 		if err == nil || !strings.Contains(err.Error(), "/dev/sdb holds the boot medium") {
 			t.Errorf("%s: %v", init.Disks[0].Raw, err)
 		}
 	}
-	_, err := Select(disks, &cmdline.StorageInit{Disks: []cmdline.DiskSpec{bus("usb", "ALL")}}, SelectOptions{})
+	_, err := disk.Select(disks, &cmdline.StorageInit{Disks: []cmdline.DiskSpec{bus("usb", "ALL")}}, disk.SelectOptions{})
 	if err == nil || !strings.Contains(err.Error(), "boot medium") {
 		t.Errorf("usb:ALL with only the boot medium: %v", err)
 	}
@@ -190,14 +191,14 @@ func TestSelectBootMedium(t *testing.T) {
 
 // TestSelectLoopByExactPath: loop devices only by exact path, and only when the caller allows.
 func TestSelectLoopByExactPath(t *testing.T) {
-	disks := []Disk{{Name: "loop7", Path: "/dev/loop7", Transport: "loop", SizeBytes: 1 << 30}}
-	if _, err := Select(disks, pathSpec("/dev/loop*"), SelectOptions{AllowLoop: true}); err == nil {
+	disks := []disk.Disk{{Name: "loop7", Path: "/dev/loop7", Transport: "loop", SizeBytes: 1 << 30}}
+	if _, err := disk.Select(disks, pathSpec("/dev/loop*"), disk.SelectOptions{AllowLoop: true}); err == nil {
 		t.Error("a glob picked a loop device")
 	}
-	if _, err := Select(disks, &cmdline.StorageInit{Bare: true}, SelectOptions{AllowLoop: true}); err == nil {
+	if _, err := disk.Select(disks, &cmdline.StorageInit{Bare: true}, disk.SelectOptions{AllowLoop: true}); err == nil {
 		t.Error("bare storage_init picked a loop device")
 	}
-	sel, err := Select(disks, pathSpec("/dev/loop7"), SelectOptions{AllowLoop: true})
+	sel, err := disk.Select(disks, pathSpec("/dev/loop7"), disk.SelectOptions{AllowLoop: true})
 	if err != nil || sel.Target.Name != "loop7" {
 		t.Errorf("exact path with AllowLoop: %v", err)
 	}
@@ -235,7 +236,7 @@ func TestSelectOVirtForms(t *testing.T) {
 				MarkBootMedium(disks, "sdd1")
 				c.target, c.errHas = "", []string{"cannot be targets", "boot medium"}
 			}
-			sel, err := Select(disks, c.init, SelectOptions{})
+			sel, err := disk.Select(disks, c.init, disk.SelectOptions{})
 			if c.target == "" {
 				if err == nil {
 					t.Fatalf("want an error, selected %s", sel.Target.Name)
@@ -263,14 +264,14 @@ func TestSelectOVirtForms(t *testing.T) {
 func TestSelectAmbiguousForeign(t *testing.T) {
 	disks := disksOf(t, "two-identical")
 	for i := range disks {
-		disks[i].Content = ContentBlank
+		disks[i].Content = disk.ContentBlank
 		if disks[i].Name == "sda" {
-			disks[i].Content = ContentForeign
-			disks[i].Signatures = []Signature{{Type: "ext4", Label: "home", Where: "sda1"}}
+			disks[i].Content = disk.ContentForeign
+			disks[i].Signatures = []disk.Signature{{Type: "ext4", Label: "home", Where: "sda1"}}
 		}
 	}
 	for _, init := range []*cmdline.StorageInit{pathSpec("/dev/sd*"), {Bare: true}} {
-		_, err := Select(disks, init, SelectOptions{})
+		_, err := disk.Select(disks, init, disk.SelectOptions{})
 		if err == nil {
 			t.Fatal("want an ambiguity error")
 		}
@@ -295,9 +296,9 @@ func TestSelectAmbiguousForeign(t *testing.T) {
 	}
 	// Every candidate foreign: no serial is suggested at all, and the fix says why.
 	for i := range disks {
-		disks[i].Content = ContentForeign
+		disks[i].Content = disk.ContentForeign
 	}
-	_, err := Select(disks, pathSpec("/dev/sd*"), SelectOptions{})
+	_, err := disk.Select(disks, pathSpec("/dev/sd*"), disk.SelectOptions{})
 	d := operr.Describe(err)
 	if err == nil || d.Arg != "" || strings.Contains(d.Fix, "serial:S6") || !strings.Contains(d.Fix, "every candidate holds foreign content") {
 		t.Errorf("all-foreign suggestion: %+v", d)
@@ -312,7 +313,7 @@ func TestSelectNoEligibleDisk(t *testing.T) {
 		disks[i].Mounts = []string{"/mnt"}
 	}
 	for _, init := range []*cmdline.StorageInit{nil, {Bare: true}, pathSpec("/dev/nvme*")} {
-		_, err := Select(disks, init, SelectOptions{})
+		_, err := disk.Select(disks, init, disk.SelectOptions{})
 		d := operr.Describe(err)
 		if err == nil || d.Arg != "" || !strings.Contains(d.Fix, "no disk here can be a target") || strings.Contains(d.Message, d.Fix) {
 			t.Errorf("storage_init %+v: %+v", init, d)

@@ -1,4 +1,4 @@
-package disk
+package diskio
 
 import (
 	"crypto/sha256"
@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nodeinit/nodeinit/disk"
 	"golang.org/x/sys/unix"
 )
 
@@ -118,7 +119,7 @@ func TestInstallCycleLoop(t *testing.T) {
 		t.Run(strconv.Itoa(ss), func(t *testing.T) {
 			const size = 24 * gibibyte
 			dev := dwLoop(t, size, ss)
-			l, err := PlanLayout(size, ss, nil)
+			l, err := disk.PlanLayout(size, ss, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -132,11 +133,11 @@ func TestInstallCycleLoop(t *testing.T) {
 			if d := l.Compare(parts); !d.Matches() {
 				t.Fatalf("after install the disk does not match the layout:\n%s", d)
 			}
-			if err := l.KeepInPlace(LabelData, parts); err != nil {
+			if err := l.KeepInPlace(disk.LabelData, parts); err != nil {
 				t.Errorf("data not keepable on an unchanged layout: %v", err)
 			}
 
-			rep, err := Wipe(dev, WipeOptions{Discard: true})
+			rep, err := Wipe(dev, disk.WipeOptions{Discard: true})
 			if err != nil {
 				t.Fatalf("wipe: %v", err)
 			}
@@ -157,8 +158,8 @@ func TestInstallCycleLoop(t *testing.T) {
 				if kv := dwBlkid(t, dev, p.Start, p.Size); kv != nil {
 					t.Errorf("blkid -p inside old %s after wipe: %v", p.Name, kv)
 				}
-				if _, err := os.Stat(PartitionPath(dev, p.Number)); err == nil {
-					t.Errorf("%s still present after wipe", PartitionPath(dev, p.Number))
+				if _, err := os.Stat(disk.PartitionPath(dev, p.Number)); err == nil {
+					t.Errorf("%s still present after wipe", disk.PartitionPath(dev, p.Number))
 				}
 			}
 			if _, err := ReadGPT(dev, 0); err == nil {
@@ -166,7 +167,7 @@ func TestInstallCycleLoop(t *testing.T) {
 			}
 
 			// Re-install over the wiped disk, with other sizes.
-			l2, err := PlanLayout(size, ss, map[string]int64{"swap": 0, "logging": 1024})
+			l2, err := disk.PlanLayout(size, ss, map[string]int64{"swap": 0, "logging": 1024})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -176,7 +177,7 @@ func TestInstallCycleLoop(t *testing.T) {
 }
 
 // install writes l to dev, formats every partition and checks the result.
-func install(t *testing.T, dev string, l Layout) {
+func install(t *testing.T, dev string, l disk.Layout) {
 	t.Helper()
 	if err := WriteTable(dev, l); err != nil {
 		t.Fatalf("write table: %v", err)
@@ -186,15 +187,15 @@ func install(t *testing.T, dev string, l Layout) {
 		t.Fatalf("sgdisk -v:\n%s", out)
 	}
 	for _, p := range l.Partitions {
-		part := PartitionPath(dev, p.Number)
+		part := disk.PartitionPath(dev, p.Number)
 		if _, err := os.Stat(part); err != nil {
 			t.Fatalf("kernel does not show %s after WriteTable: %v", part, err)
 		}
 		label := p.Name
-		if p.FS == FSVfat {
+		if p.FS == disk.FSVfat {
 			label = "NODE-ESP"
 		}
-		if err := MakeFS(part, p.FS, label, MkfsOptions{}); err != nil {
+		if err := MakeFS(part, p.FS, label, disk.MkfsOptions{}); err != nil {
 			t.Fatalf("mkfs %s: %v", p.Name, err)
 		}
 		kv := dwBlkid(t, part, 0, 0)
@@ -202,11 +203,11 @@ func install(t *testing.T, dev string, l Layout) {
 			t.Errorf("blkid -p %s: partition entry %v, want %s type %s", part, kv, p.Name, p.TypeGUID)
 		}
 		switch p.FS {
-		case FSRaw:
+		case disk.FSRaw:
 			if kv["TYPE"] != "" {
 				t.Errorf("raw slot %s has TYPE %q", p.Name, kv["TYPE"])
 			}
-		case FSVfat:
+		case disk.FSVfat:
 			if kv["TYPE"] != "vfat" || kv["VERSION"] != "FAT32" || kv["LABEL"] != "NODE-ESP" {
 				t.Errorf("blkid -p %s: %v", part, kv)
 			}
@@ -218,12 +219,12 @@ func install(t *testing.T, dev string, l Layout) {
 					}
 				})
 			}
-		case FSExt4:
+		case disk.FSExt4:
 			if kv["TYPE"] != "ext4" || kv["LABEL"] != p.Name {
 				t.Errorf("blkid -p %s: %v", part, kv)
 			}
 			dwRun(t, "e2fsck", "-fn", part)
-		case FSSwap:
+		case disk.FSSwap:
 			if kv["TYPE"] != "swap" || kv["LABEL"] != p.Name {
 				t.Errorf("blkid -p %s: %v", part, kv)
 			}
@@ -233,8 +234,8 @@ func install(t *testing.T, dev string, l Layout) {
 		}
 	}
 	if kernelHas("ext4") {
-		cfg, _ := l.Find(LabelConfig)
-		dwWithMount(t, PartitionPath(dev, cfg.Number), "ext4", func(dir string) {
+		cfg, _ := l.Find(disk.LabelConfig)
+		dwWithMount(t, disk.PartitionPath(dev, cfg.Number), "ext4", func(dir string) {
 			if err := os.WriteFile(filepath.Join(dir, "probe"), []byte("x"), 0o644); err != nil {
 				t.Error(err)
 			}
@@ -252,25 +253,25 @@ func TestWriteTableRefusalLeavesDiskUnchanged(t *testing.T) {
 	dwRun(t, "mke2fs", "-q", "-t", "ext4", "-L", "foreign", dev)
 	before := dwHash(t, dev)
 
-	wrongSector, err := PlanLayout(size, 512, map[string]int64{"boot": 260, "root": 256, "config": 16, "logging": 0, "swap": 0, "data": 0})
+	wrongSector, err := disk.PlanLayout(size, 512, map[string]int64{"boot": 260, "root": 256, "config": 16, "logging": 0, "swap": 0, "data": 0})
 	if err == nil {
 		t.Fatal("a 256 MiB disk should not fit the layout")
 	}
-	wrongSector = Layout{SectorSize: 512, DiskSize: size, Partitions: []PartSpec{{Number: 1, Name: "x", TypeGUID: TypeLinuxData, Start: MiB, Size: MiB, FS: FSRaw}}}
+	wrongSector = disk.Layout{SectorSize: 512, DiskSize: size, Partitions: []disk.PartSpec{{Number: 1, Name: "x", TypeGUID: disk.TypeLinuxData, Start: disk.MiB, Size: disk.MiB, FS: disk.FSRaw}}}
 	if err := WriteTable(dev, wrongSector); err == nil || !strings.Contains(err.Error(), "4096-byte logical sectors") {
 		t.Errorf("wrong sector size: %v", err)
 	}
-	wrongSize := Layout{SectorSize: 4096, DiskSize: 2 * size, Partitions: wrongSector.Partitions}
+	wrongSize := disk.Layout{SectorSize: 4096, DiskSize: 2 * size, Partitions: wrongSector.Partitions}
 	if err := WriteTable(dev, wrongSize); err == nil || !strings.Contains(err.Error(), "plan again") {
 		t.Errorf("wrong size: %v", err)
 	}
-	if _, err := Wipe(dev, WipeOptions{SectorSize: 512}); err == nil || !strings.Contains(err.Error(), "check which disk was meant") {
+	if _, err := Wipe(dev, disk.WipeOptions{SectorSize: 512}); err == nil || !strings.Contains(err.Error(), "check which disk was meant") {
 		t.Errorf("wipe with the wrong sector size: %v", err)
 	}
-	if err := MakeFS(dev, FSExt4, "a-label-far-too-long", MkfsOptions{}); err == nil {
+	if err := MakeFS(dev, disk.FSExt4, "a-label-far-too-long", disk.MkfsOptions{}); err == nil {
 		t.Error("mkfs with a 20-byte ext4 label: no error")
 	}
-	if err := MakeFS(dev, "ntfs", "x", MkfsOptions{}); err == nil {
+	if err := MakeFS(dev, "ntfs", "x", disk.MkfsOptions{}); err == nil {
 		t.Error("mkfs ntfs: no error")
 	}
 	// In use: a mounted filesystem makes the exclusive open fail.
@@ -279,8 +280,8 @@ func TestWriteTableRefusalLeavesDiskUnchanged(t *testing.T) {
 		if err := unix.Mount(dev, dir, "ext4", unix.MS_RDONLY, ""); err != nil {
 			t.Fatalf("mount: %v", err)
 		}
-		_, werr := Wipe(dev, WipeOptions{})
-		terr := WriteTable(dev, Layout{SectorSize: 4096, DiskSize: size, Partitions: wrongSector.Partitions})
+		_, werr := Wipe(dev, disk.WipeOptions{})
+		terr := WriteTable(dev, disk.Layout{SectorSize: 4096, DiskSize: size, Partitions: wrongSector.Partitions})
 		if err := unix.Unmount(dir, 0); err != nil {
 			t.Fatalf("umount: %v", err)
 		}

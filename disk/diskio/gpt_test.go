@@ -1,4 +1,4 @@
-package disk
+package diskio
 
 import (
 	"encoding/binary"
@@ -9,24 +9,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-)
 
-func TestPartitionPath(t *testing.T) {
-	for disk, want := range map[string]string{
-		"/dev/sda":     "/dev/sda3",
-		"/dev/vda":     "/dev/vda3",
-		"/dev/nvme0n1": "/dev/nvme0n1p3",
-		"/dev/mmcblk0": "/dev/mmcblk0p3",
-		"/dev/loop7":   "/dev/loop7p3",
-		"/dev/md127":   "/dev/md127p3",
-		"sdb":          "sdb3",
-		"":             "",
-	} {
-		if got := PartitionPath(disk, 3); got != want {
-			t.Errorf("PartitionPath(%q, 3) = %q, want %q", disk, got, want)
-		}
-	}
-}
+	"github.com/nodeinit/nodeinit/disk"
+)
 
 // fakeKernel is partitionKernel with injectable failures.
 type fakeKernel struct {
@@ -82,7 +67,7 @@ func (k *fakeKernel) Delete(n int) error {
 }
 
 func TestSyncKernelPartitions(t *testing.T) {
-	l, err := PlanLayout(64*gibibyte, 512, nil)
+	l, err := disk.PlanLayout(64*gibibyte, 512, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +75,7 @@ func TestSyncKernelPartitions(t *testing.T) {
 	for _, p := range l.Partitions {
 		want = append(want, kernelPart{p.Number, p.Start, p.Size})
 	}
-	old := map[int]kernelPart{1: {1, MiB, 10 * MiB}, 2: {2, 11 * MiB, 10 * MiB}}
+	old := map[int]kernelPart{1: {1, disk.MiB, 10 * disk.MiB}, 2: {2, 11 * disk.MiB, 10 * disk.MiB}}
 
 	t.Run("kernel parses the table", func(t *testing.T) {
 		k := &fakeKernel{parts: old, rereadParses: true, want: want}
@@ -107,7 +92,7 @@ func TestSyncKernelPartitions(t *testing.T) {
 		}
 	})
 	t.Run("busy disk: BLKRRPART EBUSY, BLKPG replaces only what differs", func(t *testing.T) {
-		parts := map[int]kernelPart{1: want[0], 2: {2, 600 * MiB, MiB}}
+		parts := map[int]kernelPart{1: want[0], 2: {2, 600 * disk.MiB, disk.MiB}}
 		k := &fakeKernel{parts: parts, rereadErr: syscall.EBUSY, want: want}
 		how, err := syncKernelPartitions(k, l)
 		if err != nil || how != "blkpg" || k.dels != 1 || k.adds != len(want)-1 {
@@ -128,7 +113,7 @@ func TestSyncKernelPartitions(t *testing.T) {
 	})
 	t.Run("empty layout removes everything", func(t *testing.T) {
 		k := &fakeKernel{parts: map[int]kernelPart{1: old[1], 2: old[2]}, rereadErr: syscall.EBUSY}
-		if _, err := syncKernelPartitions(k, Layout{}); err != nil || len(k.parts) != 0 {
+		if _, err := syncKernelPartitions(k, disk.Layout{}); err != nil || len(k.parts) != 0 {
 			t.Fatalf("err %v parts %v", err, k.parts)
 		}
 	})
@@ -190,7 +175,7 @@ func TestWriteTableImage(t *testing.T) {
 	dwNeedTool(t, "sgdisk")
 	for _, size := range []int64{20 * gibibyte, 3 << 40} { // 3 TiB: protective MBR past 32 bits
 		img := dwSparse(t, size)
-		l, err := PlanLayout(size, 512, nil)
+		l, err := disk.PlanLayout(size, 512, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -209,7 +194,7 @@ func TestWriteTableImage(t *testing.T) {
 			t.Errorf("read back differs: %s", d)
 		}
 		info := dwRun(t, "sgdisk", "-i", "1", img)
-		if !strings.Contains(strings.ToLower(info), TypeESP) || !strings.Contains(info, "'NODE-ESP'") {
+		if !strings.Contains(strings.ToLower(info), disk.TypeESP) || !strings.Contains(info, "'NODE-ESP'") {
 			t.Errorf("sgdisk -i 1:\n%s", info)
 		}
 	}
@@ -217,7 +202,7 @@ func TestWriteTableImage(t *testing.T) {
 
 func TestWriteTableRefusesOtherDisk(t *testing.T) {
 	img := dwSparse(t, 20*gibibyte)
-	l, err := PlanLayout(30*gibibyte, 512, nil)
+	l, err := disk.PlanLayout(30*gibibyte, 512, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,13 +5,20 @@ BUILD := build
 export NODEINIT_CACHE ?= /var/cache/nodeinit
 FUZZTIME ?= 30s
 
-.PHONY: all build test unit lint bench demo plans deps fetch clean
+.PHONY: all build test unit lint bench demo plans deps fetch clean crashtest
+
+# deps runs once per machine: a stamp in the cache remembers it, so `make test`
+# and `make demo` on a fresh Debian 12 install what they need by themselves.
+DEPS_STAMP := $(NODEINIT_CACHE)/.deps-$(shell sha256sum .ci/deps.sh | cut -c1-12)
 
 all: build
 
 ## deps: install the Debian packages the build and tests need (run as root)
-deps:
+deps: $(DEPS_STAMP)
+
+$(DEPS_STAMP): .ci/deps.sh
 	bash .ci/deps.sh
+	mkdir -p $(NODEINIT_CACHE) && touch $@
 
 build:
 	mkdir -p $(BUILD)
@@ -19,14 +26,23 @@ build:
 	CGO_ENABLED=0 $(GO) build -o $(BUILD)/init ./cmd/init
 
 ## fetch: Debian kernel, modules, OVMF and systemd-boot into $(NODEINIT_CACHE)
-fetch:
+fetch: $(DEPS_STAMP)
 	$(GO) run ./qemu-tests/vm/cmd/fetch -cache $(NODEINIT_CACHE)
 
 ## test: every test: unit, root loop-device tests, a bounded fuzz run, and the QEMU tests
 test: fetch
 	$(GO) vet ./...
-	$(GO) test -count=1 -timeout 40m ./...
+	$(GO) test -count=1 -timeout 40m $$($(GO) list ./... | grep -v /blackbox$$)
+	@# The blackbox tests and the crash-point harness, with its counts per action.
+	@mkdir -p $(BUILD); $(GO) test -count=1 -timeout 30m -v ./blackbox > $(BUILD)/blackbox.log 2>&1; rc=$$?; \
+		grep -E '^(--- |ok|FAIL|CRASHPOINTS|EIO )|crash points:|I/O errors:' $(BUILD)/blackbox.log; \
+		if [ $$rc -ne 0 ]; then tail -50 $(BUILD)/blackbox.log; fi; exit $$rc
 	$(GO) test -count=1 -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./cmdline
+
+## crashtest: the crash-point harness with every combination at every crash point,
+## and the re-run of the same command line on every state (make test samples them)
+crashtest: $(DEPS_STAMP)
+	NODEINIT_CRASH_FULL=1 $(GO) test -count=1 -timeout 120m -run 'TestCrash' -v ./blackbox | grep -E '^(=== RUN|--- |CRASHPOINTS|PASS|FAIL|ok)|crash points:'
 
 ## unit: the quick tests only (no QEMU)
 unit:

@@ -6,14 +6,21 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nodeinit/nodeinit/boot"
 	"github.com/nodeinit/nodeinit/crash"
+	"github.com/nodeinit/nodeinit/device"
 	"github.com/nodeinit/nodeinit/device/linuxdev"
+	"github.com/nodeinit/nodeinit/disk"
+	"github.com/nodeinit/nodeinit/disk/diskio"
+	"github.com/nodeinit/nodeinit/image"
 	"github.com/nodeinit/nodeinit/operr"
+	"github.com/nodeinit/nodeinit/stages"
 )
 
 // The crash-point harness. Each scenario prepares a disk, records one action
@@ -55,6 +62,11 @@ func crashFull() bool { return os.Getenv("NODEINIT_CRASH_FULL") == "1" }
 const crashSample = 6
 
 func runCrashScenario(t *testing.T, sc crashScenario) {
+	runCrashScenarioFn(t, sc, nil)
+}
+
+// runCrashScenarioFn records act instead of sc.line's action when act is set.
+func runCrashScenarioFn(t *testing.T, sc crashScenario, act func(e *env, m *machine)) {
 	if testing.Short() {
 		t.Skip("the crash-point harness runs in make test and make crashtest, not -short")
 	}
@@ -62,10 +74,15 @@ func runCrashScenario(t *testing.T, sc crashScenario) {
 	img := e.newDisk("disk.img")
 	bundles := sc.prepare(e, img)
 	line := expand(sc.line, "", bundles)
+	pristine := filepath.Join(e.dir, "prepared.img")
+	if err := crash.CopySparse(pristine, img); err != nil {
+		t.Fatal(err)
+	}
 
 	m := e.record(img, 512)
-	res := e.apply(m, m.name, expand(sc.line, m.name, bundles))
-	if res.err != nil {
+	if act != nil {
+		act(e, m)
+	} else if res := e.apply(m, m.name, expand(sc.line, m.name, bundles)); res.err != nil {
 		t.Fatalf("the recorded run failed: %v\n%s", res.err, res.out)
 	}
 	log := m.Log()
@@ -93,10 +110,6 @@ func runCrashScenario(t *testing.T, sc crashScenario) {
 		opts.DropWindow, opts.MaxTears = 4, 1
 	}
 	en := crash.New(log, opts)
-	type failure struct {
-		state string
-		err   error
-	}
 	var broken []failure
 	var states []*stateCopy
 	started := time.Now()
@@ -139,6 +152,9 @@ func runCrashScenario(t *testing.T, sc crashScenario) {
 		}
 		os.Remove(c.path)
 	}
+	if act == nil {
+		broken = append(broken, ioErrors(e, in, sc, pristine, line, writes, before, after)...)
+	}
 	t.Logf("crash points: %s: %d ops (%d writes, %d flushes, %d EFI), %d crash points, %d disk states checked (%d duplicates skipped, %d beyond the bounds), %d re-run; %d broke an invariant; %.1fs",
 		sc.name, len(log.Ops), writes, flushes, efi, en.Stats.Points, en.Stats.States, en.Stats.Duplicates, en.Stats.Omitted, rerun, len(broken), checked.Seconds())
 	fmt.Printf("CRASHPOINTS %s points=%d states=%d rerun=%d broken=%d\n", sc.name, en.Stats.Points, en.Stats.States, rerun, len(broken))
@@ -149,6 +165,68 @@ func runCrashScenario(t *testing.T, sc crashScenario) {
 		}
 		t.Errorf("state %s: %v", f.state, f.err)
 	}
+}
+
+type failure struct {
+	state string
+	err   error
+}
+
+// ioErrors makes write k of the action fail with EIO, for a spread of k
+// (every k with NODEINIT_CRASH_FULL=1), each on a fresh copy of the prepared
+// disk. The run must end in an operator error that names the disk, the disk
+// must still satisfy the scenario's invariants, and running the same command
+// line again with the disk healthy must finish the job.
+func ioErrors(e *env, in *inspector, sc crashScenario, pristine, line string, writes int, before, after nodeView) []failure {
+	var out []failure
+	step := max(1, writes/crashSample)
+	if crashFull() {
+		step = 1
+	}
+	tried := 0
+	for k := 1; k <= writes; k += step {
+		tried++
+		img := filepath.Join(e.dir, "eio.img")
+		if err := crash.CopySparse(img, pristine); err != nil {
+			e.t.Fatal(err)
+		}
+		m := e.record(img, 512)
+		m.FailWrite(k, true)
+		res := e.apply(m, m.name, strings.ReplaceAll(line, "{disk}", m.name))
+		m.FailWrite(0, false)
+		if err := m.Close(); err != nil {
+			e.t.Fatal(err)
+		}
+		name := fmt.Sprintf("EIO at write %d", k)
+		d := operr.Describe(res.err)
+		switch {
+		case res.err == nil:
+			out = append(out, failure{name, fmt.Errorf("the action succeeded although write %d failed", k)})
+			continue
+		case operr.Of(res.err) == nil || d.Fix == "":
+			out = append(out, failure{name, fmt.Errorf("not an operator error with a fix: %v", res.err)})
+			continue
+		case !strings.Contains(d.Message, "/dev/"+m.name):
+			out = append(out, failure{name, fmt.Errorf("the error does not name the disk /dev/%s: %s", m.name, d.Message)})
+			continue
+		}
+		v, err := in.inspect(img)
+		if err == nil {
+			err = sc.check(v, before, after)
+		}
+		if err != nil {
+			out = append(out, failure{name, fmt.Errorf("%w; view: %s", err, v)})
+			continue
+		}
+		if sc.rerunDone != nil {
+			if err := rerunState(e, in, &stateCopy{path: img, state: name, before: v}, line, sc.rerunDone); err != nil {
+				out = append(out, failure{name + " (re-run)", err})
+			}
+		}
+	}
+	e.t.Logf("I/O errors: %s: EIO injected at %d of %d writes; %d broke an invariant", sc.name, tried, writes, len(out))
+	fmt.Printf("EIO %s tried=%d writes=%d broken=%d\n", sc.name, tried, writes, len(out))
+	return out
 }
 
 type stateCopy struct {
@@ -294,4 +372,224 @@ func regionKey(log *crash.Log, st *crash.State, off, n int64) string {
 		fmt.Fprintf(&b, ",t%d@%d", st.Write, st.TornBytes)
 	}
 	return b.String()
+}
+
+// migration is the config migration of the 2.0 release.
+var migration = []image.Migration{{Op: image.OpSet, Path: "/etc/migrated", Value: "yes\n"}}
+
+// upgradeCheck: the old image or the new one boots, never a mix or nothing,
+// and the config is the old one (or will be: a migration under way is undone
+// from its snapshot by the boot) or the new one, with the new image only.
+func upgradeCheck(old, new string) func(v, before, after nodeView) error {
+	return func(v, before, after nodeView) error {
+		if err := bootsOneOf(v, old, new); err != nil {
+			return err
+		}
+		if v.boots+"/"+v.version == new {
+			return configIs(v, after.liveConfig())
+		}
+		if configIs(v, before.liveConfig()) == nil {
+			return nil
+		}
+		if v.ledger != nil && v.ledger.Last != nil && v.ledger.Last.Action == stages.ActionMigrating {
+			if snap := v.snapshot(before.version); maps.Equal(snap, before.liveConfig()) {
+				return nil // the boot of the old slot restores this snapshot
+			}
+			return fmt.Errorf("a migration was under way but the snapshot %q is not the old config: %q", before.version, v.snapshot(before.version))
+		}
+		return fmt.Errorf("the old image boots with a config that is neither the old nor the new: %q", v.liveConfig())
+	}
+}
+
+func TestCrashUpgradeAToB(t *testing.T) {
+	runCrashScenario(t, crashScenario{
+		name: "upgrade a→b with config migration",
+		prepare: func(e *env, img string) []string {
+			return installed(e, img, release{version: "1.0", fillerMiB: 2}, release{version: "2.0", fillerMiB: 2, migrations: migration})
+		},
+		line:      "upgrade nodeinit.image={b2}",
+		check:     upgradeCheck("a/1.0", "b/2.0"),
+		rerunDone: func(v nodeView) error { return bootsOneOf(v, "b/2.0") },
+	})
+}
+
+func TestCrashUpgradeBToA(t *testing.T) {
+	runCrashScenario(t, crashScenario{
+		name: "upgrade b→a",
+		prepare: func(e *env, img string) []string {
+			b := installed(e, img, release{version: "1.0", fillerMiB: 2}, release{version: "2.0", fillerMiB: 2}, release{version: "3.0", fillerMiB: 2})
+			e.upgradeAndBless(img, b[1], "b")
+			return b
+		},
+		line:      "upgrade nodeinit.image={b3}",
+		check:     upgradeCheck("b/2.0", "a/3.0"),
+		rerunDone: func(v nodeView) error { return bootsOneOf(v, "a/3.0") },
+	})
+}
+
+// upgradeAndBless upgrades the disk to bundle and blesses the new slot, as the
+// node's first good boot of it would.
+func (e *env) upgradeAndBless(img, bundle, slot string) {
+	m := e.record(img, 512)
+	if res := e.apply(m, m.name, "upgrade nodeinit.image="+bundle); res.err != nil {
+		e.t.Fatalf("prepare: upgrade: %v\n%s", res.err, res.out)
+	}
+	e.onESP(m, func(esp boot.FS) error { return boot.MarkSlot(esp, slot, true, time.Unix(1700000100, 0)) })
+	if err := m.Close(); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// onESP runs fn on the ESP of the machine's disk, read and written in-process
+// through the device edge as the stages do.
+func (e *env) onESP(m *machine, fn func(esp boot.FS) error) {
+	e.t.Helper()
+	disk0, err := m.OpenBlockReadOnly(m.Loop(), 512)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	parts, err := diskio.ReadGPTOf(disk0)
+	disk0.Close()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var kp []device.Partition
+	var espPath string
+	for _, p := range parts {
+		kp = append(kp, device.Partition{Number: p.Number, StartByte: p.StartByte, SizeBytes: p.SizeBytes})
+		if p.PartLabel == disk.LabelESP {
+			espPath = p.Path
+		}
+	}
+	if err := m.SetPartitions(m.Loop(), kp); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := m.WaitPartitions(m.Loop(), kp); err != nil {
+		e.t.Fatal(err)
+	}
+	b, err := m.OpenBlock(espPath, 512)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer b.Close()
+	esp, err := boot.OpenFAT(b)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := fn(esp); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := b.Flush(); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func TestCrashUninstall(t *testing.T) {
+	runCrashScenario(t, crashScenario{
+		name: "uninstall",
+		prepare: func(e *env, img string) []string {
+			return installed(e, img, release{version: "1.0", fillerMiB: 2})
+		},
+		line: "uninstall",
+		// Uninstall makes the disk unbootable on purpose; on the way it must
+		// never boot anything but the whole old image.
+		check: func(v, before, after nodeView) error {
+			if v.boots == "" {
+				return nil
+			}
+			return bootsOneOf(v, "a/1.0")
+		},
+		rerunDone: func(v nodeView) error {
+			if len(v.parts) > 0 || v.boots != "" {
+				return fmt.Errorf("the uninstall left partitions %v", slices.Collect(maps.Keys(v.parts)))
+			}
+			return nil
+		},
+	})
+}
+
+func TestCrashReinstall(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		name, arg := "reinstall", ""
+		if keep {
+			name, arg = "reinstall keeping data", " nodeinit.keep=data"
+		}
+		t.Run(strings.ReplaceAll(name, " ", "-"), func(t *testing.T) {
+			runCrashScenario(t, crashScenario{
+				name: name,
+				prepare: func(e *env, img string) []string {
+					return installed(e, img, release{version: "1.0", fillerMiB: 2}, release{version: "2.0", fillerMiB: 2})
+				},
+				line: "reinstall storage_init=/dev/{disk} nodeinit.image={b2} " + vols + " hostname=new.example.com" + arg,
+				check: func(v, before, after nodeView) error {
+					if err := bootsOneOf(v, "a/1.0", "a/2.0"); err != nil {
+						return err
+					}
+					want := before.liveConfig()
+					if v.version == "2.0" {
+						want = after.liveConfig()
+					}
+					return configIs(v, want)
+				},
+				rerunDone: func(v nodeView) error { return bootsOneOf(v, "a/2.0") },
+			})
+		})
+	}
+}
+
+func TestCrashBless(t *testing.T) {
+	runCrashScenarioFn(t, crashScenario{
+		name: "bless",
+		prepare: func(e *env, img string) []string {
+			b := installed(e, img, release{version: "1.0", fillerMiB: 2}, release{version: "2.0", fillerMiB: 2})
+			m := e.record(img, 512)
+			if res := e.apply(m, m.name, "upgrade nodeinit.image="+b[1]); res.err != nil {
+				e.t.Fatalf("prepare: upgrade: %v\n%s", res.err, res.out)
+			}
+			if err := m.Close(); err != nil {
+				e.t.Fatal(err)
+			}
+			return b
+		},
+		check: func(v, before, after nodeView) error { return bootsOneOf(v, "b/2.0") },
+	}, func(e *env, m *machine) {
+		e.onESP(m, func(esp boot.FS) error { return boot.MarkSlot(esp, "b", true, time.Unix(1700000200, 0)) })
+	})
+}
+
+// TestCrashBootCountsATryDown records what one boot of an entry on trial
+// writes: systemd-boot's rename of node-b+3.conf to node-b+2-1.conf (made here
+// with the same FAT code, since the firmware's own writes cannot be recorded),
+// then the ledger update of the boot step.
+func TestCrashBootCountsATryDown(t *testing.T) {
+	runCrashScenarioFn(t, crashScenario{
+		name: "a boot that counts a try down",
+		prepare: func(e *env, img string) []string {
+			b := installed(e, img, release{version: "1.0", fillerMiB: 2}, release{version: "2.0", fillerMiB: 2})
+			m := e.record(img, 512)
+			if res := e.apply(m, m.name, "upgrade nodeinit.image="+b[1]); res.err != nil {
+				e.t.Fatalf("prepare: upgrade: %v\n%s", res.err, res.out)
+			}
+			if err := m.Close(); err != nil {
+				e.t.Fatal(err)
+			}
+			return b
+		},
+		check: func(v, before, after nodeView) error { return bootsOneOf(v, "b/2.0") },
+	}, func(e *env, m *machine) {
+		e.onESP(m, func(esp boot.FS) error {
+			if err := esp.Rename("loader/entries/node-b+3.conf", "loader/entries/node-b+2-1.conf"); err != nil {
+				return err
+			}
+			l, err := boot.ReadLedger(esp)
+			if err != nil {
+				return err
+			}
+			if err := l.SetActive("b"); err != nil {
+				return err
+			}
+			l.RecordAction(time.Unix(1700000300, 0), "boot", "b", "")
+			return l.Write(esp)
+		})
+	})
 }

@@ -419,3 +419,17 @@ func (m *memESP) ReadFile(name string) ([]byte, error) {
 	}
 	return nil, &fs.PathError{Op: "read", Path: name, Err: fs.ErrNotExist}
 }
+
+// snapshot is the config snapshot name, path → content.
+func (v nodeView) snapshot(name string) map[string]string {
+	out := map[string]string{}
+	for _, dir := range []string{".snapshots/", "snapshots/"} {
+		prefix := dir + name + "/"
+		for k, val := range v.config {
+			if rest, ok := strings.CutPrefix(k, prefix); ok {
+				out[rest] = val
+			}
+		}
+	}
+	return out
+}

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // SortKey is the sort-key of every entry nodeinit writes.
@@ -410,4 +411,32 @@ func RemoveSlotEntry(esp FS, slot string) error {
 		}
 	}
 	return nil
+}
+
+// MarkSlot is `nodeinit bless` (and `bless --bad`): it renames the slot's entry
+// as systemd-bless-boot does, then records the verdict in the ledger, so the
+// ledger learns what boot counting decided. The entry goes first: it is what
+// the firmware acts on, and the ledger follows it on the next boot anyway.
+func MarkSlot(esp FS, slot string, good bool, at time.Time) error {
+	mark, state, action := Bless, SlotGood, "bless"
+	if !good {
+		mark, state, action = MarkBad, SlotBad, "mark-bad"
+	}
+	if err := mark(esp, slot); err != nil {
+		return err
+	}
+	l, err := ReadLedger(esp)
+	if err != nil {
+		return fmt.Errorf("%s slot %s: the entry is updated, but not the ledger: %w", action, slot, err)
+	}
+	if err := l.RecordSlot(at, slot, state, "", ""); err != nil {
+		return err
+	}
+	if good {
+		if err := l.SetActive(slot); err != nil {
+			return err
+		}
+	}
+	l.RecordAction(at, action, slot, "")
+	return l.Write(esp)
 }

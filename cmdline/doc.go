@@ -103,6 +103,7 @@
 //	nodeinit.break=STAGE[,…]     names from StageNames
 //	nodeinit.onfail=shell|reboot|poweroff|halt
 //	nodeinit.status_url=http(s)://…
+//	nodeinit.events=ttyS1        the event stream as JSON lines on that serial console
 //	nodeinit.wipe=SERIAL|WWN[,…] consent to erase exactly those disks
 //	nodeinit.keep=data
 //	nodeinit.slot=a|b

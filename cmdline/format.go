@@ -137,6 +137,7 @@ func (p *Params) interpreted(revealSecrets bool) []kv {
 	addStr("nodeinit.break", strings.Join(n.Break, ","))
 	addStr("nodeinit.onfail", n.OnFail)
 	addStr("nodeinit.status_url", n.StatusURL)
+	addStr("nodeinit.events", n.Events)
 	addStr("nodeinit.wipe", strings.Join(n.Wipe, ","))
 	addStr("nodeinit.keep", strings.Join(n.Keep, ","))
 	addStr("nodeinit.slot", n.Slot)
@@ -162,6 +163,10 @@ func (p *Params) interpreted(revealSecrets bool) []kv {
 // joined with spaces (quoted where it holds whitespace).
 func (p *Params) BootEntryArgs() []string {
 	out := quoteAll(p.Kept)
+	if p.Node.Events != "" {
+		// The installed node's boots stream their events where the install did.
+		out = append(out, "nodeinit.events="+p.Node.Events)
+	}
 	if len(p.InitArgs) > 0 {
 		out = append(out, "--")
 		out = append(out, quoteAll(p.InitArgs)...)

@@ -78,13 +78,16 @@ type NodeParams struct {
 	Break       []string `json:"break,omitempty"`  // stage names, comma separated on the line
 	OnFail      string   `json:"onfail,omitempty"` // shell|reboot|poweroff|halt
 	StatusURL   string   `json:"status_url,omitempty"`
-	Wipe        []string `json:"wipe,omitempty"` // serials or WWNs the operator consents to erase
-	Keep        []string `json:"keep,omitempty"` // e.g. "data"
-	Slot        string   `json:"slot,omitempty"` // a|b: the slot this boot entry is for
-	Tries       int      `json:"tries,omitempty"`
-	Debug       bool     `json:"debug,omitempty"`
-	Insecure    bool     `json:"insecure,omitempty"`
-	Force       bool     `json:"force,omitempty"`
+	// Events names a serial console (ttyS1) that receives the event stream as JSON
+	// lines (nodeinit.events): what test harnesses and serial concentrators read.
+	Events   string   `json:"events,omitempty"`
+	Wipe     []string `json:"wipe,omitempty"` // serials or WWNs the operator consents to erase
+	Keep     []string `json:"keep,omitempty"` // e.g. "data"
+	Slot     string   `json:"slot,omitempty"` // a|b: the slot this boot entry is for
+	Tries    int      `json:"tries,omitempty"`
+	Debug    bool     `json:"debug,omitempty"`
+	Insecure bool     `json:"insecure,omitempty"`
+	Force    bool     `json:"force,omitempty"`
 	// Erase is how a disk is erased before it is partitioned or when it is uninstalled
 	// (nodeinit.erase); empty means EraseSignatures. Read it with EraseMode.
 	Erase EraseMode `json:"erase,omitempty"`

@@ -12,7 +12,7 @@ import (
 const MaxLen = 2048
 
 // StageNames are the stage names nodeinit.break accepts, in the order they can run.
-// They are the stages package's names; keep the two lists in step.
+// They are plan.AllStages (a test in stages checks the two lists are equal).
 var StageNames = []string{"network", "probe", "copy-to-ram", "wipe", "partition", "filesystems", "write-slot", "copy-boot-files",
 	"seed-config", "migrate-config", "add-boot-entry", "boot-order", "report", "mount-root", "switch-root", "reboot"}
 

@@ -45,6 +45,7 @@ var handlers = map[string]func(*Params, arg) error{
 	"nodeinit.break":        parseNodeBreak,
 	"nodeinit.onfail":       parseNodeOnFail,
 	"nodeinit.status_url":   parseNodeStatusURL,
+	"nodeinit.events":       parseNodeEvents,
 	"nodeinit.wipe":         parseNodeWipe,
 	"nodeinit.keep":         parseNodeKeep,
 	"nodeinit.slot":         parseNodeSlot,
@@ -1008,6 +1009,16 @@ func parseNodeStatusURL(p *Params, a arg) error {
 		return bad(a, hint, "%q is not an http(s) URL", a.val)
 	}
 	p.Node.StatusURL = a.val
+	return nil
+}
+
+func parseNodeEvents(p *Params, a arg) error {
+	hint := "name a serial console for the JSON event stream: nodeinit.events=ttyS1"
+	v := strings.TrimPrefix(a.val, "/dev/")
+	if !a.hasVal || !strings.HasPrefix(v, "tty") || len(v) > 16 || strings.ContainsAny(v, "/. ,") {
+		return bad(a, hint, "%q is not a serial console name", a.val)
+	}
+	p.Node.Events = v
 	return nil
 }
 

@@ -32,6 +32,8 @@ var AllStages = []string{StageNetwork, StageProbe, StageCopyToRAM, StageWipe, St
 type Input interface {
 	// Stage is the stage name this input belongs to.
 	Stage() string
+	// Target is the kernel name of the disk the step writes, or "".
+	Target() string
 }
 
 // Wipe clears every signature and partition table on Disk, except the partition
@@ -129,6 +131,20 @@ func (BootOrder) Stage() string     { return StageBootOrder }
 func (Report) Stage() string        { return StageReport }
 func (CopyToRAM) Stage() string     { return StageCopyToRAM }
 func (MountRoot) Stage() string     { return StageMountRoot }
+
+// Target is the disk a step writes ("" for none): the one an error names.
+func (w Wipe) Target() string          { return w.Disk }
+func (p Partition) Target() string     { return p.Disk }
+func (f Filesystems) Target() string   { return f.Disk }
+func (w WriteSlot) Target() string     { return w.Disk }
+func (c CopyBootFiles) Target() string { return c.Disk }
+func (s SeedConfig) Target() string    { return s.Disk }
+func (m MigrateConfig) Target() string { return m.Disk }
+func (a AddBootEntry) Target() string  { return a.Disk }
+func (b BootOrder) Target() string     { return b.Disk }
+func (r Report) Target() string        { return r.Disk }
+func (CopyToRAM) Target() string       { return "" }
+func (m MountRoot) Target() string     { return m.Disk }
 
 // Step is one planned stage run: what it does, exactly what it touches, and its
 // typed input. Its name is its input's stage.

@@ -3,10 +3,12 @@ package qemutests
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -15,6 +17,7 @@ import (
 	"github.com/nodeinit/nodeinit/early"
 	"github.com/nodeinit/nodeinit/qemu-tests/fixture"
 	"github.com/nodeinit/nodeinit/qemu-tests/vm"
+	"github.com/nodeinit/nodeinit/stages"
 )
 
 // adminHash is a SHA-512 crypt hash (openssl passwd -6 -salt demo nodeinit).
@@ -26,11 +29,13 @@ type node struct {
 	f     *fixture.Artifacts
 	disks []vm.Disk
 	vars  string
+	dir   string // event streams
+	boots int
 }
 
 func newNode(t *testing.T, disks ...vm.Disk) *node {
 	f := fixtures(t)
-	return &node{t: t, f: f, disks: disks, vars: vm.NewVars(t, f.Debian.OVMFVars)}
+	return &node{t: t, f: f, disks: disks, vars: vm.NewVars(t, f.Debian.OVMFVars), dir: t.TempDir()}
 }
 
 // installer boots the installer initrd of version with the given kernel arguments.
@@ -40,14 +45,28 @@ func (n *node) installer(version, args string) *vm.VM {
 	if err != nil {
 		n.t.Fatal(err)
 	}
-	return vm.Start(n.t, vm.Config{Kernel: n.f.Debian.Vmlinuz, Initramfs: initrd, Append: "console=ttyS0 panic=5 " + args,
-		OVMFCode: n.f.Debian.OVMFCode, OVMFVars: n.vars, Disks: n.disks, NoReboot: true, MemoryMiB: 1536})
+	return vm.Start(n.t, vm.Config{Kernel: n.f.Debian.Vmlinuz, Initramfs: initrd, Append: "console=ttyS0 panic=5 nodeinit.events=ttyS1 " + args,
+		OVMFCode: n.f.Debian.OVMFCode, OVMFVars: n.vars, Disks: n.disks, NoReboot: true, MemoryMiB: 1536, Events: n.eventsFile()})
+}
+
+// eventsFile is a new file for one boot's event stream (the second serial port).
+func (n *node) eventsFile() string {
+	n.boots++
+	return filepath.Join(n.dir, fmt.Sprintf("events-%d.jsonl", n.boots))
+}
+
+// expectStages waits for the done event of each stage, in order.
+func expectStages(v *vm.VM, timeout time.Duration, names ...string) {
+	for _, s := range names {
+		v.ExpectEvent(s+" done", vm.StageDone(s), timeout)
+	}
 }
 
 // powerOn boots the machine from its disks through the firmware, as after a power cycle.
 func (n *node) powerOn() *vm.VM {
 	n.t.Helper()
-	return vm.Start(n.t, vm.Config{OVMFCode: n.f.Debian.OVMFCode, OVMFVars: n.vars, Disks: n.disks, NoReboot: true, MemoryMiB: 1536})
+	return vm.Start(n.t, vm.Config{OVMFCode: n.f.Debian.OVMFCode, OVMFVars: n.vars, Disks: n.disks, NoReboot: true, MemoryMiB: 1536,
+		Events: n.eventsFile()})
 }
 
 func waitExit(t *testing.T, v *vm.VM) {
@@ -79,15 +98,21 @@ func TestInstallNVMeThenBoot(t *testing.T) {
 	n := newNode(t, vm.Disk{Path: vm.NewDisk(t, "nvme.img", 16<<30), Interface: vm.NVMe, Serial: "NODE0001"})
 	v := n.installer("1.0", "install storage_init=serial:NODE0001 BOOTIF=01-52-54-00-12-34-56 adminpw="+adminHash+
 		" hostname=node1.example.com dns=192.0.2.53 "+testosActions)
-	v.Expect(`nodeinit: \[write-slot\] progress`, 3*time.Minute)
-	v.Expect(`nodeinit: install complete`, 3*time.Minute)
-	report := v.Expect(`nodeinit: timing: (.*)\n`, 10*time.Second)[1]
-	t.Logf("install timing (guest clock, TCG): %s", report)
-	for _, stage := range []string{"partition", "filesystems", "write-slot", "copy-boot-files", "seed-config", "add-boot-entry", "boot-order", "report"} {
-		if !strings.Contains(report, " "+stage+" ") {
-			t.Errorf("timing report lacks stage %s", stage)
+	expectStages(v, 3*time.Minute, "network", "probe", "partition", "filesystems")
+	v.ExpectEvent("write-slot progress", vm.StageIs("write-slot", stages.EventProgress), 3*time.Minute)
+	expectStages(v, 3*time.Minute, "write-slot", "copy-boot-files", "seed-config", "add-boot-entry", "boot-order", "report")
+	v.ExpectEvent("reboot start", vm.StageIs("reboot", stages.EventStart), time.Minute)
+	var timing []string
+	for _, e := range v.Events() {
+		if e.Kind == stages.EventDone {
+			timing = append(timing, fmt.Sprintf("%s %.2fs", e.Stage, e.Duration.Seconds()))
+		}
+		// Nothing nodeinit reports may hold the hash.
+		if b, _ := json.Marshal(e); strings.Contains(string(b), "$6$demo$") {
+			t.Errorf("a secret reached an event: %s", b)
 		}
 	}
+	t.Logf("install stage timing (guest clock, TCG): %s", strings.Join(timing, ", "))
 	for _, line := range strings.Split(v.Output(), "\n") {
 		// The kernel echoes its own command line; nothing nodeinit prints may hold the hash.
 		line = strings.TrimSpace(line)
@@ -100,8 +125,9 @@ func TestInstallNVMeThenBoot(t *testing.T) {
 
 	v = n.powerOn()
 	v.Expect(`Boot\d+ "nodeinit"`, 2*time.Minute)
-	boot := v.Expect(`nodeinit: timing: (.*)\n`, 2*time.Minute)[1]
-	t.Logf("normal boot timing (guest clock, TCG): %s", boot)
+	root := v.ExpectEvent("mount-root done", vm.StageDone("mount-root"), 2*time.Minute)
+	v.ExpectEvent("switch-root start", vm.StageIs("switch-root", stages.EventStart), time.Minute)
+	t.Logf("normal boot: mount-root took %s (guest clock, TCG)", root.Duration)
 	v.Expect(`TESTOS version=1\.0 build=1\.0 slot=a hostname=node1\.example\.com persisted=\S*/etc/hostname`, time.Minute)
 	v.Expect(`TESTOS-SHOW /etc/testos/written missing`, 30*time.Second)
 	v.Expect(`TESTOS-WROTE /etc/testos/written`, 30*time.Second)
@@ -149,6 +175,7 @@ func TestAmbiguousDisksRefused(t *testing.T) {
 			t.Errorf("failure screen does not name %s:\n%s", want, screen)
 		}
 	}
+
 	waitExit(t, v)
 	after := []string{hashFile(t, d1), hashFile(t, d2)}
 	if before[0] != after[0] || before[1] != after[1] {
@@ -164,7 +191,7 @@ func TestBreakBeforePartition(t *testing.T) {
 	before := hashFile(t, d)
 	n := newNode(t, vm.Disk{Path: d, Interface: vm.NVMe, Serial: "BREAK001"})
 	v := n.installer("1.0", "install storage_init=serial:BREAK001 nodeinit.break=partition")
-	v.Expect(`nodeinit: BREAK before stage partition`, 3*time.Minute)
+	v.ExpectEvent("break before partition", vm.StageIs("partition", stages.EventBreak), 3*time.Minute)
 	v.Expect(early.RescueShellBanner, 30*time.Second)
 	if after := hashFile(t, d); after != before {
 		t.Fatalf("the disk changed before the break stage ran")
@@ -188,7 +215,7 @@ func TestForeignDiskRefusedUnchanged(t *testing.T) {
 	n := newNode(t, vm.Disk{Path: d, Interface: vm.NVMe, Serial: "FOREIGN1"})
 	v := n.installer("1.0", "install storage_init=serial:FOREIGN1 nodeinit.onfail=poweroff")
 	v.Expect(early.FailureScreenMarker, 3*time.Minute)
-	v.Expect(`nodeinit\.wipe=FOREIGN1`, 30*time.Second)
+	v.Expect(`Kernel argument to add:\s+nodeinit\.wipe=FOREIGN1`, 30*time.Second)
 	waitExit(t, v)
 	if after := hashFile(t, d); after != before {
 		t.Fatalf("a refused install changed the foreign disk")

@@ -21,6 +21,7 @@ import (
 	"github.com/nodeinit/nodeinit/nodeconfig"
 	"github.com/nodeinit/nodeinit/operr"
 	"github.com/nodeinit/nodeinit/plan"
+	"golang.org/x/sys/unix"
 )
 
 // Job binds a plan to a machine: RunStep runs each planned step's implementation.
@@ -50,8 +51,36 @@ type Job struct {
 	mounted []string
 }
 
-// RunStep runs one planned step, chosen by the type of its input.
+// RunStep runs one planned step, chosen by the type of its input. An error that
+// is not already an operator error becomes one that names the step and the
+// disk, and says what to do.
 func (j *Job) RunStep(ctx context.Context, s plan.Step, r *Reporter) error {
+	err := j.runStep(ctx, s, r)
+	if err == nil || operr.Of(err) != nil {
+		return err
+	}
+	return j.operatorError(s, err)
+}
+
+func (j *Job) operatorError(s plan.Step, err error) error {
+	where := ""
+	if s.Input != nil && s.Input.Target() != "" {
+		where = " on /dev/" + s.Input.Target()
+		if d, ok := j.Facts.Disk(s.Input.Target()); ok {
+			where = " on " + d.Path
+			if d.Serial != "" {
+				where += " (serial " + d.Serial + ")"
+			}
+		}
+	}
+	fix := "correct what the error names, then run the same command line again: it finishes the job or says why not"
+	if errors.Is(err, unix.EIO) || errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EROFS) {
+		fix = "the disk failed a write: check its cabling and health (smartctl -a), or replace it, then run the same command line again"
+	}
+	return &operr.Error{What: fmt.Sprintf("%s%s failed", s.Name, where), Fix: fix, Err: err}
+}
+
+func (j *Job) runStep(ctx context.Context, s plan.Step, r *Reporter) error {
 	switch in := s.Input.(type) {
 	case plan.Wipe:
 		return j.wipe(ctx, in, r)

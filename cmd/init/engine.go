@@ -46,7 +46,7 @@ func runEngine(ctx context.Context, env *early.Env) error {
 	}
 	dev := &linuxdev.Machine{}
 	status := &lateSink{}
-	sinks, closeSinks := eventSinks(env, status)
+	sinks, closeSinks := eventSinks(env, status, p.Node.Events)
 	defer closeSinks()
 	var facts *plan.Facts
 	eng := &stages.Engine{Sink: sinks, BreakAt: p.Node.Break, Break: breakShell{env: env, facts: &facts}}
@@ -162,13 +162,23 @@ func (l *lateSink) Emit(e stages.Event) {
 
 // eventSinks fans events out to every console (one line a second for progress), the
 // JSON-lines log, and nodeinit.status_url.
-func eventSinks(env *early.Env, status stages.Sink) (stages.Sink, func()) {
+func eventSinks(env *early.Env, status stages.Sink, eventsTTY string) (stages.Sink, func()) {
 	human := &stages.Throttle{Next: &stages.HumanSink{W: env.Out}, Interval: time.Second}
 	sinks := stages.Fanout{human, timing, status}
 	var closers []func()
 	if f, err := os.Create(eventsFile); err == nil {
 		sinks = append(sinks, &stages.JSONSink{W: f})
 		closers = append(closers, func() { f.Close() })
+	}
+	// nodeinit.events=ttyS1: the same JSON lines on a serial port of their own,
+	// for test harnesses and serial concentrators that read events, not prose.
+	if eventsTTY != "" {
+		if tty, err := openRawSerial("/dev/" + eventsTTY); err != nil {
+			fmt.Fprintf(env.Out, "nodeinit: nodeinit.events=%s: %v\n", eventsTTY, err)
+		} else {
+			sinks = append(sinks, &stages.JSONSink{W: tty})
+			closers = append(closers, func() { tty.Close() })
+		}
 	}
 	return sinks, func() {
 		for _, c := range closers {
@@ -230,4 +240,18 @@ func factsText(f *plan.Facts) string {
 		fmt.Fprintf(&b, "  install on %s, active slot %s\n", f.Install.Disk, f.Install.ActiveSlot)
 	}
 	return b.String()
+}
+
+// openRawSerial opens a serial console for writing JSON lines, with output
+// processing off so that "\n" is not turned into "\r\n".
+func openRawSerial(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	if t, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS); err == nil {
+		t.Oflag &^= unix.OPOST
+		unix.IoctlSetTermios(int(f.Fd()), unix.TCSETS, t)
+	}
+	return f, nil
 }

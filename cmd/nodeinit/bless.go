@@ -39,28 +39,12 @@ func runBless(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("bless: %w", err)
 		}
 	}
-	mark, state, action := boot.Bless, boot.SlotGood, "bless"
+	state := boot.SlotGood
 	if *bad {
-		mark, state, action = boot.MarkBad, boot.SlotBad, "mark-bad"
+		state = boot.SlotBad
 	}
-	if err := mark(boot.DirFS(*esp), *slot); err != nil {
+	if err := boot.MarkSlot(boot.DirFS(*esp), *slot, !*bad, time.Now()); err != nil {
 		return err
-	}
-	l, err := boot.ReadLedger(boot.DirFS(*esp))
-	if err != nil {
-		fmt.Fprintf(stderr, "nodeinit bless: entry updated, but the ledger was not: %v\n", err)
-	} else {
-		now := time.Now()
-		if err := l.RecordSlot(now, *slot, state, "", ""); err != nil {
-			return err
-		}
-		if !*bad {
-			l.SetActive(*slot)
-		}
-		l.RecordAction(now, action, *slot, "")
-		if err := l.Write(boot.DirFS(*esp)); err != nil {
-			return err
-		}
 	}
 	fmt.Fprintf(stdout, "slot %s marked %s\n", *slot, state)
 	return nil

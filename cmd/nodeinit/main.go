@@ -8,6 +8,8 @@ import (
 	"os"
 	"sort"
 	"strings"
+
+	"github.com/nodeinit/nodeinit/operr"
 )
 
 // command is one subcommand: it parses its own flags and calls a package.
@@ -25,7 +27,7 @@ func register(name, summary string, run func(args []string, stdout, stderr io.Wr
 
 func main() {
 	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "nodeinit:", err)
+		printError(os.Stderr, err)
 		os.Exit(1)
 	}
 }
@@ -58,4 +60,21 @@ func usage(w io.Writer) {
 		fmt.Fprintf(&b, "  %-12s %s\n", n, commands[n].summary)
 	}
 	io.WriteString(w, b.String())
+}
+
+// printError shows an error the way the failure screen does: the message, then
+// the operator error's fix and kernel argument on lines of their own.
+func printError(w io.Writer, err error) {
+	msg := err.Error()
+	fmt.Fprintln(w, "nodeinit:", msg)
+	if strings.Contains(msg, "\nfix: ") {
+		return // already laid out (plan's refusal)
+	}
+	d := operr.Describe(err)
+	if d.Fix != "" {
+		fmt.Fprintln(w, "fix:", d.Fix)
+	}
+	if d.Arg != "" {
+		fmt.Fprintln(w, "kernel argument:", d.Arg)
+	}
 }

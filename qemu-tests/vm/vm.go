@@ -47,6 +47,10 @@ type Config struct {
 	NoReboot           bool // a guest reboot ends QEMU instead
 	ExtraArgs          []string
 	Timeout            time.Duration // the whole VM's life; default 10 minutes
+	// Events, when set, is a file that receives the guest's second serial port
+	// (ttyS1): with nodeinit.events=ttyS1 on the command line, nodeinit's event
+	// stream as JSON lines. Tests assert on those events, not on console prose.
+	Events string
 }
 
 // VM is a running QEMU with its serial console captured.
@@ -56,6 +60,8 @@ type VM struct {
 	console *console
 	exited  chan struct{}
 	exitErr error
+	events  string // Config.Events
+	seen    int    // events already matched by ExpectEvent
 }
 
 // Accel returns the QEMU accelerator: tcg, or kvm when NODEINIT_KVM=1 (KVM hangs on some
@@ -127,6 +133,9 @@ func (c Config) Args() ([]string, error) {
 	args := []string{"-accel", Accel(), "-machine", "q35", "-cpu", "max", "-m", fmt.Sprint(mem), "-smp", "2", "-nodefaults", "-vga", "none"}
 	// -nographic puts the serial port on stdio; -nodefaults removed it, so add it back.
 	args = append(args, "-serial", "mon:stdio")
+	if c.Events != "" {
+		args = append(args, "-serial", "file:"+c.Events)
+	}
 	if c.OVMFCode != "" {
 		if c.OVMFVars == "" {
 			return nil, errors.New("vm: OVMFCode without OVMFVars: give a writable copy from NewVars")
@@ -202,7 +211,7 @@ func Start(t testing.TB, c Config) *VM {
 	if err != nil {
 		t.Fatalf("start qemu: %v", err)
 	}
-	v := &VM{t: t, vm: qvm, console: con, exited: make(chan struct{})}
+	v := &VM{t: t, vm: qvm, console: con, exited: make(chan struct{}), events: c.Events}
 	t.Logf("qemu: %s", qvm.CmdlineQuoted())
 	// Wait drains the console (a full pty would stop the guest) and reaps QEMU.
 	go func() {

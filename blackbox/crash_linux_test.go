@@ -490,7 +490,7 @@ func TestCrashUninstall(t *testing.T) {
 		prepare: func(e *env, img string) []string {
 			return installed(e, img, release{version: "1.0", fillerMiB: 2})
 		},
-		line: "uninstall",
+		line: "uninstall storage_init=/dev/{disk}",
 		// Uninstall makes the disk unbootable on purpose; on the way it must
 		// never boot anything but the whole old image.
 		check: func(v, before, after nodeView) error {

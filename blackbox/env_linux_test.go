@@ -24,9 +24,9 @@ import (
 // storage_vol shrinking the rest. The image is sparse.
 const diskSize = 4 << 30
 
-// vols keeps the partitions small (swap, config, logging, data in MiB, oVirt's
+// vols keeps the partitions small (swap, root, config, logging, data in MiB, oVirt's
 // field order after the boot and root sizes), so mkfs and the crash replay stay fast.
-const vols = "storage_vol=260:256:16:64:16:-1"
+const vols = "storage_vol=:16:256:16:64:-1"
 
 // env is one test machine: signing keys, bundles, and disks made of sparse files.
 type env struct {

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nodeinit/nodeinit/cmdline"
 )
 
 // SortKey is the sort-key of every entry nodeinit writes.
@@ -173,18 +175,9 @@ func entryOptions(slot string, in []string) ([]string, error) {
 	return out, nil
 }
 
-// IsSecretKey reports kernel command line keys whose values are secrets
-// (password hashes and every password-like key), per DESIGN.md.
-func IsSecretKey(key string) bool {
-	key = strings.ReplaceAll(strings.ToLower(key), "-", "_")
-	key = strings.TrimPrefix(key, "ovirt_")
-	switch key {
-	case "adminpw", "rootpw", "rhevm_admin_password", "engine_admin_password",
-		"snmp_password", "cim_passwd", "rhn_password":
-		return true
-	}
-	return strings.HasSuffix(key, "password") || strings.HasSuffix(key, "passwd")
-}
+// IsSecretKey reports kernel command line keys whose values are secrets; it is
+// cmdline.IsSecretKey, the one rule.
+func IsSecretKey(key string) bool { return cmdline.IsSecretKey(key) }
 
 // Entries reads every nodeinit entry (node-*.conf) on the ESP, in the order
 // systemd-boot sorts them: the first one is what "default node-*" boots.

@@ -19,7 +19,8 @@ import (
 // opened through the device edge. Every change is flushed to the device before
 // the call returns.
 //
-// go-diskfs quirks handled here, and only here: ReadDir, Stat and Remove want
+// go-diskfs quirks handled here, and only here: File.Read can return bytes past
+// the file's size; ReadDir, Stat and Remove want
 // io/fs names while OpenFile wants a leading slash; Rename does not replace an
 // existing target, so a replace removes the target first (the temporary file
 // already holds the new content, so a power cut in between leaves one of them:
@@ -63,7 +64,8 @@ func (f *FAT) ReadFile(name string) ([]byte, error) {
 }
 
 func (f *FAT) read(name string) ([]byte, error) {
-	if _, err := f.Stat(name); err != nil {
+	st, err := f.Stat(name)
+	if err != nil {
 		return nil, err
 	}
 	fh, err := f.fs.OpenFile(abs(name), os.O_RDONLY)
@@ -71,7 +73,13 @@ func (f *FAT) read(name string) ([]byte, error) {
 		return nil, fmt.Errorf("open %s: %w", name, err)
 	}
 	defer fh.Close()
-	return io.ReadAll(fh)
+	// go-diskfs can read past the size in the directory entry, up to the end of
+	// a sector; the directory entry is the file's size.
+	b, err := io.ReadAll(io.LimitReader(fh, st.Size()))
+	if err == nil && int64(len(b)) != st.Size() {
+		err = fmt.Errorf("read %s: %d of %d bytes", name, len(b), st.Size())
+	}
+	return b, err
 }
 
 func tmpName(name string) string {

@@ -1,7 +1,9 @@
 package boot
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -146,5 +148,32 @@ func TestFATLifecycleJudgedByMtools(t *testing.T) {
 	}
 	if got := mt("mtype", "::EFI/BOOT/BOOTX64.EFI"); len(got) != 70002 {
 		t.Errorf("fallback loader is %d bytes", len(got))
+	}
+}
+
+// TestFATReadsExactlyTheFileSize writes files of awkward sizes and reads each
+// back byte for byte: go-diskfs can return bytes past a file's size (a ledger
+// read with trailing NULs made the installed node refuse to boot, seen in QEMU).
+func TestFATReadsExactlyTheFileSize(t *testing.T) {
+	_, b := newFATImage(t, 512<<20)
+	esp, err := OpenFAT(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{1, 511, 512, 513, 549, 768, 1000, 4095, 4096, 4097, 70001} {
+		want := bytes.Repeat([]byte{'x'}, n)
+		name := fmt.Sprintf("node/f%d", n)
+		if err := esp.WriteFile(name, want); err != nil {
+			t.Fatal(err)
+		}
+		for round := range 2 {
+			got, err := esp.ReadFile(name)
+			if err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("%s (round %d): read %d bytes, want %d: %v", name, round, len(got), n, err)
+			}
+			if esp, err = OpenFAT(b); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 }

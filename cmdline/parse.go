@@ -84,6 +84,22 @@ func isSecretKey(nk string) bool {
 		strings.HasSuffix(k, "passphrase") || strings.HasSuffix(k, "_pw")
 }
 
+// IsSecretKey reports whether a kernel command line key (as written: any case,
+// '-' or '_') carries a secret. It is the one rule every writer of logs, events,
+// boot entries and media menus uses.
+func IsSecretKey(key string) bool {
+	return isSecretKey(strings.ReplaceAll(strings.ToLower(key), "-", "_"))
+}
+
+// RedactToken returns a "key=value" token with a secret value replaced by
+// <redacted>; other tokens come back as they are.
+func RedactToken(tok string) string {
+	if k, _, ok := strings.Cut(tok, "="); ok && IsSecretKey(k) {
+		return k + "=<redacted>"
+	}
+	return tok
+}
+
 // actionKey is the lookup form of a possible action flag: '-' is '_' as in every key, but
 // case is kept, because the kernel and oVirt Node match action flags case-sensitively.
 func actionKey(key string) string { return strings.ReplaceAll(key, "-", "_") }

@@ -295,10 +295,20 @@ func planUpgrade(p *cmdline.Params, f *Facts) (*Blueprint, error) {
 	if err := checkVersions(from, f.Image, p.Node.Force); err != nil {
 		return nil, err
 	}
+	// The running slot is the last known-good one only once it is blessed: an
+	// upgrade from a slot on trial would overwrite the slot it falls back to.
+	if st := f.Install.Slots[active].State; st != "" && st != "good" && !p.Node.Force {
+		return nil, refuseArg("nodeinit.force", "bless the running slot first (nodeinit bless, or let the node's boot-complete unit do it), or add nodeinit.force to overwrite the fallback anyway",
+			"upgrade: the running slot %s (version %s) is %s, not blessed: slot %s still holds the image it falls back to", active, from, st, OtherSlot(active))
+	}
 	inactive := OtherSlot(active)
 	d, ok := f.Disk(f.Install.Disk)
 	if !ok {
 		return nil, refuse("", "upgrade: the install disk %s is not among the probed disks", f.Install.Disk)
+	}
+	if sp := d.PartitionByLabel("node-root-" + inactive); sp != nil && f.Image.RootSize > sp.SizeBytes {
+		return nil, refuse("reinstall with a larger root size in storage_vol (third field, MiB), or use a smaller image",
+			"upgrade: image %s needs %d MiB but node-root-%s is %d MiB", f.Image.Version, ceilMiB(f.Image.RootSize), inactive, sp.SizeBytes>>20)
 	}
 	if sp := d.PartitionByLabel("node-root-" + inactive); sp != nil && len(sp.Mounts) > 0 {
 		return nil, refuse("reboot into the other slot first",
@@ -342,8 +352,15 @@ func planUninstall(p *cmdline.Params, f *Facts) (*Blueprint, error) {
 		if d.Content != disk.ContentOurs && d.Content != disk.ContentOVirt {
 			continue
 		}
-		if d.BootMedium || len(d.Mounts) > 0 || d.ReadOnly {
+		if d.BootMedium {
 			continue
+		}
+		if virtual(d) && !named(p, d) {
+			continue // a loop device holding an image is uninstalled only when named
+		}
+		if why := inUse(d); why != "" {
+			return nil, refuse("unmount or stop what uses it, or boot the install medium and uninstall from there",
+				"uninstall: %s holds an install but %s", d.Path, why)
 		}
 		t := targetOf(d)
 		plan.Disks = append(plan.Disks, t)
@@ -359,6 +376,46 @@ func planUninstall(p *cmdline.Params, f *Facts) (*Blueprint, error) {
 	}
 	plan.Keeps = append(plan.Keeps, "every disk not part of the install")
 	return plan, nil
+}
+
+// virtual reports a loop, ram or zram device.
+func virtual(d *disk.Disk) bool {
+	switch d.Transport {
+	case "loop", "ram", "zram":
+		return true
+	}
+	return false
+}
+
+// named reports whether storage_init names d by its exact path.
+func named(p *cmdline.Params, d *disk.Disk) bool {
+	if p.StorageInit == nil {
+		return false
+	}
+	for _, s := range append(p.StorageInit.Disks, p.StorageInit.Extra...) {
+		if s.Raw == d.Path {
+			return true
+		}
+	}
+	return false
+}
+
+// inUse says why a disk cannot be written now, or "".
+func inUse(d *disk.Disk) string {
+	var why []string
+	if len(d.Mounts) > 0 {
+		why = append(why, "it is mounted at "+strings.Join(d.Mounts, ", "))
+	}
+	if d.Swap {
+		why = append(why, "it holds active swap")
+	}
+	if len(d.Holders) > 0 {
+		why = append(why, "it is held by "+strings.Join(d.Holders, ", "))
+	}
+	if d.ReadOnly {
+		why = append(why, "it is read-only")
+	}
+	return strings.Join(why, " and ")
 }
 
 func planStateless(p *cmdline.Params, f *Facts) (*Blueprint, error) {

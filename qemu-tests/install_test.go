@@ -122,6 +122,9 @@ func TestInstallNVMeThenBoot(t *testing.T) {
 	}
 	waitExit(t, v)
 	checkInstalledDisk(t, n.disks[0].Path)
+	if keep := os.Getenv("NODEINIT_KEEP_DISK"); keep != "" {
+		exec.Command("cp", "--sparse=always", n.disks[0].Path, keep).Run()
+	}
 
 	v = n.powerOn()
 	v.Expect(`Boot\d+ "nodeinit"`, 2*time.Minute)

@@ -49,15 +49,7 @@ func runImage(args []string, stdout, stderr io.Writer) error {
 		io.WriteString(stderr, imageUsage)
 		return fmt.Errorf("image: unknown subcommand %q", args[0])
 	}
-	return withHint(run(args[1:], stdout, stderr))
-}
-
-// withHint appends the error's hint, so the operator sees how to fix it.
-func withHint(err error) error {
-	if h := image.HintOf(err); h != "" {
-		return fmt.Errorf("%w\nhint: %s", err, h)
-	}
-	return err
+	return run(args[1:], stdout, stderr)
 }
 
 // stringList is a repeatable flag.

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/nodeinit/nodeinit/media"
 )
 
 func runCLI(t *testing.T, args ...string) (string, error) {
@@ -69,5 +71,30 @@ func TestUnknownCommand(t *testing.T) {
 	out, err := runCLI(t, "frobnicate")
 	if err == nil || !strings.Contains(out, "plan") {
 		t.Fatalf("err = %v, usage = %q", err, out)
+	}
+}
+
+// TestEverySubcommandAnswersHelp: -h prints the subcommand's usage and is no error.
+func TestEverySubcommandAnswersHelp(t *testing.T) {
+	for name := range commands {
+		var out, errOut strings.Builder
+		if err := run([]string{name, "-h"}, &out, &errOut); err != nil {
+			t.Errorf("%s -h: %v", name, err)
+		}
+		if !strings.Contains(errOut.String()+out.String(), "Usage") && !strings.Contains(errOut.String()+out.String(), "-") {
+			t.Errorf("%s -h printed no usage:\n%s%s", name, out.String(), errOut.String())
+		}
+	}
+}
+
+// TestMkmediaNeverPrintsTheHash: the menu listing shows every entry's arguments,
+// with the admin password hash redacted.
+func TestMkmediaNeverPrintsTheHash(t *testing.T) {
+	var b strings.Builder
+	printMedia(&b, &media.ISOResult{Path: "node.iso", Entries: []media.Entry{
+		{Title: "Install", Args: []string{"install", "adminpw=$6$salt$secrethash", "console=ttyS0"}, Default: true},
+	}})
+	if strings.Contains(b.String(), "secrethash") || !strings.Contains(b.String(), "adminpw=<redacted>") || !strings.Contains(b.String(), "console=ttyS0") {
+		t.Fatalf("mkmedia listing:\n%s", b.String())
 	}
 }

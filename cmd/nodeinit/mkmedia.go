@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/nodeinit/nodeinit/cmdline"
 	"github.com/nodeinit/nodeinit/media"
 )
 
@@ -30,6 +31,10 @@ func runMkmedia(args []string, stdout, stderr io.Writer) error {
 	sort.Strings(kinds)
 	if len(args) == 0 {
 		return fmt.Errorf("mkmedia: say which medium: %s (e.g. nodeinit mkmedia iso --bundle DIR node.iso)", strings.Join(kinds, ", "))
+	}
+	if args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprintf(stderr, "Usage: nodeinit mkmedia %s [flags] …\n  nodeinit mkmedia MEDIUM -h shows each medium's flags\n", strings.Join(kinds, "|"))
+		return nil
 	}
 	run, ok := mkmediaKinds[args[0]]
 	if !ok {
@@ -86,7 +91,12 @@ func printMedia(w io.Writer, res *media.ISOResult) {
 		if e.Default {
 			mark = "*"
 		}
-		args := e.Cmdline(nil)
+		// The menu's arguments may hold an admin password hash: a secret is never printed.
+		var shown []string
+		for _, tok := range strings.Fields(e.Cmdline(nil)) {
+			shown = append(shown, cmdline.RedactToken(tok))
+		}
+		args := strings.Join(shown, " ")
 		if e.Local {
 			args = "(next boot device)"
 		}

@@ -1,13 +1,16 @@
 package blackbox
 
 import (
+	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/nodeinit/nodeinit/disk"
+	"github.com/nodeinit/nodeinit/stages"
 )
 
 // TestInstallBlankDisk: a blank disk and an install command line in; the GPT,
@@ -66,5 +69,37 @@ func TestInstallBlankDisk(t *testing.T) {
 			run(t, "fsck.vfat", "-n", part)
 		}
 		os.Remove(part)
+	}
+}
+
+// TestStatelessWritesNothing runs a stateless boot's steps (copy the image to
+// RAM, assemble the root from it) through the recorder: the root holds the
+// image, and not one write reached the disk.
+func TestStatelessWritesNothing(t *testing.T) {
+	e := newEnv(t)
+	b1 := e.bundle(release{version: "1.0", fillerMiB: 1})
+	img := e.newDisk("disk.img")
+	m := e.record(img, 512)
+	runDir, newRoot := filepath.Join(e.dir, "run-stateless"), filepath.Join(e.dir, "newroot")
+	t.Cleanup(func() {
+		exec.Command("umount", "-R", newRoot).Run()
+		exec.Command("umount", "-R", runDir).Run()
+	})
+	var out strings.Builder
+	bp, err := stages.Apply(context.Background(), stages.ApplyOptions{
+		Cmdline: "stateless nodeinit.image=" + b1 + " hostname=ram.example.com", Dev: m, OnlyDisks: []string{m.name},
+		KeysDir: e.keys, RunDir: runDir, NewRoot: newRoot, Out: &out})
+	if err != nil {
+		t.Fatalf("stateless: %v\n%s", err, out.String())
+	}
+	if got := []string{bp.Steps[0].Name, bp.Steps[1].Name}; got[0] != "copy-to-ram" || got[1] != "mount-root" {
+		t.Errorf("stateless steps %v", got)
+	}
+	osRelease, err := os.ReadFile(filepath.Join(newRoot, "etc/os-release"))
+	if err != nil || !strings.Contains(string(osRelease), "VERSION=1.0") {
+		t.Errorf("the root assembled from RAM does not hold the image: %q %v", osRelease, err)
+	}
+	if w, f := m.Counts(); w != 0 || f != 0 {
+		t.Fatalf("stateless wrote to the disk: %d writes, %d flushes", w, f)
 	}
 }

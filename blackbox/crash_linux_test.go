@@ -104,6 +104,7 @@ func runCrashScenarioFn(t *testing.T, sc crashScenario, act func(e *env, m *mach
 	if err := sc.check(after, before, after); err != nil {
 		t.Fatalf("the finished run itself fails the check: %v; view: %s", err, after)
 	}
+	judge(t, img, after)
 	opts := crash.Options{Base: base, Dir: e.dir}
 	if !crashFull() {
 		// make test: every crash point, fewer combinations at each.
@@ -592,4 +593,34 @@ func TestCrashBootCountsATryDown(t *testing.T) {
 			return l.Write(esp)
 		})
 	})
+}
+
+// judge asks independent tools about a finished run's disk: sgdisk validates
+// the GPT, fsck.vfat the ESP and e2fsck the config filesystem; a disk with no
+// partitions left (uninstall) must have nothing that blkid or wipefs finds.
+func judge(t *testing.T, img string, v nodeView) {
+	t.Helper()
+	if len(v.parts) == 0 {
+		if out, _ := exec.Command("wipefs", "-n", img).CombinedOutput(); strings.TrimSpace(string(out)) != "" {
+			t.Errorf("wipefs still finds signatures:\n%s", out)
+		}
+		if out, err := exec.Command("blkid", "-p", img).CombinedOutput(); err == nil {
+			t.Errorf("blkid still finds something: %s", out)
+		}
+		return
+	}
+	if out := run(t, "sgdisk", "-v", img); !strings.Contains(out, "No problems found") {
+		t.Errorf("sgdisk -v:\n%s", out)
+	}
+	for label, tool := range map[string][]string{disk.LabelESP: {"fsck.vfat", "-n"}, disk.LabelConfig: {"e2fsck", "-fn"}} {
+		p, ok := v.parts[label]
+		if !ok {
+			t.Errorf("no %s partition", label)
+			continue
+		}
+		part := filepath.Join(t.TempDir(), label+".img")
+		copyRange(t, img, part, p.StartByte, p.SizeBytes)
+		run(t, tool[0], append(tool[1:], part)...)
+		os.Remove(part)
+	}
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/nodeinit/nodeinit/operr"
 )
 
 // TestErrors checks that each kind of bad input names its token and carries a hint that says how to fix it.
@@ -90,8 +92,11 @@ func TestErrors(t *testing.T) {
 			if !strings.Contains(e.Hint, tt.hint) {
 				t.Errorf("hint %q does not say %q", e.Hint, tt.hint)
 			}
-			if msg := err.Error(); !strings.Contains(msg, e.Token) || !strings.Contains(msg, "fix: ") {
-				t.Errorf("message %q does not name the token and the fix", msg)
+			if msg := err.Error(); !strings.Contains(msg, e.Token) || strings.Contains(msg, e.Hint) {
+				t.Errorf("message %q does not name the token, or repeats the fix", msg)
+			}
+			if d := operr.Describe(err); d.Fix != e.Hint {
+				t.Errorf("the operator error's fix is %q, want the hint %q", d.Fix, e.Hint)
 			}
 			if strings.Contains(err.Error(), "hunter2") || strings.Contains(err.Error(), "$9$salt") {
 				t.Errorf("message shows a secret: %s", err)

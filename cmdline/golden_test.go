@@ -46,16 +46,16 @@ func TestGolden(t *testing.T) {
 			base := strings.TrimSuffix(txt, ".txt")
 			p, perr := Parse(line)
 			if perr != nil {
-				checkNoSecret(t, "error", perr.Error())
+				checkNoSecret(t, "error", shownError(perr))
 				if *update {
-					writeGolden(t, base+".err", perr.Error()+"\n", base+".json")
+					writeGolden(t, base+".err", shownError(perr), base+".json")
 					return
 				}
 				want, err := os.ReadFile(base + ".err")
 				if err != nil {
 					t.Fatalf("Parse failed but there is no %s.err: %v", name, perr)
 				}
-				if got := perr.Error() + "\n"; got != string(want) {
+				if got := shownError(perr); got != string(want) {
 					t.Errorf("error differs\n got: %s\nwant: %s", got, want)
 				}
 				return
@@ -143,4 +143,24 @@ func checkRoundTrip(t *testing.T, p *Params) {
 			t.Fatalf("String() shows a secret in %q", tok)
 		}
 	}
+}
+
+// shownError is a parse error as an operator sees it: each malformed argument's
+// message, then its fix on a line of its own.
+func shownError(err error) string {
+	var b strings.Builder
+	var errs []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	} else {
+		errs = []error{err}
+	}
+	for _, e := range errs {
+		b.WriteString(e.Error() + "\n")
+		var ce *Error
+		if errors.As(e, &ce) && ce.Hint != "" {
+			b.WriteString("  fix: " + ce.Hint + "\n")
+		}
+	}
+	return b.String()
 }

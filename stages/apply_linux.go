@@ -44,6 +44,10 @@ type ApplyOptions struct {
 	// AdjustFacts, when set, changes the probed facts before planning: a test
 	// whose recorder serves EFI variables says the machine has EFI.
 	AdjustFacts func(*plan.Facts)
+	// NewRoot, when set, lets a plan that ends in switch_root (stateless, a
+	// plain boot) run its steps and assemble the node's root there; the
+	// hand-off itself is left out, and the caller unmounts NewRoot and RunDir.
+	NewRoot string
 }
 
 // Apply parses the command line, probes, plans, and runs the plan's steps with
@@ -87,12 +91,12 @@ func Apply(ctx context.Context, o ApplyOptions) (*plan.Blueprint, error) {
 	}
 	fmt.Fprintln(o.Out, "nodeinit: plan:")
 	bp.WriteText(o.Out)
-	if bp.Handoff != plan.HandoffReboot {
+	if bp.Handoff != plan.HandoffReboot && (o.NewRoot == "" || bp.Handoff != plan.HandoffSwitchRoot) {
 		return bp, &operr.Error{What: fmt.Sprintf("apply: a %s plan ends in %s, which only the initramfs can do; nothing was written", bp.Action, bp.Handoff),
 			Fix: "apply runs install, reinstall, upgrade and uninstall; boot the node's initramfs for the rest"}
 	}
 	job := &Job{Params: p, Facts: m.Facts, Plan: bp, Bundle: m.Bundle, Dev: o.Dev, DevDir: "/dev",
-		RunDir: o.RunDir, Now: o.Now, Fetch: o.Fetch}
+		RunDir: o.RunDir, NewRoot: o.NewRoot, Now: o.Now, Fetch: o.Fetch}
 	err = eng.Run(ctx, bp, job)
 	if cerr := job.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("apply: cleanup: %w", cerr)

@@ -127,6 +127,11 @@ func openImage(ctx context.Context, p *cmdline.Params, f *plan.Facts, o GatherOp
 		}
 		if label, ok := strings.CutPrefix(spec, "label:"); ok {
 			markMedium(f, label, o)
+		} else if strings.HasPrefix(spec, "initramfs:") {
+			// A stick or CD whose initrd carries the bundle is still the boot
+			// medium: find it by the label nodeinit's media carry, so it is never
+			// a target, not only protected by the consent rule.
+			markMedium(f, mediumLabel, o)
 		}
 		b, err := image.Open(ctx, src, keys, image.VerifyOptions{Insecure: p.Node.Insecure, PinnedSHA256: p.Node.ImageSHA256, Arch: runtime.GOARCH})
 		if err != nil {
@@ -152,6 +157,10 @@ func openImage(ctx context.Context, p *cmdline.Params, f *plan.Facts, o GatherOp
 }
 
 // markMedium flags the disk carrying the labelled medium so it is never a target.
+// mediumLabel is the filesystem label of nodeinit's ISO and USB media
+// (media.DefaultLabel; stages does not import media).
+const mediumLabel = "NODEINIT"
+
 func markMedium(f *plan.Facts, label string, o GatherOptions) {
 	label, _, _ = strings.Cut(label, "/")
 	sysRoot, devRoot := o.Source.SysRoot, o.Source.DevRoot

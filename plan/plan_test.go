@@ -90,7 +90,7 @@ func readCase(t *testing.T, path string) (facts, line string) {
 func planOutput(line string, f *Facts) (string, bool) {
 	p, err := cmdline.Parse(line)
 	if err != nil {
-		return "cmdline: " + err.Error() + "\n", true
+		return "cmdline: " + refusalText(err)[len("plan: "):], true
 	}
 	plan, err := Plan(p, f)
 	if err != nil {

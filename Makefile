@@ -3,9 +3,9 @@ SHELL := /bin/bash
 GO ?= go
 BUILD := build
 export NODEINIT_CACHE ?= /var/cache/nodeinit
-FUZZTIME ?= 30s
+FUZZTIME ?= 10s
 
-.PHONY: all build test unit lint bench demo plans deps fetch clean crashtest
+.PHONY: all build test unit lint bench demo plans deps fetch clean crashtest fuzz
 
 # deps runs once per machine: a stamp in the cache remembers it, so `make test`
 # and `make demo` on a fresh Debian 12 install what they need by themselves.
@@ -37,7 +37,18 @@ test: fetch
 	@mkdir -p $(BUILD); $(GO) test -count=1 -timeout 30m -v ./blackbox > $(BUILD)/blackbox.log 2>&1; rc=$$?; \
 		grep -E '^(--- |ok|FAIL|CRASHPOINTS|EIO )|crash points:|I/O errors:' $(BUILD)/blackbox.log; \
 		if [ $$rc -ne 0 ]; then tail -50 $(BUILD)/blackbox.log; fi; exit $$rc
-	$(GO) test -count=1 -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./cmdline
+	$(MAKE) --no-print-directory fuzz
+
+# fuzz: every fuzz target for a bounded time: the command line, the config writers and the
+# accept-implies-seed property, the probe on crafted disks, LVM metadata, the manifest, the
+# ledger and loader entry readers.
+FUZZ_TARGETS := FuzzParse:./cmdline FuzzAcceptImpliesSeed:./nodeconfig FuzzSeedWriters:./nodeconfig/spec \
+	FuzzCheckConfigImpliesSeed:./plan FuzzProbeDevice:./disk FuzzParseVGMetadata:./disk FuzzPlanWipe:./disk \
+	FuzzParseManifest:./image FuzzReadLedger:./boot FuzzEntries:./boot
+fuzz:
+	@set -o pipefail; for t in $(FUZZ_TARGETS); do name=$${t%%:*}; pkg=$${t#*:}; \
+		echo "fuzz $$name $$pkg ($(FUZZTIME))"; \
+		$(GO) test -count=1 -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg | tail -1 || exit 1; done
 
 ## crashtest: the crash-point harness with every combination at every crash point,
 ## and the re-run of the same command line on every state (make test samples them)

@@ -8,12 +8,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/nodeinit/nodeinit/device/linuxdev"
+	"github.com/nodeinit/nodeinit/stages"
 	"golang.org/x/sys/unix"
 )
 
@@ -65,14 +67,14 @@ func newOVirtDisk(t *testing.T, e *env, name string) ovirtDisk {
 		label     string
 		off, size int64
 	}{{"Root", root, rootSize}, {"RootBackup", backup, backupSize}} {
-		dev := offsetLoop(t, d.img, p.off, p.size)
+		dev, detach := offsetLoop(t, d.img, p.off, p.size)
 		run(t, "mke2fs", "-q", "-t", "ext2", "-L", p.label, dev)
-		detachLoop(t, dev)
+		detach()
 	}
 
 	// The PV lies on the HostVG partition: a loop device at its offset stands
 	// in for the partition node the host kernel does not create.
-	pv := offsetLoop(t, d.img, d.pvStart, pvSize)
+	pv, detachPV := offsetLoop(t, d.img, d.pvStart, pvSize)
 	lvm := privateLVM(t, pv)
 	lvm("pvcreate", "-ff", "-y", pv)
 	lvm("vgcreate", "HostVG", pv)
@@ -96,7 +98,7 @@ func newOVirtDisk(t *testing.T, e *env, name string) ovirtDisk {
 		b, _ := strconv.ParseInt(m[2], 10, 64)
 		d.lvs = append(d.lvs, ovirtLV{name: f[0], off: d.pvStart + peStart + a*extent, size: (b - a + 1) * extent})
 	}
-	detachLoop(t, pv)
+	detachPV()
 	if len(d.lvs) != 4 || peStart == 0 || extent == 0 {
 		t.Fatalf("seed: lvs found %+v, pe_start %d, extent %d", d.lvs, peStart, extent)
 	}
@@ -117,7 +119,7 @@ func newOVirtDisk(t *testing.T, e *env, name string) ovirtDisk {
 	}
 	for i := range d.lvs {
 		lv := &d.lvs[i]
-		dev := offsetLoop(t, d.img, lv.off, lv.size)
+		dev, detach := offsetLoop(t, d.img, lv.off, lv.size)
 		switch lv.name {
 		case "Swap":
 			run(t, "mkswap", "-L", "SWAP", dev)
@@ -132,7 +134,7 @@ func newOVirtDisk(t *testing.T, e *env, name string) ovirtDisk {
 		}
 		kv := blkidAt(t, dev, 0, 0)
 		lv.fsType, lv.uuid = kv["TYPE"], kv["UUID"]
-		detachLoop(t, dev)
+		detach()
 		if lv.name == "Config" {
 			d.config = *lv
 		}
@@ -206,37 +208,26 @@ func privateLVM(t *testing.T, devs ...string) func(args ...string) string {
 	}
 }
 
-// loopDetachers remembers, per loop device this file attached, how to detach
-// it once: early through detachLoop, or in t.Cleanup otherwise.
-var loopDetachers sync.Map // dev → func()
-
-// offsetLoop attaches [off, off+size) of file to a new loop device, detached
-// in t.Cleanup (or earlier by detachLoop).
-func offsetLoop(t *testing.T, file string, off, size int64) string {
+// offsetLoop attaches [off, off+size) of file to a new loop device. The
+// returned detach flushes the device's cached blocks (so that what was
+// written through it is in the file for every later reader) and detaches
+// it; it may be called early and is idempotent, and t.Cleanup calls it in
+// any case.
+func offsetLoop(t *testing.T, file string, off, size int64) (string, func()) {
 	t.Helper()
 	dev := strings.TrimSpace(run(t, "losetup", "-f", "--show", "-o", strconv.FormatInt(off, 10),
 		"--sizelimit", strconv.FormatInt(size, 10), file))
 	var once sync.Once
 	detach := func() {
 		once.Do(func() {
+			exec.Command("blockdev", "--flushbufs", dev).Run()
 			if out, err := exec.Command("losetup", "-d", dev).CombinedOutput(); err != nil {
 				t.Errorf("losetup -d %s: %v: %s", dev, err, out)
 			}
 		})
 	}
-	loopDetachers.Store(dev, detach)
-	t.Cleanup(func() { detach(); loopDetachers.CompareAndDelete(dev, detach) })
-	return dev
-}
-
-// detachLoop flushes and detaches a loop device from offsetLoop now, so
-// that what was written through it is in the file for every later reader.
-func detachLoop(t *testing.T, dev string) {
-	t.Helper()
-	run(t, "blockdev", "--flushbufs", dev)
-	if d, ok := loopDetachers.Load(dev); ok {
-		d.(func())()
-	}
+	t.Cleanup(detach)
+	return dev, detach
 }
 
 // blkidAt returns blkid -p's export of path at [off, off+size) (the whole of
@@ -389,19 +380,23 @@ func TestOVirtNodeLVsThroughApply(t *testing.T) {
 			if !strings.Contains(res.out, "old oVirt Node install") {
 				t.Errorf("the plan does not call the disk an old oVirt Node install:\n%s", res.out)
 			}
+			// The wipe stage's info events say which mode ran, and for zero
+			// that the whole disk was zeroed.
 			var wipeInfo []string
 			for _, ev := range res.events.Events() {
-				if ev.Stage == "wipe" && ev.Message != "" {
+				if ev.Stage == "wipe" && ev.Kind == stages.EventInfo {
 					wipeInfo = append(wipeInfo, ev.Message)
 				}
 			}
-			t.Logf("wipe: %s", strings.Join(wipeInfo, " | "))
-			wantMode := "signatures: "
+			t.Logf("wipe: %q", wipeInfo)
+			want := []string{"signatures: cleared "}
 			if c.zero {
-				wantMode = "zero: "
+				want = []string{"zero: cleared ", "erased " + strconv.Itoa(diskSize>>20) + " MiB;"}
 			}
-			if !strings.Contains(strings.Join(wipeInfo, "\n"), wantMode) {
-				t.Errorf("the wipe stage did not report mode %q: %q", wantMode, wipeInfo)
+			for _, w := range want {
+				if !slices.ContainsFunc(wipeInfo, func(m string) bool { return strings.HasPrefix(m, w) }) {
+					t.Errorf("the wipe stage did not report %q: %q", w, wipeInfo)
+				}
 			}
 			if out, err := exec.Command("losetup", "-d", dev).CombinedOutput(); err != nil {
 				t.Fatalf("losetup -d %s: %v: %s", dev, err, out)
@@ -421,6 +416,7 @@ func TestOVirtNodeLVsThroughApply(t *testing.T) {
 				if v.boots != "a" || v.version != "1.0" {
 					t.Errorf("after %s: the disk does not boot the new image from slot a: %s", c.name, v)
 				}
+				t.Logf("after %s: %s", c.name, v)
 			} else {
 				if kv := blkidAt(t, d.img, 0, 0); kv != nil {
 					t.Errorf("after uninstall: blkid finds %v on the disk", kv)

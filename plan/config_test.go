@@ -54,7 +54,6 @@ func TestCheckConfigRefuses(t *testing.T) {
 		{"ntp space", f, func(p *cmdline.Params) { p.NTP = []string{"a b"} }, `"ntp=a b"`},
 		{"syslog port", f, func(p *cmdline.Params) { p.Syslog = &cmdline.HostPort{Host: "log", Port: 99999} }, `"syslog=log:99999"`},
 		{"adminpw plaintext", f, func(p *cmdline.Params) { p.AdminPW = "hunter2:0:0" }, `"adminpw=<redacted>"`},
-		{"BOOTIF=link without a link", &noLink, func(*cmdline.Params) {}, `"BOOTIF=link"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

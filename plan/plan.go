@@ -3,6 +3,7 @@ package plan
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -207,6 +208,9 @@ func planInstall(p *cmdline.Params, f *Facts, action cmdline.Action) (*Blueprint
 
 	t := targetOf(target)
 	plan := &Blueprint{Action: action, Target: &t, Layout: &layout, Slot: "a", Image: f.Image, Handoff: HandoffReboot}
+	if p.BootIf != nil && p.BootIf.Link && !slices.ContainsFunc(f.NICs, func(n NIC) bool { return n.Carrier }) {
+		plan.Warnings = append(plan.Warnings, "BOOTIF=link: no network interface has a link, so no interface is configured; name it with BOOTIF=<MAC> to configure one")
+	}
 	if redo && target.Name == f.Install.Disk {
 		plan.Warnings = append(plan.Warnings, fmt.Sprintf("%s holds a nodeinit install that never finished (%s): installing it again", target.Path, f.Install.Incomplete))
 	}

@@ -76,7 +76,7 @@ func Apply(ctx context.Context, o ApplyOptions) (*plan.Blueprint, error) {
 		if err != nil {
 			return err
 		}
-		r.Info("%d disks, install=%v", len(m.Facts.Disks), m.Facts.Install != nil)
+		r.Result("%d disks, install=%v", len(m.Facts.Disks), m.Facts.Install != nil)
 		return nil
 	}); err != nil {
 		return nil, err

@@ -66,9 +66,16 @@ func (e *StageError) Unwrap() error { return e.Err }
 
 // Reporter lets a stage emit progress and remarks; the engine fills in the stage name and time.
 type Reporter struct {
-	stage string
-	sink  Sink
-	now   func() time.Time
+	stage  string
+	sink   Sink
+	now    func() time.Time
+	result string
+}
+
+// Result sets the message of the stage's done event: what it found or made,
+// in one line (the probe's disk count, the network's address).
+func (r *Reporter) Result(format string, args ...any) {
+	r.result = fmt.Sprintf(format, args...)
 }
 
 // Progress reports bytes done of total at rate bytes per second.
@@ -110,11 +117,12 @@ func (e *Engine) Step(ctx context.Context, name, description string, fn func(r *
 	}
 	start := e.now()
 	sink.Emit(Event{Time: start, Stage: name, Kind: EventStart, Message: description})
-	if err := fn(&Reporter{stage: name, sink: sink, now: e.now}); err != nil {
+	r := &Reporter{stage: name, sink: sink, now: e.now}
+	if err := fn(r); err != nil {
 		return e.Fail(ctx, name, err)
 	}
 	end := e.now()
-	sink.Emit(Event{Time: end, Stage: name, Kind: EventDone, Duration: end.Sub(start)})
+	sink.Emit(Event{Time: end, Stage: name, Kind: EventDone, Duration: end.Sub(start), Message: r.result})
 	return nil
 }
 

@@ -250,6 +250,14 @@ func ledgerInto(in *plan.Install, esp boot.FS) {
 			in.Slots[name] = plan.Slot{Version: s.Version, State: string(s.State)}
 		}
 	}
+	// Blessing renames the entry (systemd-bless-boot, nodeinit bless); the
+	// ledger learns it on the next boot. The entry is what counts now.
+	if s, ok := in.Slots[in.ActiveSlot]; ok && s.State != string(boot.SlotGood) {
+		if e, err := boot.EntryFor(esp, in.ActiveSlot); err == nil && e.Blessed() {
+			s.State = string(boot.SlotGood)
+			in.Slots[in.ActiveSlot] = s
+		}
+	}
 }
 
 func devPath(root string, p *disk.Partition) string {

@@ -6,7 +6,17 @@
 // wipe (wipefs -a on the disk alone leaves the filesystems inside the old
 // partitions; Wipe does not).
 //
-// Run as root: go run ./bench/disk [-size-gib 1024] [-sectors 512,4096] [-dir /var/tmp]
+// A second table times each erase mode (nodeinit.erase=signatures, discard,
+// zero) of the same wipe next to the tool that does that job: wipefs -a on
+// every partition and the disk, blkdiscard, and blkdiscard -z. Signatures and
+// discard run on the 1 TiB device. Zero runs, for both, on a separate
+// -zero-gib sparse loop device: zeroing a loop device allocates its backing
+// file (1 TiB would not fit), and the check reads every zeroed byte back.
+// Before each row the device gets the layout with its filesystems and
+// marker bytes; after it, blkid must find nothing and the discarded or
+// zeroed device must read back as zeroes.
+//
+// Run as root: go run ./bench/disk [-size-gib 1024] [-zero-gib 8] [-sectors 512,4096] [-dir /var/tmp]
 package main
 
 import (
@@ -26,6 +36,7 @@ import (
 func main() {
 	sizeGiB := flag.Int64("size-gib", 1024, "size of the sparse loop device in GiB")
 	sectors := flag.String("sectors", "512,4096", "logical sector sizes to run, comma separated")
+	zeroGiB := flag.Int64("zero-gib", 8, "size of the sparse loop device the zero-mode rows run on, in GiB")
 	dir := flag.String("dir", "/var/tmp", "directory for the sparse backing file")
 	flag.Parse()
 	if os.Geteuid() != 0 {
@@ -38,6 +49,9 @@ func main() {
 			fail(fmt.Errorf("-sectors %q: %w", s, err))
 		}
 		if err := bench(*sizeGiB<<30, ss, *dir); err != nil {
+			fail(err)
+		}
+		if err := benchErase(*sizeGiB<<30, *zeroGiB<<30, ss, *dir); err != nil {
 			fail(err)
 		}
 	}

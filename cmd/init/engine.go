@@ -59,7 +59,7 @@ func runEngine(ctx context.Context, env *early.Env) error {
 			r.Info("%s", w)
 		}
 		if link != nil {
-			r.Info("%s", link.String())
+			r.Result("%s", link.String())
 		}
 		return err
 	}); err != nil {
@@ -80,7 +80,7 @@ func runEngine(ctx context.Context, env *early.Env) error {
 			return err
 		}
 		facts = m.Facts
-		r.Info("%d disks, efi=%v, install=%v", len(m.Facts.Disks), m.Facts.EFI, m.Facts.Install != nil)
+		r.Result("%d disks, efi=%v, install=%v", len(m.Facts.Disks), m.Facts.EFI, m.Facts.Install != nil)
 		return nil
 	}); err != nil {
 		return err

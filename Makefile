@@ -35,7 +35,7 @@ test: fetch
 	$(GO) test -count=1 -timeout 40m $$($(GO) list ./... | grep -v /blackbox$$)
 	@# The blackbox tests and the crash-point harness, with its counts per action.
 	@mkdir -p $(BUILD); $(GO) test -count=1 -timeout 30m -v ./blackbox > $(BUILD)/blackbox.log 2>&1; rc=$$?; \
-		grep -E '^(--- |ok|FAIL|CRASHPOINTS|EIO )|crash points:|I/O errors:' $(BUILD)/blackbox.log; \
+		grep -E '^(--- |ok|FAIL|CRASHPOINTS|EIO |UNBOOTABLE)|crash points:|I/O errors:|open gap:' $(BUILD)/blackbox.log; \
 		if [ $$rc -ne 0 ]; then tail -50 $(BUILD)/blackbox.log; fi; exit $$rc
 	$(MAKE) --no-print-directory fuzz
 

@@ -15,6 +15,7 @@ import (
 	"github.com/nodeinit/nodeinit/crash"
 	"github.com/nodeinit/nodeinit/device"
 	"github.com/nodeinit/nodeinit/device/recorder"
+	"github.com/nodeinit/nodeinit/disk/diskio"
 	"github.com/nodeinit/nodeinit/image"
 	"github.com/nodeinit/nodeinit/plan"
 	"github.com/nodeinit/nodeinit/stages"
@@ -148,7 +149,35 @@ func (e *env) record(img string, sector int) *machine {
 			e.t.Errorf("close recorder: %v", err)
 		}
 	})
-	return &machine{Recorder: r, name: filepath.Base(r.Loop())}
+	m := &machine{Recorder: r, name: filepath.Base(r.Loop())}
+	m.showPartitions(e.t)
+	return m
+}
+
+// showPartitions does what the boot kernel's partition scan does and this
+// host's kernel does not: it makes the kernel show the partitions of the GPT
+// on the disk, if there is one (BLKPG; nothing is written to the disk).
+func (m *machine) showPartitions(t *testing.T) {
+	t.Helper()
+	b, err := m.OpenBlockReadOnly(m.Loop(), 512)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts, err := diskio.ReadGPTOf(b)
+	b.Close()
+	if err != nil {
+		return // a blank disk
+	}
+	var kp []device.Partition
+	for _, p := range parts {
+		kp = append(kp, device.Partition{Number: p.Number, StartByte: p.StartByte, SizeBytes: p.SizeBytes})
+	}
+	if err := m.SetPartitions(m.Loop(), kp); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.WaitPartitions(m.Loop(), kp); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // result is one run of the engine.

@@ -32,12 +32,20 @@ type FAT struct {
 }
 
 // OpenFAT opens the FAT32 filesystem on the partition b (the whole Block).
+// The first FAT is the one that counts, as for Linux and the firmware: a power
+// cut between the writes of the two copies leaves them different, and the
+// filesystem must still open (see firstFAT).
 func OpenFAT(b device.Block) (*FAT, error) {
-	f, err := fat32.Read(blockfile.Storage(b), b.Size(), 0, int64(b.LogicalSectorSize()))
+	f := &FAT{dev: b}
+	dev, err := f.firstFAT()
 	if err != nil {
+		return nil, err
+	}
+	f.dev = dev
+	if f.fs, err = fat32.Read(blockfile.Storage(dev), b.Size(), 0, int64(b.LogicalSectorSize())); err != nil {
 		return nil, fmt.Errorf("read FAT32 on %s: %w", b.Path(), err)
 	}
-	return &FAT{fs: f, dev: b}, nil
+	return f, nil
 }
 
 func abs(name string) string { return "/" + clean(name) }

@@ -72,10 +72,28 @@ type Ledger struct {
 	Last      *Event                 `json:"last_action,omitempty"`
 	History   []Event                `json:"history,omitempty"`
 	Rollbacks []Rollback             `json:"rollbacks,omitempty"`
+	// Erase is how the disk was erased before this install was written
+	// (nodeinit.erase), with what the device said about discarded blocks.
+	Erase *EraseRecord `json:"erase,omitempty"`
 
 	// FromBackup is set by ReadLedger when the main copy was torn or missing
 	// and the .bak copy was used.
 	FromBackup bool `json:"-"`
+}
+
+// EraseRecord is the wipe that preceded an install.
+type EraseRecord struct {
+	Time time.Time `json:"time"`
+	// Mode is signatures, discard or zero.
+	Mode string `json:"mode"`
+	// Discarded says the disk was discarded, and DiscardZeroes whether the
+	// device guarantees that discarded blocks read back as zeroes.
+	Discarded     bool   `json:"discarded,omitempty"`
+	DiscardZeroes string `json:"discard_zeroes,omitempty"`
+	// ErasedBytes is what discard or zero covered; signature regions are counted
+	// in Bytes.
+	ErasedBytes int64 `json:"erased_bytes,omitempty"`
+	Bytes       int64 `json:"bytes"`
 }
 
 // NewLedger starts a ledger for a fresh install with both slots empty.

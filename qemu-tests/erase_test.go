@@ -2,6 +2,7 @@ package qemutests
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -304,5 +305,40 @@ func TestEraseModesVirtioDiscard(t *testing.T) {
 				panic(fmt.Sprintf("mode %s", c.mode))
 			}
 		})
+	}
+}
+
+// TestReinstallLedgerRecordsEraseMode reinstalls with nodeinit.erase=zero over an
+// install on a discard-capable virtio disk: the new install's ledger on the ESP
+// names the erase mode that ran before it, and how much it erased.
+func TestReinstallLedgerRecordsEraseMode(t *testing.T) {
+	img := vm.NewDisk(t, "erase-reinstall.img", eraseDiskSize)
+	drive := discardDrive(img, "ERASELEDG1")
+	n := newNode(t)
+	v := n.bootInstaller("1.0", "install storage_init=serial:ERASELEDG1 "+eraseVols+" nodeinit.onfail=poweroff testos.action=poweroff", drive)
+	expectStages(v, 5*time.Minute, "partition", "filesystems", "write-slot", "report")
+	waitExit(t, v)
+
+	v = n.bootInstaller("1.0", "reinstall storage_init=serial:ERASELEDG1 nodeinit.erase=zero "+eraseVols+" nodeinit.onfail=poweroff testos.action=poweroff", drive)
+	expectStages(v, 10*time.Minute, "wipe", "partition", "filesystems", "write-slot", "copy-boot-files", "seed-config", "add-boot-entry")
+	waitExit(t, v)
+
+	cmd := exec.Command("mtype", "-i", img+"@@1M", "::ledger.json")
+	cmd.Env = append(os.Environ(), "MTOOLS_SKIP_CHECK=1")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("read the ledger from the ESP: %v", err)
+	}
+	var l struct {
+		Erase *struct {
+			Mode        string `json:"mode"`
+			ErasedBytes int64  `json:"erased_bytes"`
+		} `json:"erase"`
+	}
+	if err := json.Unmarshal(out, &l); err != nil {
+		t.Fatalf("ledger: %v\n%s", err, out)
+	}
+	if l.Erase == nil || l.Erase.Mode != "zero" || l.Erase.ErasedBytes != eraseDiskSize {
+		t.Fatalf("the ledger does not record the zero erase of the whole disk: %s", out)
 	}
 }

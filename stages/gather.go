@@ -219,7 +219,8 @@ func readLedgerInto(in *plan.Install, d *disk.Disk, o GatherOptions) {
 	}
 	b, err := o.Dev.OpenBlockReadOnly(devPath(o.Root, esp), d.LogicalSectorSize)
 	if err != nil {
-		in.Incomplete = "its ESP cannot be opened: " + err.Error()
+		// Not evidence of an unfinished install (the device node may be late):
+		// the install stays complete, so nothing is redone on a guess.
 		return
 	}
 	defer b.Close()

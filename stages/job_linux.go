@@ -49,6 +49,7 @@ type Job struct {
 	unlocks []func() error
 	locked  []string
 	mounted []string
+	erased  map[string]boot.EraseRecord // disk → the wipe this job made of it
 }
 
 // RunStep runs one planned step, chosen by the type of its input. An error that
@@ -213,6 +214,11 @@ func (j *Job) wipe(ctx context.Context, in plan.Wipe, r *Reporter) error {
 		return err
 	}
 	r.Info("%s: cleared %d regions (%d KiB) by %s on %s, %d partitions and containers found", rep.Mode, rep.Regions, rep.Bytes>>10, rep.Method, dev, rep.Partitions)
+	if j.erased == nil {
+		j.erased = map[string]boot.EraseRecord{}
+	}
+	j.erased[in.Disk] = boot.EraseRecord{Time: j.now(), Mode: string(rep.Mode), Discarded: rep.Discarded,
+		DiscardZeroes: rep.DiscardZeroes, ErasedBytes: rep.Erased, Bytes: rep.Bytes}
 	if rep.Mode != disk.EraseSignatures {
 		r.Info("erased %d MiB; discarded=%v %s; discarded blocks read back as zeroes: %s", rep.Erased>>20, rep.Discarded, rep.DiscardMethod, orNone(rep.DiscardZeroes))
 	}
@@ -446,6 +452,9 @@ func (j *Job) addBootEntry(ctx context.Context, in plan.AddBootEntry, r *Reporte
 				return err
 			}
 			return j.updateLedger(esp, func(l *boot.Ledger) error {
+				if er, ok := j.erased[in.Disk]; ok {
+					l.Erase = &er // the ledger says how the disk was erased before this install
+				}
 				if err := l.RecordSlot(j.now(), in.Slot, boot.SlotGood, m.Version, m.Name); err != nil {
 					return err
 				}

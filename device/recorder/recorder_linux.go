@@ -342,7 +342,7 @@ func (r *Recorder) Close() error {
 	r.mounts = nil
 	r.mu.Unlock()
 	for i := len(mounts) - 1; i >= 0; i-- {
-		if err := unix.Unmount(mounts[i], 0); err != nil && !errors.Is(err, unix.EINVAL) {
+		if err := unix.Unmount(mounts[i], 0); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
 			errs = append(errs, fmt.Errorf("unmount %s: %w", mounts[i], err))
 		}
 	}

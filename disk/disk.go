@@ -86,7 +86,8 @@ func (d *Disk) PartitionByLabel(label string) *Partition {
 	return nil
 }
 
-func dedup(s []string) []string {
+// Dedup returns s without repeated strings, in first-seen order.
+func Dedup(s []string) []string {
 	seen := map[string]bool{}
 	var out []string
 	for _, x := range s {

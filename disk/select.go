@@ -289,7 +289,7 @@ func resolve(disks []Disk, specs []cmdline.DiskSpec, raw string, opts SelectOpti
 	}
 	if len(out) == 0 && len(excluded) > 0 {
 		c := eligible(disks, opts)
-		return nil, selectError(raw, "matches only disks that cannot be targets: "+strings.Join(dedup(reasons), "; "), c, c, "name another disk")
+		return nil, selectError(raw, "matches only disks that cannot be targets: "+strings.Join(Dedup(reasons), "; "), c, c, "name another disk")
 	}
 	return out, nil
 }

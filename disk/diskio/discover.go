@@ -151,12 +151,12 @@ func discoverOne(root Root, name string, mounts map[string][]string, swaps map[s
 	for _, p := range sysPartitions(s) {
 		ps := sysDev{root: root, name: p.Name, dir: filepath.Join(dir, p.Name)}
 		d.Holders = append(d.Holders, listDir(filepath.Join(ps.dir, "holders"))...)
-		p.Mounts = dedup(append(append([]string(nil), mounts[ps.attr("dev")]...), mounts["/dev/"+p.Name]...))
+		p.Mounts = disk.Dedup(append(append([]string(nil), mounts[ps.attr("dev")]...), mounts["/dev/"+p.Name]...))
 		d.Mounts = append(d.Mounts, p.Mounts...)
 		d.Swap = d.Swap || swaps[p.Name]
 		d.Partitions = append(d.Partitions, p)
 	}
-	d.Mounts = dedup(d.Mounts)
+	d.Mounts = disk.Dedup(d.Mounts)
 
 	switch {
 	case root.SkipProbe:
@@ -474,17 +474,6 @@ func listDir(dir string) []string {
 	return names
 }
 
-func dedup(s []string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, x := range s {
-		if !seen[x] {
-			seen[x] = true
-			out = append(out, x)
-		}
-	}
-	return out
-}
 
 // MarkBootMedium sets BootMedium on the disk that holds dev (a disk or
 // partition name or /dev path, e.g. where the medium labelled NODEINIT was

@@ -37,6 +37,10 @@ type Disk struct {
 
 	// BootMedium is set when this disk holds the medium we booted from.
 	BootMedium bool `json:"boot_medium,omitempty"`
+
+	// PVs are the LVM physical volumes on the disk and its partitions, with the
+	// volume group metadata each carries.
+	PVs []PV `json:"pvs,omitempty"`
 }
 
 // Partition is one partition of a Disk.

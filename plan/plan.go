@@ -234,6 +234,9 @@ func planInstall(p *cmdline.Params, f *Facts, action cmdline.Action) (*Blueprint
 		keep = "node-data"
 	}
 	if target.Content != disk.ContentBlank {
+		if err := lvsSpanningOut(f, []string{target.Path}); err != nil {
+			return nil, err
+		}
 		plan.Steps = append(plan.Steps, wipeStep(p, target.Name, keep,
 			fmt.Sprintf("remove every signature and partition table on %s", dev)+keepNote(keepData), dev))
 	}
@@ -374,12 +377,41 @@ func planUninstall(p *cmdline.Params, f *Facts) (*Blueprint, error) {
 	if len(plan.Disks) == 0 {
 		return nil, refuse("nothing to do: no disk holds a nodeinit or oVirt Node install", "uninstall: no install found")
 	}
+	var wiped []string
+	for _, d := range plan.Disks {
+		wiped = append(wiped, d.Path)
+	}
+	if err := lvsSpanningOut(f, wiped); err != nil {
+		return nil, err
+	}
 	plan.Target = &plan.Disks[0]
 	if f.EFI {
 		plan.Steps = append(plan.Steps, step(BootOrder{Remove: true}, "remove nodeinit entries from the EFI boot order", "efivars"))
 	}
 	plan.Keeps = append(plan.Keeps, "every disk not part of the install")
 	return plan, nil
+}
+
+// lvsSpanningOut refuses a wipe of the disks wiped when an LV on one of them
+// also has extents on a disk the plan leaves alone (oVirt's HostVG spread over
+// several disks): wiping would destroy the LV and leave part of it behind.
+func lvsSpanningOut(f *Facts, wiped []string) error {
+	pvs := map[string][]disk.PV{}
+	for _, d := range f.Disks {
+		if len(d.PVs) > 0 {
+			pvs[d.Path] = d.PVs
+		}
+	}
+	spans := disk.CrossDiskLVs(wiped, pvs)
+	if len(spans) == 0 {
+		return nil
+	}
+	var msgs []string
+	for _, s := range spans {
+		msgs = append(msgs, s.Message())
+	}
+	return &operr.Error{What: strings.Join(msgs, "; "),
+		Fix: "name every disk of the volume group in storage_init (extra disks after ';') so all of it is wiped, or remove or move the LV first (lvremove, pvmove)"}
 }
 
 // virtual reports a loop, ram or zram device.

@@ -205,6 +205,11 @@ func probeInto(root Root, d *disk.Disk) error {
 	if err != nil {
 		return fmt.Errorf("probe %s: %w", d.Path, err)
 	}
+	// LVM physical volumes, with their VG metadata: the planner refuses to wipe
+	// a disk holding part of an LV that also lives on a disk it leaves alone.
+	if pvs, err := disk.LVMOn(f, d.SizeBytes, d.LogicalSectorSize); err == nil {
+		d.PVs = pvs
+	}
 	names := map[string]string{} // "partition N" → kernel name
 	for _, tp := range res.Partitions {
 		i := indexPartition(d.Partitions, tp)

@@ -479,7 +479,6 @@ func listDir(dir string) []string {
 	return names
 }
 
-
 // MarkBootMedium sets BootMedium on the disk that holds dev (a disk or
 // partition name or /dev path, e.g. where the medium labelled NODEINIT was
 // found). It reports whether a disk was marked.

@@ -5,11 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"unsafe"
 
+	"github.com/nodeinit/nodeinit/device/kernelparts"
 	"github.com/nodeinit/nodeinit/disk"
 	"golang.org/x/sys/unix"
 )
@@ -115,11 +113,7 @@ func WriteTable(devPath string, l disk.Layout) error {
 	if !d.block {
 		return nil
 	}
-	k, err := newSysfsKernel(d.f)
-	if err != nil {
-		return fmt.Errorf("write partition table on %s: %w: %w", devPath, ErrRereadDeferred, err)
-	}
-	how, err := syncKernelPartitions(k, l)
+	how, err := kernelparts.Set(d.f, l.KernelPartitions())
 	if err != nil {
 		return fmt.Errorf("write partition table on %s: %w", devPath, err)
 	}
@@ -142,78 +136,4 @@ func ReadGPT(devPath string, sectorSize int) ([]disk.Partition, error) {
 		logical, physical = n, n
 	}
 	return readPartitions(f, devPath, logical, physical)
-}
-
-// sysfsKernel is partitionKernel for a real block device.
-type sysfsKernel struct {
-	f   *os.File
-	dir string // /sys/dev/block/MAJ:MIN resolved
-}
-
-func newSysfsKernel(f *os.File) (*sysfsKernel, error) {
-	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		return nil, fmt.Errorf("stat: %w", err)
-	}
-	dir, err := filepath.EvalSymlinks(fmt.Sprintf("/sys/dev/block/%d:%d", unix.Major(st.Rdev), unix.Minor(st.Rdev)))
-	if err != nil {
-		return nil, fmt.Errorf("find the disk in sysfs: %w", err)
-	}
-	return &sysfsKernel{f: f, dir: dir}, nil
-}
-
-func (k *sysfsKernel) Reread() error {
-	_, _, e := unix.Syscall(unix.SYS_IOCTL, k.f.Fd(), unix.BLKRRPART, 0)
-	if e != 0 {
-		return e
-	}
-	return nil
-}
-
-func (k *sysfsKernel) Partitions() ([]kernelPart, error) {
-	entries, err := os.ReadDir(k.dir)
-	if err != nil {
-		return nil, err
-	}
-	var parts []kernelPart
-	for _, e := range entries {
-		num, err := readSysInt(filepath.Join(k.dir, e.Name(), "partition"))
-		if err != nil {
-			continue // not a partition directory
-		}
-		start, err1 := readSysInt(filepath.Join(k.dir, e.Name(), "start"))
-		size, err2 := readSysInt(filepath.Join(k.dir, e.Name(), "size"))
-		if err1 != nil || err2 != nil {
-			return nil, fmt.Errorf("read sysfs partition %s: %w", e.Name(), errors.Join(err1, err2))
-		}
-		// sysfs counts 512-byte units whatever the sector size.
-		parts = append(parts, kernelPart{Number: int(num), Start: start * 512, Size: size * 512})
-	}
-	return parts, nil
-}
-
-func (k *sysfsKernel) Add(p kernelPart) error {
-	return blkpg(k.f, unix.BLKPG_ADD_PARTITION, p)
-}
-
-func (k *sysfsKernel) Delete(number int) error {
-	return blkpg(k.f, unix.BLKPG_DEL_PARTITION, kernelPart{Number: number})
-}
-
-func blkpg(f *os.File, op int32, p kernelPart) error {
-	part := unix.BlkpgPartition{Start: p.Start, Length: p.Size, Pno: int32(p.Number)}
-	arg := unix.BlkpgIoctlArg{Op: op, Datalen: int32(unsafe.Sizeof(part)), Data: (*byte)(unsafe.Pointer(&part))}
-	_, _, e := unix.Syscall(unix.SYS_IOCTL, f.Fd(), unix.BLKPG, uintptr(unsafe.Pointer(&arg)))
-	if e != 0 {
-		return e
-	}
-	return nil
-}
-
-func readSysInt(path string) (int64, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, err
-	}
-	return strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
 }

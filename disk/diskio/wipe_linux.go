@@ -8,6 +8,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/nodeinit/nodeinit/device/kernelparts"
 	"github.com/nodeinit/nodeinit/disk"
 	"golang.org/x/sys/unix"
 )
@@ -37,11 +38,9 @@ func WipeContext(ctx context.Context, devPath string, opts disk.WipeOptions) (di
 	}
 	defer d.f.Close()
 	if d.block {
-		if k, err := newSysfsKernel(d.f); err == nil {
-			if kp, err := k.Partitions(); err == nil {
-				for _, p := range kp {
-					opts.Partitions = append(opts.Partitions, disk.Partition{StartByte: p.Start, SizeBytes: p.Size})
-				}
+		if kp, err := kernelparts.List(d.f); err == nil {
+			for _, p := range kp {
+				opts.Partitions = append(opts.Partitions, disk.Partition{StartByte: p.StartByte, SizeBytes: p.SizeBytes})
 			}
 		}
 	}
@@ -49,11 +48,7 @@ func WipeContext(ctx context.Context, devPath string, opts disk.WipeOptions) (di
 	if err != nil || !d.block {
 		return rep, err
 	}
-	k, err := newSysfsKernel(d.f)
-	if err != nil {
-		return rep, fmt.Errorf("wipe %s: %w: %w", devPath, ErrRereadDeferred, err)
-	}
-	if _, err := syncKernelPartitions(k, disk.Layout{}); err != nil {
+	if _, err := kernelparts.Set(d.f, nil); err != nil {
 		return rep, fmt.Errorf("wipe %s: %w", devPath, err)
 	}
 	rep.Duration = time.Since(began)

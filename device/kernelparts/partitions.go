@@ -1,4 +1,4 @@
-package linuxdev
+package kernelparts
 
 import (
 	"fmt"

@@ -15,10 +15,8 @@ import (
 
 	"github.com/nodeinit/nodeinit/boot"
 	"github.com/nodeinit/nodeinit/crash"
-	"github.com/nodeinit/nodeinit/device"
 	"github.com/nodeinit/nodeinit/device/linuxdev"
 	"github.com/nodeinit/nodeinit/disk"
-	"github.com/nodeinit/nodeinit/disk/diskio"
 	"github.com/nodeinit/nodeinit/image"
 	"github.com/nodeinit/nodeinit/operr"
 	"github.com/nodeinit/nodeinit/stages"
@@ -454,11 +452,21 @@ func TestCrashUpgradeBToA(t *testing.T) {
 // upgradeAndBless upgrades the disk to bundle and blesses the new slot, as the
 // node's first good boot of it would.
 func (e *env) upgradeAndBless(img, bundle, slot string) {
+	e.upgrade(img, bundle, func(m *machine) {
+		e.onESP(m, func(esp boot.FS) error { return boot.MarkSlot(esp, slot, true, time.Unix(1700000100, 0)) })
+	})
+}
+
+// upgrade upgrades the disk image to bundle, then runs after (when set) on
+// the same machine.
+func (e *env) upgrade(img, bundle string, after func(m *machine)) {
 	m := e.record(img, 512)
 	if res := e.apply(m, m.name, "upgrade nodeinit.image="+bundle); res.err != nil {
 		e.t.Fatalf("prepare: upgrade: %v\n%s", res.err, res.out)
 	}
-	e.onESP(m, func(esp boot.FS) error { return boot.MarkSlot(esp, slot, true, time.Unix(1700000100, 0)) })
+	if after != nil {
+		after(m)
+	}
 	if err := m.Close(); err != nil {
 		e.t.Fatal(err)
 	}
@@ -468,28 +476,9 @@ func (e *env) upgradeAndBless(img, bundle, slot string) {
 // through the device edge as the stages do.
 func (e *env) onESP(m *machine, fn func(esp boot.FS) error) {
 	e.t.Helper()
-	disk0, err := m.OpenBlockReadOnly(m.Loop(), 512)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	parts, err := diskio.ReadGPTOf(disk0)
-	disk0.Close()
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	var kp []device.Partition
-	var espPath string
-	for _, p := range parts {
-		kp = append(kp, device.Partition{Number: p.Number, StartByte: p.StartByte, SizeBytes: p.SizeBytes})
-		if p.PartLabel == disk.LabelESP {
-			espPath = p.Path
-		}
-	}
-	if err := m.SetPartitions(m.Loop(), kp); err != nil {
-		e.t.Fatal(err)
-	}
-	if err := m.WaitPartitions(m.Loop(), kp); err != nil {
-		e.t.Fatal(err)
+	espPath := m.showPartitions(e.t)[disk.LabelESP]
+	if espPath == "" {
+		e.t.Fatal("the disk has no NODE-ESP partition")
 	}
 	b, err := m.OpenBlock(espPath, 512)
 	if err != nil {
@@ -565,21 +554,19 @@ func TestCrashReinstall(t *testing.T) {
 	}
 }
 
+// onTrial prepares a disk with 1.0 installed and upgraded to 1.1, whose slot b
+// is on trial (node-b+3.conf).
+func onTrial(e *env, img string) []string {
+	b := installed(e, img, release{version: "1.0", fillerMiB: 2}, release{version: "1.1", fillerMiB: 2})
+	e.upgrade(img, b[1], nil)
+	return b
+}
+
 func TestCrashBless(t *testing.T) {
 	runCrashScenarioFn(t, crashScenario{
-		name: "bless",
-		prepare: func(e *env, img string) []string {
-			b := installed(e, img, release{version: "1.0", fillerMiB: 2}, release{version: "1.1", fillerMiB: 2})
-			m := e.record(img, 512)
-			if res := e.apply(m, m.name, "upgrade nodeinit.image="+b[1]); res.err != nil {
-				e.t.Fatalf("prepare: upgrade: %v\n%s", res.err, res.out)
-			}
-			if err := m.Close(); err != nil {
-				e.t.Fatal(err)
-			}
-			return b
-		},
-		check: func(v, before, after nodeView) error { return bootsOneOf(v, "b/1.1") },
+		name:    "bless",
+		prepare: onTrial,
+		check:   func(v, before, after nodeView) error { return bootsOneOf(v, "b/1.1") },
 	}, func(e *env, m *machine) {
 		e.onESP(m, func(esp boot.FS) error { return boot.MarkSlot(esp, "b", true, time.Unix(1700000200, 0)) })
 	})
@@ -591,19 +578,9 @@ func TestCrashBless(t *testing.T) {
 // then the ledger update of the boot step.
 func TestCrashBootCountsATryDown(t *testing.T) {
 	runCrashScenarioFn(t, crashScenario{
-		name: "a boot that counts a try down",
-		prepare: func(e *env, img string) []string {
-			b := installed(e, img, release{version: "1.0", fillerMiB: 2}, release{version: "1.1", fillerMiB: 2})
-			m := e.record(img, 512)
-			if res := e.apply(m, m.name, "upgrade nodeinit.image="+b[1]); res.err != nil {
-				e.t.Fatalf("prepare: upgrade: %v\n%s", res.err, res.out)
-			}
-			if err := m.Close(); err != nil {
-				e.t.Fatal(err)
-			}
-			return b
-		},
-		check: func(v, before, after nodeView) error { return bootsOneOf(v, "b/1.1") },
+		name:    "a boot that counts a try down",
+		prepare: onTrial,
+		check:   func(v, before, after nodeView) error { return bootsOneOf(v, "b/1.1") },
 	}, func(e *env, m *machine) {
 		e.onESP(m, func(esp boot.FS) error {
 			if err := esp.Rename("loader/entries/node-b+3.conf", "loader/entries/node-b+2-1.conf"); err != nil {

@@ -156,8 +156,9 @@ func (e *env) record(img string, sector int) *machine {
 
 // showPartitions does what the boot kernel's partition scan does and this
 // host's kernel does not: it makes the kernel show the partitions of the GPT
-// on the disk, if there is one (BLKPG; nothing is written to the disk).
-func (m *machine) showPartitions(t *testing.T) {
+// on the disk, if there is one (BLKPG; nothing is written to the disk). It
+// returns the partitions' device paths by PARTLABEL.
+func (m *machine) showPartitions(t *testing.T) map[string]string {
 	t.Helper()
 	b, err := m.OpenBlockReadOnly(m.Loop(), 512)
 	if err != nil {
@@ -166,11 +167,13 @@ func (m *machine) showPartitions(t *testing.T) {
 	parts, err := diskio.ReadGPTOf(b)
 	b.Close()
 	if err != nil {
-		return // a blank disk
+		return nil // a blank disk
 	}
 	var kp []device.Partition
+	byLabel := map[string]string{}
 	for _, p := range parts {
 		kp = append(kp, device.Partition{Number: p.Number, StartByte: p.StartByte, SizeBytes: p.SizeBytes})
+		byLabel[p.PartLabel] = p.Path
 	}
 	if err := m.SetPartitions(m.Loop(), kp); err != nil {
 		t.Fatal(err)
@@ -178,6 +181,7 @@ func (m *machine) showPartitions(t *testing.T) {
 	if err := m.WaitPartitions(m.Loop(), kp); err != nil {
 		t.Fatal(err)
 	}
+	return byLabel
 }
 
 // result is one run of the engine.

@@ -31,8 +31,9 @@ func dwLoop(t *testing.T, size int64, sectorSize int) string {
 	}
 	dev := strings.TrimSpace(string(out))
 	t.Cleanup(func() {
-		exec.Command("partx", "-d", dev).Run()                                                                                                          // partitions added through BLKPG; none is fine
-		if out, err := exec.Command("losetup", "-d", dev).CombinedOutput(); err != nil && !strings.Contains(string(out), "No such device or address") { // already detached is detached
+		exec.Command("partx", "-d", dev).Run() // partitions added through BLKPG; none is fine
+		// A device already detached is detached (seen with packages run in parallel).
+		if out, err := exec.Command("losetup", "-d", dev).CombinedOutput(); err != nil && !strings.Contains(string(out), "No such device or address") {
 			t.Errorf("losetup -d %s: %v: %s", dev, err, out)
 		}
 	})

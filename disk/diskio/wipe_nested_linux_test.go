@@ -67,7 +67,8 @@ func nwOffsetLoop(t *testing.T, file string, off, size int64) (string, func()) {
 	var once sync.Once
 	detach := func() {
 		once.Do(func() {
-			if out, err := exec.Command("losetup", "-d", dev).CombinedOutput(); err != nil && !strings.Contains(string(out), "No such device or address") { // already detached is detached
+			// A device already detached is detached (seen with packages run in parallel).
+		if out, err := exec.Command("losetup", "-d", dev).CombinedOutput(); err != nil && !strings.Contains(string(out), "No such device or address") {
 				t.Errorf("losetup -d %s: %v: %s", dev, err, out)
 			}
 		})

@@ -68,7 +68,7 @@ func nwOffsetLoop(t *testing.T, file string, off, size int64) (string, func()) {
 	detach := func() {
 		once.Do(func() {
 			// A device already detached is detached (seen with packages run in parallel).
-		if out, err := exec.Command("losetup", "-d", dev).CombinedOutput(); err != nil && !strings.Contains(string(out), "No such device or address") {
+			if out, err := exec.Command("losetup", "-d", dev).CombinedOutput(); err != nil && !strings.Contains(string(out), "No such device or address") {
 				t.Errorf("losetup -d %s: %v: %s", dev, err, out)
 			}
 		})

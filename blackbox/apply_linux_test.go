@@ -13,6 +13,7 @@ import (
 
 	"github.com/nodeinit/nodeinit/cmdline"
 	"github.com/nodeinit/nodeinit/device/linuxdev"
+	"github.com/nodeinit/nodeinit/internal/testloop"
 	"github.com/nodeinit/nodeinit/plan"
 	"github.com/nodeinit/nodeinit/stages"
 )
@@ -29,16 +30,16 @@ func buildCLI(t *testing.T) string {
 	return bin
 }
 
-// loop attaches img to a new loop device, detached when the test ends.
-func loop(t *testing.T, img string) string {
+// loop attaches img to a new loop device, detached when the test ends or
+// when detach is called, whichever comes first.
+func loop(t *testing.T, img string) (dev string, detach func()) {
 	t.Helper()
-	out, err := exec.Command("losetup", "-f", "--show", "-P", img).Output()
-	if err != nil {
-		t.Fatalf("losetup: %v", err)
+	l := testloop.Attach(t, img, "-P")
+	return l.Dev, func() {
+		if err := l.Detach(); err != nil {
+			t.Fatal(err)
+		}
 	}
-	dev := strings.TrimSpace(string(out))
-	t.Cleanup(func() { exec.Command("losetup", "-d", dev).Run() })
-	return dev
 }
 
 func fileHash(t *testing.T, p string) [32]byte {
@@ -64,7 +65,7 @@ func TestApplyInstallsOntoALoopDevice(t *testing.T) {
 	e := newEnv(t)
 	b1 := e.bundle(release{version: "1.0", fillerMiB: 1})
 	img := e.newDisk("apply.img")
-	dev := loop(t, img)
+	dev, detach := loop(t, img)
 	line := "install storage_init=" + dev + " nodeinit.image=" + b1 + " " + vols + " hostname=applied.example.com"
 
 	// The plan /init would make: the same probe and the same pure planner.
@@ -92,7 +93,7 @@ func TestApplyInstallsOntoALoopDevice(t *testing.T) {
 	if !strings.Contains(string(out), want.String()) {
 		t.Errorf("apply printed another plan than /init's:\n--- apply\n%s\n--- /init\n%s", out, want.String())
 	}
-	exec.Command("losetup", "-d", dev).Run()
+	detach()
 	in, err := newInspector(512, t.TempDir(), b1)
 	if err != nil {
 		t.Fatal(err)
@@ -114,7 +115,7 @@ func TestApplyRefusesAForeignLoopDevice(t *testing.T) {
 	img := e.newDisk("foreign.img")
 	run(t, "mke2fs", "-q", "-F", "-t", "ext4", "-L", "precious", img)
 	before := fileHash(t, img)
-	dev := loop(t, img)
+	dev, detach := loop(t, img)
 	out, err := exec.Command(buildCLI(t), "apply", "--cmdline", "install storage_init="+dev+" nodeinit.image="+b1+" "+vols,
 		"--keys", e.keys).CombinedOutput()
 	if err == nil {
@@ -125,7 +126,7 @@ func TestApplyRefusesAForeignLoopDevice(t *testing.T) {
 			t.Errorf("the refusal lacks %q:\n%s", want, out)
 		}
 	}
-	exec.Command("losetup", "-d", dev).Run()
+	detach()
 	if fileHash(t, img) != before {
 		t.Fatal("the refused foreign disk changed")
 	}

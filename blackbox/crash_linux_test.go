@@ -18,6 +18,7 @@ import (
 	"github.com/nodeinit/nodeinit/device/linuxdev"
 	"github.com/nodeinit/nodeinit/disk"
 	"github.com/nodeinit/nodeinit/image"
+	"github.com/nodeinit/nodeinit/internal/testloop"
 	"github.com/nodeinit/nodeinit/operr"
 	"github.com/nodeinit/nodeinit/stages"
 )
@@ -264,18 +265,19 @@ func keepState(e *env, p, state string) (*stateCopy, error) {
 // rerunState attaches the state to a plain loop device and runs the same
 // command line on it through linuxdev.
 func rerunState(e *env, in *inspector, c *stateCopy, line string, done func(nodeView) error) error {
-	out, err := exec.Command("losetup", "-f", "--show", "-P", c.path).Output()
+	l, err := testloop.New(c.path, "-P")
 	if err != nil {
-		return fmt.Errorf("losetup: %w", err)
+		return err
 	}
-	loop := strings.TrimSpace(string(out))
-	defer exec.Command("losetup", "-d", loop).Run()
+	defer l.Detach()
 	// What the boot kernel's partition scan would show (this host has none);
 	// a disk with no GPT left has nothing to add.
-	exec.Command("partx", "-a", loop).Run()
-	name := filepath.Base(loop)
+	exec.Command("partx", "-a", l.Dev).Run()
+	name := filepath.Base(l.Dev)
 	res := e.apply(&linuxdev.Machine{}, name, strings.ReplaceAll(line, "{disk}", name))
-	exec.Command("losetup", "-d", loop).Run()
+	if err := l.Detach(); err != nil {
+		return err
+	}
 	v, err := in.inspect(c.path)
 	if err != nil {
 		return err

@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"slices"
@@ -20,6 +19,7 @@ import (
 	"github.com/nodeinit/nodeinit/disk"
 	"github.com/nodeinit/nodeinit/disk/diskio"
 	"github.com/nodeinit/nodeinit/image"
+	"github.com/nodeinit/nodeinit/internal/testloop"
 	"golang.org/x/sys/unix"
 )
 
@@ -292,12 +292,12 @@ func (in *inspector) mountConfig(img string, p disk.Partition) configRead {
 	if err := crash.CopyRange(cp, img, p.StartByte, p.SizeBytes); err != nil {
 		return configRead{err: err}
 	}
-	out, err := exec.Command("losetup", "-f", "--show", "-P", cp).Output()
+	l, err := testloop.New(cp, "-P")
 	if err != nil {
-		return configRead{err: fmt.Errorf("losetup: %w", err)}
+		return configRead{err: err}
 	}
-	loop := strings.TrimSpace(string(out))
-	defer exec.Command("losetup", "-d", loop).Run()
+	defer l.Detach()
+	loop := l.Dev
 	mnt := filepath.Join(in.scratch, "config")
 	os.MkdirAll(mnt, 0o755)
 	if err := unix.Mount(loop, mnt, "ext4", unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {

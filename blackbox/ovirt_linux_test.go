@@ -11,10 +11,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/nodeinit/nodeinit/device/linuxdev"
+	"github.com/nodeinit/nodeinit/internal/testloop"
 	"github.com/nodeinit/nodeinit/stages"
 	"golang.org/x/sys/unix"
 )
@@ -215,19 +215,12 @@ func privateLVM(t *testing.T, devs ...string) func(args ...string) string {
 // any case.
 func offsetLoop(t *testing.T, file string, off, size int64) (string, func()) {
 	t.Helper()
-	dev := strings.TrimSpace(run(t, "losetup", "-f", "--show", "-o", strconv.FormatInt(off, 10),
-		"--sizelimit", strconv.FormatInt(size, 10), file))
-	var once sync.Once
-	detach := func() {
-		once.Do(func() {
-			exec.Command("blockdev", "--flushbufs", dev).Run()
-			if out, err := exec.Command("losetup", "-d", dev).CombinedOutput(); err != nil {
-				t.Errorf("losetup -d %s: %v: %s", dev, err, out)
-			}
-		})
+	l := testloop.Attach(t, file, "-o", strconv.FormatInt(off, 10), "--sizelimit", strconv.FormatInt(size, 10))
+	return l.Dev, func() {
+		if err := l.Detach(); err != nil {
+			t.Error(err)
+		}
 	}
-	t.Cleanup(detach)
-	return dev, detach
 }
 
 // blkidAt returns blkid -p's export of path at [off, off+size) (the whole of
@@ -314,9 +307,8 @@ func checkOVirtGone(t *testing.T, d ovirtDisk, newStarts map[int64]bool) {
 			t.Errorf("%s at offset %d: blkid finds %v", lv.name, lv.off, kv)
 		}
 	}
-	dev := strings.TrimSpace(run(t, "losetup", "-f", "--show", "-r", "-o", strconv.FormatInt(d.config.off, 10),
-		"--sizelimit", strconv.FormatInt(d.config.size, 10), d.img))
-	defer exec.Command("losetup", "-d", dev).Run()
+	dev := testloop.Attach(t, d.img, "-r", "-o", strconv.FormatInt(d.config.off, 10),
+		"--sizelimit", strconv.FormatInt(d.config.size, 10)).Dev
 	out, _ := exec.Command("debugfs", "-R", "cat /etc/default/ovirt", dev).CombinedOutput()
 	if strings.Contains(string(out), ovirtIP) {
 		t.Errorf("debugfs still reads the old /etc/default/ovirt from the Config LV:\n%s", out)
@@ -371,7 +363,7 @@ func TestOVirtNodeLVsThroughApply(t *testing.T) {
 			for _, lv := range d.lvs {
 				t.Logf("seed: %s %s at offset %d, %d MiB, uuid %s", lv.name, lv.fsType, lv.off, lv.size>>20, lv.uuid)
 			}
-			dev := loop(t, d.img)
+			dev, detach := loop(t, d.img)
 			line := strings.NewReplacer("{dev}", dev, "{bundle}", b).Replace(c.line)
 			res := e.apply(&linuxdev.Machine{}, filepath.Base(dev), line)
 			if res.err != nil {
@@ -398,9 +390,7 @@ func TestOVirtNodeLVsThroughApply(t *testing.T) {
 					t.Errorf("the wipe stage did not report %q: %q", w, wipeInfo)
 				}
 			}
-			if out, err := exec.Command("losetup", "-d", dev).CombinedOutput(); err != nil {
-				t.Fatalf("losetup -d %s: %v: %s", dev, err, out)
-			}
+			detach()
 
 			var starts map[int64]bool
 			if c.reinstall {

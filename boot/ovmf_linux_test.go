@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nodeinit/nodeinit/boot"
+	"github.com/nodeinit/nodeinit/internal/testloop"
 	"github.com/nodeinit/nodeinit/qemu-tests/vm"
 )
 
@@ -26,11 +27,9 @@ func run(t *testing.T, name string, args ...string) string {
 
 // attachESP attaches the ESP partition of img (1 MiB offset) to a loop device
 // it creates, and detaches it when the test ends.
-func attachESP(t *testing.T, img string, size int64) string {
+func attachESP(t *testing.T, img string, size int64) *testloop.Loop {
 	t.Helper()
-	dev := run(t, "losetup", "-f", "--show", "-o", "1048576", "--sizelimit", itoa(size), img)
-	t.Cleanup(func() { exec.Command("losetup", "-d", dev).Run() })
-	return dev
+	return testloop.Attach(t, img, "-o", "1048576", "--sizelimit", itoa(size))
 }
 
 // This host's kernel has no vfat, so the FAT side goes through mtools: the
@@ -82,7 +81,7 @@ func TestOVMFBootCountingRollback(t *testing.T) {
 	run(t, "sgdisk", "-n", "1:2048:0", "-t", "1:ef00", "-c", "1:NODE-ESP", img)
 	espSize := int64(diskSize - 2<<20) // 1 MiB head, 1 MiB (less) tail for the backup GPT
 	dev := attachESP(t, img, espSize)
-	run(t, "mkfs.vfat", "-F", "32", "-n", "NODE-ESP", dev)
+	run(t, "mkfs.vfat", "-F", "32", "-n", "NODE-ESP", dev.Dev)
 	esp := t.TempDir()
 
 	if err := boot.InstallLoaderWith(boot.DirFS(esp), a.SystemdBoot, boot.LoaderConfig{Timeout: 0}); err != nil {
@@ -112,8 +111,10 @@ func TestOVMFBootCountingRollback(t *testing.T) {
 		t.Fatal(err)
 	}
 	putESP(t, img, esp)
-	run(t, "fsck.vfat", "-n", dev)
-	exec.Command("losetup", "-d", dev).Run()
+	run(t, "fsck.vfat", "-n", dev.Dev)
+	if err := dev.Detach(); err != nil {
+		t.Fatal(err)
+	}
 
 	v := vm.Start(t, vm.Config{
 		OVMFCode: a.OVMFCode, OVMFVars: vm.NewVars(t, a.OVMFVars),
@@ -129,7 +130,7 @@ func TestOVMFBootCountingRollback(t *testing.T) {
 	v.WaitExit(2 * time.Minute)
 
 	dev = attachESP(t, img, espSize)
-	run(t, "fsck.vfat", "-n", dev)
+	run(t, "fsck.vfat", "-n", dev.Dev)
 	esp = getESP(t, img)
 	entries, err := boot.Entries(boot.DirFS(esp))
 	if err != nil {
@@ -226,7 +227,7 @@ func TestOVMFFirmwareBootEntry(t *testing.T) {
 	img := vm.NewDisk(t, "esp.img", diskSize)
 	run(t, "sgdisk", "-n", "1:2048:+126M", "-t", "1:ef00", "-u", "1:"+espGUID, "-c", "1:NODE-ESP", img)
 	dev := attachESP(t, img, espSize*512)
-	run(t, "mkfs.vfat", "-F", "32", "-n", "NODE-ESP", dev)
+	run(t, "mkfs.vfat", "-F", "32", "-n", "NODE-ESP", dev.Dev)
 	esp := t.TempDir()
 	if err := boot.InstallLoaderWith(boot.DirFS(esp), a.SystemdBoot, boot.LoaderConfig{Timeout: 0}); err != nil {
 		t.Fatal(err)
@@ -241,7 +242,7 @@ func TestOVMFFirmwareBootEntry(t *testing.T) {
 		t.Fatal(err)
 	}
 	putESP(t, img, esp)
-	run(t, "fsck.vfat", "-n", dev)
+	run(t, "fsck.vfat", "-n", dev.Dev)
 
 	v := vm.Start(t, vm.Config{
 		OVMFCode: a.OVMFCode, OVMFVars: vm.NewVars(t, a.OVMFVars),

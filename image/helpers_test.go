@@ -7,9 +7,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/nodeinit/nodeinit/internal/testloop"
 )
 
 // testKeys makes a key pair in a temp dir and returns the private key path
@@ -123,21 +124,11 @@ func loopDevice(t *testing.T, size int64, sectorSize int) string {
 	if err := os.Truncate(f, size); err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"-f", "--show", "--direct-io=on"}
+	args := []string{"--direct-io=on"}
 	if sectorSize != 0 {
 		args = append(args, "--sector-size", itoa(sectorSize))
 	}
-	out, err := exec.Command("losetup", append(args, f)...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("losetup: %v: %s", err, out)
-	}
-	dev := strings.TrimSpace(string(out))
-	t.Cleanup(func() {
-		if out, err := exec.Command("losetup", "-d", dev).CombinedOutput(); err != nil {
-			t.Errorf("losetup -d %s: %v: %s", dev, err, out)
-		}
-	})
-	return dev
+	return testloop.Attach(t, f, args...).Dev
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/nodeinit/nodeinit/internal/testloop"
 )
 
 // mediumImage makes a small filesystem image file labelled label.
@@ -97,12 +99,7 @@ func TestLabelSourceMountsReadOnly(t *testing.T) {
 	if out, err := exec.Command("mkfs.ext4", "-q", "-L", "NODEMEDIA", "-d", content, img, "64M").CombinedOutput(); err != nil {
 		t.Fatalf("mkfs.ext4: %v: %s", err, out)
 	}
-	out, err := exec.Command("losetup", "-f", "--show", "-r", img).Output()
-	if err != nil {
-		t.Fatalf("losetup: %v", err)
-	}
-	loop := string(out[:len(out)-1])
-	t.Cleanup(func() { exec.Command("losetup", "-d", loop).Run() })
+	loop := testloop.Attach(t, img, "-r").Dev
 	sys, dev := fakeBlockTree(t, map[string]string{filepath.Base(loop): loop})
 	mnt := t.TempDir()
 	src, err := OpenSource("label:NODEMEDIA/bundle", SourceOptions{SysRoot: sys, DevRoot: dev, MountDir: mnt})

@@ -14,6 +14,7 @@ import (
 	"github.com/diskfs/go-diskfs/backend/file"
 	"github.com/diskfs/go-diskfs/filesystem/iso9660"
 	"github.com/nodeinit/nodeinit/disk/diskio"
+	"github.com/nodeinit/nodeinit/internal/testloop"
 	"golang.org/x/sys/unix"
 )
 
@@ -79,12 +80,7 @@ func TestWriteUSBToLoopDevice(t *testing.T) {
 	if err := os.Truncate(backing, 256<<20); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command("losetup", "-f", "--show", backing).Output()
-	if err != nil {
-		t.Fatalf("losetup: %v", err)
-	}
-	loop := strings.TrimSpace(string(out))
-	t.Cleanup(func() { exec.Command("losetup", "-d", loop).Run() })
+	loop := testloop.Attach(t, backing).Dev
 
 	iso := ISOOptions{Bundle: isoFakeBundle(t), Syslinux: sl, Menu: MenuOptions{Unattended: "nvme"}}
 	if _, err := WriteUSB(context.Background(), loop, iso, USBOptions{}); err == nil || !strings.Contains(err.Error(), "neither removable nor on USB") {

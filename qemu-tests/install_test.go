@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nodeinit/nodeinit/early"
+	"github.com/nodeinit/nodeinit/internal/testloop"
 	"github.com/nodeinit/nodeinit/qemu-tests/fixture"
 	"github.com/nodeinit/nodeinit/qemu-tests/vm"
 	"github.com/nodeinit/nodeinit/stages"
@@ -288,14 +289,11 @@ func checkInstalledDisk(t *testing.T, img string) {
 		var first, last int64
 		fmt.Sscan(m[1], &first)
 		fmt.Sscan(m[2], &last)
-		dev, err := exec.Command("losetup", "-f", "--show", "-r", "-o", fmt.Sprint(first*512),
-			"--sizelimit", fmt.Sprint((last-first+1)*512), img).Output()
-		if err != nil {
-			t.Fatalf("losetup: %v", err)
+		l := testloop.Attach(t, img, "-r", "-o", fmt.Sprint(first*512), "--sizelimit", fmt.Sprint((last-first+1)*512))
+		out, err := exec.Command(tool[0], append(tool[1:], l.Dev)...).CombinedOutput()
+		if err := l.Detach(); err != nil {
+			t.Error(err)
 		}
-		loop := strings.TrimSpace(string(dev))
-		out, err := exec.Command(tool[0], append(tool[1:], loop)...).CombinedOutput()
-		exec.Command("losetup", "-d", loop).Run()
 		if err != nil {
 			t.Errorf("%s on partition %s: %v\n%s", tool[0], part, err, out)
 		}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodeinit/nodeinit/internal/testloop"
 	"github.com/nodeinit/nodeinit/qemu-tests/vm"
 )
 
@@ -206,13 +207,7 @@ func partLoop(t *testing.T, img, name string) string {
 		t.Skip("loop devices need root")
 	}
 	off, size := partExtent(t, img, name)
-	dev, err := exec.Command("losetup", "-f", "--show", "-o", fmt.Sprint(off), "--sizelimit", fmt.Sprint(size), img).Output()
-	if err != nil {
-		t.Fatalf("losetup: %v", err)
-	}
-	loop := strings.TrimSpace(string(dev))
-	t.Cleanup(func() { exec.Command("losetup", "-d", loop).Run() })
-	return loop
+	return testloop.Attach(t, img, "-o", fmt.Sprint(off), "--sizelimit", fmt.Sprint(size)).Dev
 }
 
 // dataFile reads a file from the node-data partition of img with debugfs; ok is false
@@ -296,11 +291,8 @@ func TestReinstallOverOVirtNode3(t *testing.T) {
 		return strings.TrimSpace(string(out))
 	}
 	run("sgdisk", "-n1:0:+1G", "-c1:Root", "-n2:0:+1G", "-c2:RootBackup", "-n3:0:+2G", "-c3:Config", "-n4:0:0", "-c4:HostVG", img)
-	loop := run("losetup", "-f", "--show", img)
-	t.Cleanup(func() {
-		exec.Command("partx", "-d", loop).Run()
-		exec.Command("losetup", "-d", loop).Run()
-	})
+	l := testloop.Attach(t, img)
+	loop := l.Dev
 	run("partx", "-a", loop)
 	run("mkfs.ext2", "-q", "-L", "Root", loop+"p1")
 	run("mkfs.ext2", "-q", "-L", "RootBackup", loop+"p2")
@@ -309,8 +301,9 @@ func TestReinstallOverOVirtNode3(t *testing.T) {
 	lvm := "backup { backup=0 archive=0 }"
 	run("pvcreate", "--config", lvm, "-ff", "-y", loop+"p4")
 	run("vgcreate", "--config", lvm, "HostVG", loop+"p4")
-	run("partx", "-d", loop)
-	run("losetup", "-d", loop)
+	if err := l.Detach(); err != nil {
+		t.Fatal(err)
+	}
 	oldBackup, _ := partExtent(t, img, "RootBackup")
 	oldPV, _ := partExtent(t, img, "HostVG")
 	if !hasBytes(t, img, oldPV+512, "LABELONE") || !hasBytes(t, img, oldBackup+1024+56, "\x53\xef") {

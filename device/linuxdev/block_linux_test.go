@@ -4,12 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/nodeinit/nodeinit/device"
+	"github.com/nodeinit/nodeinit/internal/testloop"
 )
 
 func imageFile(t *testing.T, size int64, fill byte) string {
@@ -71,12 +70,7 @@ func TestLoopDevice(t *testing.T) {
 		t.Skip("needs root for a loop device")
 	}
 	img := imageFile(t, 32<<20, 0x55)
-	out, err := exec.Command("losetup", "-f", "--show", "-P", img).CombinedOutput()
-	if err != nil {
-		t.Skipf("losetup: %v: %s", err, out)
-	}
-	loop := strings.TrimSpace(string(out))
-	t.Cleanup(func() { exec.Command("losetup", "-d", loop).Run() })
+	loop := testloop.Attach(t, img, "-P").Dev
 
 	var m Machine
 	b, err := m.OpenBlock(loop, 0)

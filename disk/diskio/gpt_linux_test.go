@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/nodeinit/nodeinit/disk"
+	"github.com/nodeinit/nodeinit/internal/testloop"
 	"golang.org/x/sys/unix"
 )
 
@@ -25,19 +26,7 @@ func dwLoop(t *testing.T, size int64, sectorSize int) string {
 	}
 	dwNeedTool(t, "losetup", "partx")
 	img := dwSparse(t, size)
-	out, err := exec.Command("losetup", "-f", "--show", "--sector-size", strconv.Itoa(sectorSize), img).CombinedOutput()
-	if err != nil {
-		t.Skipf("losetup: %v: %s", err, out)
-	}
-	dev := strings.TrimSpace(string(out))
-	t.Cleanup(func() {
-		exec.Command("partx", "-d", dev).Run() // partitions added through BLKPG; none is fine
-		// A device already detached is detached (seen with packages run in parallel).
-		if out, err := exec.Command("losetup", "-d", dev).CombinedOutput(); err != nil && !strings.Contains(string(out), "No such device or address") {
-			t.Errorf("losetup -d %s: %v: %s", dev, err, out)
-		}
-	})
-	return dev
+	return testloop.Attach(t, img, "--sector-size", strconv.Itoa(sectorSize)).Dev
 }
 
 // dwBlkid returns blkid -p's export of path (at offset/size when size > 0),

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/nodeinit/nodeinit/disk"
+	"github.com/nodeinit/nodeinit/internal/testloop"
 )
 
 // needTools skips the test when a tool the test needs is not installed.
@@ -59,17 +60,7 @@ func loopDevice(t *testing.T, path string, sectorSize int) string {
 	t.Helper()
 	needRoot(t)
 	needTools(t, "losetup")
-	out, err := exec.Command("losetup", "-f", "--show", "--sector-size", itoa(sectorSize), path).CombinedOutput()
-	if err != nil {
-		t.Skipf("losetup: %v: %s", err, out)
-	}
-	dev := strings.TrimSpace(string(out))
-	t.Cleanup(func() {
-		if out, err := exec.Command("losetup", "-d", dev).CombinedOutput(); err != nil {
-			t.Errorf("losetup -d %s: %v: %s", dev, err, out)
-		}
-	})
-	return dev
+	return testloop.Attach(t, path, "--sector-size", itoa(sectorSize)).Dev
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

@@ -10,10 +10,10 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/nodeinit/nodeinit/disk"
+	"github.com/nodeinit/nodeinit/internal/testloop"
 )
 
 // The tests here build nested volumes with the real tools on loop devices,
@@ -63,18 +63,12 @@ func nwBackFile(t *testing.T, dev string) string {
 // in any case.
 func nwOffsetLoop(t *testing.T, file string, off, size int64) (string, func()) {
 	t.Helper()
-	dev := strings.TrimSpace(dwRun(t, "losetup", "-f", "--show", "-o", strconv.FormatInt(off, 10), "--sizelimit", strconv.FormatInt(size, 10), file))
-	var once sync.Once
-	detach := func() {
-		once.Do(func() {
-			// A device already detached is detached (seen with packages run in parallel).
-			if out, err := exec.Command("losetup", "-d", dev).CombinedOutput(); err != nil && !strings.Contains(string(out), "No such device or address") {
-				t.Errorf("losetup -d %s: %v: %s", dev, err, out)
-			}
-		})
+	l := testloop.Attach(t, file, "-o", strconv.FormatInt(off, 10), "--sizelimit", strconv.FormatInt(size, 10))
+	return l.Dev, func() {
+		if err := l.Detach(); err != nil {
+			t.Error(err)
+		}
 	}
-	t.Cleanup(detach)
-	return dev, detach
 }
 
 // nwFlush drops the loop device's cached blocks, so that tools read what

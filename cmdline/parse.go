@@ -13,7 +13,7 @@ const MaxLen = 2048
 
 // StageNames are the stage names nodeinit.break accepts, in the order they can run.
 // They are plan.AllStages (a test in stages checks the two lists are equal).
-var StageNames = []string{"network", "probe", "copy-to-ram", "wipe", "partition", "filesystems", "write-slot", "copy-boot-files",
+var StageNames = []string{"network", "probe", "fetch-boot-files", "copy-to-ram", "wipe", "partition", "filesystems", "write-slot", "copy-boot-files",
 	"seed-config", "migrate-config", "add-boot-entry", "boot-order", "report", "mount-root", "switch-root", "reboot"}
 
 // arg is one key=value token.

@@ -77,20 +77,44 @@ func Restore(configDir, name string) error {
 	if st, err := os.Stat(snap); err != nil || !st.IsDir() {
 		return fmt.Errorf("restore: snapshot %q not found in %s (hint: nodeinit status lists snapshots)", name, configDir)
 	}
+	if err := clearTree(configDir); err != nil {
+		return fmt.Errorf("restore %s: %w", name, err)
+	}
+	if err := copyTree(snap, configDir, nil); err != nil {
+		return fmt.Errorf("restore %s: copy: %w", name, err)
+	}
+	return syncDir(configDir)
+}
+
+// Replace validates c, then clears the config tree (all but .snapshots and
+// lost+found) and seeds c into it: the config is then c alone, as after an
+// install. Nothing is cleared when c is invalid.
+func Replace(configDir string, c Config) error {
+	if err := c.Validate(); err != nil {
+		return fmt.Errorf("replace config: %w", err)
+	}
+	if err := clearTree(configDir); err != nil {
+		return fmt.Errorf("replace config: %w", err)
+	}
+	if err := Seed(configDir, c); err != nil {
+		return err
+	}
+	return syncDir(configDir)
+}
+
+// clearTree removes everything in configDir but .snapshots and lost+found.
+func clearTree(configDir string) error {
 	des, err := os.ReadDir(configDir)
 	if err != nil {
-		return fmt.Errorf("restore %s: %w", name, err)
+		return err
 	}
 	for _, d := range des {
 		if skipTopLevel(d.Name()) {
 			continue
 		}
 		if err := os.RemoveAll(filepath.Join(configDir, d.Name())); err != nil {
-			return fmt.Errorf("restore %s: clear %s: %w", name, d.Name(), err)
+			return fmt.Errorf("clear %s: %w", d.Name(), err)
 		}
 	}
-	if err := copyTree(snap, configDir, nil); err != nil {
-		return fmt.Errorf("restore %s: copy: %w", name, err)
-	}
-	return syncDir(configDir)
+	return nil
 }

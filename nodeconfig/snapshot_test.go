@@ -55,3 +55,40 @@ func TestSnapshotRestore(t *testing.T) {
 		t.Errorf("failed restore touched the tree: %q", got)
 	}
 }
+
+// TestReplaceLeavesOnlyTheNewConfig: after Replace the tree holds the new
+// config's files and the snapshots, nothing of the old config; an invalid
+// config clears nothing.
+func TestReplaceLeavesOnlyTheNewConfig(t *testing.T) {
+	cfg := t.TempDir()
+	mkfile(t, filepath.Join(cfg, "etc/hostname"), "old\n")
+	mkfile(t, filepath.Join(cfg, "etc/ssh/ssh_host_ed25519_key"), "old key")
+	if err := Snapshot(cfg, "1.0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := Replace(cfg, Config{Hostname: "bad host name"}); err == nil {
+		t.Fatal("Replace accepted an invalid hostname")
+	}
+	if got := readFile(t, filepath.Join(cfg, "etc/hostname")); got != "old\n" {
+		t.Fatalf("a refused Replace changed the config: hostname %q", got)
+	}
+	if err := Replace(cfg, Config{Hostname: "new.example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, filepath.Join(cfg, "etc/hostname")); got != "new.example.com\n" {
+		t.Errorf("hostname = %q", got)
+	}
+	if _, err := os.Stat(filepath.Join(cfg, "etc/ssh/ssh_host_ed25519_key")); !os.IsNotExist(err) {
+		t.Errorf("the old config's host key survived Replace: %v", err)
+	}
+	if got := readFile(t, filepath.Join(cfg, SnapshotsDir, "1.0", "etc/hostname")); got != "old\n" {
+		t.Errorf("the snapshot changed: hostname %q", got)
+	}
+	list, err := Persisted(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(list, "/etc/hostname") {
+		t.Errorf("the persisted list lacks /etc/hostname: %v", list)
+	}
+}

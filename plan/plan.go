@@ -206,8 +206,18 @@ func planInstall(p *cmdline.Params, f *Facts, action cmdline.Action) (*Blueprint
 		}
 	}
 
+	var inPlaceWhyNot string
+	if action == cmdline.ActionReinstall {
+		if inPlaceWhyNot = inPlaceBlocker(p, f, target, layout); inPlaceWhyNot == "" {
+			return planReinstallInPlace(p, f, target, layout, keepData)
+		}
+	}
+
 	t := targetOf(target)
 	plan := &Blueprint{Action: action, Target: &t, Layout: &layout, Slot: "a", Image: f.Image, Handoff: HandoffReboot}
+	if inPlaceWhyNot != "" && target.Content == disk.ContentOurs {
+		plan.Warnings = append(plan.Warnings, fmt.Sprintf("%s: the old install stops booting at the wipe, because %s", target.Path, inPlaceWhyNot))
+	}
 	if p.BootIf != nil && p.BootIf.Link && !slices.ContainsFunc(f.NICs, func(n NIC) bool { return n.Carrier }) {
 		plan.Warnings = append(plan.Warnings, "BOOTIF=link: no network interface has a link, so no interface is configured; name it with BOOTIF=<MAC> to configure one")
 	}
@@ -233,6 +243,7 @@ func planInstall(p *cmdline.Params, f *Facts, action cmdline.Action) (*Blueprint
 	if keepData {
 		keep = "node-data"
 	}
+	plan.Steps = append(plan.Steps, fetchStep(f, true))
 	if target.Content != disk.ContentBlank {
 		if err := lvsSpanningOut(f, []string{target.Path}); err != nil {
 			return nil, err
@@ -264,6 +275,123 @@ func planInstall(p *cmdline.Params, f *Facts, action cmdline.Action) (*Blueprint
 		plan.Warnings = append(plan.Warnings, "no EFI firmware found: the EFI boot order is not changed")
 	}
 	return plan, nil
+}
+
+// fetchStep copies the boot files into RAM and checks them before anything is written.
+func fetchStep(f *Facts, loader bool) Step {
+	what := "kernel and initrd"
+	if loader {
+		what = "kernel, initrd and boot loader"
+	}
+	return step(FetchBootFiles{Loader: loader},
+		fmt.Sprintf("copy %s %s's %s into RAM and check them against the signed manifest, before anything is written", f.Image.Name, f.Image.Version, what), "ram")
+}
+
+// inPlaceBlocker says why a reinstall onto target cannot keep the working
+// install bootable until the new one is written, or "" when it can: target
+// holds this machine's one complete nodeinit install, its running slot is
+// blessed, the new layout is the disk's partition table as it is, the erase
+// mode asks for no more than the default, and nothing it writes is mounted.
+func inPlaceBlocker(p *cmdline.Params, f *Facts, target *disk.Disk, layout disk.Layout) string {
+	in := f.Install
+	switch {
+	case in == nil || in.OVirt || in.Disk != target.Name:
+		return "it holds no nodeinit install"
+	case in.Incomplete != "":
+		return "its install never finished (" + in.Incomplete + ")"
+	case len(in.Others) > 0:
+		return "more disks hold an install"
+	case in.Slots[in.ActiveSlot].State != "good":
+		return fmt.Sprintf("its running slot %s is not blessed", orDash(in.ActiveSlot))
+	case string(p.Node.EraseMode()) != string(disk.EraseSignatures) || p.Node.EraseSecure:
+		return fmt.Sprintf("nodeinit.erase=%s asks for the whole disk to be erased first", p.Node.EraseMode())
+	}
+	if d := layout.Compare(target.Partitions); !d.Matches() {
+		return "the new layout differs from its partition table (" + strings.ReplaceAll(d.String(), "\n", "; ") + ")"
+	}
+	for _, ps := range target.Partitions {
+		// The running slot, the ESP and node-config are used where they are
+		// mounted (a reinstall from the running node); the rest is remade.
+		if len(ps.Mounts) > 0 && ps.PartLabel != "node-root-"+in.ActiveSlot && ps.PartLabel != disk.LabelESP && ps.PartLabel != "node-config" {
+			return fmt.Sprintf("%s (%s) is mounted at %s", ps.PartLabel, ps.Name, strings.Join(ps.Mounts, ", "))
+		}
+	}
+	return ""
+}
+
+// planReinstallInPlace reinstalls the way an upgrade runs: the new image goes
+// into the inactive slot, the config is replaced behind a snapshot, and only the
+// new slot's counted entry makes it the one that boots. Until then a power cut
+// or a failed fetch leaves the old slot booting with its own config (its boot
+// restores the snapshot); a new slot that does not come up falls back to it.
+func planReinstallInPlace(p *cmdline.Params, f *Facts, target *disk.Disk, layout disk.Layout, keepData bool) (*Blueprint, error) {
+	active := f.Install.ActiveSlot
+	slot := OtherSlot(active)
+	from := f.Install.Slots[active].Version
+	tries := p.Node.Tries
+	if tries == 0 {
+		tries = 3
+	}
+	t := targetOf(target)
+	plan := &Blueprint{Action: cmdline.ActionReinstall, Target: &t, Layout: &layout, Slot: slot, Image: f.Image, Handoff: HandoffReboot}
+	plan.Disks = []Target{t}
+	plan.Warnings = append(plan.Warnings, layout.Notices...)
+	if p.BootIf != nil && p.BootIf.Link && !slices.ContainsFunc(f.NICs, func(n NIC) bool { return n.Carrier }) {
+		plan.Warnings = append(plan.Warnings, "BOOTIF=link: no network interface has a link, so no interface is configured; name it with BOOTIF=<MAC> to configure one")
+	}
+	plan.Warnings = append(plan.Warnings, fmt.Sprintf("reinstall in place: slot %s (version %s) keeps booting until slot %s is written; slot %s then boots on trial with %d tries and falls back to slot %s",
+		active, from, slot, slot, tries, active))
+	dev := target.Path
+	old := f.Install.Slots[slot].Version
+	if old == "" {
+		old = "empty"
+	}
+	var remake []string
+	for _, name := range []string{"node-logging", "node-swap", "node-data"} {
+		if _, ok := layout.Find(name); ok && !(keepData && name == "node-data") {
+			remake = append(remake, name)
+		}
+	}
+	plan.Destroys = []string{
+		fmt.Sprintf("%s: node-root-%s (%s, the inactive slot)", dev, slot, old),
+		fmt.Sprintf("%s: %s (made anew)", dev, strings.Join(remake, ", ")),
+		fmt.Sprintf("%s: node-config's files (replaced by this command line's; kept as snapshot %s until slot %s is blessed)", dev, from, slot),
+	}
+	if keepData {
+		plan.Keeps = append(plan.Keeps, dev+": node-data partition and its files")
+	}
+	plan.Keeps = append(plan.Keeps,
+		fmt.Sprintf("%s: node-root-%s (version %s, the fallback until slot %s is blessed)", dev, active, from, slot),
+		dev+": the partition table and the ESP's boot loader")
+	name := target.Name
+	plan.Steps = []Step{
+		fetchStep(f, false),
+		writeSlotStep(f, name, slot, true),
+		step(CopyBootFiles{Disk: name, Slot: slot, Ready: true},
+			fmt.Sprintf("copy slot %s's kernel, initrd and manifest onto the ESP", slot), "NODE-ESP"),
+		step(Filesystems{Disk: name, Only: remake}, "make "+strings.Join(remakeText(layout, remake), ", "), remake...),
+		step(SeedConfig{Disk: name, Replace: true, Snapshot: from, Slot: slot},
+			fmt.Sprintf("snapshot node-config as %s, then replace it with hostname, network, dns, ntp, admin password hash, ssh and management settings from the command line", from), "node-config"),
+		step(AddBootEntry{Disk: name, Slot: slot, Tries: tries, NewArgs: true},
+			fmt.Sprintf("add loader entry for slot %s with %d tries, sorted before slot %s; record the reinstall in the ledger", slot, tries, active), "NODE-ESP"),
+		step(BootOrder{Disk: name}, "put the disk first in the EFI boot order", "efivars"),
+		step(Report{Disk: name}, "save the log on the ESP and report the outcome", "NODE-ESP"),
+	}
+	if !f.EFI {
+		plan.Steps = removeStep(plan.Steps, StageBootOrder)
+		plan.Warnings = append(plan.Warnings, "no EFI firmware found: the EFI boot order is not changed")
+	}
+	return plan, nil
+}
+
+// remakeText says which filesystem goes on each of labels.
+func remakeText(l disk.Layout, labels []string) []string {
+	out := make([]string, len(labels))
+	for i, name := range labels {
+		ps, _ := l.Find(name)
+		out[i] = fsName(ps.FS) + " on " + name
+	}
+	return out
 }
 
 // wipeStep is the wipe of one disk in the erase mode the command line asks for,
@@ -334,8 +462,9 @@ func planUpgrade(p *cmdline.Params, f *Facts) (*Blueprint, error) {
 	plan.Destroys = []string{fmt.Sprintf("%s: node-root-%s (%s, the inactive slot)", d.Path, inactive, old)}
 	plan.Keeps = []string{fmt.Sprintf("node-root-%s (version %s, running)", active, from), "node-config (snapshot first)", "node-logging", "node-data"}
 	plan.Steps = []Step{
+		fetchStep(f, false),
 		writeSlotStep(f, d.Name, inactive, true),
-		step(CopyBootFiles{Disk: d.Name, Slot: inactive},
+		step(CopyBootFiles{Disk: d.Name, Slot: inactive, Ready: true},
 			fmt.Sprintf("copy slot %s's kernel, initrd and manifest onto the ESP", inactive), "NODE-ESP"),
 		step(MigrateConfig{Disk: d.Name, Slot: inactive, From: from, To: f.Image.Version},
 			fmt.Sprintf("snapshot node-config as %s, apply the migrations of %s", from, f.Image.Version), "node-config"),

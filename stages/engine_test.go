@@ -170,7 +170,7 @@ func TestBreakWorksForEveryStageTheParserAccepts(t *testing.T) {
 		t.Fatalf("the parser accepts %v but the engine has %v", cmdline.StageNames, plan.AllStages)
 	}
 	plans := []*plan.Blueprint{
-		{Handoff: plan.HandoffReboot, Steps: testPlan(plan.Wipe{Disk: "a"}, plan.Partition{Disk: "a"}, plan.Filesystems{Disk: "a"},
+		{Handoff: plan.HandoffReboot, Steps: testPlan(plan.FetchBootFiles{}, plan.Wipe{Disk: "a"}, plan.Partition{Disk: "a"}, plan.Filesystems{Disk: "a"},
 			plan.WriteSlot{Disk: "a", Slot: "a"}, plan.CopyBootFiles{Disk: "a", Slot: "a"}, plan.SeedConfig{Disk: "a"},
 			plan.AddBootEntry{Disk: "a", Slot: "a"}, plan.BootOrder{Disk: "a"}, plan.Report{Disk: "a"}).Steps},
 		{Handoff: plan.HandoffReboot, Steps: testPlan(plan.MigrateConfig{Disk: "a", Slot: "b"}).Steps},

@@ -50,6 +50,7 @@ type Job struct {
 	locked  []string
 	mounted []string
 	erased  map[string]boot.EraseRecord // disk → the wipe this job made of it
+	fetched map[string]string           // bundle file name → its checked copy in RAM
 }
 
 // RunStep runs one planned step, chosen by the type of its input. An error that
@@ -89,6 +90,8 @@ func (j *Job) runStep(ctx context.Context, s plan.Step, r *Reporter) error {
 		return j.partition(ctx, in, r)
 	case plan.Filesystems:
 		return j.filesystems(ctx, in, r)
+	case plan.FetchBootFiles:
+		return j.fetchBootFiles(ctx, in, r)
 	case plan.WriteSlot:
 		return j.writeSlot(ctx, in, r)
 	case plan.CopyBootFiles:
@@ -277,7 +280,7 @@ func (j *Job) filesystems(ctx context.Context, in plan.Filesystems, r *Reporter)
 		return err
 	}
 	for _, ps := range j.Plan.Layout.Partitions {
-		if ps.FS == disk.FSRaw || ps.Name == in.Keep {
+		if ps.FS == disk.FSRaw || ps.Name == in.Keep || (in.Only != nil && !slices.Contains(in.Only, ps.Name)) {
 			continue
 		}
 		p := disk.PartitionPath(dev, ps.Number)
@@ -384,6 +387,41 @@ func (j *Job) updateLedger(esp boot.FS, fn func(*boot.Ledger) error) error {
 	return l.Write(esp)
 }
 
+// bootFileNames are the bundle files the ESP gets: the kernel and initrd, and the
+// loader when asked.
+func bootFileNames(loader bool) []string {
+	names := []string{image.KernelName, image.InitrdName}
+	if loader {
+		names = append(names, image.LoaderName)
+	}
+	return names
+}
+
+// fetchBootFiles copies the boot files into RunDir (RAM in the initramfs),
+// each checked against the signed manifest as it is read: a 404, a truncated
+// medium or a bad digest refuses the action here, before any write.
+func (j *Job) fetchBootFiles(ctx context.Context, in plan.FetchBootFiles, r *Reporter) error {
+	dir := filepath.Join(j.RunDir, "fetched")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	if j.fetched == nil {
+		j.fetched = map[string]string{}
+	}
+	for _, name := range bootFileNames(in.Loader) {
+		dst := filepath.Join(dir, name)
+		if err := j.Bundle.CopyFile(ctx, name, dst); err != nil {
+			src := j.Bundle.Source.String()
+			return operr.Wrap(err, "fetch "+name+" from "+src, "nothing was written: make the bundle at "+src+" complete again (nodeinit image verify checks it) and run the same command line", "")
+		}
+		j.fetched[name] = dst
+		if st, err := os.Stat(dst); err == nil {
+			r.Info("%s: %d bytes, digest checked", name, st.Size())
+		}
+	}
+	return nil
+}
+
 // copyBootFiles puts the slot's kernel, initrd and manifest on the ESP, and the boot
 // loader when asked (install). On an upgrade the slot is then ready but has no entry
 // yet: the entry comes last (addBootEntry), so a power cut before it leaves the old
@@ -400,11 +438,11 @@ func (j *Job) copyBootFiles(ctx context.Context, in plan.CopyBootFiles, r *Repor
 	}
 	defer os.RemoveAll(tmp)
 	files := map[string]string{}
-	names := []string{image.KernelName, image.InitrdName}
-	if in.Loader {
-		names = append(names, image.LoaderName)
-	}
-	for _, name := range names {
+	for _, name := range bootFileNames(in.Loader) {
+		if p, ok := j.fetched[name]; ok {
+			files[name] = p // fetched and checked before the first write
+			continue
+		}
 		files[name] = filepath.Join(tmp, name)
 		if err := j.Bundle.CopyFile(ctx, name, files[name]); err != nil {
 			return err
@@ -428,7 +466,7 @@ func (j *Job) copyBootFiles(ctx context.Context, in plan.CopyBootFiles, r *Repor
 		if err := boot.InstallSlot(esp, slot, files[image.KernelName], files[image.InitrdName], manifest); err != nil {
 			return err
 		}
-		if j.Plan.Action != cmdline.ActionUpgrade {
+		if !in.Ready {
 			return nil
 		}
 		return j.updateLedger(esp, func(l *boot.Ledger) error {
@@ -465,7 +503,11 @@ func (j *Job) addBootEntry(ctx context.Context, in plan.AddBootEntry, r *Reporte
 				return nil
 			})
 		}
-		if err := boot.WriteEntry(esp, boot.Entry{Slot: in.Slot, Version: m.Version, Options: j.entryOptions(esp), Tries: in.Tries}); err != nil {
+		opts := j.entryOptions(esp)
+		if in.NewArgs {
+			opts = j.Params.BootEntryArgs()
+		}
+		if err := boot.WriteEntry(esp, boot.Entry{Slot: in.Slot, Version: m.Version, Options: opts, Tries: in.Tries}); err != nil {
 			return err
 		}
 		return j.updateLedger(esp, func(l *boot.Ledger) error {
@@ -484,8 +526,28 @@ func (j *Job) seedConfig(ctx context.Context, in plan.SeedConfig, r *Reporter) e
 	if err != nil {
 		return err
 	}
+	if !in.Replace {
+		return j.withPart(d, "node-config", "config", "ext4", func(dir string) error {
+			return nodeconfig.Seed(dir, c)
+		})
+	}
 	return j.withPart(d, "node-config", "config", "ext4", func(dir string) error {
-		return nodeconfig.Seed(dir, c)
+		// The snapshot is the config the working slot runs with. Once the ledger
+		// says slot in.Slot's config is being written, a boot of the working slot
+		// before in.Slot's entry exists restores it (see recordBoot).
+		if err := nodeconfig.Snapshot(dir, in.Snapshot); err != nil {
+			return err
+		}
+		if err := j.withESP(d, func(esp boot.FS) error {
+			return j.updateLedger(esp, func(l *boot.Ledger) error {
+				l.RecordAction(j.now(), ActionMigrating, in.Slot, "config snapshot "+in.Snapshot+" taken; replacing the config for the reinstall")
+				return nil
+			})
+		}); err != nil {
+			return err
+		}
+		r.Info("config snapshot %q taken; replacing the config", in.Snapshot)
+		return nodeconfig.Replace(dir, c)
 	})
 }
 

@@ -29,7 +29,10 @@ w("foreign.json", disks=[nvme("nvme0n1","S5GXNF0R100001", content="foreign",
 w("small.json", disks=[nvme("nvme0n1","S5GXNF0R100001", size=4*GiB), cd])
 lay=[["NODE-ESP",1048576,536870912,"vfat"],["node-root-a",537919488,2147483648,"squashfs"],["node-root-b",2685403136,2147483648,""],
      ["node-config",4832886784,67108864,"ext4"],["node-logging",4899995648,2147483648,"ext4"],["node-swap",7047479296,2147483648,"swap"],["node-data",9194962944,59523465216,"ext4"]]
-inst_parts=[dict(number=i+1,name="nvme0n1p%d"%(i+1),path="/dev/nvme0n1p%d"%(i+1),start_byte=st,size_bytes=sz,partlabel=n,**({"fstype":fs} if fs else {})) for i,(n,st,sz,fs) in enumerate(lay)]
+gpt_type={"NODE-ESP":"c12a7328-f81f-11d2-ba4b-00a0c93ec93b","node-root-a":"4f68bce3-e8cd-4db1-96e7-fbcaf984b709","node-root-b":"4f68bce3-e8cd-4db1-96e7-fbcaf984b709",
+          "node-swap":"0657fd6d-a4ab-43c4-84e5-0933c84b4f4f"}
+inst_parts=[dict(number=i+1,name="nvme0n1p%d"%(i+1),path="/dev/nvme0n1p%d"%(i+1),start_byte=st,size_bytes=sz,partlabel=n,
+                 type_guid=gpt_type.get(n,"0fc63daf-8483-4772-8e79-3d69d8477de4"),**({"fstype":fs} if fs else {})) for i,(n,st,sz,fs) in enumerate(lay)]
 ours=nvme("nvme0n1","S5GXNF0R100001", content="ours", installed_version="1.0", partitions=inst_parts,
           signatures=[{"type":"gpt","offset":512,"where":"disk"}])
 data2=nvme("nvme1n1","S5GXNF0R100009", size=128*GiB, model="Data Disk", content="foreign",

@@ -365,7 +365,9 @@ func planReinstallInPlace(p *cmdline.Params, f *Facts, target *disk.Disk, layout
 		dev+": the partition table and the ESP's boot loader")
 	name := target.Name
 	plan.Steps = []Step{
-		fetchStep(f, false),
+		// The loader is checked, though the ESP's own stays: a bundle that is
+		// not whole is refused before anything is written.
+		fetchStep(f, true),
 		writeSlotStep(f, name, slot, true),
 		step(CopyBootFiles{Disk: name, Slot: slot, Ready: true},
 			fmt.Sprintf("copy slot %s's kernel, initrd and manifest onto the ESP", slot), "NODE-ESP"),

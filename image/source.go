@@ -45,6 +45,13 @@ type SourceOptions struct {
 	// StallTimeout aborts an attempt that receives no byte for this long
 	// (default 30s); the download then resumes with a Range request.
 	StallTimeout time.Duration
+	// MinRate (bytes a second, default 16 KiB/s) over each RateWindow (default
+	// 60s) is the slowest an http download may go; below it the download
+	// fails, so a server that drips bytes cannot hold an install forever.
+	MinRate    int64
+	RateWindow time.Duration
+	// Deadline bounds one file's whole download, retries included (default 4h).
+	Deadline time.Duration
 
 	// SysRoot and DevRoot are where label: sources look for block devices
 	// (defaults /sys and /dev); tests point them at a temp tree.
@@ -72,6 +79,11 @@ func (o SourceOptions) withDefaults() SourceOptions {
 	def(&o.BackoffMax, 15*time.Second)
 	def(&o.ConnectTimeout, 20*time.Second)
 	def(&o.StallTimeout, 30*time.Second)
+	def(&o.RateWindow, time.Minute)
+	def(&o.Deadline, 4*time.Hour)
+	if o.MinRate <= 0 {
+		o.MinRate = 16 << 10
+	}
 	if o.SysRoot == "" {
 		o.SysRoot = "/sys"
 	}

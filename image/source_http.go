@@ -42,19 +42,57 @@ func newHTTPSource(spec string, opts SourceOptions) (*httpSource, error) {
 		MaxIdleConnsPerHost: 2,
 		ReadBufferSize:      256 << 10,
 	}
-	return &httpSource{base: u, opts: opts, client: &http.Client{Transport: tr}}, nil
+	return &httpSource{base: u, opts: opts, client: &http.Client{Transport: tr, CheckRedirect: CheckRedirect}}, nil
+}
+
+// MaxRedirects is how many redirects one request may follow.
+const MaxRedirects = 5
+
+// CheckRedirect is the redirect policy of every HTTP client nodeinit runs: at
+// most MaxRedirects hops, and never from https to plain http, which would
+// fetch over cleartext what the operator asked to fetch over TLS (bypassing
+// the rule that cleartext needs a signature or a pin).
+func CheckRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= MaxRedirects {
+		return fmt.Errorf("%w: stopped after %d redirects", errRedirect, MaxRedirects)
+	}
+	for _, v := range via {
+		if v.URL.Scheme == "https" && req.URL.Scheme != "https" {
+			return fmt.Errorf("%w: from https to %s (%s), a downgrade to cleartext", errRedirect, req.URL.Scheme, RedactURL(req.URL))
+		}
+	}
+	return nil
+}
+
+// errRedirect marks a redirect CheckRedirect refused.
+var errRedirect = errors.New("redirect refused")
+
+// RedactURL is u as messages show it: no user information, query or fragment,
+// which may carry credentials (a password, a token, a signed URL's signature).
+func RedactURL(u *url.URL) string {
+	c := *u
+	if c.User != nil {
+		c.User = url.User("REDACTED")
+	}
+	if c.RawQuery != "" || c.ForceQuery {
+		c.RawQuery, c.ForceQuery = "REDACTED", false
+	}
+	if c.Fragment != "" {
+		c.Fragment, c.RawFragment = "REDACTED", ""
+	}
+	return c.String()
 }
 
 func (h *httpSource) Cleartext() bool { return h.base.Scheme == "http" }
-func (h *httpSource) String() string  { return h.base.Redacted() }
+func (h *httpSource) String() string  { return RedactURL(h.base) }
 
 func (h *httpSource) Close() error {
 	h.client.CloseIdleConnections()
 	return nil
 }
 
-func (h *httpSource) fileURL(name string) string {
-	return h.base.JoinPath(name).String()
+func (h *httpSource) fileURL(name string) *url.URL {
+	return h.base.JoinPath(name)
 }
 
 // Open starts the download of name. The returned reader resumes with Range
@@ -64,8 +102,14 @@ func (h *httpSource) Open(ctx context.Context, name string) (io.ReadCloser, int6
 	if err := checkName(name); err != nil {
 		return nil, 0, err
 	}
-	r := &httpReader{ctx: ctx, src: h, url: h.fileURL(name), size: -1}
+	u := h.fileURL(name)
+	// One deadline for the whole file, however the server paces it.
+	dctx, stop := context.WithTimeout(ctx, h.opts.Deadline)
+	r := &httpReader{ctx: dctx, parent: ctx, stop: stop, src: h, url: u.String(), shown: RedactURL(u), size: -1,
+		started: time.Now()}
+	r.windowStart = r.started
 	if err := r.connect(); err != nil {
+		stop()
 		return nil, 0, err
 	}
 	return r, r.size, nil
@@ -73,11 +117,18 @@ func (h *httpSource) Open(ctx context.Context, name string) (io.ReadCloser, int6
 
 // httpReader is one resumable download.
 type httpReader struct {
-	ctx  context.Context
-	src  *httpSource
-	url  string
-	size int64 // total size, -1 if the server did not say
-	off  int64 // bytes delivered to the caller so far
+	ctx    context.Context // parent with the Deadline
+	parent context.Context
+	stop   context.CancelFunc
+	src    *httpSource
+	url    string // what is fetched
+	shown  string // what messages show: url without credentials
+	size   int64  // total size, -1 if the server did not say
+	off    int64  // bytes delivered to the caller so far
+
+	started     time.Time
+	windowStart time.Time // the rate window: since when, and off then
+	windowOff   int64
 
 	validator string // ETag or Last-Modified of the first response, for If-Range
 	body      io.ReadCloser
@@ -102,6 +153,10 @@ func (r *httpReader) Read(p []byte) (int, error) {
 			r.fails = 0
 			r.watchdog.Reset(r.src.opts.StallTimeout)
 		}
+		if rerr := r.checkRate(); rerr != nil {
+			r.closeBody()
+			return n, rerr
+		}
 		if err == nil {
 			return n, nil
 		}
@@ -113,8 +168,8 @@ func (r *httpReader) Read(p []byte) (int, error) {
 		}
 		// The connection dropped or stalled: resume on the next attempt.
 		r.closeBody()
-		if cerr := r.ctx.Err(); cerr != nil {
-			return n, fmt.Errorf("download %s: %w", r.url, cerr)
+		if cerr := r.ctxErr(); cerr != nil {
+			return n, cerr
 		}
 		r.lastErr = err
 		r.fails++
@@ -126,7 +181,41 @@ func (r *httpReader) Read(p []byte) (int, error) {
 
 func (r *httpReader) Close() error {
 	r.closeBody()
+	r.stop()
 	return nil
+}
+
+// checkRate fails the download when, over the last RateWindow, the server
+// delivered less than MinRate bytes a second: a server that drips a byte now
+// and then never trips the stall timer, and must not hold an install forever.
+func (r *httpReader) checkRate() error {
+	o := r.src.opts
+	now := time.Now()
+	elapsed := now.Sub(r.windowStart)
+	if elapsed < o.RateWindow {
+		return nil
+	}
+	rate := float64(r.off-r.windowOff) / elapsed.Seconds()
+	if rate < float64(o.MinRate) {
+		return newError("download", r.shown,
+			fmt.Errorf("%.0f bytes/s over the last %s, below the minimum of %d bytes/s (at byte %d)", rate, elapsed.Round(time.Millisecond), o.MinRate, r.off),
+			"the server or the network is too slow: check them, or put the bundle on the boot medium")
+	}
+	r.windowStart, r.windowOff = now, r.off
+	return nil
+}
+
+// ctxErr is the error for a done context: the Deadline, or the caller's own.
+func (r *httpReader) ctxErr() error {
+	if r.ctx.Err() == nil {
+		return nil
+	}
+	if r.parent.Err() == nil {
+		return newError("download", r.shown,
+			fmt.Errorf("not finished after %s (byte %d of %d)", r.src.opts.Deadline, r.off, r.size),
+			"the server or the network is too slow: check them, or put the bundle on the boot medium")
+	}
+	return fmt.Errorf("download %s: %w", r.shown, r.parent.Err())
 }
 
 func (r *httpReader) closeBody() {
@@ -144,14 +233,14 @@ func (r *httpReader) connect() error {
 	o := r.src.opts
 	for {
 		if r.fails >= o.Retries {
-			return newError("download", r.url,
+			return newError("download", r.shown,
 				fmt.Errorf("gave up after %d failed attempts in a row (%d in total) at byte %d: %w",
 					r.fails, r.attempts, r.off, r.lastErr),
 				"check the server and the network, or put the bundle on the boot medium")
 		}
 		if r.attempts > 0 && r.fails > 0 {
 			if err := sleepCtx(r.ctx, backoff(o.BackoffMin, o.BackoffMax, r.fails)); err != nil {
-				return fmt.Errorf("download %s: %w", r.url, err)
+				return r.ctxErr()
 			}
 		}
 		r.attempts++
@@ -163,8 +252,8 @@ func (r *httpReader) connect() error {
 		if errors.As(err, &perm) {
 			return perm.err
 		}
-		if cerr := r.ctx.Err(); cerr != nil {
-			return fmt.Errorf("download %s: %w", r.url, cerr)
+		if cerr := r.ctxErr(); cerr != nil {
+			return cerr
 		}
 		r.lastErr = err
 		r.fails++
@@ -181,7 +270,7 @@ func (r *httpReader) try() error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.url, nil)
 	if err != nil {
 		cancel()
-		return &permanentError{newError("download", r.url, err, "check the URL")}
+		return &permanentError{newError("download", r.shown, err, "check the URL")}
 	}
 	if r.off > 0 {
 		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", r.off))
@@ -195,8 +284,14 @@ func (r *httpReader) try() error {
 	if err != nil {
 		watchdog.Stop()
 		cancel()
+		// net/http's error carries the URL with its query (and user name):
+		// keep only the cause, the messages name the URL without credentials.
+		err = WithoutURL(err)
+		if errors.Is(err, errRedirect) {
+			return &permanentError{newError("download", r.shown, err, "serve the bundle over https all the way, or point nodeinit.image= at where the redirect leads")}
+		}
 		if isCertError(err) {
-			return &permanentError{newError("download", r.url, err,
+			return &permanentError{newError("download", r.shown, err,
 				"the server's certificate is not trusted: add its CA to the initramfs, or fetch the bundle from the boot medium")}
 		}
 		return err
@@ -209,7 +304,7 @@ func (r *httpReader) try() error {
 	}
 	switch {
 	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone:
-		return fail(&permanentError{fmt.Errorf("download %s: HTTP %s: %w", r.url, resp.Status, fs.ErrNotExist)})
+		return fail(&permanentError{fmt.Errorf("download %s: HTTP %s: %w", r.shown, resp.Status, fs.ErrNotExist)})
 	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
 		return fail(fmt.Errorf("HTTP %s", resp.Status))
 	case resp.StatusCode == http.StatusOK:
@@ -232,7 +327,7 @@ func (r *httpReader) try() error {
 			r.size = total
 		}
 	default:
-		return fail(&permanentError{newError("download", r.url, fmt.Errorf("HTTP %s", resp.Status),
+		return fail(&permanentError{newError("download", r.shown, fmt.Errorf("HTTP %s", resp.Status),
 			"check the URL in nodeinit.image= and the server's access rules")})
 	}
 	if r.validator == "" {
@@ -305,4 +400,28 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// RedactRawURL is RedactURL of a URL string; a string that does not parse
+// is shown as REDACTED, since it may hide a credential anywhere.
+func RedactRawURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "REDACTED"
+	}
+	if u.User == nil && u.RawQuery == "" && !u.ForceQuery && u.Fragment == "" {
+		return raw // nothing to hide: shown as written
+	}
+	return RedactURL(u)
+}
+
+// WithoutURL returns the cause of a net/http client error, whose message
+// carries the request URL, query and user name included; other errors are
+// returned as they are.
+func WithoutURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
 }

@@ -67,10 +67,53 @@ func Expand(s string, v Vars) (string, error) {
 		if val == "" {
 			return "", fmt.Errorf("%w %q: ${%s} is empty: %s", ErrTemplate, s, name, why)
 		}
+		if err := CheckValue(name, val); err != nil {
+			return "", fmt.Errorf("%w %q: %w", ErrTemplate, s, err)
+		}
 		b.WriteString(url.PathEscape(val))
 		i += n
 	}
 	return b.String(), nil
+}
+
+// CheckValue refuses a value that would change the shape of the URL path it
+// is put into: "." and ".." (which URL resolution and JoinPath clean away, so
+// .../nodes/${serial}/bundle/ would fetch another directory), a slash or a
+// backslash (which servers may decode from %2F), and control characters. A
+// hostname must also be a valid host name (RFC 1123): a DHCP server's
+// host-name option is not trusted to be one.
+func CheckValue(name, val string) error {
+	if val == "." || val == ".." {
+		return fmt.Errorf("${%s} is %q, which would change the URL's path: fix the machine's %s", name, val, name)
+	}
+	for _, r := range val {
+		if r == '/' || r == '\\' || r < 0x20 || r == 0x7f {
+			return fmt.Errorf("${%s} = %q holds %q, which would change the URL's path: fix the machine's %s", name, val, r, name)
+		}
+	}
+	if name == "hostname" && !validHostname(val) {
+		return fmt.Errorf("${hostname} = %q is not a host name (letters, digits and hyphens in dot-separated labels): give hostname=NAME", val)
+	}
+	return nil
+}
+
+// validHostname is RFC 1123: labels of 1 to 63 letters, digits and hyphens,
+// not starting or ending with a hyphen, 253 characters in all.
+func validHostname(h string) bool {
+	if len(h) == 0 || len(h) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(h, ".") {
+		if len(label) == 0 || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, c := range label {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // templateAt recognises a template at the start of s and returns its lower-case name and

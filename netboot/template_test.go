@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-var vars = Vars{MAC: "52:54:00:ab:cd:ef", Serial: "SN 42/7", UUID: "4c4c4544-0042-3510-8052-b7c04f4e3232", Hostname: "node7"}
+var vars = Vars{MAC: "52:54:00:ab:cd:ef", Serial: "SN 42.7", UUID: "4c4c4544-0042-3510-8052-b7c04f4e3232", Hostname: "node7"}
 
 func TestExpand(t *testing.T) {
 	tests := []struct{ in, want string }{
@@ -17,8 +17,8 @@ func TestExpand(t *testing.T) {
 		{"http://h/${MAC}/", "http://h/52:54:00:ab:cd:ef/"},
 		{"http://h/${mac_hyphen}/", "http://h/52-54-00-ab-cd-ef/"},
 		{"http://h/by-uuid/${uuid}/", "http://h/by-uuid/4c4c4544-0042-3510-8052-b7c04f4e3232/"},
-		// a serial is escaped for the path: a space or slash must not change the URL's shape.
-		{"http://h/${serial}/", "http://h/SN%2042%2F7/"},
+		// a serial is escaped for the path (a slash is refused: TestExpandKeepsThePathShape).
+		{"http://h/${serial}/", "http://h/SN%2042.7/"},
 		{"http://h/s?host=${hostname}&m=${mac}", "http://h/s?host=node7&m=52:54:00:ab:cd:ef"},
 		// oVirt's and Cobbler's @HOSTNAME@, and the @MAC@ form the iPXE/GRUB configs carry.
 		{"http://cobbler/cblr/svc/op/nopxe/system/@HOSTNAME@", "http://cobbler/cblr/svc/op/nopxe/system/node7"},
@@ -119,5 +119,35 @@ func TestReadDMI(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "product_uuid"), []byte("00000000-0000-0000-0000-000000000000\n"), 0o444)
 	if s, u := ReadDMI(root); s != "" || u != "" {
 		t.Errorf("placeholders read as %q %q", s, u)
+	}
+}
+
+// TestExpandKeepsThePathShape: a value that would change which path the URL
+// names ("." and "..", which JoinPath and URL resolution clean away, a
+// slash, a backslash, a control character) or a DHCP host name that is no
+// host name is refused, naming the template; ordinary values expand.
+func TestExpandKeepsThePathShape(t *testing.T) {
+	const tmpl = "http://srv/nodes/${serial}/bundle/?h=${hostname}"
+	for _, c := range []struct {
+		v    Vars
+		want string
+	}{
+		{Vars{Serial: "..", Hostname: "n1"}, "${serial}"},
+		{Vars{Serial: ".", Hostname: "n1"}, "${serial}"},
+		{Vars{Serial: "a/../../etc", Hostname: "n1"}, "${serial}"},
+		{Vars{Serial: `a\b`, Hostname: "n1"}, "${serial}"},
+		{Vars{Serial: "a\nb", Hostname: "n1"}, "${serial}"},
+		{Vars{Serial: "S1", Hostname: ".."}, "${hostname}"},
+		{Vars{Serial: "S1", Hostname: "evil host"}, "${hostname}"},
+		{Vars{Serial: "S1", Hostname: "-bad.example.com"}, "${hostname}"},
+	} {
+		got, err := Expand(tmpl, c.v)
+		if err == nil || !errors.Is(err, ErrTemplate) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Expand with %+v = %q, %v; want an error naming %s", c.v, got, err, c.want)
+		}
+	}
+	got, err := Expand(tmpl, Vars{Serial: "VMware-56 4d.1a", Hostname: "node-7.example.com"})
+	if err != nil || got != "http://srv/nodes/VMware-56%204d.1a/bundle/?h=node-7.example.com" {
+		t.Errorf("Expand of ordinary values = %q, %v", got, err)
 	}
 }

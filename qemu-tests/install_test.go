@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -294,8 +295,37 @@ func checkInstalledDisk(t *testing.T, img string) {
 		if err := l.Detach(); err != nil {
 			t.Error(err)
 		}
+		if err != nil && tool[0] == "fsck.vfat" && onlyDirtyBit(string(out)) {
+			// The node's own Linux mounted the ESP and powered off without
+			// unmounting it (the test OS's poweroff); a reinstall in place keeps
+			// that ESP. Everything else fsck checks is clean.
+			t.Logf("fsck.vfat on partition %s: only the dirty bit of an unclean shutdown is set", part)
+			continue
+		}
 		if err != nil {
 			t.Errorf("%s on partition %s: %v\n%s", tool[0], part, err, out)
 		}
 	}
+}
+
+// onlyDirtyBit reports whether fsck.vfat -n found nothing but the dirty bit an
+// unclean unmount leaves (byte 65 of the boot sector, which then differs from
+// its backup) and the unset free-cluster hint, which the FAT spec allows.
+func onlyDirtyBit(out string) bool {
+	benign := []string{"fsck.fat ", "There are differences between boot sector and its backup.",
+		"This is mostly harmless. Differences:", "65:01/00", "Not automatically fixing this.",
+		"Dirty bit is set.", "Automatically removing dirty bit.", "Free cluster summary uninitialized",
+		"Leaving filesystem unchanged.", "/dev/loop"}
+	dirty := false
+	for _, line := range strings.Split(out, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		dirty = dirty || strings.HasPrefix(line, "Dirty bit is set.")
+		if !slices.ContainsFunc(benign, func(b string) bool { return strings.HasPrefix(line, b) }) {
+			return false
+		}
+	}
+	return dirty
 }

@@ -139,10 +139,10 @@ func openImage(ctx context.Context, p *cmdline.Params, f *plan.Facts, o GatherOp
 			if kerr != nil {
 				err = fmt.Errorf("%w (and the trusted keys could not be loaded: %v)", err, kerr)
 			}
-			return nil, &plan.ImageFacts{Source: spec, Error: err.Error(), Hint: image.HintOf(err)}
+			return nil, &plan.ImageFacts{Source: image.RedactRawURL(spec), Error: err.Error(), Hint: image.HintOf(err)}
 		}
 		m := b.Manifest
-		facts := &plan.ImageFacts{Source: spec, Name: m.Name, Version: m.Version, Arch: m.Arch,
+		facts := &plan.ImageFacts{Source: image.RedactRawURL(spec), Name: m.Name, Version: m.Version, Arch: m.Arch,
 			Signed: b.Signed, Pinned: b.Pinned, UpgradeFrom: m.UpgradeFrom}
 		if rf, ok := m.File(image.RootfsName); ok {
 			facts.RootSize = rf.Size
@@ -153,7 +153,7 @@ func openImage(ctx context.Context, p *cmdline.Params, f *plan.Facts, o GatherOp
 		// No default source exists: the plan refuses with "needs an image".
 		return nil, nil
 	}
-	return nil, &plan.ImageFacts{Source: specs[0], Error: lastErr.Error(), Hint: image.HintOf(lastErr)}
+	return nil, &plan.ImageFacts{Source: image.RedactRawURL(specs[0]), Error: lastErr.Error(), Hint: image.HintOf(lastErr)}
 }
 
 // markMedium flags the disk carrying the labelled medium so it is never a target.

@@ -696,7 +696,7 @@ func (j *Job) localBootTrigger(ctx context.Context, r *Reporter) error {
 		r.Info("warning: %v", err)
 		return nil
 	}
-	r.Info("local_boot_trigger %s called", u)
+	r.Info("local_boot_trigger %s called", image.RedactRawURL(u))
 	return nil
 }
 

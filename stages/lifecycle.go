@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nodeinit/nodeinit/boot"
+	"github.com/nodeinit/nodeinit/image"
 	"github.com/nodeinit/nodeinit/operr"
 	"github.com/nodeinit/nodeinit/plan"
 )
@@ -81,7 +82,7 @@ func LocalBootTriggerURL(trigger, hostname string) string {
 // with a growing pause, so the provisioning server stops offering the installer.
 func FetchLocalBootTrigger(ctx context.Context, client *http.Client, u string, attempts int) error {
 	if client == nil {
-		client = &http.Client{Timeout: 20 * time.Second}
+		client = &http.Client{Timeout: 20 * time.Second, CheckRedirect: image.CheckRedirect}
 	}
 	var last error
 	for i := 0; i < max(attempts, 1); i++ {
@@ -94,11 +95,11 @@ func FetchLocalBootTrigger(ctx context.Context, client *http.Client, u string, a
 		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 		if err != nil {
-			return fmt.Errorf("local_boot_trigger %s: %w", u, err)
+			return fmt.Errorf("local_boot_trigger %s: %w", image.RedactRawURL(u), err)
 		}
 		resp, err := client.Do(req)
 		if err != nil {
-			last = err
+			last = image.WithoutURL(err)
 			continue
 		}
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
@@ -108,7 +109,7 @@ func FetchLocalBootTrigger(ctx context.Context, client *http.Client, u string, a
 		}
 		last = fmt.Errorf("HTTP %s", resp.Status)
 	}
-	return operr.Wrap(last, "local_boot_trigger "+u, "check the URL; the install itself is complete", "")
+	return operr.Wrap(last, "local_boot_trigger "+image.RedactRawURL(u), "check the URL; the install itself is complete", "")
 }
 
 // SlotFromCmdline returns the last nodeinit.slot value on a kernel command line.

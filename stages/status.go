@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/nodeinit/nodeinit/image"
 )
 
 // StatusPoster posts events to nodeinit.status_url as JSON, one request per event,
@@ -26,7 +28,7 @@ type StatusPoster struct {
 
 // NewStatusPoster starts the background sender; call Close to flush it.
 func NewStatusPoster(url string) *StatusPoster {
-	s := &StatusPoster{URL: url, Client: &http.Client{Timeout: 5 * time.Second}, Retries: 3, Backoff: 500 * time.Millisecond,
+	s := &StatusPoster{URL: url, Client: &http.Client{Timeout: 5 * time.Second, CheckRedirect: image.CheckRedirect}, Retries: 3, Backoff: 500 * time.Millisecond,
 		queue: make(chan Event, 64)}
 	s.wg.Add(1)
 	go s.loop()
@@ -97,6 +99,7 @@ func (s *StatusPoster) post(e Event) error {
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := s.Client.Do(req)
 		cancel()
+		err = image.WithoutURL(err)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode < 300 {
@@ -112,5 +115,5 @@ func (s *StatusPoster) post(e Event) error {
 			break
 		}
 	}
-	return fmt.Errorf("post status to %s: %w", s.URL, last)
+	return fmt.Errorf("post status to %s: %w", image.RedactRawURL(s.URL), last)
 }

@@ -151,8 +151,13 @@ func TestInstallNVMeThenBoot(t *testing.T) {
 func TestInstall4KVirtio(t *testing.T) {
 	n := newNode(t, vm.Disk{Path: vm.NewDisk(t, "virtio4k.img", 16<<30), Interface: vm.Virtio, Serial: "VIRTIO4K01", SectorSize: 4096})
 	v := n.installer("1.0", "install storage_init=virtio:VIRTIO4K01 BOOTIF=link hostname=node4k testos.action=poweroff")
-	v.Expect(`write a GPT \(4096-byte sectors\) on /dev/vda`, 3*time.Minute)
-	v.Expect(`nodeinit: install complete`, 3*time.Minute)
+	p := v.ExpectPlan(3 * time.Minute)
+	if !slices.ContainsFunc(p.Steps, func(s vm.PlanStep) bool {
+		return s.Name == "partition" && strings.Contains(s.Description, "(4096-byte sectors) on /dev/vda")
+	}) {
+		t.Errorf("the plan does not write a 4096-byte-sector GPT on /dev/vda: %+v", p.Steps)
+	}
+	v.ExpectEvent("install finished", vm.Finished, 3*time.Minute)
 	waitExit(t, v)
 	out, err := exec.Command("sgdisk", "-v", n.disks[0].Path).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "No problems found") {

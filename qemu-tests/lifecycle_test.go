@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -15,13 +16,15 @@ import (
 
 	"github.com/nodeinit/nodeinit/internal/testloop"
 	"github.com/nodeinit/nodeinit/qemu-tests/vm"
+	"github.com/nodeinit/nodeinit/stages"
 )
 
 // powerOnUntilOff boots from disk and lets the guest reboot by itself (a kernel panic
 // reboots after panic=N) until it powers off.
 func (n *node) powerOnUntilOff() *vm.VM {
 	n.t.Helper()
-	return vm.Start(n.t, vm.Config{OVMFCode: n.f.Debian.OVMFCode, OVMFVars: n.vars, Disks: n.disks, MemoryMiB: 1536, Timeout: 6 * time.Minute})
+	return vm.Start(n.t, vm.Config{OVMFCode: n.f.Debian.OVMFCode, OVMFVars: n.vars, Disks: n.disks, MemoryMiB: 1536, Timeout: 6 * time.Minute,
+		Events: n.eventsFile()})
 }
 
 // espFile reads a file from the ESP of an installed disk image with mtools (the build
@@ -46,7 +49,7 @@ func TestUpgradeThenAutomaticRollback(t *testing.T) {
 	acts := "testos.action=show:/etc/testos/written,write:/etc/testos/written:kept,show:/etc/testos/migrated,bless," +
 		"run:/usr/sbin/nodeinit:status,poweroff"
 	v := n.installer("1.0", "install storage_init=serial:LIFE0001 BOOTIF=01-52-54-00-12-34-56 hostname=life1 "+acts)
-	v.Expect(`nodeinit: install complete`, 3*time.Minute)
+	v.ExpectEvent("install finished", vm.Finished, 3*time.Minute)
 	waitExit(t, v)
 	v = n.powerOn()
 	v.Expect(`TESTOS version=1\.0 build=1\.0 slot=a hostname=life1`, 3*time.Minute)
@@ -55,9 +58,11 @@ func TestUpgradeThenAutomaticRollback(t *testing.T) {
 	waitExit(t, v)
 
 	v = n.installer("2.0", "upgrade nodeinit.onfail=poweroff")
-	v.Expect(`action:   upgrade`, 3*time.Minute)
-	v.Expect(`nodeinit: \[migrate-config\] info: config snapshot "1\.0" taken; applying 1 migrations`, 2*time.Minute)
-	v.Expect(`nodeinit: upgrade complete`, 2*time.Minute)
+	if p := v.ExpectPlan(3 * time.Minute); p.Action != "upgrade" || p.Slot != "b" {
+		t.Errorf("the 2.0 medium plans %s into slot %q, want an upgrade into slot b", p.Action, p.Slot)
+	}
+	v.ExpectEvent("the migration", vm.InfoHas("migrate-config", `config snapshot "1.0" taken; applying 1 migrations`), 2*time.Minute)
+	v.ExpectEvent("upgrade finished", vm.Finished, 2*time.Minute)
 	waitExit(t, v)
 	if entries := espFile(t, n.disks[0].Path, "/ledger.json"); !strings.Contains(entries, `"2.0"`) {
 		t.Errorf("ledger does not record 2.0:\n%s", entries)
@@ -70,12 +75,12 @@ func TestUpgradeThenAutomaticRollback(t *testing.T) {
 	waitExit(t, v)
 
 	v = n.installer("3.0", "upgrade nodeinit.tries=2 nodeinit.onfail=poweroff")
-	v.Expect(`nodeinit: upgrade complete`, 3*time.Minute)
+	v.ExpectEvent("upgrade finished", vm.Finished, 3*time.Minute)
 	waitExit(t, v)
 	v = n.powerOnUntilOff()
 	v.Expect(`TESTOS version=3\.0 build=3\.0 slot=a`, 3*time.Minute)
 	v.Expect(`TESTOS-CRASH`, 30*time.Second)
-	v.Expect(`ROLLBACK from slot a to slot b`, 5*time.Minute)
+	v.ExpectEvent("the rollback", vm.InfoHas("", "ROLLBACK from slot a to slot b"), 5*time.Minute)
 	v.Expect(`TESTOS version=2\.0 build=2\.0 slot=b hostname=life1`, 2*time.Minute)
 	v.Expect(`TESTOS-SHOW /etc/testos/written "kept\\n"`, 30*time.Second)
 	v.Expect(`TESTOS-SHOW /etc/testos/migrated "from-1\.0\\n"`, 30*time.Second)
@@ -105,17 +110,20 @@ func TestUninstallLeavesOtherDisks(t *testing.T) {
 	n := newNode(t, vm.Disk{Path: vm.NewDisk(t, "nvme.img", 16<<30), Interface: vm.NVMe, Serial: "UNINST01"},
 		vm.Disk{Path: other, Interface: vm.Virtio, Serial: "OTHER001"})
 	v := n.installer("1.0", "install storage_init=serial:UNINST01 hostname=gone1")
-	v.Expect(`nodeinit: install complete`, 3*time.Minute)
+	v.ExpectEvent("install finished", vm.Finished, 3*time.Minute)
 	waitExit(t, v)
 
 	v = n.installer("1.0", "install uninstall nodeinit.onfail=poweroff")
-	v.Expect(`action:   uninstall`, 3*time.Minute)
-	v.Expect(`removed [1-9]\d* nodeinit boot entries`, 2*time.Minute)
-	v.Expect(`nodeinit: uninstall complete`, 2*time.Minute)
-	waitExit(t, v)
-	if !strings.Contains(v.Output(), "DESTROYS: /dev/nvme0n1") || strings.Contains(v.Output(), "DESTROYS: /dev/vda") {
-		t.Errorf("the uninstall plan does not destroy exactly the install's disk")
+	p := v.ExpectPlan(3 * time.Minute)
+	if p.Action != "uninstall" || len(p.Destroys) != 1 || !strings.HasPrefix(p.Destroys[0], "/dev/nvme0n1") {
+		t.Errorf("the uninstall plan does not destroy exactly the install's disk: %s, destroys %q", p.Action, p.Destroys)
 	}
+	e := v.ExpectEvent("the boot entries removed", vm.InfoHas("boot-order", "removed "), 2*time.Minute)
+	if strings.HasPrefix(e.Message, "removed 0 ") {
+		t.Errorf("uninstall removed no boot entry: %s", e.Message)
+	}
+	v.ExpectEvent("uninstall finished", vm.Finished, 2*time.Minute)
+	waitExit(t, v)
 	if out, _ := exec.Command("wipefs", "-n", n.disks[0].Path).CombinedOutput(); len(strings.TrimSpace(string(out))) != 0 {
 		t.Errorf("wipefs still finds signatures after uninstall:\n%s", out)
 	}
@@ -135,7 +143,9 @@ func TestStatelessWritesNothing(t *testing.T) {
 	before := []string{hashFile(t, d1), hashFile(t, d2)}
 	n := newNode(t, vm.Disk{Path: d1, Interface: vm.NVMe, Serial: "STATE001"}, vm.Disk{Path: d2, Interface: vm.Virtio, Serial: "STATE002"})
 	v := n.installer("1.0", "stateless hostname=ram1 testos.action=show:/etc/hostname,poweroff")
-	v.Expect(`action:   stateless`, 3*time.Minute)
+	if p := v.ExpectPlan(3 * time.Minute); p.Action != "stateless" || p.TargetPath() != "" {
+		t.Errorf("plan: %s onto %q, want stateless onto no disk", p.Action, p.TargetPath())
+	}
 	v.Expect(`TESTOS version=1\.0 build=1\.0 slot=\S* hostname=ram1`, 2*time.Minute)
 	v.Expect(`TESTOS-SHOW /etc/hostname "ram1\\n"`, 30*time.Second)
 	waitExit(t, v)
@@ -152,15 +162,17 @@ func TestInstallTwiceBootsInstead(t *testing.T) {
 	line := fmt.Sprintf("install storage_init=serial:TWICE001 hostname=twice1 BOOTIF=01-%s "+
 		"local_boot_trigger=http://10.0.2.2:%d/nopxe/@HOSTNAME@ testos.action=poweroff", strings.ReplaceAll(triggerMAC, ":", "-"), trigger.port)
 	v := installerOnNet(n, "1.0", line)
-	v.Expect(`local_boot_trigger http://10\.0\.2\.2:\d+/nopxe/twice1 called`, 3*time.Minute)
-	v.Expect(`nodeinit: install complete`, time.Minute)
+	v.ExpectEvent("the local_boot_trigger call", vm.InfoHas("report", fmt.Sprintf("local_boot_trigger http://10.0.2.2:%d/nopxe/twice1 called", trigger.port)), 3*time.Minute)
+	v.ExpectEvent("install finished", vm.Finished, time.Minute)
 	waitExit(t, v)
 	if got := trigger.calls(); len(got) != 1 || got[0] != "/nopxe/twice1" {
 		t.Errorf("local_boot_trigger calls after the install: %q, want one of /nopxe/twice1", got)
 	}
 	before := installState(t, n.disks[0].Path)
 	v = installerOnNet(n, "1.0", line)
-	v.Expect(`warning:  nvme0n1 already holds version 1\.0: booting it instead of installing again`, 3*time.Minute)
+	if p := v.ExpectPlan(3 * time.Minute); !slices.Contains(p.Warnings, "nvme0n1 already holds version 1.0: booting it instead of installing again") {
+		t.Errorf("the second install's plan does not say it boots instead: %s, warnings %q", p.Action, p.Warnings)
+	}
 	v.Expect(`TESTOS version=1\.0 build=1\.0 slot=\S* hostname=twice1 `, 2*time.Minute)
 	waitExit(t, v)
 	// The node's own boot mounts config, logging and data read-write (their superblocks
@@ -171,9 +183,9 @@ func TestInstallTwiceBootsInstead(t *testing.T) {
 	if got := trigger.calls(); len(got) != 1 {
 		t.Errorf("the second boot called local_boot_trigger again: %q", got)
 	}
-	for _, stage := range []string{"wipe", "partition", "filesystems", "write-slot", "copy-boot-files", "add-boot-entry"} {
-		if strings.Contains(v.Output(), "nodeinit: ["+stage+"] start") {
-			t.Errorf("the second install ran stage %s", stage)
+	for _, e := range v.Events() {
+		if e.Kind == stages.EventStart && slices.Contains([]string{"wipe", "partition", "filesystems", "write-slot", "copy-boot-files", "add-boot-entry"}, e.Stage) {
+			t.Errorf("the second install ran stage %s", e.Stage)
 		}
 	}
 }
@@ -238,7 +250,7 @@ func TestReinstallKeepsDataOnlyWhenAsked(t *testing.T) {
 	}
 	n := newNode(t, vm.Disk{Path: vm.NewDisk(t, "nvme.img", 16<<30), Interface: vm.NVMe, Serial: "REIN0001"})
 	v := n.installer("1.0", "install storage_init=serial:REIN0001 hostname=rein1 testos.action=put:/data/keep.txt:precious,poweroff")
-	v.Expect(`nodeinit: install complete`, 3*time.Minute)
+	v.ExpectEvent("install finished", vm.Finished, 3*time.Minute)
 	waitExit(t, v)
 	v = n.powerOn()
 	v.Expect(`TESTOS version=1\.0 build=1\.0 slot=a hostname=rein1 .*mounts=\S*/data:ext4`, 3*time.Minute)
@@ -249,8 +261,10 @@ func TestReinstallKeepsDataOnlyWhenAsked(t *testing.T) {
 	}
 
 	v = n.installer("1.0", "reinstall nodeinit.keep=data hostname=rein2 nodeinit.onfail=poweroff")
-	v.Expect(`keeps:\s+/dev/nvme0n1: node-data partition and its files`, 3*time.Minute)
-	v.Expect(`nodeinit: reinstall complete`, 3*time.Minute)
+	if p := v.ExpectPlan(3 * time.Minute); !slices.Contains(p.Keeps, "/dev/nvme0n1: node-data partition and its files") {
+		t.Errorf("the reinstall's plan does not keep node-data: keeps %q", p.Keeps)
+	}
+	v.ExpectEvent("reinstall finished", vm.Finished, 3*time.Minute)
 	waitExit(t, v)
 	checkInstalledDisk(t, n.disks[0].Path)
 	if got, ok := dataFile(t, n.disks[0].Path, "/keep.txt"); !ok || got != "precious\n" {
@@ -261,7 +275,7 @@ func TestReinstallKeepsDataOnlyWhenAsked(t *testing.T) {
 	}
 
 	v = n.installer("1.0", "reinstall hostname=rein3 nodeinit.onfail=poweroff")
-	v.Expect(`nodeinit: reinstall complete`, 3*time.Minute)
+	v.ExpectEvent("reinstall finished", vm.Finished, 3*time.Minute)
 	waitExit(t, v)
 	if got, ok := dataFile(t, n.disks[0].Path, "/keep.txt"); ok {
 		t.Errorf("reinstall without nodeinit.keep=data kept /data/keep.txt (%q)", got)
@@ -312,8 +326,10 @@ func TestReinstallOverOVirtNode3(t *testing.T) {
 
 	n := newNode(t, vm.Disk{Path: img, Interface: vm.NVMe, Serial: "OVIRT001"})
 	v := n.installer("1.0", "reinstall storage_init=serial:OVIRT001 hostname=exovirt nodeinit.onfail=poweroff")
-	v.Expect(`DESTROYS: /dev/nvme0n1: old oVirt Node install`, 3*time.Minute)
-	v.Expect(`nodeinit: reinstall complete`, 3*time.Minute)
+	if p := v.ExpectPlan(3 * time.Minute); !slices.ContainsFunc(p.Destroys, func(d string) bool { return strings.HasPrefix(d, "/dev/nvme0n1: old oVirt Node install") }) {
+		t.Errorf("the plan does not call the disk an old oVirt Node install: destroys %q", p.Destroys)
+	}
+	v.ExpectEvent("reinstall finished", vm.Finished, 3*time.Minute)
 	waitExit(t, v)
 	checkInstalledDisk(t, img)
 	out, _ := exec.Command("wipefs", "-n", img).CombinedOutput()
@@ -379,8 +395,8 @@ func installerOnNet(n *node, version, args string) *vm.VM {
 	if err != nil {
 		n.t.Fatal(err)
 	}
-	return vm.Start(n.t, vm.Config{Kernel: n.f.Debian.Vmlinuz, Initramfs: initrd, Append: "console=ttyS0 panic=5 " + args,
-		OVMFCode: n.f.Debian.OVMFCode, OVMFVars: n.vars, Disks: n.disks, NoReboot: true, MemoryMiB: 1536,
+	return vm.Start(n.t, vm.Config{Kernel: n.f.Debian.Vmlinuz, Initramfs: initrd, Append: "console=ttyS0 panic=5 nodeinit.events=ttyS1 " + args,
+		OVMFCode: n.f.Debian.OVMFCode, OVMFVars: n.vars, Disks: n.disks, NoReboot: true, MemoryMiB: 1536, Events: n.eventsFile(),
 		ExtraArgs: []string{"-netdev", "user,id=n0,restrict=off", "-device", "virtio-net-pci,netdev=n0,mac=" + triggerMAC}})
 }
 

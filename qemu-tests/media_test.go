@@ -4,7 +4,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -12,11 +11,12 @@ import (
 	"github.com/nodeinit/nodeinit/early"
 	"github.com/nodeinit/nodeinit/media"
 	"github.com/nodeinit/nodeinit/qemu-tests/vm"
+	"github.com/nodeinit/nodeinit/stages"
 )
 
 // mediaArgs go on every entry of the test media: the serial console, and an action for the
 // test OS so the installed node powers itself off once it has booted.
-var mediaArgs = []string{"console=ttyS0,115200n8", "panic=5", "testos.action=poweroff"}
+var mediaArgs = []string{"console=ttyS0,115200n8", "panic=5", "nodeinit.events=ttyS1", "testos.action=poweroff"}
 
 // mediaISO builds the hybrid ISO of version 1.0 whose default entry installs unattended
 // onto storageInit after a one-second menu.
@@ -69,14 +69,14 @@ func copyFile(t *testing.T, src string) string {
 // expected, and the install completes.
 func expectMediumInstall(t *testing.T, v *vm.VM, source, target string) {
 	t.Helper()
-	plan := v.Expect(`(?s)nodeinit: plan:\n(.*?)\nsteps:`, 4*time.Minute)[1]
-	if !regexp.MustCompile(`image:\s+demo-node 1\.0 from ` + regexp.QuoteMeta(source) + ` \(signature verified\)`).MatchString(plan) {
-		t.Errorf("the image does not come from %s:\n%s", source, plan)
+	p := v.ExpectPlan(4 * time.Minute)
+	if p.Image == nil || p.Image.Name != "demo-node" || p.Image.Version != "1.0" || p.Image.Source != source || !p.Image.Signed {
+		t.Errorf("the image is not demo-node 1.0 from %s, signature verified: %+v", source, p.Image)
 	}
-	if !regexp.MustCompile(`target:\s+` + regexp.QuoteMeta(target) + `\s`).MatchString(plan) {
-		t.Errorf("the target is not %s:\n%s", target, plan)
+	if p.TargetPath() != target {
+		t.Errorf("the target is %q, not %s", p.TargetPath(), target)
 	}
-	v.Expect(`nodeinit: install complete`, 3*time.Minute)
+	v.ExpectEvent("install finished", vm.Finished, 3*time.Minute)
 	waitExit(t, v)
 }
 
@@ -96,7 +96,7 @@ func bootInstalled(t *testing.T, n *node) {
 func TestMediaISOCDSeaBIOS(t *testing.T) {
 	iso := mediaISO(t, "cd-nvme", "serial:CDNVME01", false)
 	n := newNode(t, vm.Disk{Path: vm.NewDisk(t, "nvme.img", 16<<30), Interface: vm.NVMe, Serial: "CDNVME01"})
-	v := vm.Start(t, vm.Config{Disks: n.disks, NoReboot: true, MemoryMiB: 1536, ExtraArgs: cdrom(iso)})
+	v := vm.Start(t, vm.Config{Disks: n.disks, NoReboot: true, MemoryMiB: 1536, ExtraArgs: cdrom(iso), Events: n.eventsFile()})
 	v.Expect(`ISOLINUX`, time.Minute)
 	v.Expect(media.MenuTitle, time.Minute)
 	expectMediumInstall(t, v, "label:NODEINIT", "/dev/nvme0n1")
@@ -110,7 +110,7 @@ func TestMediaISOCDOVMF(t *testing.T) {
 	iso := mediaISO(t, "cd-nvme", "serial:CDNVME01", false)
 	n := newNode(t, vm.Disk{Path: vm.NewDisk(t, "nvme.img", 16<<30), Interface: vm.NVMe, Serial: "CDNVME01"})
 	v := vm.Start(t, vm.Config{OVMFCode: n.f.Debian.OVMFCode, OVMFVars: n.vars, Disks: n.disks, NoReboot: true,
-		MemoryMiB: 1536, ExtraArgs: cdrom(iso)})
+		MemoryMiB: 1536, ExtraArgs: cdrom(iso), Events: n.eventsFile()})
 	expectMediumInstall(t, v, "label:NODEINIT", "/dev/nvme0n1")
 	checkInstalledDisk(t, n.disks[0].Path)
 	bootInstalled(t, n)
@@ -127,7 +127,7 @@ func TestMediaHybridDiskNotATarget(t *testing.T) {
 	n := newNode(t,
 		vm.Disk{Path: stick, Interface: vm.Virtio, Serial: "MEDIUM01"},
 		vm.Disk{Path: vm.NewDisk(t, "target.img", 16<<30), Interface: vm.Virtio, Serial: "TARGET01"})
-	v := vm.Start(t, vm.Config{Disks: n.disks, NoReboot: true, MemoryMiB: 1536})
+	v := vm.Start(t, vm.Config{Disks: n.disks, NoReboot: true, MemoryMiB: 1536, Events: n.eventsFile()})
 	v.Expect(media.MenuTitle, 2*time.Minute)
 	expectMediumInstall(t, v, "label:NODEINIT", "/dev/vdb")
 	if hashFile(t, stick) != before {
@@ -145,6 +145,7 @@ func TestMediaUSBStorage(t *testing.T) {
 	stick := copyFile(t, mediaISO(t, "usb", "serial:USBNVME1", true))
 	n := newNode(t, vm.Disk{Path: vm.NewDisk(t, "nvme.img", 16<<30), Interface: vm.NVMe, Serial: "USBNVME1"})
 	v := vm.Start(t, vm.Config{OVMFCode: n.f.Debian.OVMFCode, OVMFVars: n.vars, Disks: n.disks, NoReboot: true, MemoryMiB: 2048,
+		Events: n.eventsFile(),
 		ExtraArgs: []string{"-device", "qemu-xhci,id=xhci", "-drive", "file=" + stick + ",if=none,id=stick,format=raw",
 			"-device", "usb-storage,bus=xhci.0,drive=stick,bootindex=0"}})
 	blocks := v.Expect(`nodeinit: block devices: (.*)\n`, 3*time.Minute)[1]
@@ -184,7 +185,12 @@ func TestMediaCDNotATarget(t *testing.T) {
 	d := vm.NewDisk(t, "nvme.img", 4<<30)
 	before := hashFile(t, d)
 	n := newNode(t, vm.Disk{Path: d, Interface: vm.NVMe, Serial: "CDSELF01"})
-	v := vm.Start(t, vm.Config{Disks: n.disks, NoReboot: true, MemoryMiB: 1536, ExtraArgs: cdrom(iso), Timeout: 4 * time.Minute})
+	v := vm.Start(t, vm.Config{Disks: n.disks, NoReboot: true, MemoryMiB: 1536, ExtraArgs: cdrom(iso), Timeout: 4 * time.Minute,
+		Events: n.eventsFile()})
+	refused := v.ExpectEvent("the refusal", vm.StageIs("probe", stages.EventFailed), 3*time.Minute)
+	if !strings.Contains(refused.Error, "/dev/sr0 holds the boot medium") || !strings.Contains(refused.Error, "nothing was written") {
+		t.Errorf("the refusal event does not say the CD holds the boot medium: %+v", refused)
+	}
 	v.Expect(early.FailureScreenMarker, 3*time.Minute)
 	screen := v.Expect(`(?s)What went wrong:(.*?)Next:`, 30*time.Second)[1]
 	if !strings.Contains(screen, "/dev/sr0 holds the boot medium") {

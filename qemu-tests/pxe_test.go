@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/nodeinit/nodeinit/media"
 	"github.com/nodeinit/nodeinit/qemu-tests/vm"
+	"github.com/nodeinit/nodeinit/stages"
 )
 
 // pxeMAC is the test NIC's MAC; the HTTP server serves the bundle only under a path holding it.
@@ -99,6 +101,7 @@ func pxeBoot(n *node, tftp string) *vm.VM {
 	n.t.Helper()
 	rom := filepath.Join(n.f.Debian.CacheDir, "root/usr/lib/ipxe/qemu/efi-virtio.rom")
 	return vm.Start(n.t, vm.Config{OVMFCode: n.f.Debian.OVMFCode, OVMFVars: n.vars, Disks: n.disks, NoReboot: true, MemoryMiB: 1536,
+		Events: n.eventsFile(),
 		ExtraArgs: []string{
 			"-netdev", "user,id=n0,restrict=off,tftp=" + tftp + ",bootfile=" + media.PXEIPXE,
 			"-device", "virtio-net-pci,netdev=n0,mac=" + pxeMAC + ",romfile=" + rom + ",bootindex=1",
@@ -112,14 +115,19 @@ func pxeBoot(n *node, tftp string) *vm.VM {
 func TestPXEInstallOverHTTP(t *testing.T) {
 	n := newNode(t, vm.Disk{Path: vm.NewDisk(t, "nvme.img", 16<<30), Interface: vm.NVMe, Serial: "PXE0001"})
 	tftp, srv := pxeTree(t, media.MenuOptions{Unattended: "serial:PXE0001",
-		ExtraArgs: []string{"console=ttyS0", "panic=5", "hostname=pxe1", "testos.action=poweroff"}})
+		ExtraArgs: []string{"console=ttyS0", "panic=5", "nodeinit.events=ttyS1", "hostname=pxe1", "testos.action=poweroff"}})
 	v := pxeBoot(n, tftp)
 	v.Expect(`iPXE`, time.Minute)
-	v.Expect(`nodeinit: engine start`, 2*time.Minute)
-	netLine := v.Expect(`nodeinit: \[network\] done.*\(`+pxeMAC+`\) dhcp 10\.0\.2\.\d+/24 via 10\.0\.2\.2`, time.Minute)[0]
-	t.Logf("%s (guest clock, TCG)", netLine)
-	v.Expect(`nodeinit: install complete`, 3*time.Minute)
-	t.Logf("PXE install timing (guest clock, TCG): %s", v.Expect(`nodeinit: timing: (.*)\n`, 10*time.Second)[1])
+	net := expectDHCP(t, v, 3*time.Minute)
+	t.Logf("network: %s in %s (guest clock, TCG)", net.Message, net.Duration)
+	v.ExpectEvent("install finished", vm.Finished, 3*time.Minute)
+	var timing []string
+	for _, e := range v.Events() {
+		if e.Kind == stages.EventDone {
+			timing = append(timing, fmt.Sprintf("%s %s", e.Stage, e.Duration.Round(time.Millisecond)))
+		}
+	}
+	t.Logf("PXE install timing (guest clock, TCG): %s", strings.Join(timing, ", "))
 	waitExit(t, v)
 
 	srv.checkFetched(t, pxeMAC)
@@ -131,13 +139,24 @@ func TestPXEInstallOverHTTP(t *testing.T) {
 	waitExit(t, v)
 }
 
+// expectDHCP waits for the network stage's done event and checks it brought up
+// the boot NIC (pxeMAC) with a DHCP lease from QEMU's user network.
+func expectDHCP(t *testing.T, v *vm.VM, timeout time.Duration) stages.Event {
+	t.Helper()
+	e := v.ExpectEvent("network done", vm.StageDone("network"), timeout)
+	if !regexp.MustCompile(`\(` + pxeMAC + `\) dhcp 10\.0\.2\.\d+/24 via 10\.0\.2\.2`).MatchString(e.Message) {
+		t.Errorf("the network stage did not bring up %s with DHCP: %q", pxeMAC, e.Message)
+	}
+	return e
+}
+
 // pxeBootBIOS starts the node under SeaBIOS, whose NIC's legacy PXE ROM gets pxelinux.0
 // from QEMU's TFTP server. Debian's pxe-virtio.rom is built for the modern virtio-net ID
 // (1af4:1041); a transitional device (1af4:1000) would not run it, so the NIC is modern only.
 func pxeBootBIOS(n *node, tftp string) *vm.VM {
 	n.t.Helper()
 	rom := filepath.Join(n.f.Debian.CacheDir, "root/usr/lib/ipxe/qemu/pxe-virtio.rom")
-	return vm.Start(n.t, vm.Config{Disks: n.disks, NoReboot: true, MemoryMiB: 1536,
+	return vm.Start(n.t, vm.Config{Disks: n.disks, NoReboot: true, MemoryMiB: 1536, Events: n.eventsFile(),
 		ExtraArgs: []string{
 			"-netdev", "user,id=n0,restrict=off,tftp=" + tftp + ",bootfile=pxelinux.0",
 			"-device", "virtio-net-pci,netdev=n0,disable-legacy=on,mac=" + pxeMAC + ",romfile=" + rom + ",bootindex=0",
@@ -152,10 +171,10 @@ func checkStatelessPXE(t *testing.T, serial, hostname string, boot func(*node, s
 	before := hashFile(t, disk)
 	n := newNode(t, vm.Disk{Path: disk, Interface: vm.NVMe, Serial: serial})
 	tftp, srv := pxeTree(t, media.MenuOptions{Default: media.EntryStateless,
-		ExtraArgs: []string{"console=ttyS0", "panic=5", "hostname=" + hostname, "testos.action=poweroff"}})
+		ExtraArgs: []string{"console=ttyS0", "panic=5", "nodeinit.events=ttyS1", "hostname=" + hostname, "testos.action=poweroff"}})
 	v := boot(n, tftp)
 	loaded(v)
-	v.Expect(`nodeinit: \[network\] done.*\(`+pxeMAC+`\) dhcp 10\.0\.2\.\d+/24`, 3*time.Minute)
+	expectDHCP(t, v, 3*time.Minute)
 	v.Expect(`TESTOS version=1\.0 build=1\.0 .*hostname=`+hostname, 3*time.Minute)
 	v.Expect(`TESTOS-READY`, 30*time.Second)
 	waitExit(t, v)

@@ -87,10 +87,13 @@ func Apply(ctx context.Context, o ApplyOptions) (*plan.Blueprint, error) {
 	}
 	bp, err := plan.Plan(p, m.Facts)
 	if err != nil {
-		return nil, fmt.Errorf("nothing was written: %w", err)
+		err = fmt.Errorf("nothing was written: %w", err)
+		eng.Refused(plan.StageProbe, err)
+		return nil, err
 	}
 	fmt.Fprintln(o.Out, "nodeinit: plan:")
 	bp.WriteText(o.Out)
+	eng.Announce(bp)
 	if bp.Handoff != plan.HandoffReboot && (o.NewRoot == "" || bp.Handoff != plan.HandoffSwitchRoot) {
 		return bp, &operr.Error{What: fmt.Sprintf("apply: a %s plan ends in %s, which only the initramfs can do; nothing was written", bp.Action, bp.Handoff),
 			Fix: "apply runs install, reinstall, upgrade and uninstall; boot the node's initramfs for the rest"}

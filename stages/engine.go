@@ -2,6 +2,7 @@ package stages
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -104,6 +105,24 @@ func (e *Engine) sink() Sink {
 
 // Step runs one step named name: the break point, the start event, fn, then the
 // done or failed event. On failure the error goes to the failure policy and comes
+// Announce emits the plan as an EventPlan of the probe stage, so a machine
+// reading the events (a test, a provisioning server) sees the whole plan
+// before its first step runs; the message is its one-line summary.
+func (e *Engine) Announce(bp *plan.Blueprint) {
+	b, err := json.Marshal(bp)
+	if err != nil {
+		b = nil
+	}
+	msg := string(bp.Action)
+	if bp.Target != nil {
+		msg += " " + bp.Target.Path
+	}
+	if bp.Image != nil {
+		msg += fmt.Sprintf(" with %s %s", bp.Image.Name, bp.Image.Version)
+	}
+	e.sink().Emit(Event{Time: e.now(), Stage: plan.StageProbe, Kind: EventPlan, Message: msg, Plan: b})
+}
+
 // back as a *StageError.
 func (e *Engine) Step(ctx context.Context, name, description string, fn func(r *Reporter) error) error {
 	sink := e.sink()
@@ -171,6 +190,14 @@ func (e *Engine) Run(ctx context.Context, bp *plan.Blueprint, run StepRunner) er
 		}
 	}
 	return nil
+}
+
+// Refused emits err as the failed event of stage, without the failure policy:
+// for a refusal the caller shows itself, such as a plan refused after the
+// probe ("nothing was written").
+func (e *Engine) Refused(stage string, err error) {
+	d := operr.Describe(err)
+	e.sink().Emit(Event{Time: e.now(), Stage: stage, Kind: EventFailed, Error: d.Message, Hint: d.Fix, Arg: d.Arg})
 }
 
 // Fail reports err as the failure of stage: a failed event with the operator

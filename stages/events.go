@@ -20,21 +20,25 @@ const (
 	EventSkipped  EventKind = "skipped"
 	EventFailed   EventKind = "failed"
 	EventBreak    EventKind = "break"
+	// EventPlan carries the plan computed from the probe's facts, in Plan,
+	// before the first planned step runs.
+	EventPlan EventKind = "plan"
 )
 
 // Event is the one record every sink receives: consoles, kmsg, the JSON log and the status URL.
 type Event struct {
-	Time     time.Time     `json:"time"`
-	Stage    string        `json:"stage"`
-	Kind     EventKind     `json:"kind"`
-	Message  string        `json:"message,omitempty"`
-	Done     int64         `json:"done,omitempty"`
-	Total    int64         `json:"total,omitempty"`
-	Rate     float64       `json:"rate,omitempty"` // bytes per second
-	Duration time.Duration `json:"duration_ns,omitempty"`
-	Error    string        `json:"error,omitempty"`
-	Hint     string        `json:"hint,omitempty"`       // how to fix it (operr.Error.Fix)
-	Arg      string        `json:"kernel_arg,omitempty"` // the kernel argument to add (operr.Error.Arg)
+	Time     time.Time       `json:"time"`
+	Stage    string          `json:"stage"`
+	Kind     EventKind       `json:"kind"`
+	Message  string          `json:"message,omitempty"`
+	Done     int64           `json:"done,omitempty"`
+	Total    int64           `json:"total,omitempty"`
+	Rate     float64         `json:"rate,omitempty"` // bytes per second
+	Duration time.Duration   `json:"duration_ns,omitempty"`
+	Error    string          `json:"error,omitempty"`
+	Hint     string          `json:"hint,omitempty"`       // how to fix it (operr.Error.Fix)
+	Arg      string          `json:"kernel_arg,omitempty"` // the kernel argument to add (operr.Error.Arg)
+	Plan     json.RawMessage `json:"plan,omitempty"`       // the plan's JSON (EventPlan)
 }
 
 // Sink receives events. Sinks must not block for long; the engine calls them in order.

@@ -90,10 +90,13 @@ func runEngine(ctx context.Context, env *early.Env) error {
 
 	bp, err := plan.Plan(p, m.Facts)
 	if err != nil {
-		return fmt.Errorf("nothing was written: %w", err)
+		err = fmt.Errorf("nothing was written: %w", err)
+		eng.Refused(plan.StageProbe, err)
+		return err
 	}
 	fmt.Fprintln(env.Out, "nodeinit: plan:")
 	bp.WriteText(env.Out)
+	eng.Announce(bp)
 	if bp.Handoff == plan.HandoffShell {
 		return env.RescueShell(factsText(m.Facts))
 	}

@@ -91,3 +91,61 @@ func eventList(evs []stages.Event) string {
 	}
 	return b.String()
 }
+
+// InfoHas matches an info event of stage ("" for any) whose message contains text.
+func InfoHas(stage, text string) func(stages.Event) bool {
+	return func(e stages.Event) bool {
+		return (stage == "" || e.Stage == stage) && e.Kind == stages.EventInfo && strings.Contains(e.Message, text)
+	}
+}
+
+// Finished matches the start of the hand-off that follows a finished action:
+// the reboot (install, reinstall, upgrade, uninstall) or the switch_root.
+func Finished(e stages.Event) bool {
+	return (e.Stage == "reboot" || e.Stage == "switch-root") && e.Kind == stages.EventStart
+}
+
+// Plan is the part of a plan event (stages.EventPlan) the tests judge.
+type Plan struct {
+	Action string `json:"action"`
+	Target *struct {
+		Path string `json:"path"`
+	} `json:"target"`
+	Slot  string `json:"slot"`
+	Image *struct {
+		Source  string `json:"source"`
+		Name    string `json:"name"`
+		Version string `json:"version"`
+		Signed  bool   `json:"signed"`
+		Pinned  bool   `json:"pinned"`
+	} `json:"image"`
+	Destroys []string `json:"destroys"`
+	Keeps    []string `json:"keeps"`
+	Warnings []string `json:"warnings"`
+	Steps    []PlanStep `json:"steps"`
+}
+
+// PlanStep is one step of a plan event.
+type PlanStep struct {
+	Name        string `json:"name"`
+	Description string `json:"description"`
+}
+
+// ExpectPlan waits for the plan event and decodes it.
+func (v *VM) ExpectPlan(timeout time.Duration) Plan {
+	v.t.Helper()
+	e := v.ExpectEvent("the plan", func(e stages.Event) bool { return e.Kind == stages.EventPlan }, timeout)
+	var p Plan
+	if err := json.Unmarshal(e.Plan, &p); err != nil {
+		v.t.Fatalf("vm: the plan event does not decode: %v\n%s", err, e.Plan)
+	}
+	return p
+}
+
+// TargetPath is the plan's target disk, or "".
+func (p Plan) TargetPath() string {
+	if p.Target == nil {
+		return ""
+	}
+	return p.Target.Path
+}

@@ -26,7 +26,7 @@ func TestInstallBlankDisk(t *testing.T) {
 	if res.err != nil {
 		t.Fatalf("install: %v\n%s", res.err, res.out)
 	}
-	want := []string{"probe", "partition", "filesystems", "write-slot", "copy-boot-files", "seed-config", "add-boot-entry", "boot-order", "report"}
+	want := []string{"probe", "fetch-boot-files", "partition", "filesystems", "write-slot", "copy-boot-files", "seed-config", "add-boot-entry", "boot-order", "report"}
 	if got := res.ran(); !slices.Equal(got, want) {
 		t.Errorf("stages %v, want %v", got, want)
 	}

@@ -24,14 +24,15 @@ func runApply(args []string, stdout, stderr io.Writer) error {
 	line := fs.String("cmdline", "", `the kernel command line to act on, e.g. "install storage_init=/dev/disk/by-id/… BOOTIF=link"`)
 	keys := fs.String("keys", "/etc/nodeinit/keys", "directory of trusted image public keys (*.pub)")
 	runDir := fs.String("run-dir", "", "directory for temporary mounts (default: a new one under /run)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("apply: unexpected argument %q: put the whole command line in --cmdline \"…\"", fs.Arg(0))
+		return usageError("apply", fmt.Sprintf("unexpected argument %q", fs.Arg(0)),
+			`put the whole kernel command line, quoted, in --cmdline "install storage_init=… nodeinit.image=…"`)
 	}
 	if *line == "" {
-		return fmt.Errorf(`apply: no command line: pass --cmdline "install storage_init=… nodeinit.image=…"`)
+		return usageError("apply", "no command line", `pass --cmdline "install storage_init=… nodeinit.image=…"`)
 	}
 	dir := *runDir
 	if dir == "" {

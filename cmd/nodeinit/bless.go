@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nodeinit/nodeinit/boot"
+	"github.com/nodeinit/nodeinit/operr"
 )
 
 // Where nodeinit's normal boot exposes the ESP and the config partition in the node.
@@ -27,11 +28,11 @@ func runBless(args []string, stdout, stderr io.Writer) error {
 	esp := fs.String("esp", defaultESP, "mounted ESP directory")
 	slot := fs.String("slot", "", "slot to bless (default: nodeinit.slot from /proc/cmdline)")
 	bad := fs.Bool("bad", false, "mark the slot bad instead, so the other slot boots next")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("bless: unexpected argument %q", fs.Arg(0))
+		return usageError("bless", fmt.Sprintf("unexpected argument %q", fs.Arg(0)), "name the slot with --slot a or --slot b; --bad marks it bad")
 	}
 	if *slot == "" {
 		var err error
@@ -63,7 +64,7 @@ func bootedSlot() (string, error) {
 		}
 	}
 	if slot == "" {
-		return "", fmt.Errorf("this boot has no nodeinit.slot= on its command line (hint: pass -slot a or -slot b)")
+		return "", operr.New("this boot has no nodeinit.slot= on its command line", "", "pass --slot a or --slot b", "")
 	}
 	return slot, nil
 }

@@ -14,14 +14,19 @@ import (
 )
 
 func init() {
-	register("image", "build, sign and verify node image bundles; make signing keys", runImage)
+	register("image", "build, sign and verify node image bundles; make signing keys", imageGroup.run)
 }
 
-var imageCommands = map[string]func(args []string, stdout, stderr io.Writer) error{
-	"build":  runImageBuild,
-	"sign":   runImageSign,
-	"verify": runImageVerify,
-	"keygen": runImageKeygen,
+var imageGroup = group{
+	name:    "image",
+	usage:   imageUsage,
+	example: "nodeinit image sign --key node.key bundle/",
+	subs: map[string]func(args []string, stdout, stderr io.Writer) error{
+		"build":  runImageBuild,
+		"sign":   runImageSign,
+		"verify": runImageVerify,
+		"keygen": runImageKeygen,
+	},
 }
 
 const imageUsage = `usage:
@@ -31,26 +36,11 @@ const imageUsage = `usage:
   nodeinit image verify --keys DIR [--insecure] [--sha256 HEX] [--manifest-only] SOURCE
   nodeinit image keygen --pub P --priv Q [--password-file F]
 
+Flags may also follow DIR or SOURCE; "--" ends the flags.
 SOURCE is a bundle directory, label:NAME[/dir], initramfs:/dir or an http(s) URL.
 Keys from "minisign -G" work too: sign with its .key file and ship its .pub in the
 initramfs key directory (/etc/nodeinit/keys).
 `
-
-func runImage(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		io.WriteString(stderr, imageUsage)
-		if len(args) == 0 {
-			return fmt.Errorf("image: no subcommand given")
-		}
-		return nil
-	}
-	run, ok := imageCommands[args[0]]
-	if !ok {
-		io.WriteString(stderr, imageUsage)
-		return fmt.Errorf("image: unknown subcommand %q", args[0])
-	}
-	return run(args[1:], stdout, stderr)
-}
 
 // stringList is a repeatable flag.
 type stringList []string
@@ -86,11 +76,12 @@ func runImageBuild(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.ChunkHash, "chunk-hash", image.ChunkBLAKE3, `rootfs chunk digests: "blake3" (fast) or "sha256" (for nodeinit before chunk_hash existed)`)
 	fs.Var(&upgrade, "upgrade-from", `version constraint this image may upgrade from, e.g. "1.x" or ">=1.0 <2.0" (repeatable)`)
 	migrations := fs.String("migrations", "", "JSON file with a list of config migrations")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 0 {
-		return fmt.Errorf("image build: unexpected argument %q", fs.Arg(0))
+		return usageError("image build", fmt.Sprintf("unexpected argument %q", fs.Arg(0)),
+			"every input is a flag: the root goes in --root or --squashfs, the bundle directory in --out")
 	}
 	o.UpgradeFrom = upgrade
 	if *migrations != "" {
@@ -119,11 +110,15 @@ func runImageSign(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	key := fs.String("key", "", "minisign private key")
 	pwFile := fs.String("password-file", "", "file holding the key's password (unencrypted keys need none)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *key == "" || fs.NArg() != 1 {
-		return fmt.Errorf("image sign: need --key PRIV and one bundle directory")
+	const signHint = "nodeinit image sign --key PRIV [--password-file F] DIR"
+	if fs.NArg() != 1 {
+		return usageError("image sign", fmt.Sprintf("need one bundle directory, got %d arguments", fs.NArg()), signHint)
+	}
+	if *key == "" {
+		return usageError("image sign", "need --key PRIV, the private key to sign with", signHint)
 	}
 	pw, err := readPassword(*pwFile)
 	if err != nil {
@@ -143,11 +138,12 @@ func runImageVerify(args []string, stdout, stderr io.Writer) error {
 	insecure := fs.Bool("insecure", false, "accept an unsigned manifest (as nodeinit.insecure)")
 	pin := fs.String("sha256", "", "pinned SHA-256 of manifest.json (as nodeinit.image.sha256)")
 	manifestOnly := fs.Bool("manifest-only", false, "check the manifest and signature only, not the file digests")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return fmt.Errorf("image verify: need one SOURCE (directory, label:NAME, initramfs:/dir or URL)")
+		return usageError("image verify", fmt.Sprintf("need one SOURCE, got %d arguments", fs.NArg()),
+			"nodeinit image verify --keys DIR SOURCE, where SOURCE is a bundle directory, label:NAME, initramfs:/dir or an http(s) URL")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -188,11 +184,15 @@ func runImageKeygen(args []string, stdout, stderr io.Writer) error {
 	pub := fs.String("pub", "", "public key file to write (ship it in the initramfs key directory)")
 	priv := fs.String("priv", "", "private key file to write (mode 0600)")
 	pwFile := fs.String("password-file", "", "encrypt the private key with this password (without it the key is unencrypted: CI/test use only)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *pub == "" || *priv == "" || fs.NArg() != 0 {
-		return fmt.Errorf("image keygen: need --pub P and --priv Q")
+	const keygenHint = "nodeinit image keygen --pub node.pub --priv node.key [--password-file F]"
+	if fs.NArg() != 0 {
+		return usageError("image keygen", fmt.Sprintf("unexpected argument %q", fs.Arg(0)), "the key files go in --pub and --priv: "+keygenHint)
+	}
+	if *pub == "" || *priv == "" {
+		return usageError("image keygen", "need --pub P and --priv Q", keygenHint)
 	}
 	pw, err := readPassword(*pwFile)
 	if err != nil {

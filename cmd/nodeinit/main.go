@@ -35,17 +35,21 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help" {
 		usage(stderr)
 		if len(args) == 0 {
-			return fmt.Errorf("no command given")
+			return operr.New("no command given", "", "nodeinit COMMAND [flags] [arguments], e.g. nodeinit status", "")
 		}
 		return nil
+	}
+	if strings.HasPrefix(args[0], "-") {
+		return operr.New(fmt.Sprintf("flag %s before the command", args[0]), "",
+			"name the command first and put its flags after it, e.g. nodeinit plan --json --cmdline \"…\"", "")
 	}
 	c, ok := commands[args[0]]
 	if !ok {
 		usage(stderr)
-		return fmt.Errorf("unknown command %q", args[0])
+		return operr.New(fmt.Sprintf("unknown command %q", args[0]), "", "use one of the commands listed above; nodeinit COMMAND -h shows its flags", "")
 	}
 	err := c.run(args[1:], stdout, stderr)
 	if errors.Is(err, flag.ErrHelp) {
@@ -61,7 +65,8 @@ func usage(w io.Writer) {
 	}
 	sort.Strings(names)
 	var b strings.Builder
-	b.WriteString("usage: nodeinit COMMAND [flags]\n\ncommands:\n")
+	b.WriteString("usage: nodeinit COMMAND [flags] [arguments]\n\n" +
+		"Flags may stand before, between or after a command's arguments; \"--\" ends them.\n\ncommands:\n")
 	for _, n := range names {
 		fmt.Fprintf(&b, "  %-12s %s\n", n, commands[n].summary)
 	}

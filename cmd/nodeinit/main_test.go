@@ -22,7 +22,7 @@ func TestPlanCommandPrintsTargetAndLayout(t *testing.T) {
 	if err != nil {
 		t.Fatalf("plan: %v\n%s", err, out)
 	}
-	for _, want := range []string{"action:   install", "/dev/nvme0n1", "serial=S5GXNF0R100001", "node-root-a", "1. partition", "then:     reboot"} {
+	for _, want := range []string{"action:   install", "/dev/nvme0n1", "serial=S5GXNF0R100001", "node-root-a", "1. fetch-boot-files", "2. partition", "then:     reboot"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("plan output lacks %q:\n%s", want, out)
 		}

@@ -36,11 +36,12 @@ func runMkinitramfs(args []string, stdout, stderr io.Writer) error {
 	fs.Var(&commands, "cmd", "u-root command for the rescue shell, name or package path (repeatable; default: a basic set)")
 	fs.StringVar(&opts.InitBinary, "init", "", "prebuilt /init binary (default: build ./cmd/init)")
 	verbose := fs.Bool("v", false, "show build progress")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("mkinitramfs: unexpected argument %q: options only, e.g. -o initrd.img", fs.Arg(0))
+		return usageError("mkinitramfs", fmt.Sprintf("unexpected argument %q", fs.Arg(0)),
+			"mkinitramfs takes flags only; the output goes in -o: nodeinit mkinitramfs -o initrd.img --key keys/node.pub")
 	}
 	opts.Compression = initramfs.Compression(*compression)
 	opts.Keys, opts.Files, opts.Dirs = keys, files, dirs

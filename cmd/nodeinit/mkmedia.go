@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 
 	"github.com/nodeinit/nodeinit/cmdline"
@@ -13,34 +12,20 @@ import (
 )
 
 func init() {
-	register("mkmedia", "build install media: mkmedia iso|usb|pxe [flags] OUT", runMkmedia)
+	register("mkmedia", "build install media: mkmedia iso|usb|pxe [flags] OUT", mkmediaGroup.run)
 }
 
-// mkmediaKinds are the kinds of medium mkmedia builds, each with its own flags.
-var mkmediaKinds = map[string]func(args []string, stdout, stderr io.Writer) error{
-	"iso": runMkmediaISO,
-	"usb": runMkmediaUSB,
-	"pxe": runMkmediaPXE,
-}
-
-func runMkmedia(args []string, stdout, stderr io.Writer) error {
-	var kinds []string
-	for k := range mkmediaKinds {
-		kinds = append(kinds, k)
-	}
-	sort.Strings(kinds)
-	if len(args) == 0 {
-		return fmt.Errorf("mkmedia: say which medium: %s (e.g. nodeinit mkmedia iso --bundle DIR node.iso)", strings.Join(kinds, ", "))
-	}
-	if args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintf(stderr, "Usage: nodeinit mkmedia %s [flags] …\n  nodeinit mkmedia MEDIUM -h shows each medium's flags\n", strings.Join(kinds, "|"))
-		return nil
-	}
-	run, ok := mkmediaKinds[args[0]]
-	if !ok {
-		return fmt.Errorf("mkmedia: unknown medium %q: use one of %s", args[0], strings.Join(kinds, ", "))
-	}
-	return run(args[1:], stdout, stderr)
+// mkmediaGroup holds the kinds of medium mkmedia builds, each with its own flags.
+var mkmediaGroup = group{
+	name: "mkmedia",
+	usage: "Usage: nodeinit mkmedia iso|usb|pxe [flags] OUT   (flags may also follow OUT; \"--\" ends them)\n" +
+		"  nodeinit mkmedia MEDIUM -h shows each medium's flags\n",
+	example: "nodeinit mkmedia iso --bundle DIR node.iso",
+	subs: map[string]func(args []string, stdout, stderr io.Writer) error{
+		"iso": runMkmediaISO,
+		"usb": runMkmediaUSB,
+		"pxe": runMkmediaPXE,
+	},
 }
 
 // mediaFlags are the flags iso and usb share.
@@ -64,19 +49,20 @@ func newMediaFlags(name, usage string, stderr io.Writer) (*flag.FlagSet, *mediaF
 	fs.BoolVar(&m.iso.EmbedBundle, "embed-bundle", false, "also put the bundle inside the installer initrd, for kernels that cannot see the medium (no USB drivers)")
 	fs.StringVar(&m.root, "syslinux-root", "/", "root under which Debian's isolinux and syslinux-common are unpacked")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: nodeinit mkmedia %s [flags] OUT\n\n%s\n\n", name, usage)
+		fmt.Fprintf(stderr, "usage: nodeinit mkmedia %s [flags] OUT   (flags may also follow OUT; \"--\" ends them)\n\n%s\n\n", name, usage)
 		fs.PrintDefaults()
 	}
 	return fs, m
 }
 
 func (m *mediaFlags) parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()
-		return fmt.Errorf("%s: give exactly one output, got %d arguments", fs.Name(), fs.NArg())
+		return usageError(fs.Name(), fmt.Sprintf("give exactly one output, got %d arguments", fs.NArg()),
+			"nodeinit "+fs.Name()+" --bundle DIR OUT, with flags before or after OUT (\"--\" ends them)")
 	}
 	m.target = fs.Arg(0)
 	m.iso.Menu.ExtraArgs = m.extra

@@ -37,15 +37,16 @@ func runMkmediaPXE(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.PXELinux, "pxelinux", "", "pxelinux.0 to copy (default "+media.DebianPXELinux+" when installed)")
 	fs.StringVar(&o.SyslinuxModules, "syslinux-modules", "", "directory of ldlinux.c32 and menu.c32 (default "+media.DebianSyslinuxModules+")")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: nodeinit mkmedia pxe [flags] DIR\n\nWrites the TFTP tree for network boot into DIR.\n\n")
+		fmt.Fprintf(stderr, "usage: nodeinit mkmedia pxe [flags] DIR   (flags may also follow DIR; \"--\" ends them)\n\nWrites the TFTP tree for network boot into DIR.\n\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()
-		return fmt.Errorf("mkmedia pxe: give exactly one output directory, got %d arguments", fs.NArg())
+		return usageError("mkmedia pxe", fmt.Sprintf("give exactly one output directory, got %d arguments", fs.NArg()),
+			"nodeinit mkmedia pxe --bundle DIR --image-url URL TFTPDIR, with flags before or after TFTPDIR (\"--\" ends them)")
 	}
 	o.Dir = fs.Arg(0)
 	o.Menu.ExtraArgs = extra

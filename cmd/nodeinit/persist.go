@@ -19,7 +19,7 @@ func runPersist(args []string, stdout, stderr io.Writer) error {
 	config := fs.String("config", defaultConfig, "mounted node-config directory")
 	root := fs.String("root", "/", "root the paths are read from")
 	list := fs.Bool("list", false, "list persisted paths")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *list || fs.NArg() == 0 {
@@ -45,8 +45,11 @@ func runUnpersist(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("unpersist", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	config := fs.String("config", defaultConfig, "mounted node-config directory")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if fs.NArg() == 0 {
+		return usageError("unpersist", "no path given", "nodeinit unpersist /etc/FILE…; nodeinit persist --list shows what is persisted")
 	}
 	if err := nodeconfig.Unpersist(*config, fs.Args()...); err != nil {
 		return err

@@ -27,8 +27,12 @@ func runPlan(args []string, stdout, stderr io.Writer) error {
 	factsFile := fs.String("facts", "", "facts JSON file (default: probe this machine read-only)")
 	asJSON := fs.Bool("json", false, `print {"params": what was parsed (redacted), "plan": the plan} as JSON`)
 	keys := fs.String("keys", "/etc/nodeinit/keys", "directory of trusted image public keys, for checking the image")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError("plan", fmt.Sprintf("unexpected argument %q", fs.Arg(0)),
+			`put the whole kernel command line, quoted, in --cmdline "install storage_init=…"`)
 	}
 	if *line == "" {
 		b, err := os.ReadFile("/proc/cmdline")

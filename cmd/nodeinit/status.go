@@ -35,8 +35,11 @@ func runStatus(args []string, stdout, stderr io.Writer) error {
 	esp := fs.String("esp", defaultESP, "mounted ESP directory")
 	config := fs.String("config", defaultConfig, "mounted node-config directory")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError("status", fmt.Sprintf("unexpected argument %q", fs.Arg(0)), "status takes flags only, e.g. nodeinit status --json")
 	}
 	if _, err := os.Stat(*esp); err != nil {
 		return operr.Wrap(err, "status: ESP directory "+*esp, "pass -esp DIR where NODE-ESP is mounted", "")

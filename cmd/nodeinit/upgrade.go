@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"os/signal"
 
+	"github.com/nodeinit/nodeinit/operr"
 	"github.com/nodeinit/nodeinit/stages"
 	"golang.org/x/sys/unix"
 )
@@ -30,17 +31,17 @@ func runUpgrade(args []string, stdout, stderr io.Writer) error {
 	keys := fs.String("keys", "/etc/nodeinit/keys", "directory of trusted public keys (*.pub)")
 	esp := fs.String("esp", defaultESP, "mounted ESP directory")
 	config := fs.String("config", defaultConfig, "mounted node-config directory")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("upgrade: unexpected argument %q (hint: the image goes in --image)", fs.Arg(0))
+		return usageError("upgrade", fmt.Sprintf("unexpected argument %q", fs.Arg(0)), "the image goes in --image: nodeinit upgrade --image "+fs.Arg(0))
 	}
 	if *img == "" {
-		return fmt.Errorf("upgrade: no image (hint: nodeinit upgrade --image /path/to/bundle, label:NAME or https://host/bundle/)")
+		return usageError("upgrade", "no image", "nodeinit upgrade --image /path/to/bundle, label:NAME or https://host/bundle/")
 	}
 	if *tries < 0 {
-		return fmt.Errorf("upgrade: --tries %d is negative (hint: 1 or more, or 0 for the default 3)", *tries)
+		return usageError("upgrade", fmt.Sprintf("--tries %d is negative", *tries), "--tries 1 or more, or 0 for the default 3")
 	}
 	line, err := os.ReadFile("/proc/cmdline")
 	if err != nil {
@@ -78,7 +79,7 @@ func rebootNode(stdout io.Writer) error {
 	}
 	unix.Sync()
 	if err := unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART); err != nil {
-		return fmt.Errorf("reboot: %w (hint: reboot the node by hand; the upgrade is complete)", err)
+		return operr.Wrap(err, "reboot", "reboot the node by hand; the upgrade is complete", "")
 	}
 	return nil
 }

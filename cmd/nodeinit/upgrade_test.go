@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/nodeinit/nodeinit/operr"
 )
 
 func TestUpgradeBadInput(t *testing.T) {
@@ -17,8 +19,8 @@ func TestUpgradeBadInput(t *testing.T) {
 	} {
 		var out, errw bytes.Buffer
 		err := runUpgrade(tc.args, &out, &errw)
-		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "hint:") {
-			t.Errorf("upgrade %q: err = %v, want %q with a hint", tc.args, err, tc.want)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || operr.Describe(err).Fix == "" {
+			t.Errorf("upgrade %q: err = %v, want %q with a fix", tc.args, err, tc.want)
 		}
 	}
 }

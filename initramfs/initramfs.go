@@ -20,6 +20,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/klauspost/compress/gzip"
@@ -69,6 +70,9 @@ type Options struct {
 	Keys []string
 	// Files are HOST[:DEST] pairs; ELF files bring their shared libraries (found with ldd).
 	Files []string
+	// NoInstallTools leaves out InstallTools, for an initramfs that only
+	// boots installed nodes or runs stateless.
+	NoInstallTools bool
 	// Dirs are HOST:DEST directories copied whole (for example an image bundle).
 	Dirs []string
 	// InitBinary is a prebuilt /init; "" builds InitPackage from the module in WorkDir.
@@ -79,6 +83,52 @@ type Options struct {
 	WorkDir string
 	// Log receives mkuimage's progress; nil discards it.
 	Log *slog.Logger
+}
+
+// InstallTools are the host programs (and their configs) an install runs, put
+// into every initramfs unless Options.NoInstallTools: mke2fs makes the ext4
+// filesystems (see disk/mkfs.go). A config is taken when the host has it.
+var InstallTools = []ToolFile{
+	{Path: "/usr/sbin/mke2fs", Package: "e2fsprogs"},
+	{Path: "/etc/mke2fs.conf", Package: "e2fsprogs", Optional: true},
+}
+
+// ToolFile is one host file of InstallTools.
+type ToolFile struct {
+	Path     string // on the host, and in the initramfs
+	Package  string // the Debian package that has it, for the hint
+	Optional bool   // left out, not an error, when the host lacks it
+}
+
+// installToolFiles returns the Files entries InstallTools add: those not
+// already given in Files (by destination).
+func (o Options) installToolFiles() ([]string, error) {
+	if o.NoInstallTools {
+		return nil, nil
+	}
+	given := map[string]bool{}
+	for _, s := range o.Files {
+		host, dest, ok := strings.Cut(s, ":")
+		if !ok {
+			dest = host
+		}
+		given["/"+strings.TrimPrefix(dest, "/")] = true
+	}
+	var out []string
+	for _, tf := range InstallTools {
+		if given[tf.Path] {
+			continue
+		}
+		if _, err := os.Stat(tf.Path); err != nil {
+			if tf.Optional {
+				continue
+			}
+			return nil, fmt.Errorf("initramfs: %s is not on this machine, and an install needs it in the initramfs: install %s (apt-get install %s), or pass --no-install-tools for an initramfs that never installs",
+				tf.Path, tf.Package, tf.Package)
+		}
+		out = append(out, tf.Path+":"+tf.Path)
+	}
+	return out, nil
 }
 
 // Result describes the written initramfs.
@@ -260,7 +310,11 @@ func (o Options) extraFiles() ([]string, error) {
 	for _, k := range o.Keys {
 		out = append(out, k+":etc/nodeinit/keys/"+filepath.Base(k))
 	}
-	for _, s := range o.Files {
+	tools, err := o.installToolFiles()
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range append(slices.Clone(o.Files), tools...) {
 		host, dest, ok := strings.Cut(s, ":")
 		if !ok {
 			dest = strings.TrimPrefix(host, "/")

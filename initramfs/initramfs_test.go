@@ -203,3 +203,36 @@ func TestBadOptionsWriteNothing(t *testing.T) {
 		t.Errorf("bad options left files behind: %v", entries)
 	}
 }
+
+// TestInstallToolsGoInByDefault: an initramfs built with no Files carries
+// mke2fs, which an install runs; NoInstallTools leaves it out, and a Files
+// entry for the same destination is not doubled.
+func TestInstallToolsGoInByDefault(t *testing.T) {
+	if _, err := os.Stat("/usr/sbin/mke2fs"); err != nil {
+		t.Skip("this machine has no /usr/sbin/mke2fs (e2fsprogs)")
+	}
+	count := func(files []string) int {
+		n := 0
+		for _, f := range files {
+			if strings.HasSuffix(f, ":usr/sbin/mke2fs") {
+				n++
+			}
+		}
+		return n
+	}
+	files, err := Options{}.extraFiles()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if count(files) != 1 {
+		t.Errorf("the default initramfs files hold mke2fs %d times: %q", count(files), files)
+	}
+	files, err = Options{NoInstallTools: true}.extraFiles()
+	if err != nil || count(files) != 0 {
+		t.Errorf("NoInstallTools still adds mke2fs: %q, %v", files, err)
+	}
+	files, err = Options{Files: []string{"/usr/sbin/mke2fs:/usr/sbin/mke2fs"}}.extraFiles()
+	if err != nil || count(files) != 1 {
+		t.Errorf("mke2fs given in Files is added %d times: %q, %v", count(files), files, err)
+	}
+}

@@ -13,10 +13,13 @@ type Facts struct {
 	Disks       []disk.Disk `json:"disks"`
 	MemoryBytes int64       `json:"memory_bytes,omitempty"`
 	EFI         bool        `json:"efi"`
-	TPM         bool        `json:"tpm"`
-	NICs        []NIC       `json:"nics,omitempty"`
-	Consoles    []string    `json:"consoles,omitempty"`
-	DMI         DMI         `json:"dmi"`
+	// MissingTools are the programs the stages may run (ToolsNeeded) that
+	// this machine lacks: an initramfs built without them cannot install.
+	MissingTools []string `json:"missing_tools,omitempty"`
+	TPM          bool     `json:"tpm"`
+	NICs         []NIC    `json:"nics,omitempty"`
+	Consoles     []string `json:"consoles,omitempty"`
+	DMI          DMI      `json:"dmi"`
 	// Install is the nodeinit install found on the machine's disks, if any.
 	Install *Install `json:"install,omitempty"`
 	// Image is what the image check found, when the action needs an image.

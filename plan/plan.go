@@ -102,6 +102,9 @@ func Plan(p *cmdline.Params, f *Facts) (*Blueprint, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkTools(plan, f); err != nil {
+		return nil, err
+	}
 	if plan.Action == cmdline.ActionInstall || plan.Action == cmdline.ActionReinstall || plan.Action == cmdline.ActionStateless {
 		// What seed-config will write is checked now, before the first write.
 		if err := checkConfig(p, f); err != nil {
@@ -111,6 +114,24 @@ func Plan(p *cmdline.Params, f *Facts) (*Blueprint, error) {
 	plan.DryRun = p.Node.DryRun
 	plan.Warnings = append(plan.Warnings, p.Warnings...)
 	return plan, nil
+}
+
+// ToolsNeeded are the programs a stage runs, by stage: making ext4 runs mke2fs
+// (the ESP and swap are written in-process).
+var ToolsNeeded = map[string][]string{StageFilesystems: {"mke2fs"}}
+
+// checkTools refuses a plan whose steps need a program the machine lacks,
+// before the first write rather than half way through.
+func checkTools(bp *Blueprint, f *Facts) error {
+	for _, s := range bp.Steps {
+		for _, tool := range ToolsNeeded[s.Name] {
+			if slices.Contains(f.MissingTools, tool) {
+				return refuse("build the initramfs with `nodeinit mkinitramfs`, which carries it (e2fsprogs on the build host), or add it with --files",
+					"%s: this initramfs has no %s, which the %s step runs", bp.Action, tool, s.Name)
+			}
+		}
+	}
+	return nil
 }
 
 func planBoot(p *cmdline.Params, f *Facts) (*Blueprint, error) {

@@ -55,9 +55,18 @@ func TestUpgradeFromRunningNode(t *testing.T) {
 	v.Expect(`TESTOS version=1\.0 build=1\.0 slot=a hostname=online1`, 3*time.Minute)
 	v.Expect(`TESTOS-SHOW /etc/testos/migrated missing`, 30*time.Second)
 	v.Expect(`TESTOS-WROTE /etc/testos/written`, 30*time.Second)
-	v.Expect(`DESTROYS: /dev/nvme0n1: node-root-b`, time.Minute)
-	v.Expect(`nodeinit: \[migrate-config\] info: config snapshot "1\.0" taken; applying 1 migrations`, 2*time.Minute)
-	v.Expect(`nodeinit: upgrade complete: slot b holds demo-node 2\.0 on trial`, time.Minute)
+	// The node's own `nodeinit upgrade` streams its events on the boot's
+	// nodeinit.events= port, after the boot's own.
+	if bp := v.ExpectPlan(time.Minute); bp.Action != "boot" || bp.Slot != "a" {
+		t.Errorf("the boot's plan is %s of slot %q, want a boot of slot a", bp.Action, bp.Slot)
+	}
+	p := v.ExpectPlan(2 * time.Minute)
+	if p.Action != "upgrade" || p.Slot != "b" || p.Image == nil || p.Image.Version != "2.0" ||
+		len(p.Destroys) == 0 || !strings.HasPrefix(p.Destroys[0], "/dev/nvme0n1: node-root-b") {
+		t.Errorf("the online upgrade plans %s of %+v into slot %q, destroying %q; want 2.0 into node-root-b", p.Action, p.Image, p.Slot, p.Destroys)
+	}
+	v.ExpectEvent("the migration", vm.InfoHas("migrate-config", `config snapshot "1.0" taken; applying 1 migrations`), 2*time.Minute)
+	v.ExpectEvent("the upgrade's last step", vm.StageDone("report"), time.Minute)
 	waitExit(t, v) // nodeinit reboots; QEMU runs with -no-reboot
 	t.Logf("online upgrade boot: %s", time.Since(start).Round(time.Second))
 	ledger := espFile(t, n.disks[0].Path, "/ledger.json")

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -90,6 +91,13 @@ func Probe(ctx context.Context, p *cmdline.Params, o GatherOptions) (*Machine, e
 		DMI:         dmi(filepath.Join(o.Root, "sys/class/dmi/id")),
 	}
 	f.Install = findInstall(f, o)
+	for _, tools := range plan.ToolsNeeded {
+		for _, tool := range tools {
+			if _, err := diskio.FindTool(tool); err != nil && !slices.Contains(f.MissingTools, tool) {
+				f.MissingTools = append(f.MissingTools, tool)
+			}
+		}
+	}
 	m := &Machine{Facts: f}
 	if needsImage(p, f) {
 		m.Bundle, f.Image = openImage(ctx, p, f, o)

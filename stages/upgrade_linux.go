@@ -40,6 +40,9 @@ type RunningUpgradeOptions struct {
 	Cmdline string
 	// Out receives the plan and one line per event.
 	Out io.Writer
+	// Events, when set, receives every event as a JSON line (stages.JSONSink):
+	// what a management engine relays, stage by stage.
+	Events io.Writer
 	// Source tunes image sources (CAs, retries).
 	Source image.SourceOptions
 }
@@ -109,8 +112,13 @@ func UpgradeRunning(ctx context.Context, o RunningUpgradeOptions) (*plan.Bluepri
 		DevDir: "/dev", RunDir: o.RunDir, NewRoot: filepath.Join(o.RunDir, "unused-root"),
 		Mounted: map[string]string{"NODE-ESP": o.ESPDir, "node-config": o.ConfigDir}}
 	defer job.Close()
-	sink := &Throttle{Next: &HumanSink{W: o.Out}, Interval: time.Second}
-	if err := (&Engine{Sink: sink}).Run(ctx, bp, job); err != nil {
+	var sink Sink = &Throttle{Next: &HumanSink{W: o.Out}, Interval: time.Second}
+	if o.Events != nil {
+		sink = Fanout{sink, &Throttle{Next: &JSONSink{W: o.Events}, Interval: time.Second}}
+	}
+	eng := &Engine{Sink: sink}
+	eng.Announce(bp)
+	if err := eng.Run(ctx, bp, job); err != nil {
 		return bp, err
 	}
 	unix.Sync()

@@ -35,6 +35,7 @@ func runMkinitramfs(args []string, stdout, stderr io.Writer) error {
 	fs.Var(&dirs, "dir", "HOST:DEST directory to add whole (repeatable)")
 	fs.Var(&commands, "cmd", "u-root command for the rescue shell, name or package path (repeatable; default: a basic set)")
 	fs.StringVar(&opts.InitBinary, "init", "", "prebuilt /init binary (default: build ./cmd/init)")
+	fs.BoolVar(&opts.NoInstallTools, "no-install-tools", false, "leave out mke2fs (an initramfs that never installs: boot or stateless only)")
 	verbose := fs.Bool("v", false, "show build progress")
 	if err := parseFlags(fs, args); err != nil {
 		return err

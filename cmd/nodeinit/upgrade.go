@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
+	"strings"
 
 	"github.com/nodeinit/nodeinit/operr"
 	"github.com/nodeinit/nodeinit/stages"
@@ -31,6 +33,7 @@ func runUpgrade(args []string, stdout, stderr io.Writer) error {
 	keys := fs.String("keys", "/etc/nodeinit/keys", "directory of trusted public keys (*.pub)")
 	esp := fs.String("esp", defaultESP, "mounted ESP directory")
 	config := fs.String("config", defaultConfig, "mounted node-config directory")
+	events := fs.String("events", "", "also write every event as a JSON line to this file or device (default: the boot's nodeinit.events= serial port, if any)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -47,11 +50,16 @@ func runUpgrade(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("upgrade: read the boot's command line: %w", err)
 	}
+	ev, closeEvents, err := openEvents(*events, string(line))
+	if err != nil {
+		return err
+	}
+	defer closeEvents()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, unix.SIGTERM)
 	defer stop()
 	plan, err := stages.UpgradeRunning(ctx, stages.RunningUpgradeOptions{
 		Image: *img, SHA256: *sha, Insecure: *insecure, Force: *force, DryRun: *dryRun, Tries: *tries,
-		KeysDir: *keys, ESPDir: *esp, ConfigDir: *config, Cmdline: string(line), Out: stdout,
+		KeysDir: *keys, ESPDir: *esp, ConfigDir: *config, Cmdline: string(line), Out: stdout, Events: ev,
 	})
 	if err != nil {
 		return err
@@ -65,6 +73,27 @@ func runUpgrade(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	return rebootNode(stdout)
+}
+
+// openEvents opens where the JSON events go: path, or else the serial port
+// the boot's nodeinit.events= names (what a management engine or a test reads
+// stage by stage); nil when neither is given.
+func openEvents(path, cmdline string) (io.Writer, func(), error) {
+	if path == "" {
+		for _, tok := range strings.Fields(cmdline) {
+			if v, ok := strings.CutPrefix(tok, "nodeinit.events="); ok && v != "" {
+				path = "/dev/" + filepath.Base(v)
+			}
+		}
+	}
+	if path == "" {
+		return nil, func() {}, nil
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|unix.O_NOCTTY, 0o600)
+	if err != nil {
+		return nil, nil, usageError("upgrade", fmt.Sprintf("--events %s: %v", path, err), "name a writable file or serial device, e.g. --events /dev/ttyS1")
+	}
+	return f, func() { f.Close() }, nil
 }
 
 // rebootNode asks systemd when it runs the node, so services stop cleanly; otherwise

@@ -102,7 +102,7 @@ func makeSwap(d *openDisk, label string, id uuid.UUID) error {
 // nothing is discarded (Wipe does that once for the whole disk), and the block
 // size is 4 KiB whatever the sector size.
 func makeExt4(devPath, label string, id uuid.UUID) error {
-	mke2fs, err := findTool("mke2fs")
+	mke2fs, err := FindTool("mke2fs")
 	if err != nil {
 		return err
 	}
@@ -117,9 +117,9 @@ func makeExt4(devPath, label string, id uuid.UUID) error {
 	return nil
 }
 
-// findTool looks for an external program on PATH and then in the sbin
+// FindTool looks for an external program on PATH and then in the sbin
 // directories, which an initramfs PATH may lack.
-func findTool(name string) (string, error) {
+func FindTool(name string) (string, error) {
 	if p, err := exec.LookPath(name); err == nil {
 		return p, nil
 	}

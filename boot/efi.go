@@ -34,9 +34,11 @@ const (
 	signatureGUID      = 0x02
 )
 
-// EFIVars is the firmware variable store, limited to the EFI global variable
-// namespace (8be4df61-93ca-11d2-aa0d-00e098032b8c) where Boot#### live.
-// OpenEFIVars gives the efivarfs implementation; tests use a map.
+// EFIVars is the firmware variable store. A bare name is in the EFI global
+// namespace (8be4df61-93ca-11d2-aa0d-00e098032b8c) where Boot#### live;
+// "Name-<guid>" is in that vendor's (LoaderImageIdentifierVar). List gives
+// the global names. OpenEFIVars gives the efivarfs implementation; tests use
+// a map.
 type EFIVars interface {
 	Get(name string) (attrs uint32, data []byte, err error) // os.ErrNotExist when absent
 	Set(name string, attrs uint32, data []byte) error
@@ -185,8 +187,14 @@ func writeUint16s(v EFIVars, name string, vals []uint16) error {
 }
 
 // ourBootEntries lists Boot#### numbers whose description is BootDescription,
-// with their raw load options.
+// with their raw load options, and every Boot#### number in use.
 func ourBootEntries(v EFIVars) (map[uint16][]byte, []uint16, error) {
+	return bootEntries(v, BootDescription)
+}
+
+// bootEntries lists Boot#### numbers whose description is desc, with their
+// raw load options, and every Boot#### number in use.
+func bootEntries(v EFIVars, desc string) (map[uint16][]byte, []uint16, error) {
 	names, err := v.List()
 	if err != nil {
 		return nil, nil, fmt.Errorf("list EFI variables: %w", err)
@@ -203,7 +211,7 @@ func ourBootEntries(v EFIVars) (map[uint16][]byte, []uint16, error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("read EFI %s: %w", name, err)
 		}
-		if d, ok := loadOptionDescription(data); ok && d == BootDescription {
+		if d, ok := loadOptionDescription(data); ok && d == desc {
 			ours[n] = data
 		}
 	}
@@ -215,7 +223,13 @@ func ourBootEntries(v EFIVars) (map[uint16][]byte, []uint16, error) {
 // the disk boots before the network. An identical existing entry is reused;
 // other "nodeinit" entries (an older ESP) are removed. It returns the number.
 func InstallBootEntry(v EFIVars, loc ESPLocation) (uint16, error) {
-	opt, err := LoadOption(BootDescription, loc, FallbackLoaderPath)
+	return InstallBootEntryFor(v, loc, FallbackLoaderPath)
+}
+
+// InstallBootEntryFor is InstallBootEntry for the loader at path on the ESP
+// (the ledger's default loader, see PromoteLoader).
+func InstallBootEntryFor(v EFIVars, loc ESPLocation, path string) (uint16, error) {
+	opt, err := LoadOption(BootDescription, loc, path)
 	if err != nil {
 		return 0, err
 	}
@@ -276,6 +290,9 @@ func SetBootNext(v EFIVars, num uint16) error {
 // RemoveBootEntries deletes every "nodeinit" Boot#### entry, drops them from
 // BootOrder and clears BootNext if it points at one. It returns what it removed.
 func RemoveBootEntries(v EFIVars) ([]uint16, error) {
+	if err := RemoveTrialBootEntries(v); err != nil {
+		return nil, err
+	}
 	ours, _, err := ourBootEntries(v)
 	if err != nil {
 		return nil, err

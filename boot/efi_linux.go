@@ -30,7 +30,14 @@ func OpenEFIVarsAt(dir string) (EFIVars, error) {
 	return efivarfsStore{fs}, nil
 }
 
+// desc maps a name to its variable: "Name-<guid>" (efivarfs's own file
+// naming) is in that vendor namespace, a bare name in the global one.
 func (s efivarfsStore) desc(name string) efivarfs.VariableDescriptor {
+	if i := len(name) - 37; i > 0 && name[i] == '-' {
+		if g, err := uuid.Parse(name[i+1:]); err == nil {
+			return efivarfs.VariableDescriptor{Name: name[:i], GUID: g}
+		}
+	}
 	return efivarfs.VariableDescriptor{Name: name, GUID: efiGlobalGUID}
 }
 

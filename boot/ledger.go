@@ -43,6 +43,13 @@ type SlotRecord struct {
 	Version   string    `json:"version,omitempty"`
 	Image     string    `json:"image,omitempty"` // image name or source
 	WrittenAt time.Time `json:"written_at,omitzero"`
+	// LoaderTrial is the ESP path of the boot loader this slot's upgrade
+	// brought (a loader that differs from the one the firmware starts): the
+	// slot's first boot must come through it, or the slot is bad.
+	LoaderTrial string `json:"loader_trial,omitempty"`
+	// Loader is that loader once it started the slot; it becomes the
+	// firmware's default when the slot is blessed.
+	Loader string `json:"loader,omitempty"`
 }
 
 // Event is one action in the ledger's history.
@@ -75,6 +82,9 @@ type Ledger struct {
 	// Erase is how the disk was erased before this install was written
 	// (nodeinit.erase), with what the device said about discarded blocks.
 	Erase *EraseRecord `json:"erase,omitempty"`
+	// Loader is the ESP path the "nodeinit" Boot#### entry starts; empty
+	// means FallbackLoaderPath, the install's.
+	Loader string `json:"loader,omitempty"`
 
 	// FromBackup is set by ReadLedger when the main copy was torn or missing
 	// and the .bak copy was used.

@@ -71,7 +71,8 @@ func newEnv(t *testing.T) *env {
 type release struct {
 	version    string
 	migrations []image.Migration
-	fillerMiB  int // incompressible rootfs content, so the slot write has many chunks
+	fillerMiB  int    // incompressible rootfs content, so the slot write has many chunks
+	adminHash  string // the bundle's adminpw.hash (nodeinit.adminpw=bundle), when set
 }
 
 // bundle builds and signs a node image bundle of r and returns its directory.
@@ -97,10 +98,17 @@ func (e *env) bundle(r release) string {
 			t.Fatal(err)
 		}
 	}
+	adminHashFile := ""
+	if r.adminHash != "" {
+		adminHashFile = filepath.Join(src, "admin.hash")
+		if err := os.WriteFile(adminHashFile, []byte(r.adminHash+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	out := filepath.Join(e.dir, "bundle-"+r.version)
 	_, err := image.Build(image.BuildOptions{Root: root, Kernel: filepath.Join(src, "vmlinuz"), Initrd: filepath.Join(src, "initrd.img"),
 		Loader: filepath.Join(src, "loader.efi"), Name: "testnode", Version: r.version, Migrations: r.migrations, Out: out,
-		Created: time.Unix(1700000000, 0), Compression: "gzip"})
+		Created: time.Unix(1700000000, 0), Compression: "gzip", AdminHashFile: adminHashFile})
 	if err != nil {
 		t.Fatalf("build bundle %s: %v", r.version, err)
 	}

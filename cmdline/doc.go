@@ -23,6 +23,12 @@
 //	stateless  alias ovirt_stateless
 //	rescue
 //
+// A stateless node runs with the command line it booted with: /proc/cmdline is the same
+// line, and every process on the node, not only root, can read it. An adminpw= hash on a
+// stateless line is therefore readable by every user and service of the node (the installed
+// boot entry of an install never carries it, so an installed node does not have this
+// problem). Give a stateless line nodeinit.adminpw=bundle instead: see the nodeinit keys.
+//
 // The aliases of one action are one key, so the last of them wins: firstboot ovirt_firstboot=0
 // is off, and so is install firstboot=0. Action flags are matched case-sensitively, as the
 // kernel and oVirt Node match them ('-' and '_' still the same): Reinstall, INSTALL, or a flag
@@ -83,6 +89,8 @@
 //	vlan                       ID, ID:PARENT, or dracut's NAME:PARENT (eth0.100:eth0).
 //	bond (bond_setup)          NAME[:SLAVE,SLAVE[:OPT=V,OPT=V[:MTU]]].
 //	adminpw, rootpw            crypt(3) hashes only (see below); also ovirt_adminpw, ovirt_rootpw.
+//	                           With stateless they stay in /proc/cmdline, readable by every
+//	                           process of the node: use nodeinit.adminpw=bundle there.
 //	ssh_pwauth                 a flag.
 //	management_server          HOST[:PORT]; http:// or https:// and a trailing '/' are stripped.
 //	                           Aliases ovirt_management_server and vdsm's misspelt
@@ -97,7 +105,12 @@
 //
 // # nodeinit keys
 //
-//	nodeinit.image=SRC           /path, label:NAME, initramfs:/path, http(s)://…
+//	nodeinit.image=SRC           /path, /dev/NAME[/path], label:NAME[/path], initramfs:/path,
+//	                             http(s)://…. label:NAME finds physical media only (a disk on a
+//	                             bus, or a partition of one), never a dm, loop, nbd, md, zram or
+//	                             ram device, which on a running host may be a guest's volume
+//	                             carrying any label; /dev/NAME mounts that device read-only,
+//	                             whatever it is, because the operator named it.
 //	nodeinit.image.sha256=HEX    64 hex digits, pins manifest.json
 //	nodeinit.dryrun, nodeinit.debug, nodeinit.insecure, nodeinit.force   flags
 //	nodeinit.break=STAGE[,…]     names from StageNames
@@ -113,6 +126,14 @@
 //	                             and zero also TRIM or zero the whole disk)
 //	nodeinit.erase.secure        a flag: the device's secure form of discard or zero; refused with
 //	                             signatures, which only removes signatures
+//	nodeinit.adminpw=bundle      the admin password hash comes from the image bundle's adminpw.hash
+//	                             (`nodeinit image build --admin-hash-file FILE`), which the signed
+//	                             manifest lists with its SHA-256 and which is checked like every
+//	                             bundle file; install, reinstall and stateless refuse a bundle
+//	                             without it or whose copy does not match. The hash is never on the
+//	                             command line, so a stateless node's /proc/cmdline does not show
+//	                             it; anyone who can fetch the bundle can read it, as anyone who can
+//	                             fetch a PXE config can read adminpw=. Refused together with adminpw=.
 //
 // An unknown nodeinit.* key is an error (a misspelt nodeinit.dryrun must not run for real).
 //
@@ -135,6 +156,11 @@
 // engine_admin_password, snmp_password, cim_passwd, rhn_password and any key ending in
 // password, passwd, passphrase or _pw, each also with the ovirt_ prefix or a _hashed suffix,
 // also after "--") are dropped with a warning that does not show the value.
+//
+// The command line itself is not secret on a running stateless node: /proc/cmdline is
+// readable by every process, so an adminpw= or rootpw= hash there is readable by every
+// user and service. nodeinit.adminpw=bundle takes the admin hash from the signed bundle
+// instead; rootpw has no such form yet and should be left off stateless lines.
 //
 // # Length
 //

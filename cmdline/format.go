@@ -145,6 +145,7 @@ func (p *Params) interpreted(revealSecrets bool) []kv {
 		add("nodeinit.tries", strconv.Itoa(n.Tries))
 	}
 	addStr("nodeinit.erase", string(n.Erase))
+	addStr("nodeinit.adminpw", n.AdminPWFrom)
 	for _, f := range []struct {
 		key string
 		on  bool

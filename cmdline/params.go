@@ -94,7 +94,16 @@ type NodeParams struct {
 	// EraseSecure asks for the device's secure form of Erase (nodeinit.erase.secure): a secure
 	// discard, or the device's own secure erase, for EraseDiscard and EraseZero.
 	EraseSecure bool `json:"erase_secure,omitempty"`
+	// AdminPWFrom is where the admin password hash comes from instead of adminpw=
+	// (nodeinit.adminpw): AdminPWBundle reads it from the image bundle's signed
+	// adminpw.hash, so that the hash is never on the command line, which every process
+	// of a stateless node can read in /proc/cmdline. Empty means adminpw=, if given.
+	AdminPWFrom string `json:"adminpw_from,omitempty"`
 }
+
+// AdminPWBundle is the value of nodeinit.adminpw that reads the admin password hash
+// from the image bundle (the file image.AdminHashName, listed in the signed manifest).
+const AdminPWBundle = "bundle"
 
 // EraseMode is a value of nodeinit.erase.
 type EraseMode string

@@ -236,6 +236,9 @@ func Parse(line string) (*Params, error) {
 	if err := p.checkErase(last); err != nil {
 		errs = append(errs, err)
 	}
+	if err := p.checkAdminPW(last); err != nil {
+		errs = append(errs, err)
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}

@@ -52,6 +52,7 @@ var handlers = map[string]func(*Params, arg) error{
 	"nodeinit.tries":        parseNodeTries,
 	"nodeinit.erase":        parseNodeErase,
 	"nodeinit.erase.secure": nodeBool(func(n *NodeParams) *bool { return &n.EraseSecure }),
+	"nodeinit.adminpw":      parseNodeAdminPW,
 }
 
 // nodeKeyNames lists the nodeinit.* keys, for hints.
@@ -772,9 +773,26 @@ func parsePassword(p *Params, a arg, dst *Secret) error {
 	if !a.hasVal || a.val == "" {
 		return bad(a, passwordHint, "%s needs a password hash", a.key)
 	}
-	v := a.val
-	if strings.HasPrefix(v, "$") {
-		parts := strings.Split(v[1:], "$")
+	switch ok, weak := CheckPasswordHash(a.val); {
+	case ok && weak:
+		p.warn("%s is a traditional DES crypt hash, which is weak; prefer a $6$ (SHA-512) hash from `openssl passwd -6`", a.key)
+	case !ok && strings.HasPrefix(a.val, "$"):
+		return bad(a, passwordHint, "the value is not a valid $id$salt$hash crypt(3) hash (value not shown)")
+	case !ok:
+		return bad(a, passwordHint, "the value looks like a plaintext password and is refused (value not shown)")
+	}
+	*dst = Secret(a.val)
+	return nil
+}
+
+// CheckPasswordHash reports whether h is a password hash that adminpw= and rootpw= accept:
+// a $id$salt$hash crypt(3) form with a known id, or the 13-character DES form, which is
+// weak. Anything else (ok false) is taken for a plaintext password. It is the one rule for
+// every place a hash comes from: the command line, and the bundle file that
+// nodeinit.adminpw=bundle reads.
+func CheckPasswordHash(h string) (ok, weak bool) {
+	if strings.HasPrefix(h, "$") {
+		parts := strings.Split(h[1:], "$")
 		ok := len(parts) >= 3 && cryptIDs[parts[0]] && parts[len(parts)-1] != ""
 		for i := 1; ok && i < len(parts); i++ {
 			for j := 0; j < len(parts[i]); j++ {
@@ -783,24 +801,17 @@ func parsePassword(p *Params, a arg, dst *Secret) error {
 				}
 			}
 		}
-		if !ok {
-			return bad(a, passwordHint, "the value is not a valid $id$salt$hash crypt(3) hash (value not shown)")
-		}
-		*dst = Secret(v)
-		return nil
+		return ok, false
 	}
-	if len(v) == 13 {
-		ok := true
-		for i := 0; i < len(v); i++ {
-			ok = ok && isCryptChar(v[i])
-		}
-		if ok {
-			p.warn("%s is a traditional DES crypt hash, which is weak; prefer a $6$ (SHA-512) hash from `openssl passwd -6`", a.key)
-			*dst = Secret(v)
-			return nil
+	if len(h) != 13 {
+		return false, false
+	}
+	for i := 0; i < len(h); i++ {
+		if !isCryptChar(h[i]) {
+			return false, false
 		}
 	}
-	return bad(a, passwordHint, "the value looks like a plaintext password and is refused (value not shown)")
+	return true, true
 }
 
 func parseSSHPwAuth(p *Params, a arg) error {
@@ -1084,6 +1095,34 @@ func parseNodeErase(p *Params, a arg) error {
 		}
 	}
 	return bad(a, eraseHint, "%q is not an erase mode", a.val)
+}
+
+const adminPWHint = "write nodeinit.adminpw=bundle to take the admin password hash from the image bundle " +
+	"(built with `nodeinit image build --admin-hash-file FILE`), or drop it and pass adminpw=HASH"
+
+// parseNodeAdminPW reads nodeinit.adminpw. The value is never shown: a hash given here by
+// mistake must not reach an error, a log or the failure screen.
+func parseNodeAdminPW(p *Params, a arg) error {
+	if !a.hasVal || a.val == "" {
+		return bad(a, adminPWHint, "%s needs a value", a.key)
+	}
+	if a.val != AdminPWBundle {
+		return &Error{Token: a.key + "=" + Redacted, Key: a.key, Hint: adminPWHint,
+			Problem: "the value is not bundle, the one place nodeinit.adminpw can name (value not shown)"}
+	}
+	p.Node.AdminPWFrom = a.val
+	return nil
+}
+
+// checkAdminPW refuses nodeinit.adminpw=bundle together with adminpw=: two sources for one
+// password leave the operator guessing which one the node got, and the hash on the line is
+// what nodeinit.adminpw=bundle keeps out of /proc/cmdline.
+func (p *Params) checkAdminPW(last map[string]arg) error {
+	if a, ok := last["nodeinit.adminpw"]; ok && p.Node.AdminPWFrom != "" && p.AdminPW != "" {
+		return bad(a, "drop adminpw= (or ovirt_adminpw=) from the line: with nodeinit.adminpw=bundle the hash comes from the bundle",
+			"adminpw= and nodeinit.adminpw=bundle both set the admin password")
+	}
+	return nil
 }
 
 // checkErase refuses nodeinit.erase.secure without a mode it applies to: signatures only

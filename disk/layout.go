@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/nodeinit/nodeinit/device"
+	"github.com/nodeinit/nodeinit/operr"
 )
 
 // The layout of a node disk (DESIGN.md, "On disk"): GPT, 1 MiB aligned, one
@@ -33,6 +34,11 @@ import (
 //	logging 2048 MiB (oVirt: 2048); 8192 on disks >= 128 GiB
 //	swap   2048 MiB  (oVirt: from RAM; stages may pass a RAM-based value); 1024 on disks < 32 GiB
 //	data    the rest, at least 1024 MiB
+//
+// The larger defaults of a larger disk are used only where they fit beside
+// the sizes storage_vol gives; otherwise the smaller disks' are. So a layout
+// that fits a disk fits every larger one, and MinDiskBytes, computed from the
+// same table, is the exact size below which a disk is refused.
 //
 // Sizes given on the command line are used as they are, never scaled, except
 // that a size below what nodeinit needs (the minimums in volumeTable) is rounded
@@ -81,6 +87,9 @@ type Layout struct {
 	SectorSize int        `json:"sector_size"` // logical sector size of the disk, 512 or 4096
 	DiskSize   int64      `json:"disk_size"`   // bytes
 	Partitions []PartSpec `json:"partitions"`  // in disk order
+	// MinDiskSize is the smallest disk in bytes that these storage_vol sizes
+	// fit on (MinDiskBytes): what the plan states to the operator.
+	MinDiskSize int64 `json:"min_disk_size,omitempty"`
 	// Notices say where storage_vol was not taken as written (a size rounded up
 	// to the minimum, a volume for other disks); the plan shows them as warnings.
 	Notices []string `json:"notices,omitempty"`
@@ -137,33 +146,46 @@ func rootType() string {
 	return TypeLinuxData
 }
 
-// defaultMiB is the size of a volume that storage_vol does not name; -1 is the rest.
-func defaultMiB(vol string, diskSize int64) int64 {
-	big := diskSize >= 128<<30
-	switch vol {
-	case "boot":
-		return 512
-	case "root":
-		if big {
-			return 4096
+// defaultTiers are the sizes in MiB of the volumes that storage_vol does not
+// name (-1 is the rest), each tier for disks of at least fromBytes. A larger
+// disk gets larger defaults, but never a refusal that a smaller disk would not
+// get: when a tier's defaults do not fit beside the sizes storage_vol gives,
+// PlanLayout falls back to the tier below. So whether a layout fits grows with
+// the disk, and MinDiskBytes is a true threshold.
+var defaultTiers = []struct {
+	fromBytes int64
+	mib       map[string]int64
+}{
+	{0, map[string]int64{"boot": 512, "root": 2048, "config": 64, "logging": 2048, "swap": 1024, "data": -1}},
+	{32 << 30, map[string]int64{"boot": 512, "root": 2048, "config": 64, "logging": 2048, "swap": 2048, "data": -1}},
+	{128 << 30, map[string]int64{"boot": 512, "root": 4096, "config": 64, "logging": 8192, "swap": 2048, "data": -1}},
+}
+
+// tierOf is the largest tier of defaults for a disk of diskSize bytes.
+func tierOf(diskSize int64) int {
+	t := 0
+	for i, d := range defaultTiers {
+		if diskSize >= d.fromBytes {
+			t = i
 		}
-		return 2048
-	case "config":
-		return 64
-	case "logging":
-		if big {
-			return 8192
-		}
-		return 2048
-	case "swap":
-		if diskSize < 32<<30 {
-			return 1024
-		}
-		return 2048
-	case "data":
-		return -1
 	}
-	return 0
+	return t
+}
+
+// tableMiB is the room a disk needs besides its partitions: 1 MiB before the
+// first partition (MBR, GPT header and entries) and the last MiB kept free for
+// the backup GPT, both for alignment.
+const tableMiB = 2
+
+// checkGeometry refuses what PlanLayout and MinDiskBytes cannot plan for.
+func checkGeometry(diskSize int64, sectorSize int) error {
+	if sectorSize != 512 && sectorSize != 4096 {
+		return fmt.Errorf("plan layout: logical sector size %d is not supported (512 or 4096)", sectorSize)
+	}
+	if diskSize <= 0 || diskSize%int64(sectorSize) != 0 {
+		return fmt.Errorf("plan layout: disk size %d bytes is not a positive multiple of the %d-byte sector", diskSize, sectorSize)
+	}
+	return nil
 }
 
 // PlanLayout computes the partition table for a disk of diskSize bytes with
@@ -171,15 +193,107 @@ func defaultMiB(vol string, diskSize int64) int64 {
 // name (boot, root, config, logging, swap, data, and oVirt's efi, swap2, data2):
 // -1 is the rest of the disk, 0 is none, an absent name takes the default. root
 // is the size of each slot. Names are matched case-insensitively. A size below a
-// volume's minimum is rounded up, with a notice in Layout.Notices. It does no I/O.
+// volume's minimum is rounded up, with a notice in Layout.Notices. A disk
+// smaller than MinDiskBytes is refused with an error that wraps ErrDiskTooSmall
+// and an *operr.Error saying the minimum. It does no I/O.
 func PlanLayout(diskSize int64, sectorSize int, vols map[string]int64) (Layout, error) {
-	if sectorSize != 512 && sectorSize != 4096 {
-		return Layout{}, fmt.Errorf("plan layout: logical sector size %d is not supported (512 or 4096)", sectorSize)
-	}
-	if diskSize <= 0 || diskSize%int64(sectorSize) != 0 {
-		return Layout{}, fmt.Errorf("plan layout: disk size %d bytes is not a positive multiple of the %d-byte sector", diskSize, sectorSize)
+	if err := checkGeometry(diskSize, sectorSize); err != nil {
+		return Layout{}, err
 	}
 	table := volumeTable()
+	diskMiB := diskSize / MiB
+	top := tierOf(diskSize)
+	var s sizing
+	fits := false
+	for tier := top; tier >= 0 && !fits; tier-- {
+		var err error
+		if s, err = sizeVolumes(table, vols, defaultTiers[tier].mib); err != nil {
+			return Layout{}, err
+		}
+		if fits = s.needMiB <= diskMiB; fits && tier < top {
+			s.notices = append(s.notices, fmt.Sprintf("the default sizes for disks of %d GiB and more do not fit beside the storage_vol sizes given: using the defaults for disks under %d GiB (%s)",
+				defaultTiers[top].fromBytes>>30, defaultTiers[tier+1].fromBytes>>30, describeSizes(table, s)))
+		}
+	}
+	minMiB, atMin, err := minDiskMiB(table, vols)
+	if err != nil {
+		return Layout{}, err
+	}
+	if !fits {
+		return Layout{}, fmt.Errorf("plan layout: %w: %w", ErrDiskTooSmall, &operr.Error{
+			What: fmt.Sprintf("the disk is %d MiB and this layout needs at least %d MiB (%d MiB short)", diskMiB, minMiB, minMiB-diskMiB),
+			Why:  fmt.Sprintf("%s, and %d MiB for the partition tables", describeSizes(table, atMin), tableMiB),
+			Fix:  fmt.Sprintf("use a disk of at least %d MiB, or give smaller sizes in storage_vol (logging, swap and data may be 0)", minMiB),
+		})
+	}
+	sizes := s.sizes
+	if s.rest != "" {
+		sizes[s.rest] = (diskMiB - tableMiB - s.fixedMiB) / int64(len(partsOf(table, s.rest)))
+	}
+
+	l := Layout{SectorSize: sectorSize, DiskSize: diskSize, MinDiskSize: minMiB * MiB, Notices: s.notices}
+	next := MiB
+	for _, v := range table {
+		size := sizes[v.name]
+		if size == 0 {
+			continue
+		}
+		for _, p := range v.parts {
+			p.Volume = v.name
+			p.Start = next
+			p.Size = size * MiB
+			next += p.Size
+			l.Partitions = append(l.Partitions, p)
+		}
+	}
+	return l, nil
+}
+
+// MinDiskBytes is the size of the smallest disk with the given logical sector
+// size on which PlanLayout plans vols (storage_vol sizes as PlanLayout takes
+// them; nil for the default layout): a disk of this size plans, and any disk
+// smaller, even by one sector, is refused. The error is PlanLayout's for vols
+// that no disk could take (an unknown volume, two volumes as the rest). It
+// does no I/O.
+func MinDiskBytes(sectorSize int, vols map[string]int64) (int64, error) {
+	if err := checkGeometry(int64(sectorSize), sectorSize); err != nil {
+		return 0, err
+	}
+	minMiB, _, err := minDiskMiB(volumeTable(), vols)
+	return minMiB * MiB, err
+}
+
+// minDiskMiB is the smallest disk in MiB that fits vols, and the sizing that
+// fits it. A tier of defaults applies from its fromBytes on, and PlanLayout
+// tries every tier up to the disk's, so the smallest disk is the least, over
+// the tiers, of the larger of where the tier starts and what it needs.
+func minDiskMiB(table []volume, vols map[string]int64) (int64, sizing, error) {
+	best, bestMiB := sizing{}, int64(-1)
+	for _, t := range defaultTiers {
+		s, err := sizeVolumes(table, vols, t.mib)
+		if err != nil {
+			return 0, sizing{}, err
+		}
+		need := max(s.needMiB, t.fromBytes/MiB)
+		if bestMiB < 0 || need < bestMiB {
+			best, bestMiB = s, need
+		}
+	}
+	return bestMiB, best, nil
+}
+
+// sizing is storage_vol resolved against one tier of default sizes.
+type sizing struct {
+	sizes    map[string]int64 // MiB of each partition of a volume; 0 is none
+	rest     string           // the volume that takes the rest of the disk, or ""
+	fixedMiB int64            // every partition but the rest volume's
+	needMiB  int64            // the smallest disk that fits: fixedMiB, the rest at its minimum and tableMiB
+	notices  []string
+}
+
+// sizeVolumes resolves vols (see PlanLayout) against the default sizes in
+// defaults. Its errors do not depend on the disk.
+func sizeVolumes(table []volume, vols map[string]int64, defaults map[string]int64) (sizing, error) {
 	known := map[string]bool{}
 	for _, v := range table {
 		known[v.name] = true
@@ -199,7 +313,7 @@ func PlanLayout(diskSize int64, sectorSize int, vols map[string]int64) (Layout, 
 		case known[n]:
 			given[n] = size
 		case n != "efi":
-			return Layout{}, fmt.Errorf("plan layout: storage_vol names unknown volume %q: use EFI, Boot, Root, Config, Logging, Swap, Data, Swap2 or Data2", name)
+			return sizing{}, fmt.Errorf("plan layout: storage_vol names unknown volume %q: use EFI, Boot, Root, Config, Logging, Swap, Data, Swap2 or Data2", name)
 		}
 	}
 	// oVirt Node 3 had an EFI partition for the loader alone and a Boot partition;
@@ -212,75 +326,46 @@ func PlanLayout(diskSize int64, sectorSize int, vols map[string]int64) (Layout, 
 			given["boot"] = efi
 		case hasBoot:
 			notices = append(notices, fmt.Sprintf("storage_vol gives EFI=%d and Boot=%d; both size the one ESP, which takes the larger, %d MiB", efi, boot, boot))
-		case efi >= 0 && efi < defaultMiB("boot", diskSize):
-			notices = append(notices, fmt.Sprintf("storage_vol EFI=%d MiB sized oVirt Node's loader alone; nodeinit's ESP also holds the kernels of both slots: using %d MiB", efi, defaultMiB("boot", diskSize)))
+		case efi >= 0 && efi < defaults["boot"]:
+			notices = append(notices, fmt.Sprintf("storage_vol EFI=%d MiB sized oVirt Node's loader alone; nodeinit's ESP also holds the kernels of both slots: using %d MiB", efi, defaults["boot"]))
 		default:
 			given["boot"] = efi
 		}
 	}
 
 	// Resolve each volume's size in MiB; find the one that takes the rest.
-	sizes := map[string]int64{}
-	rest := ""
-	fixedMiB := int64(0)
+	s := sizing{sizes: map[string]int64{}}
 	for _, v := range table {
 		size, explicit := given[v.name]
 		if !explicit {
-			size = defaultMiB(v.name, diskSize)
+			size = defaults[v.name]
 		}
 		switch {
 		case size == -1:
-			if rest != "" {
-				return Layout{}, fmt.Errorf("plan layout: storage_vol gives both %s and %s as -1 (the rest of the disk): only one volume can take the rest", rest, v.name)
+			if s.rest != "" {
+				return sizing{}, fmt.Errorf("plan layout: storage_vol gives both %s and %s as -1 (the rest of the disk): only one volume can take the rest", s.rest, v.name)
 			}
-			rest = v.name
+			s.rest = v.name
 		case size == 0 && v.canSkip:
 		case size == 0:
-			return Layout{}, fmt.Errorf("plan layout: storage_vol sets %s to 0, but a node needs it: give at least %d MiB or leave it out for the default", v.name, v.minMiB)
+			return sizing{}, fmt.Errorf("plan layout: storage_vol sets %s to 0, but a node needs it: give at least %d MiB or leave it out for the default", v.name, v.minMiB)
 		case size < 0:
-			return Layout{}, fmt.Errorf("plan layout: storage_vol %s=%d MiB is negative: use a size in MiB, -1 for the rest or 0 for none", v.name, size)
+			return sizing{}, fmt.Errorf("plan layout: storage_vol %s=%d MiB is negative: use a size in MiB, -1 for the rest or 0 for none", v.name, size)
 		case size < v.minMiB:
 			notices = append(notices, fmt.Sprintf("storage_vol %s=%d MiB is below the %d MiB nodeinit needs: using %d MiB", v.name, size, v.minMiB, v.minMiB))
 			size = v.minMiB
 		}
-		sizes[v.name] = size
+		s.sizes[v.name] = size
 		if size > 0 {
-			fixedMiB += size * int64(len(v.parts))
+			s.fixedMiB += size * int64(len(v.parts))
 		}
 	}
-
-	// 1 MiB before the first partition (MBR, GPT header and entries) and the
-	// last MiB kept free for the backup GPT, both for alignment.
-	diskMiB := diskSize / MiB
-	usableMiB := diskMiB - 2
-	needMiB := fixedMiB
-	if rest != "" {
-		needMiB += minMiB(table, rest) * int64(len(partsOf(table, rest)))
+	s.needMiB = s.fixedMiB + tableMiB
+	if s.rest != "" {
+		s.needMiB += minMiB(table, s.rest) * int64(len(partsOf(table, s.rest)))
 	}
-	if needMiB > usableMiB {
-		return Layout{}, fmt.Errorf("plan layout: %w: the disk is %d MiB; the layout needs %d MiB plus 2 MiB for the partition tables (%d MiB short): use a larger disk or lower storage_vol (%s)",
-			ErrDiskTooSmall, diskMiB, needMiB, needMiB-usableMiB, describeSizes(table, sizes, rest))
-	}
-	if rest != "" {
-		sizes[rest] = (usableMiB - fixedMiB) / int64(len(partsOf(table, rest)))
-	}
-
-	l := Layout{SectorSize: sectorSize, DiskSize: diskSize, Notices: notices}
-	next := MiB
-	for _, v := range table {
-		size := sizes[v.name]
-		if size == 0 {
-			continue
-		}
-		for _, p := range v.parts {
-			p.Volume = v.name
-			p.Start = next
-			p.Size = size * MiB
-			next += p.Size
-			l.Partitions = append(l.Partitions, p)
-		}
-	}
-	return l, nil
+	s.notices = notices
+	return s, nil
 }
 
 // lookupFold finds a storage_vol size by name, case-insensitively.
@@ -311,18 +396,23 @@ func minMiB(table []volume, name string) int64 {
 	return 0
 }
 
-// describeSizes prints the resolved sizes the way an operator would write them.
-func describeSizes(table []volume, sizes map[string]int64, rest string) string {
+// describeSizes prints the resolved sizes the way an operator would write them
+// in storage_vol (root is the size of each slot).
+func describeSizes(table []volume, s sizing) string {
 	var b strings.Builder
 	for i, v := range table {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		if v.name == rest {
-			fmt.Fprintf(&b, "%s=rest (min %d)", v.name, v.minMiB)
+		each := ""
+		if len(v.parts) > 1 {
+			each = fmt.Sprintf(" (each of %d slots)", len(v.parts))
+		}
+		if v.name == s.rest {
+			fmt.Fprintf(&b, "%s=rest (min %d%s)", v.name, v.minMiB, each)
 			continue
 		}
-		fmt.Fprintf(&b, "%s=%d", v.name, sizes[v.name])
+		fmt.Fprintf(&b, "%s=%d%s", v.name, s.sizes[v.name], each)
 	}
 	return b.String()
 }

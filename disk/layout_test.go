@@ -2,8 +2,12 @@ package disk
 
 import (
 	"errors"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
+
+	"github.com/nodeinit/nodeinit/operr"
 )
 
 const gibibyte = 1 << 30
@@ -160,9 +164,9 @@ func TestPlanLayoutErrors(t *testing.T) {
 		want []string
 	}{
 		{"too small says how many MiB", 8 * gibibyte, 512, nil,
-			[]string{"disk is 8192 MiB", "needs 8768 MiB", "(578 MiB short)", "storage_vol", "data=rest"}},
+			[]string{"disk is 8192 MiB", "needs at least 8770 MiB", "(578 MiB short)", "root=2048 (each of 2 slots)", "data=rest (min 1024)", "2 MiB for the partition tables"}},
 		{"too small with explicit sizes", 4 * gibibyte, 4096, map[string]int64{"data": 3000},
-			[]string{"disk is 4096 MiB", "needs 10744 MiB", "(6650 MiB short)", "data=3000"}},
+			[]string{"disk is 4096 MiB", "needs at least 10746 MiB", "(6650 MiB short)", "data=3000"}},
 		{"two rests", 32 * gibibyte, 512, map[string]int64{"logging": -1}, []string{"both logging and data as -1"}},
 		{"root 0", 32 * gibibyte, 512, map[string]int64{"root": 0}, []string{"sets root to 0", "at least 256 MiB"}},
 		{"unknown name", 32 * gibibyte, 512, map[string]int64{"home": 100}, []string{`unknown volume "home"`}},
@@ -184,8 +188,117 @@ func TestPlanLayoutErrors(t *testing.T) {
 			}
 		})
 	}
-	if _, err := PlanLayout(8*gibibyte, 512, nil); !errors.Is(err, ErrDiskTooSmall) {
+	_, err := PlanLayout(8*gibibyte, 512, nil)
+	if !errors.Is(err, ErrDiskTooSmall) {
 		t.Errorf("too small error %v does not wrap ErrDiskTooSmall", err)
+	}
+	if d := operr.Describe(err); !strings.Contains(d.Fix, "at least 8770 MiB") || !strings.Contains(d.Fix, "storage_vol") || strings.Contains(d.Message, d.Fix) {
+		t.Errorf("too small: fix %q should give the minimum and storage_vol, and the message %q should not repeat it", d.Fix, d.Message)
+	}
+}
+
+// minimumCases are storage_vol requests for TestMinDiskBytesIsExact, among them
+// ones whose minimum lies just below a size where the defaults grow.
+var minimumCases = []struct {
+	name string
+	vols map[string]int64
+}{
+	{"default layout", nil},
+	{"explicit data", map[string]int64{"data": 3000}},
+	{"logging takes the rest", map[string]int64{"logging": -1, "data": 2048}},
+	{"root takes the rest", map[string]int64{"root": -1, "data": 0}},
+	{"no rest", map[string]int64{"boot": 300, "root": 1024, "config": 20, "logging": 500, "swap": 100, "data": 4000}},
+	{"minimums rounded up", map[string]int64{"boot": 5, "root": 5, "config": 5, "logging": 0, "swap": 0, "data": 0}},
+	{"oVirt EFI and Boot", map[string]int64{"efi": 256, "boot": 256}},
+	// 2×14000 + the small disks' defaults fit below 32 GiB; with the swap of
+	// a 32 GiB disk they would not fit on 32 GiB itself.
+	{"just below the 32 GiB defaults", map[string]int64{"root": 14000}},
+	// 2×60000 + the defaults of disks under 128 GiB fit below 128 GiB.
+	{"just below the 128 GiB defaults", map[string]int64{"root": 60000}},
+}
+
+// TestMinDiskBytesIsExact: a disk of exactly MinDiskBytes plans and states that
+// minimum, one sector less is refused with the minimum in the message and the
+// fix, and every larger disk plans too (also across the sizes where the
+// defaults grow).
+func TestMinDiskBytesIsExact(t *testing.T) {
+	for _, c := range minimumCases {
+		for _, ss := range []int{512, 4096} {
+			min, err := MinDiskBytes(ss, c.vols)
+			if err != nil {
+				t.Fatalf("%s, %d-byte sectors: %v", c.name, ss, err)
+			}
+			if min%MiB != 0 {
+				t.Errorf("%s: minimum %d is not whole MiB", c.name, min)
+			}
+			l, err := PlanLayout(min, ss, c.vols)
+			if err != nil {
+				t.Errorf("%s, %d-byte sectors: a disk of the minimum %d bytes is refused: %v", c.name, ss, min, err)
+			} else if l.MinDiskSize != min {
+				t.Errorf("%s: layout states minimum %d, MinDiskBytes says %d", c.name, l.MinDiskSize, min)
+			}
+			_, err = PlanLayout(min-int64(ss), ss, c.vols)
+			if !errors.Is(err, ErrDiskTooSmall) {
+				t.Errorf("%s, %d-byte sectors: a disk one sector below the minimum: err = %v, want ErrDiskTooSmall", c.name, ss, err)
+				continue
+			}
+			want := fmt.Sprintf("at least %d MiB", min/MiB)
+			if d := operr.Describe(err); !strings.Contains(d.Message, want) || !strings.Contains(d.Fix, want) {
+				t.Errorf("%s: refusal %q, fix %q: want %q in both", c.name, d.Message, d.Fix, want)
+			}
+			larger := []int64{min + int64(ss), min + MiB, min + 1000*MiB, 2 * min}
+			for _, tier := range defaultTiers[1:] {
+				larger = append(larger, tier.fromBytes-int64(ss), tier.fromBytes, tier.fromBytes+int64(ss))
+			}
+			for _, size := range larger {
+				if size < min {
+					continue
+				}
+				if _, err := PlanLayout(size, ss, c.vols); err != nil {
+					t.Errorf("%s: a disk of %d bytes, above the minimum %d, is refused: %v", c.name, size, min, err)
+				}
+			}
+		}
+	}
+	if _, err := MinDiskBytes(520, nil); err == nil {
+		t.Error("MinDiskBytes accepts a 520-byte sector")
+	}
+	if _, err := MinDiskBytes(512, map[string]int64{"logging": -1}); err == nil || !strings.Contains(err.Error(), "both logging and data") {
+		t.Errorf("MinDiskBytes with two rests: %v", err)
+	}
+}
+
+// TestDefaultsFallBackWhereTheyDoNotFit: at exactly 32 GiB, root=14000 fits only
+// with the swap of smaller disks; the layout takes it and says so.
+func TestDefaultsFallBackWhereTheyDoNotFit(t *testing.T) {
+	l, err := PlanLayout(32*gibibyte, 512, map[string]int64{"root": 14000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := l.Find(LabelSwap); p.Size != 1024*MiB {
+		t.Errorf("swap %d MiB, want the smaller disks' 1024", p.Size/MiB)
+	}
+	if len(l.Notices) != 1 || !strings.Contains(l.Notices[0], "using the defaults for disks under 32 GiB") {
+		t.Errorf("notices %q", l.Notices)
+	}
+	if l, _ := PlanLayout(64*gibibyte, 512, map[string]int64{"root": 14000}); len(l.Notices) != 0 {
+		t.Errorf("a disk where the defaults fit has notices %q", l.Notices)
+	}
+}
+
+// TestREADMEStatesTheMinimum: the minimum disk size that README.md gives is
+// the one the layout code computes.
+func TestREADMEStatesTheMinimum(t *testing.T) {
+	min, err := MinDiskBytes(512, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("at least %d MiB", min/MiB); !strings.Contains(string(readme), want) {
+		t.Errorf("README.md does not say %q (disk.MinDiskBytes for the default layout)", want)
 	}
 }
 

@@ -28,6 +28,10 @@ type BuildOptions struct {
 	Created       time.Time // default SOURCE_DATE_EPOCH, else now; also the squashfs timestamps
 	UpgradeFrom   []string
 	Migrations    []Migration
+	// AdminHashFile, when set, is a file holding the admin password hash (one
+	// crypt(3) hash, e.g. from `openssl passwd -6`); it goes into the bundle as
+	// AdminHashName, listed in the manifest, for nodeinit.adminpw=bundle.
+	AdminHashFile string
 
 	// Out is the bundle directory; it must not exist or be empty.
 	Out string
@@ -95,6 +99,13 @@ func Build(opts BuildOptions) (*Manifest, error) {
 		}
 		m.Files = append(m.Files, f)
 	}
+	if opts.AdminHashFile != "" {
+		f, err := writeAdminHash(opts.AdminHashFile, filepath.Join(opts.Out, AdminHashName))
+		if err != nil {
+			return nil, err
+		}
+		m.Files = append(m.Files, f)
+	}
 	if err := m.Validate(); err != nil {
 		return nil, err
 	}
@@ -152,7 +163,49 @@ func (o BuildOptions) check() error {
 			return newError("build", fmt.Sprintf("migration %d", i), err, "fix the migrations file")
 		}
 	}
+	if o.AdminHashFile != "" {
+		// Before mksquashfs, which takes minutes on a big root.
+		if _, err := readAdminHashFile(o.AdminHashFile); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// writeAdminHash checks the hash in src and writes it to dst as one line, and
+// returns its manifest entry. The hash never appears in an error.
+func writeAdminHash(src, dst string) (File, error) {
+	h, err := readAdminHashFile(src)
+	if err != nil {
+		return File{}, err
+	}
+	b := []byte(h + "\n")
+	if err := writeFileAtomic(dst, b, 0o644); err != nil {
+		return File{}, fmt.Errorf("build: %w", err)
+	}
+	sum := sha256.Sum256(b)
+	return File{Name: AdminHashName, Size: int64(len(b)), SHA256: hex.EncodeToString(sum[:])}, nil
+}
+
+// readAdminHashFile reads and checks --admin-hash-file.
+func readAdminHashFile(src string) (string, error) {
+	const fix = "put only the hash in the file: openssl passwd -6 > FILE"
+	st, err := os.Stat(src)
+	if err != nil || !st.Mode().IsRegular() {
+		return "", newError("build", src, fmt.Errorf("--admin-hash-file is not a readable regular file"), "check the path")
+	}
+	if st.Size() > maxAdminHashSize {
+		return "", newError("build", src, fmt.Errorf("--admin-hash-file is %d bytes; a crypt(3) hash is a few hundred", st.Size()), fix)
+	}
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return "", newError("build", src, err, "check the path")
+	}
+	h, err := parseAdminHash(data)
+	if err != nil {
+		return "", newError("build", src, err, fix)
+	}
+	return h, nil
 }
 
 // prepareOut creates the output directory, refusing a non-empty one so two

@@ -11,6 +11,8 @@ import (
 	"io"
 	"io/fs"
 	"strings"
+
+	"github.com/nodeinit/nodeinit/cmdline"
 )
 
 // VerifyOptions are the operator's trust choices for Open.
@@ -167,6 +169,79 @@ func (b *Bundle) digestError(f File, got string) error {
 	return newError("verify", b.Source.String()+"/"+f.Name,
 		fmt.Errorf("%w: got %s, manifest says %s", ErrDigestMismatch, got, f.SHA256),
 		"the file is corrupt or was tampered with: copy or download the bundle again")
+}
+
+// maxAdminHashSize bounds how much of the admin hash file is read; a crypt(3)
+// hash is at most a few hundred bytes.
+const maxAdminHashSize = 4 << 10
+
+// ReadSmall reads the whole bundle file name, at most limit bytes, and checks
+// its size and SHA-256 against the manifest before returning it: the bytes
+// returned are those the signed manifest lists, or an error wrapping
+// ErrSizeMismatch or ErrDigestMismatch.
+func (b *Bundle) ReadSmall(ctx context.Context, name string, limit int64) ([]byte, error) {
+	f, err := b.file(name)
+	if err != nil {
+		return nil, err
+	}
+	if f.Size > limit {
+		return nil, newError("read", b.Source.String()+"/"+name,
+			fmt.Errorf("%w: the manifest lists %d bytes, more than the %d allowed", ErrBadManifest, f.Size, limit),
+			"rebuild the bundle with `nodeinit image build`")
+	}
+	rc, err := b.openFile(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(io.LimitReader(ctxReader{ctx, rc}, f.Size+1))
+	if err != nil {
+		return nil, newError("read", b.Source.String()+"/"+name, err, "check the source")
+	}
+	if int64(len(data)) != f.Size {
+		return nil, b.sizeError(f, int64(len(data)))
+	}
+	sum := sha256.Sum256(data)
+	if got := hex.EncodeToString(sum[:]); got != f.SHA256 {
+		return nil, b.digestError(f, got)
+	}
+	return data, nil
+}
+
+// AdminHash returns the admin password hash the bundle carries in
+// AdminHashName, for nodeinit.adminpw=bundle: the file is checked against the
+// signed manifest like every other bundle file (ReadSmall), and must hold one
+// crypt(3) hash that adminpw= would accept (cmdline.CheckPasswordHash). The
+// hash never appears in an error.
+func (b *Bundle) AdminHash(ctx context.Context) (string, error) {
+	if _, ok := b.Manifest.File(AdminHashName); !ok {
+		return "", newError("read admin password hash", b.Source.String()+"/"+AdminHashName,
+			fmt.Errorf("%w: nodeinit.adminpw=bundle needs it, and the manifest does not list it", fs.ErrNotExist),
+			"rebuild the bundle with `nodeinit image build --admin-hash-file FILE`, or drop nodeinit.adminpw=bundle and pass adminpw=HASH")
+	}
+	data, err := b.ReadSmall(ctx, AdminHashName, maxAdminHashSize)
+	if err != nil {
+		return "", err
+	}
+	h, err := parseAdminHash(data)
+	if err != nil {
+		return "", newError("read admin password hash", b.Source.String()+"/"+AdminHashName, err,
+			"rebuild the bundle with --admin-hash-file naming a file that holds the output of `openssl passwd -6`")
+	}
+	return h, nil
+}
+
+// parseAdminHash reads an admin hash file: one crypt(3) hash, an optional
+// final newline, nothing else. Errors never show the content.
+func parseAdminHash(data []byte) (string, error) {
+	h := strings.TrimSuffix(strings.TrimSuffix(string(data), "\n"), "\r")
+	switch ok, _ := cmdline.CheckPasswordHash(h); {
+	case strings.ContainsAny(h, "\r\n"):
+		return "", errors.New("the file holds more than one line (content not shown)")
+	case !ok:
+		return "", errors.New("the file does not hold a crypt(3) hash: a plaintext password is refused (content not shown)")
+	}
+	return h, nil
 }
 
 // VerifyFiles streams every file of the manifest through SHA-256 and checks

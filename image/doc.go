@@ -11,6 +11,9 @@
 //	rootfs.squashfs        the node root, written raw into slot a or b
 //	vmlinuz, initrd.img    kernel and initramfs, copied to the ESP
 //	loader.efi             the UEFI boot loader (systemd-boot)
+//	adminpw.hash           optional: the admin password hash for nodeinit.adminpw=bundle
+//	                       (BuildOptions.AdminHashFile), so that a stateless node's
+//	                       /proc/cmdline, which every process can read, does not carry it
 //
 // Trust. The manifest is the only thing signed; every other file is checked
 // against the digest the manifest lists while it is streamed. The rootfs is

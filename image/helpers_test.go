@@ -45,6 +45,12 @@ const rootfsSize = 2*WriteBlockSize + 3*4096 + 123
 // testBundle builds a signed bundle in a temp dir from random inputs.
 func testBundle(t *testing.T, priv string) (dir string, m *Manifest) {
 	t.Helper()
+	return testBundleWith(t, priv, nil)
+}
+
+// testBundleWith is testBundle with the build options changed by adjust.
+func testBundleWith(t *testing.T, priv string, adjust func(*BuildOptions)) (dir string, m *Manifest) {
+	t.Helper()
 	in := t.TempDir()
 	write := func(name string, size int, prefix string) string {
 		b := make([]byte, size)
@@ -57,7 +63,7 @@ func testBundle(t *testing.T, priv string) (dir string, m *Manifest) {
 		return p
 	}
 	dir = filepath.Join(t.TempDir(), "bundle")
-	m, err := Build(BuildOptions{
+	opts := BuildOptions{
 		Squashfs:    write("root.sqfs", rootfsSize, "hsqs"),
 		Kernel:      write("vmlinuz", 70000, "MZ"),
 		Initrd:      write("initrd", 50000, ""),
@@ -69,7 +75,11 @@ func testBundle(t *testing.T, priv string) (dir string, m *Manifest) {
 		UpgradeFrom: []string{">=1.0 <1.2"},
 		Migrations:  []Migration{{Op: OpMove, Path: "/etc/old.conf", To: "/etc/new.conf"}},
 		Out:         dir,
-	})
+	}
+	if adjust != nil {
+		adjust(&opts)
+	}
+	m, err := Build(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,10 +10,12 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/nodeinit/nodeinit/operr"
 )
 
-// labelSource is a directory on a medium found by filesystem label and
-// mounted read-only; Close unmounts it.
+// labelSource is a directory on a medium, found by filesystem label or named
+// by its device, and mounted read-only; Close unmounts it.
 type labelSource struct {
 	*dirSource
 	mounter Mounter
@@ -40,7 +42,46 @@ func openLabelSource(spec string, opts SourceOptions) (Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	target := filepath.Join(opts.MountDir, label)
+	return mountSource(dev, fstype, label, sub, "label:"+spec, opts)
+}
+
+// openDeviceSource handles a path that is, or lies below, a block device node:
+// "/dev/sdb1" or "/dev/sdb1/sub/dir". The operator named the device, so it may
+// be any block device, physical or not (a dm or loop device too); it is mounted
+// read-only like a medium found by label. ok is false when no part of spec is a
+// block device, and spec is then a plain directory path.
+func openDeviceSource(spec string, opts SourceOptions) (src Source, ok bool, err error) {
+	dev := filepath.Clean(spec)
+	for !isBlockDevice(dev) {
+		if parent := filepath.Dir(dev); parent != dev {
+			dev = parent
+			continue
+		}
+		return nil, false, nil
+	}
+	sub, _ := filepath.Rel(dev, filepath.Clean(spec))
+	_, fstype, err := readLabel(dev)
+	if err != nil {
+		return nil, true, newError("open image source", dev, err, "check that the device exists and is readable")
+	}
+	if fstype == "" {
+		return nil, true, newError("open image source", dev, errors.New("no iso9660, vfat or ext filesystem on the device"),
+			"name the partition that holds the bundle (e.g. /dev/sdb1), or a directory")
+	}
+	src, err = mountSource(dev, fstype, "dev-"+filepath.Base(dev), sub, spec, opts)
+	return src, true, err
+}
+
+// isBlockDevice reports whether p is (a symlink to) a block device node.
+func isBlockDevice(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode()&os.ModeDevice != 0 && st.Mode()&os.ModeCharDevice == 0
+}
+
+// mountSource mounts dev read-only at MountDir/mountName and opens the bundle
+// directory sub inside it; name is the source as the operator wrote it.
+func mountSource(dev, fstype, mountName, sub, name string, opts SourceOptions) (Source, error) {
+	target := filepath.Join(opts.MountDir, mountName)
 	if err := os.MkdirAll(target, 0o755); err != nil {
 		return nil, fmt.Errorf("mount %s: %w", dev, err)
 	}
@@ -48,7 +89,7 @@ func openLabelSource(spec string, opts SourceOptions) (Source, error) {
 		return nil, newError("mount", dev, fmt.Errorf("%s read-only at %s: %w", fstype, target, err),
 			"make sure the kernel has the "+fstype+" driver (module) loaded")
 	}
-	ds, err := newDirSource(filepath.Join(target, sub), "label:"+spec)
+	ds, err := newDirSource(filepath.Join(target, sub), name)
 	if err != nil {
 		opts.Mounter.Unmount(target)
 		return nil, err
@@ -61,6 +102,13 @@ func openLabelSource(spec string, opts SourceOptions) (Source, error) {
 // device node under devRoot and the filesystem type. An exact match wins over
 // a case-insensitive one; more than one device with the label is an error
 // that lists them.
+//
+// Only physical media count (see virtualReason): a disk behind a bus device,
+// or a partition of one. On a running host a guest's logical volume, a loop
+// device or an nbd export can carry any label, including the install
+// medium's, and must never become the image an upgrade installs. When no
+// physical medium has the label but a virtual device does, the error names
+// the device it skipped and why, and says how to name a source directly.
 func FindByLabel(label, sysRoot, devRoot string) (device, fstype string, err error) {
 	entries, err := os.ReadDir(filepath.Join(sysRoot, "class", "block"))
 	if err != nil {
@@ -68,7 +116,12 @@ func FindByLabel(label, sysRoot, devRoot string) (device, fstype string, err err
 	}
 	type hit struct{ dev, fs string }
 	var exact, folded []hit
+	var virtual []string // kernel names of devices that are not physical media
 	for _, e := range entries {
+		if virtualReason(sysRoot, e.Name()) != "" {
+			virtual = append(virtual, e.Name())
+			continue
+		}
 		dev := filepath.Join(devRoot, e.Name())
 		got, fs, err := readLabel(dev)
 		if err != nil || got == "" {
@@ -89,6 +142,19 @@ func FindByLabel(label, sysRoot, devRoot string) (device, fstype string, err err
 	case 1:
 		return hits[0].dev, hits[0].fs, nil
 	case 0:
+		if skipped := skippedWithLabel(label, sysRoot, devRoot, virtual); len(skipped) > 0 {
+			var why []string
+			for _, s := range skipped {
+				why = append(why, s.dev+" ("+s.why+")")
+			}
+			return "", "", &operr.Error{
+				What: "find medium label:" + label,
+				Why:  "no physical medium carries this label; skipped " + strings.Join(why, ", "),
+				Fix: "label: only finds physical media (a disk on a bus, or a partition of one): attach the medium, " +
+					"or name the source directly, nodeinit.image=" + skipped[0].dev + " if that device is the medium you mean, " +
+					"or nodeinit.image=/path/to/bundle for a directory (nodeinit upgrade --image takes the same)",
+			}
+		}
 		return "", "", newError("find medium", "label:"+label, errors.New("no iso9660, vfat or ext filesystem has this label"),
 			"check the label with `blkid` and that the medium is attached (its driver loaded)")
 	default:
@@ -101,6 +167,63 @@ func FindByLabel(label, sysRoot, devRoot string) (device, fstype string, err err
 			fmt.Errorf("%d devices carry this label: %s", len(hits), strings.Join(names, ", ")),
 			"give the medium a unique label, or name the device path instead")
 	}
+}
+
+// skippedDev is a virtual device that carries the label FindByLabel looked for.
+type skippedDev struct{ dev, why string }
+
+// skippedWithLabel reads the labels of the virtual devices FindByLabel
+// skipped and returns those that carry label, with why each is not physical
+// media, for the error. It runs only when no physical medium matched, so a
+// boot that finds its medium never reads a virtual device.
+func skippedWithLabel(label, sysRoot, devRoot string, names []string) []skippedDev {
+	var out []skippedDev
+	for _, name := range names {
+		dev := filepath.Join(devRoot, name)
+		if got, _, err := readLabel(dev); err == nil && got != "" && strings.EqualFold(got, label) {
+			out = append(out, skippedDev{dev, virtualReason(sysRoot, name)})
+		}
+	}
+	return out
+}
+
+// virtualPrefixes are the kernel names of block devices that are never
+// physical media, whatever sysfs says about them.
+var virtualPrefixes = []struct{ prefix, what string }{
+	{"dm-", "a device-mapper device: LVM, multipath or dm-crypt"},
+	{"loop", "a loop device"},
+	{"nbd", "a network block device"},
+	{"md", "an md RAID array"},
+	{"zram", "a compressed RAM disk"},
+	{"ram", "a RAM disk"},
+}
+
+// virtualReason says why the block device name (a kernel name in
+// sysRoot/class/block) is not physical media, or "" when it is: a disk whose
+// sysRoot/block/NAME has a device link (the bus device behind it: SCSI, ATA,
+// NVMe, virtio, USB, MMC), or a partition of such a disk.
+func virtualReason(sysRoot, name string) string {
+	disk := name
+	if _, err := os.Stat(filepath.Join(sysRoot, "class", "block", name, "partition")); err == nil {
+		// A partition's sysfs directory lies inside its disk's.
+		real, err := filepath.EvalSymlinks(filepath.Join(sysRoot, "class", "block", name))
+		if err != nil {
+			return "its sysfs entry cannot be resolved"
+		}
+		disk = filepath.Base(filepath.Dir(real))
+	}
+	for _, v := range virtualPrefixes {
+		if strings.HasPrefix(disk, v.prefix) {
+			if disk != name {
+				return "a partition of " + disk + ", " + v.what
+			}
+			return v.what
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(sysRoot, "block", disk, "device")); err != nil {
+		return "no bus device behind it (sysfs block/" + disk + " has no device link)"
+	}
+	return ""
 }
 
 // readLabel reads the filesystem label of the device or image at path.

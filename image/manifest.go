@@ -18,6 +18,9 @@ const (
 	KernelName    = "vmlinuz"
 	InitrdName    = "initrd.img"
 	LoaderName    = "loader.efi"
+	// AdminHashName is the optional file holding the admin password hash, one
+	// crypt(3) hash and a newline, for nodeinit.adminpw=bundle (see AdminHash).
+	AdminHashName = "adminpw.hash"
 )
 
 // RequiredFiles are the files every manifest must list.

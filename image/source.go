@@ -14,7 +14,7 @@ import (
 )
 
 // Source is where a bundle's files come from: a directory, a medium found by
-// label, a directory in the initramfs or an http(s) URL.
+// label or named by its device, a directory in the initramfs or an http(s) URL.
 type Source interface {
 	// Open streams the named bundle file and returns its size as the source
 	// reports it (-1 when unknown). A missing file is an error wrapping
@@ -54,9 +54,10 @@ type SourceOptions struct {
 	Deadline time.Duration
 
 	// SysRoot and DevRoot are where label: sources look for block devices
-	// (defaults /sys and /dev); tests point them at a temp tree.
+	// (defaults /sys and /dev); tests point them at a temp tree. SysRoot
+	// also says which of them are physical media (see FindByLabel).
 	SysRoot, DevRoot string
-	// MountDir is where label: sources mount the medium read-only
+	// MountDir is where label: and device sources mount the medium read-only
 	// (default /run/nodeinit/media).
 	MountDir string
 	// Mounter mounts and unmounts; nil means mount(2) on Linux.
@@ -112,8 +113,13 @@ type Mounter interface {
 // OpenSource opens the bundle source that spec names:
 //
 //	/path/to/dir           a local directory
-//	label:NAME[/sub/dir]   the block device whose iso9660, vfat or ext
-//	                       filesystem is labelled NAME, mounted read-only
+//	/dev/NAME[/sub/dir]    that block device's iso9660, vfat or ext
+//	                       filesystem, mounted read-only (any block device:
+//	                       the operator named it)
+//	label:NAME[/sub/dir]   the physical medium (a disk on a bus, or a
+//	                       partition of one; see FindByLabel) whose iso9660,
+//	                       vfat or ext filesystem is labelled NAME, mounted
+//	                       read-only
 //	initramfs:/path        a directory inside the initramfs
 //	http://… or https://…  a URL prefix; files are fetched below it
 func OpenSource(spec string, opts SourceOptions) (Source, error) {
@@ -137,6 +143,9 @@ func OpenSource(spec string, opts SourceOptions) (Source, error) {
 		return nil, newError("open image source", spec, fmt.Errorf("unsupported scheme"),
 			"use http://, https://, label:NAME, initramfs:/path or a directory path")
 	default:
+		if src, ok, err := openDeviceSource(spec, opts); ok {
+			return src, err
+		}
 		return newDirSource(spec, spec)
 	}
 }

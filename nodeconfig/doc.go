@@ -10,6 +10,14 @@
 // at boot every listed path is bind-mounted from the config directory over
 // the new root. Snapshots live in <config>/.snapshots/<name>.
 //
+// Identity. Seed gives the node its machine ID, <config>/etc/machine-id (mode
+// 0444, persisted like the hostname), once: a second Seed keeps it, Replace (a
+// reinstall) makes a new one, migrations and boots never write it.
+//
+// Logs. node-logging is mounted over the node's /var/log and would hide the
+// image's; SeedLogging copies the image's /var/log onto a new one at boot and
+// makes /var/log/journal, so the journal persists.
+//
 // Passwords. Seed writes password hashes as shadow fragments,
 // /etc/nodeinit/shadow.d/<user> (mode 0600), each one line in shadow(5) form
 // with lastchg 0 so the user must change the password at first login.

@@ -56,9 +56,9 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// copyTree copies src (file, directory or symlink) to dst, keeping modes and,
-// when possible, owners. skip, if set, is called with paths relative to src
-// and prunes what it returns true for.
+// copyTree copies src (file, directory or symlink) to dst, keeping modes (with
+// the setuid, setgid and sticky bits) and, when possible, owners. skip, if set,
+// is called with paths relative to src and prunes what it returns true for.
 func copyTree(src, dst string, skip func(rel string) bool) error {
 	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -89,11 +89,10 @@ func copyTree(src, dst string, skip func(rel string) bool) error {
 			if err := os.Symlink(link, target); err != nil {
 				return err
 			}
+			keepOwner(target, info)
+			return nil
 		case info.IsDir():
 			if err := os.MkdirAll(target, info.Mode().Perm()); err != nil {
-				return err
-			}
-			if err := os.Chmod(target, info.Mode().Perm()); err != nil {
 				return err
 			}
 		case info.Mode().IsRegular():
@@ -103,9 +102,16 @@ func copyTree(src, dst string, skip func(rel string) bool) error {
 		default:
 			return fmt.Errorf("%s: %v files cannot be copied", p, info.Mode().Type())
 		}
+		// Owner first: chown(2) clears the setuid and setgid bits of a file.
 		keepOwner(target, info)
-		return nil
+		return os.Chmod(target, modeBits(info))
 	})
+}
+
+// modeBits is what chmod(2) sets of info's mode: the permissions and the
+// setuid, setgid and sticky bits.
+func modeBits(info os.FileInfo) os.FileMode {
+	return info.Mode() & (os.ModePerm | os.ModeSetuid | os.ModeSetgid | os.ModeSticky)
 }
 
 func copyFile(src, dst string, perm os.FileMode) error {

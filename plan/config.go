@@ -9,6 +9,26 @@ import (
 	"github.com/nodeinit/nodeinit/operr"
 )
 
+// checkAdminHash refuses nodeinit.adminpw=bundle when the image carries no admin password
+// hash: the node would come up without the admin password the operator asked for. A hash
+// file that does not match the signed manifest never gets here; the probe makes the image
+// unusable then (ImageFacts.Error).
+func checkAdminHash(p *cmdline.Params, f *Facts) error {
+	if p.Node.AdminPWFrom != cmdline.AdminPWBundle || f.Image != nil && f.Image.AdminHash {
+		return nil
+	}
+	source := "the image"
+	if f.Image != nil {
+		source = "image " + f.Image.Source
+	}
+	return &operr.Error{
+		What: fmt.Sprintf("nodeinit.adminpw=bundle: %s carries no admin password hash", source),
+		Why:  "its manifest lists no adminpw.hash",
+		Fix: "rebuild the bundle with `nodeinit image build --admin-hash-file FILE` and sign it, or drop nodeinit.adminpw=bundle " +
+			"and pass adminpw=HASH (on a stateless line every process on the node can read it in /proc/cmdline)",
+	}
+}
+
 // checkConfig runs the one validation of the node configuration (spec.FromParams, which
 // seed-config runs again before it writes) against the machine's interfaces, so that a
 // value seed-config would refuse is refused here, before any disk is written. The refusal

@@ -76,6 +76,10 @@ type ImageFacts struct {
 	RootSize int64  `json:"root_size,omitempty"`
 	// UpgradeFrom lists the version constraints the image accepts to upgrade from.
 	UpgradeFrom []string `json:"upgrade_from,omitempty"`
+	// AdminHash is set when nodeinit.adminpw=bundle asked for the admin password
+	// hash and the bundle's adminpw.hash matched the signed manifest and held one.
+	// The hash itself is never a fact.
+	AdminHash bool `json:"admin_hash,omitempty"`
 	// Error is why the image could not be used; Plan refuses when it is set.
 	Error string `json:"error,omitempty"`
 	Hint  string `json:"hint,omitempty"`

@@ -107,6 +107,9 @@ func Plan(p *cmdline.Params, f *Facts) (*Blueprint, error) {
 	}
 	if plan.Action == cmdline.ActionInstall || plan.Action == cmdline.ActionReinstall || plan.Action == cmdline.ActionStateless {
 		// What seed-config will write is checked now, before the first write.
+		if err := checkAdminHash(p, f); err != nil {
+			return nil, err
+		}
 		if err := checkConfig(p, f); err != nil {
 			return nil, err
 		}
@@ -165,7 +168,7 @@ func planBoot(p *cmdline.Params, f *Facts) (*Blueprint, error) {
 		plan.Target = &t
 	}
 	plan.Steps = []Step{step(MountRoot{Disk: f.Install.Disk, Slot: slot},
-		fmt.Sprintf("mount slot %s (version %s) read-only with a tmpfs overlay, bind persisted config, mount logging and data", slot, s.Version),
+		fmt.Sprintf("mount slot %s (version %s) read-only with a tmpfs overlay, bind persisted config, mount logging (a new one first gets the image's /var/log) and data", slot, s.Version),
 		"node-root-"+slot, "node-config", "node-logging", "node-data")}
 	return plan, nil
 }
@@ -285,7 +288,7 @@ func planInstall(p *cmdline.Params, f *Facts, action cmdline.Action) (*Blueprint
 		step(CopyBootFiles{Disk: target.Name, Slot: "a", Loader: true},
 			"install systemd-boot, and slot a's kernel, initrd and manifest, on the ESP", "NODE-ESP"),
 		step(SeedConfig{Disk: target.Name},
-			"write hostname, network, dns, ntp, admin password hash, ssh and management settings from the command line into node-config", "node-config"),
+			"write a new machine ID, and hostname, network, dns, ntp, admin password hash, ssh and management settings from the command line, into node-config", "node-config"),
 		step(AddBootEntry{Disk: target.Name, Slot: "a", Fresh: true},
 			"write slot a's loader entry and a new ledger recording the install", "NODE-ESP"),
 		step(BootOrder{Disk: target.Name}, "put the disk first in the EFI boot order", "efivars"),
@@ -394,7 +397,7 @@ func planReinstallInPlace(p *cmdline.Params, f *Facts, target *disk.Disk, layout
 			fmt.Sprintf("copy slot %s's kernel, initrd and manifest onto the ESP", slot), "NODE-ESP"),
 		step(Filesystems{Disk: name, Only: remake}, "make "+strings.Join(remakeText(layout, remake), ", "), remake...),
 		step(SeedConfig{Disk: name, Replace: true, Snapshot: from, Slot: slot},
-			fmt.Sprintf("snapshot node-config as %s, then replace it with hostname, network, dns, ntp, admin password hash, ssh and management settings from the command line", from), "node-config"),
+			fmt.Sprintf("snapshot node-config as %s, then replace it with a new machine ID, and hostname, network, dns, ntp, admin password hash, ssh and management settings from the command line", from), "node-config"),
 		step(AddBootEntry{Disk: name, Slot: slot, Tries: tries, NewArgs: true},
 			fmt.Sprintf("add loader entry for slot %s with %d tries, sorted before slot %s; record the reinstall in the ledger", slot, tries, active), "NODE-ESP"),
 		step(BootOrder{Disk: name}, "put the disk first in the EFI boot order", "efivars"),
@@ -484,11 +487,14 @@ func planUpgrade(p *cmdline.Params, f *Facts) (*Blueprint, error) {
 	}
 	plan.Destroys = []string{fmt.Sprintf("%s: node-root-%s (%s, the inactive slot)", d.Path, inactive, old)}
 	plan.Keeps = []string{fmt.Sprintf("node-root-%s (version %s, running)", active, from), "node-config (snapshot first)", "node-logging", "node-data"}
+	copyText := fmt.Sprintf("copy slot %s's kernel, initrd and manifest onto the ESP", inactive)
+	if f.EFI {
+		copyText += "; a boot loader that differs from the one the firmware starts goes beside it, for a one-time trial boot (BootNext)"
+	}
 	plan.Steps = []Step{
-		fetchStep(f, false),
+		fetchStep(f, f.EFI),
 		writeSlotStep(f, d.Name, inactive, true),
-		step(CopyBootFiles{Disk: d.Name, Slot: inactive, Ready: true},
-			fmt.Sprintf("copy slot %s's kernel, initrd and manifest onto the ESP", inactive), "NODE-ESP"),
+		step(CopyBootFiles{Disk: d.Name, Slot: inactive, Ready: true, TrialLoader: f.EFI}, copyText, "NODE-ESP"),
 		step(MigrateConfig{Disk: d.Name, Slot: inactive, From: from, To: f.Image.Version},
 			fmt.Sprintf("snapshot node-config as %s, apply the migrations of %s", from, f.Image.Version), "node-config"),
 		step(AddBootEntry{Disk: d.Name, Slot: inactive, Tries: tries},

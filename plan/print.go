@@ -47,6 +47,9 @@ func (p *Blueprint) WriteText(w io.Writer) error {
 		for _, ps := range p.Layout.Partitions {
 			fmt.Fprintf(&b, "          %-13s %8d MiB at %8d MiB  %s\n", ps.Name, ps.Size>>20, ps.Start>>20, ps.FS)
 		}
+		if p.Layout.MinDiskSize > 0 {
+			fmt.Fprintf(&b, "          minimum disk size for this layout: %d MiB\n", p.Layout.MinDiskSize>>20)
+		}
 	}
 	for _, d := range p.Destroys {
 		fmt.Fprintf(&b, "DESTROYS: %s\n", d)

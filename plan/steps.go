@@ -79,13 +79,17 @@ type WriteSlot struct {
 }
 
 // CopyBootFiles puts the slot's kernel, initrd and manifest on Disk's ESP, and the
-// boot loader when Loader is set. Ready records the slot as written in the
-// ledger (a slot written next to a working one: it has no entry yet).
+// boot loader when Loader is set (an install: the loader every slot shares).
+// Ready records the slot as written in the ledger (a slot written next to a
+// working one: it has no entry yet).
 type CopyBootFiles struct {
 	Disk   string `json:"disk"`
 	Slot   string `json:"slot"`
 	Loader bool   `json:"loader,omitempty"`
 	Ready  bool   `json:"ready,omitempty"`
+	// TrialLoader stages the bundle's loader for a trial when it differs from
+	// the one the firmware starts (an upgrade on EFI: see boot's loader trials).
+	TrialLoader bool `json:"trial_loader,omitempty"`
 }
 
 // SeedConfig writes the configuration from the command line into node-config.

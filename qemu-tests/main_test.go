@@ -17,13 +17,16 @@ import (
 
 // versions are the releases of the test node OS the tests install and upgrade between.
 // 2.0 upgrades 1.x and migrates a setting; 3.0 is a broken release whose init crashes;
-// 1.5 carries a large incompressible file so that its slot write can be cut midway.
+// 1.5 carries a large incompressible file so that its slot write can be cut midway;
+// 2.1's boot loader does not start.
 var versions = []fixture.Version{
 	{Version: "1.0"},
 	{Version: "1.5", UpgradeFrom: []string{"1.x"}, FillerMiB: 160},
 	{Version: "2.0", UpgradeFrom: []string{"1.x"},
 		Migrations: []image.Migration{{Op: image.OpSet, Path: "/etc/testos/migrated", Value: "from-1.0\n"}}},
 	{Version: "3.0", UpgradeFrom: []string{"2.x"}, Actions: []string{"crash"}},
+	// 2.1 ships a boot loader the firmware cannot start.
+	{Version: "2.1", UpgradeFrom: []string{"1.x"}, BrokenLoader: true},
 }
 
 var (

@@ -159,3 +159,35 @@ func mdir(t *testing.T, img, dir string) string {
 	}
 	return string(out)
 }
+
+// TestUpgradeWithALoaderThatDoesNotStart upgrades 1.0 to 2.1, whose bundle
+// carries a boot loader the firmware cannot start. The upgrade stages it
+// beside the old one with a trial Boot#### entry and BootNext; on power-on
+// the firmware fails to start it and falls back to the old loader, which boots
+// slot b; nodeinit sees from LoaderImageIdentifier that the new loader never
+// ran, marks slot b bad and reboots, and the node comes back on slot a with
+// 1.0. The ledger says why.
+func TestUpgradeWithALoaderThatDoesNotStart(t *testing.T) {
+	n := newNode(t, vm.Disk{Path: vm.NewDisk(t, "nvme.img", 16<<30), Interface: vm.NVMe, Serial: "LOADER01"})
+	v := n.installer("1.0", "install storage_init=serial:LOADER01 hostname=ldr1 testos.action=poweroff")
+	v.ExpectEvent("install finished", vm.Finished, 3*time.Minute)
+	waitExit(t, v)
+
+	v = n.installer("2.1", "upgrade nodeinit.onfail=poweroff")
+	v.ExpectEvent("the new loader staged", vm.InfoHas("copy-boot-files", "new boot loader staged at "), 3*time.Minute)
+	v.ExpectEvent("the trial's BootNext", vm.InfoHas("boot-order", "loader trial: BootNext is Boot"), time.Minute)
+	v.ExpectEvent("upgrade finished", vm.Finished, time.Minute)
+	waitExit(t, v)
+
+	v = n.powerOnUntilOff()
+	e := v.ExpectEvent("the failed loader trial", vm.InfoHas("mount-root", "ROLLBACK from slot b to slot a: slot b's new boot loader"), 5*time.Minute)
+	t.Logf("%s", e.Message)
+	v.Expect(`TESTOS version=1\.0 build=1\.0 slot=a hostname=ldr1`, 4*time.Minute)
+	waitExit(t, v)
+	ledger := espFile(t, n.disks[0].Path, "/ledger.json")
+	for _, want := range []string{`"action": "loader-trial-failed"`, "did not start", `"from": "b"`} {
+		if !strings.Contains(ledger, want) {
+			t.Errorf("the ledger lacks %s:\n%s", want, ledger)
+		}
+	}
+}

@@ -82,6 +82,7 @@ func Apply(ctx context.Context, o ApplyOptions) (*plan.Blueprint, error) {
 		return nil, err
 	}
 	defer m.Close()
+	p = m.Params(p)
 	if o.AdjustFacts != nil {
 		o.AdjustFacts(m.Facts)
 	}

@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"github.com/nodeinit/nodeinit/boot"
+	"github.com/nodeinit/nodeinit/cmdline"
 	"github.com/nodeinit/nodeinit/device"
 	"github.com/nodeinit/nodeinit/image"
 	"github.com/nodeinit/nodeinit/nodeconfig"
@@ -25,10 +26,11 @@ const (
 	NodeConfigDir = "/run/nodeinit/config"
 )
 
-// boot assembles the node's root under NewRoot: the slot's squashfs read-only, a tmpfs
-// overlay on top, the ESP and config partition under /run/nodeinit, persisted files
-// bound over the root, logging on /var/log and data on /data. It detects and records a
-// rollback first. The caller then switches root.
+// mountRoot assembles the node's root under NewRoot: the slot's squashfs read-only, a
+// tmpfs overlay on top, the ESP and config partition under /run/nodeinit, persisted files
+// (the machine ID among them) bound over the root, logging on /var/log (seeded with the
+// image's when new) and data on /data. It detects and records a rollback first. The
+// caller then switches root.
 func (j *Job) mountRoot(ctx context.Context, in plan.MountRoot, r *Reporter) error {
 	slot := in.Slot
 	if slot == "ram" {
@@ -62,8 +64,12 @@ func (j *Job) mountRoot(ctx context.Context, in plan.MountRoot, r *Reporter) err
 	}
 	// The ledger and any rollback are recorded through the partition itself, in
 	// this process, before the kernel mounts the ESP for the node.
+	j.bootDisk = d
 	if err := j.withESP(d, func(esp boot.FS) error { return j.recordBoot(esp, config, slot, r) }); err != nil {
 		return err
+	}
+	if j.rebootReason != "" {
+		return nil // a failed loader trial: /init reboots into the other slot
 	}
 	if err := j.mountAt(dev("NODE-ESP"), filepath.Join(j.RunDir, "esp"), "vfat", 0, ""); err != nil {
 		return err
@@ -71,12 +77,35 @@ func (j *Job) mountRoot(ctx context.Context, in plan.MountRoot, r *Reporter) err
 	if err := j.bindConfig(config); err != nil {
 		return err
 	}
-	for _, m := range []struct{ label, dir string }{{"node-logging", "/var/log"}, {"node-data", "/data"}} {
-		if p := dev(m.label); p != "" {
-			if err := j.mountAt(p, filepath.Join(j.NewRoot, m.dir), "ext4", 0, ""); err != nil {
-				return err
-			}
+	if p := dev("node-logging"); p != "" {
+		if err := j.mountLogging(p, lower, r); err != nil {
+			return err
 		}
+	}
+	if p := dev("node-data"); p != "" {
+		if err := j.mountAt(p, filepath.Join(j.NewRoot, "/data"), "ext4", 0, ""); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mountLogging mounts node-logging (the partition part) on the new root's
+// /var/log, where it hides the image's. So a new node-logging first gets a copy
+// of the image's /var/log, read from the slot mounted at lower, and every
+// node-logging gets a journal directory (nodeconfig.SeedLogging). A failed copy
+// is reported and does not stop the boot: the node runs with the logs it has.
+func (j *Job) mountLogging(part, lower string, r *Reporter) error {
+	dir := filepath.Join(j.NewRoot, "/var/log")
+	if err := j.mountAt(part, dir, "ext4", 0, ""); err != nil {
+		return err
+	}
+	seeded, err := nodeconfig.SeedLogging(dir, filepath.Join(lower, "/var/log"))
+	switch {
+	case err != nil:
+		r.Info("node-logging (%s): %v; booting with /var/log as it is", part, err)
+	case seeded:
+		r.Info("node-logging (%s) was new: the image's /var/log copied onto it", part)
 	}
 	return nil
 }
@@ -92,6 +121,14 @@ func (j *Job) recordBoot(esp boot.FS, config, slot string, r *Reporter) error {
 	if err != nil {
 		return operr.Wrap(err, "read the install ledger", "the ESP ledger is missing: reinstall, or boot with rescue to inspect the ESP", "rescue")
 	}
+	reason, judged, err := j.judgeLoaderTrial(esp, l, config, slot, r)
+	if err != nil {
+		return err
+	}
+	if reason != "" {
+		j.rebootReason = reason
+		return l.Write(esp)
+	}
 	rb, err := boot.DetectRollback(slot, entries, l)
 	if err != nil {
 		return err
@@ -106,7 +143,7 @@ func (j *Job) recordBoot(esp boot.FS, config, slot string, r *Reporter) error {
 			return err
 		}
 	}
-	changed := rb != nil
+	changed := rb != nil || judged
 	if in := DetectInterruptedUpgrade(slot, entries, l); in != nil && rb == nil {
 		// An upgrade was cut before its entry: its slot is not bootable, and when
 		// migrations may have run the config goes back to what this version expects.
@@ -129,7 +166,14 @@ func (j *Job) recordBoot(esp boot.FS, config, slot string, r *Reporter) error {
 			}
 			changed = true
 		}
+		if rec := l.Slots[slot]; rec != nil && rec.Loader != "" && !boot.SameLoaderPath(rec.Loader, l.DefaultLoader()) && j.bootDisk != nil {
+			if err := j.promoteLoader(j.bootDisk, l, slot, r); err != nil {
+				return err
+			}
+			changed = true
+		}
 	}
+
 	if l.Active != slot {
 		if err := l.SetActive(slot); err != nil {
 			return err
@@ -217,7 +261,8 @@ func (j *Job) imageToRAM(ctx context.Context, r *Reporter) error {
 	return j.Bundle.CopyFile(ctx, image.RootfsName, dst)
 }
 
-// bootStateless assembles a root from the image in RAM; config comes from the command line.
+// bootStateless assembles a root from the image in RAM; config comes from the command
+// line (and, for nodeinit.adminpw=bundle, the admin hash from the bundle: see seedStateless).
 func (j *Job) bootStateless(ctx context.Context, r *Reporter) error {
 	l, err := loop.New(j.ramImage(), "squashfs", "")
 	if err != nil {
@@ -234,6 +279,16 @@ func (j *Job) bootStateless(ctx context.Context, r *Reporter) error {
 	if err := j.mountAt("tmpfs", config, "tmpfs", 0, "mode=0755"); err != nil {
 		return err
 	}
+	return j.seedStateless(config, r)
+}
+
+// seedStateless writes a stateless node's config into the directory config (a tmpfs)
+// and lays it over the new root: the shadow fragments go into /etc/shadow. The admin
+// password hash is the one in j.Params, which is adminpw= from the command line or, with
+// nodeinit.adminpw=bundle, the hash the probe read from the bundle and checked against the
+// signed manifest (Machine.Params); the second never was on the command line, which a
+// stateless node keeps in /proc/cmdline for every process to read.
+func (j *Job) seedStateless(config string, r *Reporter) error {
 	c, err := j.nodeConfig()
 	if err != nil {
 		return err
@@ -242,5 +297,8 @@ func (j *Job) bootStateless(ctx context.Context, r *Reporter) error {
 		return err
 	}
 	r.Info("stateless: %d disks left untouched", len(j.Facts.Disks))
+	if j.Params.Node.AdminPWFrom == cmdline.AdminPWBundle {
+		r.Info("stateless: the admin password hash comes from the bundle's %s, not from the command line", image.AdminHashName)
+	}
 	return j.bindConfig(config)
 }

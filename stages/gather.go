@@ -48,14 +48,36 @@ type GatherOptions struct {
 type Machine struct {
 	Facts  *plan.Facts
 	Bundle *image.Bundle
+	// AdminHash is the admin password hash read from the bundle for
+	// nodeinit.adminpw=bundle, checked against the signed manifest; "" otherwise.
+	AdminHash cmdline.Secret
+
+	closed bool
 }
 
-// Close releases the image source (unmounting a medium).
-func (m *Machine) Close() error {
-	if m.Bundle != nil && m.Bundle.Source != nil {
-		return m.Bundle.Source.Close()
+// Params returns the params the plan and the job act on: p, or, when
+// nodeinit.adminpw=bundle took the admin password hash from the bundle, a copy
+// of p that carries it as AdminPW, so that seed-config writes it as it writes
+// an adminpw= hash. The hash is only in memory, as a Secret that every printed
+// form redacts: the command line, and so the node's /proc/cmdline, never held it.
+func (m *Machine) Params(p *cmdline.Params) *cmdline.Params {
+	if m.AdminHash == "" {
+		return p
 	}
-	return nil
+	q := *p
+	q.AdminPW = m.AdminHash
+	return &q
+}
+
+// Close releases the image source (unmounting a medium). Only the first call
+// does anything, so /init may release the source before switch_root and still
+// defer Close for the paths that fail.
+func (m *Machine) Close() error {
+	if m.closed || m.Bundle == nil || m.Bundle.Source == nil {
+		return nil
+	}
+	m.closed = true
+	return m.Bundle.Source.Close()
 }
 
 // Gather probes the machine read-only and returns its facts.
@@ -101,8 +123,32 @@ func Probe(ctx context.Context, p *cmdline.Params, o GatherOptions) (*Machine, e
 	m := &Machine{Facts: f}
 	if needsImage(p, f) {
 		m.Bundle, f.Image = openImage(ctx, p, f, o)
+		if m.Bundle != nil && p.Node.AdminPWFrom == cmdline.AdminPWBundle {
+			m.readAdminHash(ctx)
+		}
 	}
 	return m, nil
+}
+
+// readAdminHash reads the admin password hash from the bundle for
+// nodeinit.adminpw=bundle. A bundle whose manifest lists no hash file is left
+// to the planner, which refuses the actions that would seed the password
+// (plan.ImageFacts.AdminHash stays false). A hash file that is listed but does
+// not match the manifest, or holds no hash, makes the image unusable, as any
+// bundle file that fails its check does: the plan refuses with the reason.
+func (m *Machine) readAdminHash(ctx context.Context) {
+	if _, ok := m.Bundle.Manifest.File(image.AdminHashName); !ok {
+		return
+	}
+	h, err := m.Bundle.AdminHash(ctx)
+	if err != nil {
+		m.Bundle.Source.Close()
+		m.Bundle = nil
+		m.Facts.Image.Error, m.Facts.Image.Hint = err.Error(), image.HintOf(err)
+		return
+	}
+	m.AdminHash = cmdline.Secret(h)
+	m.Facts.Image.AdminHash = true
 }
 
 func needsImage(p *cmdline.Params, f *plan.Facts) bool {

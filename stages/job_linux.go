@@ -51,6 +51,10 @@ type Job struct {
 	mounted []string
 	erased  map[string]boot.EraseRecord // disk → the wipe this job made of it
 	fetched map[string]string           // bundle file name → its checked copy in RAM
+	// rebootReason, when set by mount-root, says why this boot reboots into
+	// the other slot instead of switching root (RebootReason).
+	rebootReason string
+	bootDisk     *disk.Disk // the disk mount-root boots from
 }
 
 // RunStep runs one planned step, chosen by the type of its input. An error that
@@ -470,6 +474,11 @@ func (j *Job) copyBootFiles(ctx context.Context, in plan.CopyBootFiles, r *Repor
 			return nil
 		}
 		return j.updateLedger(esp, func(l *boot.Ledger) error {
+			if in.TrialLoader {
+				if err := j.stageLoaderTrial(esp, l, slot, r); err != nil {
+					return err
+				}
+			}
 			return l.RecordSlot(j.now(), slot, boot.SlotReady, m.Version, m.Name)
 		})
 	})
@@ -617,35 +626,34 @@ func (j *Job) bootOrder(ctx context.Context, in plan.BootOrder, r *Reporter) err
 		r.Info("removed %d nodeinit boot entries", len(removed))
 		return err
 	}
-	d, dev, err := j.diskOf(in.Disk)
+	d, _, err := j.diskOf(in.Disk)
 	if err != nil {
 		return err
 	}
-	var parts []disk.Partition
-	if err := j.withReadOnlyBlock(dev, d.LogicalSectorSize, func(b device.Block) (err error) {
-		parts, err = diskio.ReadGPTOf(b)
+	loc, err := j.espLocation(d)
+	if err != nil {
+		return err
+	}
+	var l *boot.Ledger
+	if err := j.withESP(d, func(esp boot.FS) (err error) {
+		l, err = boot.ReadLedger(esp)
 		return err
 	}); err != nil {
 		return err
 	}
-	for _, p := range parts {
-		if p.PartLabel != "NODE-ESP" {
-			continue
-		}
-		guid, err := uuid.Parse(p.PartUUID)
-		if err != nil {
-			return fmt.Errorf("ESP partition GUID %q: %w", p.PartUUID, err)
-		}
-		ss := int64(d.LogicalSectorSize)
-		n, err := boot.InstallBootEntry(v, boot.ESPLocation{PartNumber: uint32(p.Number),
-			StartLBA: uint64(p.StartByte / ss), SizeLBA: uint64(p.SizeBytes / ss), PartGUID: guid})
+	n, err := boot.InstallBootEntryFor(v, loc, l.DefaultLoader())
+	if err != nil {
+		return err
+	}
+	r.Info("Boot%04X first in BootOrder", n)
+	if rec := l.Slots[j.Plan.Slot]; j.Plan.Action == cmdline.ActionUpgrade && rec != nil && rec.LoaderTrial != "" {
+		t, err := boot.InstallTrialBootEntry(v, loc, rec.LoaderTrial)
 		if err != nil {
 			return err
 		}
-		r.Info("Boot%04X first in BootOrder", n)
-		return nil
+		r.Info("loader trial: BootNext is Boot%04X, which starts %s once", t, rec.LoaderTrial)
 	}
-	return fmt.Errorf("%s: no NODE-ESP partition in the GPT", d.Path)
+	return nil
 }
 
 // report saves the event log on the ESP, where it survives the reboot, and calls

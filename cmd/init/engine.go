@@ -87,6 +87,7 @@ func runEngine(ctx context.Context, env *early.Env) error {
 	}
 	defer m.Close()
 	writeFacts(m.Facts)
+	p = m.Params(p)
 
 	bp, err := plan.Plan(p, m.Facts)
 	if err != nil {
@@ -116,9 +117,22 @@ func runEngine(ctx context.Context, env *early.Env) error {
 		fmt.Fprintln(env.Out, "nodeinit: dry run finished; nothing was written")
 		return nil
 	}
-	switch bp.Handoff {
+	handoff := bp.Handoff
+	if why := job.RebootReason(); why != "" {
+		// The slot cannot be booted (a failed loader trial): the ledger now
+		// says so, and the firmware's next boot starts the other slot.
+		fmt.Fprintf(env.Out, "nodeinit: %s; rebooting into the other slot\n", why)
+		handoff = plan.HandoffReboot
+	}
+	switch handoff {
 	case plan.HandoffSwitchRoot:
 		return eng.Step(ctx, plan.StageSwitchRoot, "switch_root into the node's "+nodeInit, func(r *stages.Reporter) error {
+			// The node needs nothing more from the image source (a stateless root is in
+			// RAM already): unmount a medium rather than leave it mounted under /run for
+			// every process of the node to read, adminpw.hash included.
+			if err := m.Close(); err != nil {
+				r.Info("release the image source: %v", err)
+			}
 			fmt.Fprintln(env.Out, timingReport(env))
 			return env.SwitchRoot(newRoot, nodeInit)
 		})

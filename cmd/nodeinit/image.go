@@ -31,7 +31,8 @@ var imageGroup = group{
 
 const imageUsage = `usage:
   nodeinit image build  (--root DIR | --squashfs FILE) --kernel F --initrd F --loader F
-                        --name N --version V [--arch A] [--upgrade-from C]... [--migrations FILE] --out DIR
+                        --name N --version V [--arch A] [--upgrade-from C]... [--migrations FILE]
+                        [--admin-hash-file FILE] --out DIR
   nodeinit image sign   --key PRIV [--password-file F] DIR
   nodeinit image verify --keys DIR [--insecure] [--sha256 HEX] [--manifest-only] SOURCE
   nodeinit image keygen --pub P --priv Q [--password-file F]
@@ -76,6 +77,7 @@ func runImageBuild(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.ChunkHash, "chunk-hash", image.ChunkBLAKE3, `rootfs chunk digests: "blake3" (fast) or "sha256" (for nodeinit before chunk_hash existed)`)
 	fs.Var(&upgrade, "upgrade-from", `version constraint this image may upgrade from, e.g. "1.x" or ">=1.0 <2.0" (repeatable)`)
 	migrations := fs.String("migrations", "", "JSON file with a list of config migrations")
+	fs.StringVar(&o.AdminHashFile, "admin-hash-file", "", "file holding the admin password hash (openssl passwd -6), put into the bundle for nodeinit.adminpw=bundle")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

@@ -34,11 +34,16 @@ type Config struct {
 	Syslog                string // host[:port]
 	Netconsole            string // host[:port]
 	Collectd              string // host[:port]
+	// MachineID is the node's systemd machine ID (machine-id(5)), written as
+	// /etc/machine-id. It never comes from the command line: nodeconfig.Seed
+	// creates it when the config has none, so it is made once per install.
+	MachineID string
 }
 
 // Rendered file paths in the node's root, and the admin user's name.
 const (
 	HostnamePath   = "/etc/hostname"
+	MachineIDPath  = "/etc/machine-id"
 	NetworkDir     = "/etc/systemd/network"
 	ResolvedPath   = "/etc/systemd/resolved.conf.d/10-nodeinit.conf"
 	TimesyncdPath  = "/etc/systemd/timesyncd.conf.d/10-nodeinit.conf"
@@ -67,8 +72,13 @@ var (
 // host names are RFC 1123, addresses carry no zone except an interface name in DNS and NTP
 // servers (netip.ParseAddr takes any bytes after '%'), interface names have no glob
 // characters, hashes are crypt(3) text. Errors are *cmdline.Error values that name the
-// command-line argument and the fix, and never contain a password hash.
+// command-line argument and the fix, and never contain a password hash. The one value
+// that no argument gives, MachineID, is checked too (ValidMachineID): a bad one is a
+// plain error.
 func (c Config) Validate() error {
+	if c.MachineID != "" && !ValidMachineID(c.MachineID) {
+		return fmt.Errorf("machine ID %q is not 32 lower-case hexadecimal digits, not all zero (machine-id(5))", c.MachineID)
+	}
 	if c.Hostname != "" && !validHostname(c.Hostname) {
 		return argError("hostname", c.Hostname, "write hostname=NAME with letters, digits, '-' and '.', e.g. hostname=node1.example.com",
 			"not an RFC 1123 host name (labels of letters, digits and '-', up to 63 each, %d in all)", maxHostnameSize)
@@ -118,6 +128,20 @@ func (c Config) Validate() error {
 			"write the engine CA fingerprint as hex pairs separated by ':', e.g. 33:2B:79:...:8A", "not hex pairs separated by ':'")
 	}
 	return nil
+}
+
+// ValidMachineID reports whether id is a machine ID as machine-id(5) defines it: 32
+// lower-case hexadecimal digits (128 bits), not all zero.
+func ValidMachineID(id string) bool {
+	if len(id) != 32 || strings.Trim(id, "0") == "" {
+		return false
+	}
+	for _, r := range id {
+		if (r < '0' || r > '9') && (r < 'a' || r > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // validHostname checks an RFC 1123 host name (one trailing dot allowed).

@@ -24,6 +24,10 @@ func (c Config) Files() []File {
 	if c.Hostname != "" {
 		add(HostnamePath, c.Hostname+"\n", 0o644)
 	}
+	if c.MachineID != "" {
+		// machine-id(5): one line; read-only, as systemd-machine-id-setup leaves it.
+		add(MachineIDPath, c.MachineID+"\n", 0o444)
+	}
 	for _, ifc := range c.Interfaces {
 		base := path.Join(NetworkDir, "10-nodeinit-"+ifc.label())
 		if ifc.VLAN == 0 {

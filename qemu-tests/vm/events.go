@@ -119,9 +119,9 @@ type Plan struct {
 		Signed  bool   `json:"signed"`
 		Pinned  bool   `json:"pinned"`
 	} `json:"image"`
-	Destroys []string `json:"destroys"`
-	Keeps    []string `json:"keeps"`
-	Warnings []string `json:"warnings"`
+	Destroys []string   `json:"destroys"`
+	Keeps    []string   `json:"keeps"`
+	Warnings []string   `json:"warnings"`
 	Steps    []PlanStep `json:"steps"`
 }
 

@@ -55,3 +55,4 @@ w("ovirt.json", disks=[ov, cd], install={"disk":"sda","ovirt":True})
 w("unsigned-image.json", disks=[nvme("nvme0n1","S5GXNF0R100001"), cd], image=dict(img, signed=False, error="manifest.json has no valid signature from a trusted key",
    hint="sign the bundle with 'nodeinit image sign', add nodeinit.image.sha256=<manifest sha256>, or add nodeinit.insecure"))
 w("no-image.json", disks=[nvme("nvme0n1","S5GXNF0R100001")], image=None)
+w("admin-hash-image.json", disks=[nvme("nvme0n1","S5GXNF0R100001"), cd], image=dict(img, admin_hash=True))

@@ -1,0 +1,41 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nodeinit/nodeinit/image"
+)
+
+// TestImageBuildAdminHashFile: --admin-hash-file puts the hash into the bundle as
+// adminpw.hash, listed in the manifest, and the build output never prints it.
+func TestImageBuildAdminHashFile(t *testing.T) {
+	in := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(in, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	const hash = "$6$clisalt$HashForTheImageBuildCommand"
+	out := filepath.Join(t.TempDir(), "bundle")
+	got, err := runCLI(t, "image", "build", "--squashfs", write("root.sqfs", "hsqs root"), "--kernel", write("vmlinuz", "k"),
+		"--initrd", write("initrd", "i"), "--loader", write("loader", "l"), "--name", "node", "--version", "1.0",
+		"--admin-hash-file", write("admin.hash", hash+"\n"), "--out", out)
+	if err != nil {
+		t.Fatalf("image build: %v\n%s", err, got)
+	}
+	if b, err := os.ReadFile(filepath.Join(out, image.AdminHashName)); err != nil || string(b) != hash+"\n" {
+		t.Fatalf("%s = %q, %v", image.AdminHashName, b, err)
+	}
+	m, err := os.ReadFile(filepath.Join(out, image.ManifestName))
+	if err != nil || !strings.Contains(string(m), `"name": "`+image.AdminHashName+`"`) {
+		t.Fatalf("the manifest does not list %s: %s %v", image.AdminHashName, m, err)
+	}
+	if strings.Contains(got, "HashForTheImageBuildCommand") {
+		t.Errorf("image build printed the hash:\n%s", got)
+	}
+}

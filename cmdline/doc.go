@@ -134,6 +134,10 @@
 //	                             command line, so a stateless node's /proc/cmdline does not show
 //	                             it; anyone who can fetch the bundle can read it, as anyone who can
 //	                             fetch a PXE config can read adminpw=. Refused together with adminpw=.
+//	nodeinit.tpm=auto|required|off  measured boot (package measure): auto (the default) measures
+//	                             when a TPM 2.0 is present and boots on when it fails; required
+//	                             stops the boot without a working TPM; off measures nothing.
+//	                             Copied into the installed boot entry like nodeinit.events.
 //
 // An unknown nodeinit.* key is an error (a misspelt nodeinit.dryrun must not run for real).
 //

@@ -146,6 +146,7 @@ func (p *Params) interpreted(revealSecrets bool) []kv {
 	}
 	addStr("nodeinit.erase", string(n.Erase))
 	addStr("nodeinit.adminpw", n.AdminPWFrom)
+	addStr("nodeinit.tpm", n.TPM)
 	for _, f := range []struct {
 		key string
 		on  bool
@@ -160,13 +161,18 @@ func (p *Params) interpreted(revealSecrets bool) []kv {
 
 // BootEntryArgs are the arguments to copy into the installed node's boot entry: the tokens
 // nodeinit does not interpret (console=, quiet, crashkernel=, …) and then "--" with the init
-// arguments. Never a secret, an action flag or a nodeinit.* key. Each element is ready to be
+// arguments. Never a secret, an action flag or a nodeinit.* key other than nodeinit.events and
+// nodeinit.tpm, which every boot of the node honours. Each element is ready to be
 // joined with spaces (quoted where it holds whitespace).
 func (p *Params) BootEntryArgs() []string {
 	out := quoteAll(p.Kept)
 	if p.Node.Events != "" {
 		// The installed node's boots stream their events where the install did.
 		out = append(out, "nodeinit.events="+p.Node.Events)
+	}
+	if p.Node.TPM != "" {
+		// The installed node's boots are measured as the install asked.
+		out = append(out, "nodeinit.tpm="+p.Node.TPM)
 	}
 	if len(p.InitArgs) > 0 {
 		out = append(out, "--")

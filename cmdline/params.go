@@ -99,7 +99,18 @@ type NodeParams struct {
 	// adminpw.hash, so that the hash is never on the command line, which every process
 	// of a stateless node can read in /proc/cmdline. Empty means adminpw=, if given.
 	AdminPWFrom string `json:"adminpw_from,omitempty"`
+	// TPM is how the boot treats the TPM (nodeinit.tpm): TPMAuto (empty) measures
+	// when a TPM 2.0 is present and boots on when it fails; TPMRequired stops the
+	// boot when there is none or it fails; TPMOff measures nothing.
+	TPM string `json:"tpm,omitempty"`
 }
+
+// Values of nodeinit.tpm.
+const (
+	TPMAuto     = "auto"
+	TPMRequired = "required"
+	TPMOff      = "off"
+)
 
 // AdminPWBundle is the value of nodeinit.adminpw that reads the admin password hash
 // from the image bundle (the file image.AdminHashName, listed in the signed manifest).

@@ -53,6 +53,7 @@ var handlers = map[string]func(*Params, arg) error{
 	"nodeinit.erase":        parseNodeErase,
 	"nodeinit.erase.secure": nodeBool(func(n *NodeParams) *bool { return &n.EraseSecure }),
 	"nodeinit.adminpw":      parseNodeAdminPW,
+	"nodeinit.tpm":          parseNodeTPM,
 }
 
 // nodeKeyNames lists the nodeinit.* keys, for hints.
@@ -1011,6 +1012,18 @@ func parseNodeOnFail(p *Params, a arg) error {
 		return nil
 	}
 	return bad(a, "write nodeinit.onfail=shell, reboot, poweroff or halt", "%q is not a failure policy", a.val)
+}
+
+func parseNodeTPM(p *Params, a arg) error {
+	switch a.val {
+	case TPMAuto, TPMRequired, TPMOff:
+		p.Node.TPM = a.val
+		if a.val == TPMAuto {
+			p.Node.TPM = ""
+		}
+		return nil
+	}
+	return bad(a, "write nodeinit.tpm=required (stop the boot without a working TPM), auto (measure when there is one) or off", "%q is not a TPM policy", a.val)
 }
 
 func parseNodeStatusURL(p *Params, a arg) error {

@@ -224,13 +224,16 @@ func prepareOut(dir string) error {
 	return nil
 }
 
-func mksquashfs(root, out, comp string, created time.Time) error {
+// mksquashfs packs root into out with every timestamp set to created, so the
+// same tree gives the same bytes; extra are more mksquashfs options.
+func mksquashfs(root, out, comp string, created time.Time, extra ...string) error {
 	if _, err := exec.LookPath("mksquashfs"); err != nil {
 		return newError("build", root, err, "install squashfs-tools, or pass --squashfs with a prebuilt image")
 	}
 	ts := strconv.FormatInt(created.Unix(), 10)
-	cmd := exec.Command("mksquashfs", root, out, "-noappend", "-comp", comp,
-		"-mkfs-time", ts, "-all-time", ts, "-no-progress", "-quiet")
+	args := append([]string{root, out, "-noappend", "-comp", comp,
+		"-mkfs-time", ts, "-all-time", ts, "-no-progress", "-quiet"}, extra...)
+	cmd := exec.Command("mksquashfs", args...)
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = io.Discard, &stderr
 	if err := cmd.Run(); err != nil {

@@ -35,6 +35,14 @@
 // BuildOptions.Created / SOURCE_DATE_EPOCH). An existing squashfs is taken
 // as it is.
 //
+// Edit. EditBundle (`nodeinit image edit`) unpacks a bundle's root, installs
+// packages with the host's dpkg --root (dependencies resolved by package
+// deb against a local directory), plugins, files, kernel modules, passwords
+// and SSH keys, runs scripts in a chroot with no network (edit_linux.go's
+// sandbox: its own mount and network namespaces), packs the root again
+// reproducibly and signs a manifest that lists every change in Edits. Diff
+// compares two bundles down to every path of their roots.
+//
 // Keys. GenerateKey writes a minisign key pair; the private key may be left
 // unencrypted (empty password) for CI and tests, which is documented as unsafe
 // for release keys. Keys from `minisign -G` work as they are: pass the

@@ -142,6 +142,11 @@ func Sign(dir, privPath, password string) error {
 	if err != nil {
 		return err
 	}
+	return signWith(dir, key)
+}
+
+// signWith is Sign with a key already loaded (and decrypted).
+func signWith(dir string, key minisign.PrivateKey) error {
 	mp := filepath.Join(dir, ManifestName)
 	b, err := os.ReadFile(mp)
 	if err != nil {

@@ -49,6 +49,10 @@ type Manifest struct {
 	UpgradeFrom []string `json:"upgrade_from,omitempty"`
 	// Migrations are applied, in order, to the persisted config on upgrade.
 	Migrations []Migration `json:"migrations,omitempty"`
+	// EditedFrom and Edits are set by `nodeinit image edit` (EditBundle): the
+	// bundle it started from, and every change made since the image was built.
+	EditedFrom *Origin `json:"edited_from,omitempty"`
+	Edits      []Edit  `json:"edits,omitempty"`
 }
 
 // File is one bundle file with its size and SHA-256 (lower-case hex).
@@ -169,6 +173,11 @@ func (m *Manifest) Validate() error {
 	for i, mg := range m.Migrations {
 		if err := mg.validate(); err != nil {
 			return bad("migration %d: %v", i, err)
+		}
+	}
+	for i, e := range m.Edits {
+		if !knownEditOp(e.Op) {
+			return bad("edit %d: op %q is not one nodeinit image edit writes", i, e.Op)
 		}
 	}
 	return nil

@@ -11,7 +11,7 @@ import (
 )
 
 // DefaultModules are the kernel modules an install or boot may need: storage, filesystems,
-// network, and device-mapper/md for later. Names missing from a kernel (not built for it)
+// network, the TPM, and device-mapper/md for later. Names missing from a kernel (not built for it)
 // are reported, not fatal; built-in ones need nothing.
 var DefaultModules = []string{
 	// storage
@@ -23,6 +23,8 @@ var DefaultModules = []string{
 	// network
 	"virtio_net", "e1000", "e1000e", "igb", "ixgbe", "ixgbevf", "r8169", "tg3", "bnxt_en",
 	"i40e", "ice", "mlx5_core", "vmxnet3", "ena", "gve", "hv_netvsc", "af_packet", "8021q",
+	// measured boot (package measure): the TPM 2.0 drivers, built in on most kernels
+	"tpm_tis", "tpm_crb",
 	// later: device-mapper and md
 	"dm_mod", "dm_crypt", "dm_verity", "md_mod", "raid1",
 }

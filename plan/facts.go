@@ -62,6 +62,9 @@ type Install struct {
 type Slot struct {
 	Version string `json:"version,omitempty"`
 	State   string `json:"state,omitempty"` // empty|writing|ready|good|bad
+	// Manifest is the SHA-256 (hex) of the slot's manifest.json on the ESP: the
+	// image a boot of the slot measures (package measure).
+	Manifest string `json:"manifest_sha256,omitempty"`
 }
 
 // ImageFacts is the outcome of fetching and checking the image manifest,

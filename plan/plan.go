@@ -50,6 +50,8 @@ type Blueprint struct {
 	Handoff  Handoff        `json:"handoff"`
 	Warnings []string       `json:"warnings,omitempty"`
 	DryRun   bool           `json:"dryrun,omitempty"`
+	// Measures is what the boot extends into the TPM, when the machine has one.
+	Measures []Measurement `json:"measures,omitempty"`
 }
 
 // refuse is a plan refusal: nothing will be written. fix says what to change,
@@ -116,6 +118,9 @@ func Plan(p *cmdline.Params, f *Facts) (*Blueprint, error) {
 	}
 	plan.DryRun = p.Node.DryRun
 	plan.Warnings = append(plan.Warnings, p.Warnings...)
+	if f.TPM && p.Node.TPM != cmdline.TPMOff {
+		plan.Measures = measurements(plan, p)
+	}
 	return plan, nil
 }
 

@@ -62,6 +62,9 @@ func (p *Blueprint) WriteText(w io.Writer) error {
 		fmt.Fprintf(&b, "  %d. %-14s %s\n", i+1, s.Name, s.Description)
 	}
 	fmt.Fprintf(&b, "then:     %s\n", p.Handoff)
+	for _, m := range p.Measures {
+		fmt.Fprintf(&b, "measures: PCR %d  %s\n", m.PCR, m.What)
+	}
 	for _, wn := range p.Warnings {
 		fmt.Fprintf(&b, "warning:  %s\n", wn)
 	}

@@ -37,6 +37,15 @@ func (f StepRunnerFunc) RunStep(ctx context.Context, s plan.Step, r *Reporter) e
 	return f(ctx, s, r)
 }
 
+// StepMeasurer records each step in the TPM before it acts (measure.Measurer).
+// The engine calls BeforeStep after the break point and before the step's start
+// event; an error fails the step unrun (nodeinit.tpm=required). StepFailed
+// records the stage that failed.
+type StepMeasurer interface {
+	BeforeStep(ctx context.Context, stage string) error
+	StepFailed(stage string)
+}
+
 // Engine runs steps: the engine's own (network, probe, the hand-off) and the plan's.
 // It adds what every step gets, the way Talos' runTask does: the break point, the
 // start, done and failed events with timings, and the failure policy. Steps
@@ -51,6 +60,8 @@ type Engine struct {
 	Failure FailureHandler
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// Measure, when set, records each step before it runs.
+	Measure StepMeasurer
 }
 
 // StageError is the error of the stage that failed.
@@ -103,8 +114,6 @@ func (e *Engine) sink() Sink {
 	return e.Sink
 }
 
-// Step runs one step named name: the break point, the start event, fn, then the
-// done or failed event. On failure the error goes to the failure policy and comes
 // Announce emits the plan as an EventPlan of the probe stage, so a machine
 // reading the events (a test, a provisioning server) sees the whole plan
 // before its first step runs; the message is its one-line summary.
@@ -123,6 +132,8 @@ func (e *Engine) Announce(bp *plan.Blueprint) {
 	e.sink().Emit(Event{Time: e.now(), Stage: plan.StageProbe, Kind: EventPlan, Message: msg, Plan: b})
 }
 
+// Step runs one step named name: the break point, the start event, fn, then the
+// done or failed event. On failure the error goes to the failure policy and comes
 // back as a *StageError.
 func (e *Engine) Step(ctx context.Context, name, description string, fn func(r *Reporter) error) error {
 	sink := e.sink()
@@ -132,6 +143,11 @@ func (e *Engine) Step(ctx context.Context, name, description string, fn func(r *
 			if err := e.Break.Break(ctx, name); err != nil {
 				return e.Fail(ctx, name, fmt.Errorf("break shell: %w", err))
 			}
+		}
+	}
+	if e.Measure != nil {
+		if err := e.Measure.BeforeStep(ctx, name); err != nil {
+			return e.Fail(ctx, name, err)
 		}
 	}
 	start := e.now()
@@ -204,6 +220,9 @@ func (e *Engine) Refused(stage string, err error) {
 // error's fix and kernel argument, then the failure policy.
 func (e *Engine) Fail(ctx context.Context, stage string, err error) error {
 	serr := &StageError{Stage: stage, Err: err}
+	if e.Measure != nil {
+		e.Measure.StepFailed(stage)
+	}
 	d := operr.Describe(err)
 	e.sink().Emit(Event{Time: e.now(), Stage: stage, Kind: EventFailed, Error: d.Message, Hint: d.Fix, Arg: d.Arg})
 	if e.Failure != nil {

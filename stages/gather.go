@@ -2,8 +2,11 @@ package stages
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -302,7 +305,7 @@ func ledgerInto(in *plan.Install, esp boot.FS) {
 	in.ActiveSlot = l.Active
 	for name, s := range l.Slots {
 		if s != nil {
-			in.Slots[name] = plan.Slot{Version: s.Version, State: string(s.State)}
+			in.Slots[name] = plan.Slot{Version: s.Version, State: string(s.State), Manifest: slotManifest(esp, name)}
 		}
 	}
 	// Blessing renames the entry (systemd-bless-boot, nodeinit bless); the
@@ -313,6 +316,16 @@ func ledgerInto(in *plan.Install, esp boot.FS) {
 			in.Slots[in.ActiveSlot] = s
 		}
 	}
+}
+
+// slotManifest is the SHA-256 of the slot's manifest.json on the ESP, or "".
+func slotManifest(esp boot.FS, slot string) string {
+	b, err := esp.ReadFile(path.Join(boot.SlotDirPrefix, slot, boot.ManifestName))
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 func devPath(root string, p *disk.Partition) string {

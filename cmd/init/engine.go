@@ -50,6 +50,13 @@ func runEngine(ctx context.Context, env *early.Env) error {
 	defer closeSinks()
 	var facts *plan.Facts
 	eng := &stages.Engine{Sink: sinks, BreakAt: p.Node.Break, Break: breakShell{env: env, facts: &facts}}
+	meas, err := startMeasuring(p, sinks)
+	if err != nil {
+		return eng.Fail(ctx, plan.StageNetwork, err)
+	}
+	if meas != nil {
+		eng.Measure = meas // each step is measured before it runs
+	}
 
 	// The network comes up before probing, which fetches an HTTP image, and before the
 	// status URL is used: both may hold ${mac}-style templates that need the boot NIC.
@@ -92,12 +99,17 @@ func runEngine(ctx context.Context, env *early.Env) error {
 	bp, err := plan.Plan(p, m.Facts)
 	if err != nil {
 		err = fmt.Errorf("nothing was written: %w", err)
+		meas.StepFailed(plan.StageProbe)
 		eng.Refused(plan.StageProbe, err)
 		return err
 	}
 	fmt.Fprintln(env.Out, "nodeinit: plan:")
 	bp.WriteText(env.Out)
 	eng.Announce(bp)
+	// What the boot will do is measured before it does any of it.
+	if err := meas.Plan(bp, measuredImage(bp, m)); err != nil {
+		return eng.Fail(ctx, plan.StageProbe, err)
+	}
 	if bp.Handoff == plan.HandoffShell {
 		return env.RescueShell(factsText(m.Facts))
 	}

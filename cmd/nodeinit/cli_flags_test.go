@@ -210,7 +210,7 @@ func TestUsageErrorsCarryAFix(t *testing.T) {
 	}
 	// A flag no command knows, after an argument, for every command and subcommand.
 	for name := range commands {
-		if name == imageGroup.name || name == mkmediaGroup.name {
+		if name == imageGroup.name || name == mkmediaGroup.name || name == tpmGroup.name {
 			continue // their subcommands follow
 		}
 		cases = append(cases, struct {
@@ -218,7 +218,7 @@ func TestUsageErrorsCarryAFix(t *testing.T) {
 			want string
 		}{[]string{name, "x", "--no-such-flag"}, "flag provided but not defined: -no-such-flag"})
 	}
-	for _, g := range []group{imageGroup, mkmediaGroup} {
+	for _, g := range []group{imageGroup, mkmediaGroup, tpmGroup} {
 		for sub := range g.subs {
 			cases = append(cases, struct {
 				args []string

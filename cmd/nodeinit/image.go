@@ -14,7 +14,7 @@ import (
 )
 
 func init() {
-	register("image", "build, sign and verify node image bundles; make signing keys", imageGroup.run)
+	register("image", "build, sign, verify, edit and compare node image bundles; make signing keys", imageGroup.run)
 }
 
 var imageGroup = group{
@@ -36,6 +36,12 @@ const imageUsage = `usage:
   nodeinit image sign   --key PRIV [--password-file F] DIR
   nodeinit image verify --keys DIR [--insecure] [--sha256 HEX] [--manifest-only] SOURCE
   nodeinit image keygen --pub P --priv Q [--password-file F]
+  nodeinit image edit   --bundle IN --out OUT --key PRIV [--password-file F] [--pub P]
+                        [--install-deb F.deb]... [--apt-dir DIR] [--install-plugin DIR|F.deb]...
+                        [--remove-plugin NAME]... [--add SRC:DEST[:OWNER:GROUP:MODE]]...
+                        [--install-kmod F.ko]... [--passwd USER:HASH]... [--sshkey USER:FILE]...
+                        [--script FILE]... [--version V] [--name N]
+  nodeinit image diff   [--json] OLD NEW
 
 Flags may also follow DIR or SOURCE; "--" ends the flags.
 SOURCE is a bundle directory, label:NAME[/dir], initramfs:/dir or an http(s) URL.

@@ -39,3 +39,18 @@ func TestImageBuildAdminHashFile(t *testing.T) {
 		t.Errorf("image build printed the hash:\n%s", got)
 	}
 }
+
+// TestImageEditAndDiffUsage: edit without its required flags and diff
+// without two bundles are usage errors with a fix, before anything runs.
+func TestImageEditAndDiffUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"image", "edit", "--bundle", "in"},
+		{"image", "edit", "--bundle", "in", "--out", "out", "--key", "k", "extra"},
+		{"image", "diff", "onlyone"},
+	} {
+		out, err := runCLI(t, args...)
+		if err == nil || image.HintOf(err) == "" {
+			t.Errorf("%v: %v\n%s", args, err, out)
+		}
+	}
+}

@@ -27,6 +27,8 @@ var versions = []fixture.Version{
 	{Version: "3.0", UpgradeFrom: []string{"2.x"}, Actions: []string{"crash"}},
 	// 2.1 ships a boot loader the firmware cannot start.
 	{Version: "2.1", UpgradeFrom: []string{"1.x"}, BrokenLoader: true},
+	// 2.2 ships a new boot loader that starts.
+	{Version: "2.2", UpgradeFrom: []string{"1.x"}, NewLoader: true},
 }
 
 var (

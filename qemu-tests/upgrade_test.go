@@ -191,3 +191,40 @@ func TestUpgradeWithALoaderThatDoesNotStart(t *testing.T) {
 		}
 	}
 }
+
+// TestUpgradeWithANewLoader upgrades 1.0 to 2.2, whose boot loader differs
+// from the installed one and starts. The trial boot (BootNext) comes through
+// the new loader, which nodeinit confirms; the node blesses slot b; the next
+// boot makes the new loader the firmware's default; and the boot after that,
+// through the promoted entry, runs 2.2 again.
+func TestUpgradeWithANewLoader(t *testing.T) {
+	n := newNode(t, vm.Disk{Path: vm.NewDisk(t, "nvme.img", 16<<30), Interface: vm.NVMe, Serial: "LOADER02"})
+	v := n.installer("1.0", "install storage_init=serial:LOADER02 hostname=ldr2 testos.action=bless,poweroff")
+	v.ExpectEvent("install finished", vm.Finished, 3*time.Minute)
+	waitExit(t, v)
+
+	v = n.installer("2.2", "upgrade nodeinit.onfail=poweroff")
+	v.ExpectEvent("the new loader staged", vm.InfoHas("copy-boot-files", "new boot loader staged at "), 3*time.Minute)
+	v.ExpectEvent("upgrade finished", vm.Finished, 2*time.Minute)
+	waitExit(t, v)
+
+	v = n.powerOn()
+	v.ExpectEvent("the trial confirmed", vm.InfoHas("mount-root", "loader trial: the firmware started slot b's new loader"), 4*time.Minute)
+	v.Expect(`TESTOS version=2\.2 build=2\.2 slot=b hostname=ldr2`, 2*time.Minute)
+	v.Expect(`TESTOS-BLESSED slot=b`, 30*time.Second)
+	waitExit(t, v)
+
+	v = n.powerOn()
+	e := v.ExpectEvent("the promotion", vm.InfoHas("mount-root", "slot b is blessed: Boot"), 4*time.Minute)
+	t.Logf("%s", e.Message)
+	v.Expect(`TESTOS version=2\.2 build=2\.2 slot=b hostname=ldr2`, 2*time.Minute)
+	waitExit(t, v)
+	ledger := espFile(t, n.disks[0].Path, "/ledger.json")
+	if !strings.Contains(ledger, `"loader": "EFI/nodeinit/loader-`) || !strings.Contains(ledger, `"action": "loader-promoted"`) {
+		t.Errorf("the ledger does not record the promoted loader:\n%s", ledger)
+	}
+
+	v = n.powerOn()
+	v.Expect(`TESTOS version=2\.2 build=2\.2 slot=b hostname=ldr2`, 3*time.Minute)
+	waitExit(t, v)
+}

@@ -247,9 +247,7 @@ func planInstall(p *cmdline.Params, f *Facts, action cmdline.Action) (*Blueprint
 	if inPlaceWhyNot != "" && target.Content == disk.ContentOurs {
 		plan.Warnings = append(plan.Warnings, fmt.Sprintf("%s: the old install stops booting at the wipe, because %s", target.Path, inPlaceWhyNot))
 	}
-	if p.BootIf != nil && p.BootIf.Link && !slices.ContainsFunc(f.NICs, func(n NIC) bool { return n.Carrier }) {
-		plan.Warnings = append(plan.Warnings, "BOOTIF=link: no network interface has a link, so no interface is configured; name it with BOOTIF=<MAC> to configure one")
-	}
+	plan.Warnings = append(plan.Warnings, linkWarnings(p, f)...)
 	if redo && target.Name == f.Install.Disk {
 		plan.Warnings = append(plan.Warnings, fmt.Sprintf("%s holds a nodeinit install that never finished (%s): installing it again", target.Path, f.Install.Incomplete))
 	}
@@ -306,6 +304,23 @@ func planInstall(p *cmdline.Params, f *Facts, action cmdline.Action) (*Blueprint
 	return plan, nil
 }
 
+// trialTries is the boot-counting budget of a slot on trial: nodeinit.tries,
+// or 3.
+func trialTries(p *cmdline.Params) int {
+	if p.Node.Tries > 0 {
+		return p.Node.Tries
+	}
+	return 3
+}
+
+// linkWarnings warns when BOOTIF=link finds no interface with a link.
+func linkWarnings(p *cmdline.Params, f *Facts) []string {
+	if p.BootIf != nil && p.BootIf.Link && !slices.ContainsFunc(f.NICs, func(n NIC) bool { return n.Carrier }) {
+		return []string{"BOOTIF=link: no network interface has a link, so no interface is configured; name it with BOOTIF=<MAC> to configure one"}
+	}
+	return nil
+}
+
 // fetchStep copies the boot files into RAM and checks them before anything is written.
 func fetchStep(f *Facts, loader bool) Step {
 	what := "kernel and initrd"
@@ -357,17 +372,12 @@ func planReinstallInPlace(p *cmdline.Params, f *Facts, target *disk.Disk, layout
 	active := f.Install.ActiveSlot
 	slot := OtherSlot(active)
 	from := f.Install.Slots[active].Version
-	tries := p.Node.Tries
-	if tries == 0 {
-		tries = 3
-	}
+	tries := trialTries(p)
 	t := targetOf(target)
 	plan := &Blueprint{Action: cmdline.ActionReinstall, Target: &t, Layout: &layout, Slot: slot, Image: f.Image, Handoff: HandoffReboot}
 	plan.Disks = []Target{t}
 	plan.Warnings = append(plan.Warnings, layout.Notices...)
-	if p.BootIf != nil && p.BootIf.Link && !slices.ContainsFunc(f.NICs, func(n NIC) bool { return n.Carrier }) {
-		plan.Warnings = append(plan.Warnings, "BOOTIF=link: no network interface has a link, so no interface is configured; name it with BOOTIF=<MAC> to configure one")
-	}
+	plan.Warnings = append(plan.Warnings, linkWarnings(p, f)...)
 	plan.Warnings = append(plan.Warnings, fmt.Sprintf("reinstall in place: slot %s (version %s) keeps booting until slot %s is written; slot %s then boots on trial with %d tries and falls back to slot %s",
 		active, from, slot, slot, tries, active))
 	dev := target.Path
@@ -481,10 +491,7 @@ func planUpgrade(p *cmdline.Params, f *Facts) (*Blueprint, error) {
 			"upgrade: node-root-%s (%s) is mounted at %s", inactive, sp.Name, strings.Join(sp.Mounts, ", "))
 	}
 	t := targetOf(d)
-	tries := p.Node.Tries
-	if tries == 0 {
-		tries = 3
-	}
+	tries := trialTries(p)
 	plan := &Blueprint{Action: cmdline.ActionUpgrade, Target: &t, Slot: inactive, Image: f.Image, Handoff: HandoffReboot}
 	old := f.Install.Slots[inactive].Version
 	if old == "" {

@@ -161,7 +161,7 @@ func TestInstallTwiceBootsInstead(t *testing.T) {
 	n := newNode(t, vm.Disk{Path: vm.NewDisk(t, "nvme.img", 16<<30), Interface: vm.NVMe, Serial: "TWICE001"})
 	line := fmt.Sprintf("install storage_init=serial:TWICE001 hostname=twice1 BOOTIF=01-%s "+
 		"local_boot_trigger=http://10.0.2.2:%d/nopxe/@HOSTNAME@ testos.action=poweroff", strings.ReplaceAll(triggerMAC, ":", "-"), trigger.port)
-	v := installerOnNet(n, "1.0", line)
+	v := installerOnNet(n, "1.0", line, triggerMAC)
 	v.ExpectEvent("the local_boot_trigger call", vm.InfoHas("report", fmt.Sprintf("local_boot_trigger http://10.0.2.2:%d/nopxe/twice1 called", trigger.port)), 3*time.Minute)
 	v.ExpectEvent("install finished", vm.Finished, time.Minute)
 	waitExit(t, v)
@@ -169,7 +169,7 @@ func TestInstallTwiceBootsInstead(t *testing.T) {
 		t.Errorf("local_boot_trigger calls after the install: %q, want one of /nopxe/twice1", got)
 	}
 	before := installState(t, n.disks[0].Path)
-	v = installerOnNet(n, "1.0", line)
+	v = installerOnNet(n, "1.0", line, triggerMAC)
 	if p := v.ExpectPlan(3 * time.Minute); !slices.Contains(p.Warnings, "nvme0n1 already holds version 1.0: booting it instead of installing again") {
 		t.Errorf("the second install's plan does not say it boots instead: %s, warnings %q", p.Action, p.Warnings)
 	}
@@ -386,10 +386,10 @@ func installState(t *testing.T, img string) string {
 // triggerMAC is the NIC of installerOnNet.
 const triggerMAC = "52:54:00:12:34:77"
 
-// installerOnNet boots the installer like node.installer, with a NIC on QEMU's user
-// network. It is unrestricted only so that the guest reaches the test's HTTP server on
-// the host's loopback through the gateway address 10.0.2.2.
-func installerOnNet(n *node, version, args string) *vm.VM {
+// installerOnNet boots the installer like node.installer, with a NIC of the given MAC
+// on QEMU's user network. It is unrestricted only so that the guest reaches the
+// test's HTTP server on the host's loopback through the gateway address 10.0.2.2.
+func installerOnNet(n *node, version, args, mac string) *vm.VM {
 	n.t.Helper()
 	initrd, err := n.f.Installer(version)
 	if err != nil {
@@ -397,7 +397,7 @@ func installerOnNet(n *node, version, args string) *vm.VM {
 	}
 	return vm.Start(n.t, vm.Config{Kernel: n.f.Debian.Vmlinuz, Initramfs: initrd, Append: "console=ttyS0 panic=5 nodeinit.events=ttyS1 " + args,
 		OVMFCode: n.f.Debian.OVMFCode, OVMFVars: n.vars, Disks: n.disks, NoReboot: true, MemoryMiB: 1536, Events: n.eventsFile(),
-		ExtraArgs: []string{"-netdev", "user,id=n0,restrict=off", "-device", "virtio-net-pci,netdev=n0,mac=" + triggerMAC}})
+		ExtraArgs: []string{"-netdev", "user,id=n0,restrict=off", "-device", "virtio-net-pci,netdev=n0,mac=" + mac}})
 }
 
 // triggerServer records the paths a provisioning server's local_boot_trigger receives.

@@ -76,7 +76,7 @@ func TestReinstallFromABrokenSourceKeepsTheOldNode(t *testing.T) {
 			srv := serveBundle(t, brokenBundle(t, n, "2.0", c.breakIt), pxeMAC)
 			line := fmt.Sprintf("reinstall storage_init=serial:BROKEN01 hostname=new-node nodeinit.onfail=poweroff nodeinit.image=http://10.0.2.2:%d/nodes/%s/bundle/ BOOTIF=01-%s",
 				srv.port, pxeMAC, strings.ReplaceAll(pxeMAC, ":", "-"))
-			v := bootInstallerOnNet(n, "1.0", line)
+			v := installerOnNet(n, "1.0", line, pxeMAC)
 			ev := v.ExpectEvent(c.failStage+" failed", vm.StageIs(c.failStage, stages.EventFailed), 6*time.Minute)
 			if !strings.Contains(ev.Error, c.mentions) {
 				t.Errorf("the %s failure does not name %s: %q", c.failStage, c.mentions, ev.Error)
@@ -89,18 +89,4 @@ func TestReinstallFromABrokenSourceKeepsTheOldNode(t *testing.T) {
 			waitExit(t, v)
 		})
 	}
-}
-
-// bootInstallerOnNet boots the installer initrd of version, with the event
-// stream and a NIC on QEMU's user network (unrestricted only so that the guest
-// reaches the test's HTTP server on the host's loopback through 10.0.2.2).
-func bootInstallerOnNet(n *node, version, args string) *vm.VM {
-	n.t.Helper()
-	initrd, err := n.f.Installer(version)
-	if err != nil {
-		n.t.Fatal(err)
-	}
-	return vm.Start(n.t, vm.Config{Kernel: n.f.Debian.Vmlinuz, Initramfs: initrd, Append: "console=ttyS0 panic=5 nodeinit.events=ttyS1 " + args,
-		OVMFCode: n.f.Debian.OVMFCode, OVMFVars: n.vars, Disks: n.disks, NoReboot: true, MemoryMiB: 1536, Events: n.eventsFile(),
-		ExtraArgs: []string{"-netdev", "user,id=n0,restrict=off", "-device", "virtio-net-pci,netdev=n0,mac=" + pxeMAC}})
 }

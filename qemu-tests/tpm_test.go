@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodeinit/nodeinit/internal/testtpm"
 	"github.com/nodeinit/nodeinit/measure"
 	"github.com/nodeinit/nodeinit/qemu-tests/vm"
 )
@@ -23,25 +24,7 @@ const tpmNonce = "6e6f6465696e69742d71656d752d7470"
 // QEMU arguments that attach it to the guest as a TPM 2.0 CRB device.
 func swtpmArgs(t *testing.T, dir string) []string {
 	t.Helper()
-	bin, err := exec.LookPath("swtpm")
-	if err != nil {
-		t.Skip("swtpm is not installed (Debian packages swtpm and swtpm-tools)")
-	}
-	sock := filepath.Join(dir, "swtpm.sock")
-	os.Remove(sock)
-	cmd := exec.Command(bin, "socket", "--tpm2", "--tpmstate", "dir="+dir, "--ctrl", "type=unixio,path="+sock, "--terminate")
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start swtpm: %v", err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if _, err := os.Stat(sock); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("swtpm made no control socket in 10s")
-		}
-	}
+	sock := testtpm.Control(t, dir)
 	return []string{"-chardev", "socket,id=chrtpm,path=" + sock, "-tpmdev", "emulator,id=tpm0,chardev=chrtpm",
 		"-device", "tpm-crb,tpmdev=tpm0"}
 }

@@ -2,46 +2,20 @@ package main
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/nodeinit/nodeinit/cmdline"
+	"github.com/nodeinit/nodeinit/internal/testtpm"
 	"github.com/nodeinit/nodeinit/measure"
 	"github.com/nodeinit/nodeinit/plan"
 )
 
-// swtpmSocket runs swtpm with a fresh TPM 2.0 and returns its unix socket.
-func swtpmSocket(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("swtpm")
-	if err != nil {
-		t.Skip("swtpm is not installed (Debian package swtpm): the tpm command tests need it")
-	}
-	dir := t.TempDir()
-	sock := filepath.Join(dir, "tpm.sock")
-	cmd := exec.Command(bin, "socket", "--tpm2", "--tpmstate", "dir="+dir, "--server", "type=unixio,path="+sock,
-		"--ctrl", "type=unixio,path="+filepath.Join(dir, "ctrl.sock"), "--flags", "not-need-init,startup-clear")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if _, err := os.Stat(sock); err == nil {
-			return sock
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("swtpm made no socket")
-		}
-	}
-}
-
 // TestTPMCommands: log, check, quote and verify on a boot measured into swtpm,
 // and verify's refusals of another nonce, another image and a tampered log.
 func TestTPMCommands(t *testing.T) {
-	sock := swtpmSocket(t)
+	sock := testtpm.Server(t)
 	tpm, err := measure.Open(sock)
 	if err != nil {
 		t.Fatal(err)

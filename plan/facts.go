@@ -24,6 +24,31 @@ type Facts struct {
 	Install *Install `json:"install,omitempty"`
 	// Image is what the image check found, when the action needs an image.
 	Image *ImageFacts `json:"image,omitempty"`
+	// ImageSearch says where the image was looked for when the action needs
+	// one, nodeinit.image= was not given, and no default source held it.
+	ImageSearch *ImageSearch `json:"image_search,omitempty"`
+}
+
+// ImageSearch is where the default image sources were looked for, and what
+// may have hidden the medium: the block devices the kernel showed, and the
+// storage and USB controllers no driver took.
+type ImageSearch struct {
+	// Tried are the default sources, each with why it did not give the image.
+	Tried []string `json:"tried"`
+	// BlockDevices are the kernel names of the block devices there were.
+	BlockDevices []string `json:"block_devices"`
+	// Undriven are the controllers that had no driver bound.
+	Undriven []Controller `json:"undriven,omitempty"`
+}
+
+// Controller is a storage or USB controller (or a USB mass-storage device)
+// that no driver took, so nothing behind it shows as a block device.
+type Controller struct {
+	Address string `json:"address"` // PCI address, or USB interface name
+	Kind    string `json:"kind"`    // e.g. "SATA (AHCI) controller"
+	ID      string `json:"id"`      // vendor:device
+	// Module is the kernel module that usually drives it, if known.
+	Module string `json:"module,omitempty"`
 }
 
 // NIC is one network interface.

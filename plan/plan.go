@@ -683,6 +683,9 @@ func oneInstall(f *Facts) error {
 
 func checkImage(p *cmdline.Params, f *Facts) error {
 	if f.Image == nil {
+		if s := f.ImageSearch; s != nil {
+			return imageNotFound(p, s)
+		}
 		return refuse("add nodeinit.image=<dir|label:NAME|https://…> or boot from a medium that carries the bundle",
 			"%s needs an image and none was found", p.Action)
 	}
@@ -690,6 +693,37 @@ func checkImage(p *cmdline.Params, f *Facts) error {
 		return &operr.Error{What: fmt.Sprintf("image %s: %s", f.Image.Source, f.Image.Error), Fix: f.Image.Hint}
 	}
 	return nil
+}
+
+// imageNotFound says where the image was looked for, which block devices
+// there were, and which controllers had no driver: a medium behind one of
+// those cannot be seen, however it was booted.
+func imageNotFound(p *cmdline.Params, s *ImageSearch) error {
+	devs := "none"
+	if len(s.BlockDevices) > 0 {
+		devs = strings.Join(s.BlockDevices, " ")
+	}
+	why := fmt.Sprintf("looked in %s; block devices: %s", strings.Join(s.Tried, "; "), devs)
+	fix := "boot from a medium that carries the bundle, or give nodeinit.image=<dir|label:NAME|/dev/NAME|https://…>"
+	if len(s.Undriven) > 0 {
+		var ctl, mods []string
+		for _, c := range s.Undriven {
+			d := fmt.Sprintf("%s %s [%s]", c.Address, c.Kind, c.ID)
+			if c.Module != "" {
+				d += " (module " + c.Module + ")"
+				if !slices.Contains(mods, c.Module) {
+					mods = append(mods, c.Module)
+				}
+			}
+			ctl = append(ctl, d)
+		}
+		why += "; no driver for " + strings.Join(ctl, ", ")
+		if len(mods) > 0 {
+			fix = "the medium may sit behind a controller this initramfs has no driver for: build it with " +
+				"nodeinit mkinitramfs --module " + strings.Join(mods, " --module ") + ", or " + fix
+		}
+	}
+	return &operr.Error{What: fmt.Sprintf("%s needs an image and none was found", p.Action), Why: why, Fix: fix}
 }
 
 // checkVersions refuses downgrades and major-version jumps unless forced.

@@ -102,6 +102,16 @@ func Probe(ctx context.Context, p *cmdline.Params, o GatherOptions) (*Machine, e
 	if o.RunDir == "" {
 		o.RunDir = "/run/nodeinit"
 	}
+	// Image sources look for media under the same root as the probe.
+	if o.Source.SysRoot == "" {
+		o.Source.SysRoot = filepath.Join(o.Root, "sys")
+	}
+	if o.Source.DevRoot == "" {
+		o.Source.DevRoot = filepath.Join(o.Root, "dev")
+	}
+	if o.Source.InitramfsRoot == "" {
+		o.Source.InitramfsRoot = o.Root
+	}
 	disks, err := diskio.Discover(diskio.Root{Dir: o.Root, Only: o.OnlyDisks})
 	if err != nil {
 		return nil, fmt.Errorf("probe disks: %w", err)
@@ -176,10 +186,12 @@ func openImage(ctx context.Context, p *cmdline.Params, f *plan.Facts, o GatherOp
 	}
 	keys, kerr := image.LoadKeyring(o.KeysDir)
 	var lastErr error
+	var tried []string
 	for _, spec := range specs {
 		src, err := image.OpenSource(spec, o.Source)
 		if err != nil {
 			lastErr = err
+			tried = append(tried, image.RedactRawURL(spec)+" ("+searchCause(err)+")")
 			continue
 		}
 		if label, ok := strings.CutPrefix(spec, "label:"); ok {
@@ -207,7 +219,9 @@ func openImage(ctx context.Context, p *cmdline.Params, f *plan.Facts, o GatherOp
 		return b, facts
 	}
 	if p.Node.Image == "" {
-		// No default source exists: the plan refuses with "needs an image".
+		// No default source exists: the plan refuses with "needs an image",
+		// and says where it looked and what may hide the medium.
+		f.ImageSearch = searched(o.Root, tried)
 		return nil, nil
 	}
 	return nil, &plan.ImageFacts{Source: image.RedactRawURL(specs[0]), Error: lastErr.Error(), Hint: image.HintOf(lastErr)}
@@ -220,14 +234,7 @@ const mediumLabel = "NODEINIT"
 
 func markMedium(f *plan.Facts, label string, o GatherOptions) {
 	label, _, _ = strings.Cut(label, "/")
-	sysRoot, devRoot := o.Source.SysRoot, o.Source.DevRoot
-	if sysRoot == "" {
-		sysRoot = filepath.Join(o.Root, "sys")
-	}
-	if devRoot == "" {
-		devRoot = filepath.Join(o.Root, "dev")
-	}
-	dev, _, err := image.FindByLabel(label, sysRoot, devRoot)
+	dev, _, err := image.FindByLabel(label, o.Source.SysRoot, o.Source.DevRoot)
 	if err != nil {
 		return
 	}

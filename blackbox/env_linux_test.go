@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodeinit/nodeinit/internal/testcmd"
+
 	"github.com/nodeinit/nodeinit/crash"
 	"github.com/nodeinit/nodeinit/device"
 	"github.com/nodeinit/nodeinit/device/recorder"
@@ -227,13 +229,10 @@ func (r result) ran() []string {
 	return names
 }
 
+// run is testcmd.Run.
 func run(t *testing.T, name string, args ...string) string {
 	t.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-	return string(out)
+	return testcmd.Run(t, name, args...)
 }
 
 func mustRun(name string, args ...string) (string, error) {

@@ -85,6 +85,10 @@ type Ledger struct {
 	// Loader is the ESP path the "nodeinit" Boot#### entry starts; empty
 	// means FallbackLoaderPath, the install's.
 	Loader string `json:"loader,omitempty"`
+	// AppData are the install's app-data disks, by the UUIDs of their
+	// partitions: the only partitions a boot mounts on /data/app<N>, so that
+	// another machine's disk carrying the same names is never mounted.
+	AppData []AppDataRecord `json:"app_data,omitempty"`
 
 	// FromBackup is set by ReadLedger when the main copy was torn or missing
 	// and the .bak copy was used.
@@ -104,6 +108,19 @@ type EraseRecord struct {
 	// in Bytes.
 	ErasedBytes int64 `json:"erased_bytes,omitempty"`
 	Bytes       int64 `json:"bytes"`
+}
+
+// AppDataRecord is one app-data disk of the install.
+type AppDataRecord struct {
+	// Index is N of node-app<N> and /data/app<N>.
+	Index int `json:"index"`
+	// DataPartUUID and SwapPartUUID are the PARTUUIDs (lower case) of its
+	// node-app<N> and node-swap2 partitions; the swap's is empty without one.
+	DataPartUUID string `json:"data_partuuid"`
+	SwapPartUUID string `json:"swap_partuuid,omitempty"`
+	// Disk names the disk as it was at the install (its serial, else its
+	// path), for an operator reading the ledger; the boot does not use it.
+	Disk string `json:"disk,omitempty"`
 }
 
 // NewLedger starts a ledger for a fresh install with both slots empty.

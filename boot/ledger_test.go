@@ -113,3 +113,30 @@ func TestLedgerBounds(t *testing.T) {
 		t.Errorf("after rollback: %+v %+v", l.Slots["b"], l.Last)
 	}
 }
+
+// TestLedgerAppData: the app-data disks' PARTUUIDs survive a write and a
+// read, and a ledger written before app-data disks existed reads without any.
+func TestLedgerAppData(t *testing.T) {
+	esp := t.TempDir()
+	l := NewLedger("id")
+	l.AppData = []AppDataRecord{{Index: 1, DataPartUUID: "0c0ffee0-0000-4000-8000-000000000002", SwapPartUUID: "0c0ffee0-0000-4000-8000-000000000001", Disk: "WD-1"},
+		{Index: 2, DataPartUUID: "0c0ffee0-0000-4000-8000-000000000012"}}
+	if err := l.Write(DirFS(esp)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadLedger(DirFS(esp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.AppData) != 2 || got.AppData[0] != l.AppData[0] || got.AppData[1] != l.AppData[1] {
+		t.Errorf("app data %+v, want %+v", got.AppData, l.AppData)
+	}
+	old := `{"format": 1, "seq": 3, "install_id": "x", "active": "a", "slots": {"a": {"state": "good", "version": "1.0"}}}`
+	if err := os.WriteFile(filepath.Join(esp, LedgerFile), []byte(old), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(esp, LedgerBackupFile))
+	if got, err := ReadLedger(DirFS(esp)); err != nil || got.AppData != nil {
+		t.Errorf("an older ledger: %+v, %v", got, err)
+	}
+}

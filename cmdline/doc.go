@@ -51,6 +51,24 @@
 //	                           SERIAL may be udev's ID_SERIAL with its -0:0 suffix;
 //	                           /dev/mapper/WWID is the disk with that multipath WWID
 //	                           (3<naa>, SATA_<model>_<serial>, eui.…).
+//	                           Each DISK and EXTRA must name exactly one disk (one matching none or
+//	                           several is refused, naming it and listing the candidates), and no disk
+//	                           may be listed twice. The first DISK is the install disk and gets the
+//	                           whole node layout. Every other listed disk, further DISKs (oVirt's
+//	                           HostVG list) and EXTRAs (oVirt's AppVG) alike, becomes app-data disk N,
+//	                           N = 1, 2, … in the order listed: a GPT holding node-swap2 (swap labelled
+//	                           node-swap2, storage_vol Swap2) and node-app<N> (ext4 labelled
+//	                           node-app<N>, storage_vol Data2), which the node mounts on /data/app<N>.
+//	                           Each is checked as the install disk is: never the boot medium, nothing
+//	                           mounted, no holders, large enough (the refusal states the minimum), and
+//	                           foreign content only with nodeinit.wipe=<its serial>; a nodeinit
+//	                           app-data disk is replaced by reinstall, not by install. The install's
+//	                           ledger records them by PARTUUID, and a boot mounts only those: a
+//	                           missing one is reported (an info event) and the boot goes on. A
+//	                           reinstall in place leaves them untouched when storage_init lists the
+//	                           install's own (or is absent), a reinstall that wipes keeps node-app<N>
+//	                           with nodeinit.keep=data, and uninstall wipes every disk carrying
+//	                           node-app<N> partitions, listed or not.
 //	storage_vol (ovirt_vol)    oVirt's positional BOOT:SWAP:ROOT:CONFIG:LOGGING:DATA:SWAP2:DATA2
 //	                           fields, or SIZE,Name fields (Name matched case-insensitively: EFI,
 //	                           Boot, Swap, Root, Config, Logging, Data, Swap2, Data2). MiB; -1 is
@@ -58,8 +76,15 @@
 //	                           0 is none; empty = default. Any size is parsed; the layout
 //	                           (disk.PlanLayout) rounds a volume up to what nodeinit needs, with a
 //	                           notice, rather than refusing oVirt's everyday values (Config 5,
-//	                           Boot or EFI 256). EFI and Boot both size the one ESP (the larger wins);
-//	                           Swap2 and Data2 size the extra disks.
+//	                           Boot or EFI 256). EFI and Boot both size the one ESP (the larger wins).
+//	                           Swap2 and Data2 size every app-data disk (see storage_init) and not
+//	                           the install disk: Swap2 is node-swap2 (default 0: none; at least 16),
+//	                           Data2 is node-app<N> (default -1: the rest; at least 1024). A Data2
+//	                           that does not fill the disk leaves the rest unpartitioned; Data2=0 is
+//	                           refused. storage_vol=:::::::2048 (the eighth field) is Data2=2048,
+//	                           storage_vol=::::::512:-1 is Swap2=512 with Data2 the rest, and the
+//	                           named form is storage_vol=512,Swap2:2048,Data2. Given without an
+//	                           app-data disk, they are unused and the plan warns.
 //	BOOTIF                     link, an interface name, pxelinux's 01-aa-bb-cc-dd-ee-ff (also
 //	                           01-aa:bb:cc:dd:ee:ff, what GRUB's BOOTIF=01-${net_default_mac}
 //	                           expands to), or a bare MAC with '-' or ':'. A 01-… value with more
@@ -118,12 +143,16 @@
 //	nodeinit.status_url=http(s)://…
 //	nodeinit.events=ttyS1        the event stream as JSON lines on that serial console
 //	nodeinit.wipe=SERIAL|WWN[,…] consent to erase exactly those disks
-//	nodeinit.keep=data
+//	nodeinit.keep=data           a reinstall keeps node-data and each app-data disk's node-app<N>
+//	                             (listed in the install's order) with their files
 //	nodeinit.slot=a|b
 //	nodeinit.tries=1..9
 //	nodeinit.erase=signatures|discard|zero   how disks are erased (default signatures: every
 //	                             partition table, filesystem, RAID, LVM and LUKS signature; discard
-//	                             and zero also TRIM or zero the whole disk)
+//	                             and zero also TRIM or zero the whole disk). An install's ledger
+//	                             records the mode; an uninstall, whose wipe takes the ledger with
+//	                             it, records it in the EFI variable NodeinitUninstall-537fb13e-…,
+//	                             which `nodeinit status` shows.
 //	nodeinit.erase.secure        a flag: the device's secure form of discard or zero; refused with
 //	                             signatures, which only removes signatures
 //	nodeinit.adminpw=bundle      the admin password hash comes from the image bundle's adminpw.hash
@@ -185,5 +214,12 @@
 //   - dns= host names are refused (oVirt wrote them into resolv.conf, where they never worked).
 //   - rootpw does not also set adminpw; they are separate Params fields.
 //   - storage_vol accepts -1 for any one volume per disk group (oVirt documented it for Data only).
+//   - Several disks in storage_init are not one volume group: the initramfs has no LVM or md, and
+//     the crash-safety argument rests on plain GPT and ext4. oVirt spread HostVG over every disk
+//     before ';' and made AppVG (the Swap2 and Data2 volumes) on those after it; nodeinit installs
+//     onto the first disk alone and makes each further disk, before or after ';', an app-data disk
+//     of its own (node-swap2, node-app<N> on /data/app<N>). No data spans disks: a failed disk
+//     takes only its /data/app<N> with it, and the node boots without it. An item of the list
+//     that matches no disk, or several, is refused rather than skipped.
 //   - Unknown nodeinit.* keys are errors.
 package cmdline

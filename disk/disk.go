@@ -74,10 +74,11 @@ type ContentClass string
 
 // Content classes, from the safest to overwrite to the least.
 const (
-	ContentBlank   ContentClass = "blank"   // no signature anywhere
-	ContentOurs    ContentClass = "ours"    // a nodeinit install
-	ContentOVirt   ContentClass = "ovirt"   // an old oVirt Node install (Root/RootBackup, HostVG)
-	ContentForeign ContentClass = "foreign" // anything else: another OS, data, LVM, md, LUKS
+	ContentBlank   ContentClass = "blank"    // no signature anywhere
+	ContentOurs    ContentClass = "ours"     // a nodeinit install
+	ContentOVirt   ContentClass = "ovirt"    // an old oVirt Node install (Root/RootBackup, HostVG)
+	ContentAppData ContentClass = "app-data" // a nodeinit app-data disk: node-app<N> and node-swap2 only
+	ContentForeign ContentClass = "foreign"  // anything else: another OS, data, LVM, md, LUKS
 )
 
 // PartitionByLabel returns the partition whose GPT name (PARTLABEL) is label, or nil.

@@ -18,6 +18,9 @@ const oVirtVG = "HostVG"
 //     ESP gives the version; the caller fills InstalledVersion);
 //   - ovirt: partitions labelled Root and RootBackup (GPT name or filesystem
 //     label), or an LVM physical volume of the HostVG volume group;
+//   - app-data: a nodeinit app-data disk, whose only partitions are
+//     node-app<N> and node-swap2 and whose only signatures are the table and
+//     the filesystems in them (see isAppData);
 //   - blank: no signature at all, or only a partition table without partitions;
 //   - foreign: anything else, and any disk whose bytes could not be read.
 func Classify(d *Disk) {
@@ -46,6 +49,9 @@ func classify(d *Disk) ContentClass {
 		if s.Type == SigLVM && s.Label == oVirtVG {
 			return ContentOVirt
 		}
+	}
+	if isAppData(d) {
+		return ContentAppData
 	}
 	for _, s := range d.Signatures {
 		switch s.Type {
@@ -87,9 +93,10 @@ func (e *ConsentError) Unwrap() error {
 // to d for action (an action name: install, reinstall, uninstall, upgrade,
 // or the oVirt tokens firstboot/ovirt_firstboot):
 //   - a blank disk may always be written;
-//   - our own install and an old oVirt Node install may be replaced by
-//     reinstall, uninstall, firstboot or ovirt_firstboot; plain install over
-//     them refuses (the caller boots an install holding the same image);
+//   - our own install, our app-data disk and an old oVirt Node install may be
+//     replaced by reinstall, uninstall, firstboot or ovirt_firstboot; plain
+//     install over them refuses (the caller boots an install holding the same
+//     image, or redoes an install that never finished as a reinstall);
 //   - foreign content is only erased with nodeinit.wipe=<the disk's serial or
 //     WWN>; a by-id name also names the disk, and a disk without any of these
 //     is named by its /dev path.
@@ -103,18 +110,21 @@ func CheckConsent(d Disk, action string, wipeConsent []string) error {
 	switch d.Content {
 	case ContentBlank:
 		return nil
-	case ContentOurs, ContentOVirt:
+	case ContentOurs, ContentOVirt, ContentAppData:
 		switch strings.ToLower(action) {
 		case "reinstall", "uninstall", "firstboot", "ovirt_firstboot", "ovirt-firstboot":
 			return nil
 		}
-		what := "a nodeinit install"
-		if d.Content == ContentOVirt {
+		what, replaced, keep := "a nodeinit install", "an install", ""
+		switch d.Content {
+		case ContentOVirt:
 			what = "an old oVirt Node install"
+		case ContentAppData:
+			what, replaced, keep = "a nodeinit app-data disk", "its data", " (nodeinit.keep=data keeps its files)"
 		}
 		return &ConsentError{Disk: d.Path, Found: found,
-			Reason: fmt.Sprintf("%s holds %s and %s does not replace an install", d.Path, what, action),
-			Hint:   "add 'reinstall' to replace it, or " + WipeArgument(d) + " to erase the disk", Arg: "reinstall"}
+			Reason: fmt.Sprintf("%s holds %s and %s does not replace %s", d.Path, what, action, replaced),
+			Hint:   "add 'reinstall' to replace it" + keep + ", or " + WipeArgument(d) + " to erase the disk", Arg: "reinstall"}
 	}
 	reason := fmt.Sprintf("%s holds data nodeinit did not write", d.Path)
 	if d.ProbeError != "" {

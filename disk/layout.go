@@ -44,8 +44,8 @@ import (
 // that a size below what nodeinit needs (the minimums in volumeTable) is rounded
 // up to it with a notice in Layout.Notices rather than refused: oVirt Node's
 // everyday values (Config 5, EFI or Boot 256) must keep working. oVirt's EFI and
-// Boot both size our one ESP (the larger wins); Swap2 and Data2 size the extra
-// disks after ';' in storage_init and do not change the install disk.
+// Boot both size our one ESP (the larger wins); Swap2 and Data2 size the
+// app-data disks (appdata.go) and do not change the install disk.
 
 // Partition names (GPT PARTLABEL) of a node disk.
 const (
@@ -226,11 +226,17 @@ func PlanLayout(diskSize int64, sectorSize int, vols map[string]int64) (Layout, 
 			Fix:  fmt.Sprintf("use a disk of at least %d MiB, or give smaller sizes in storage_vol (logging, swap and data may be 0)", minMiB),
 		})
 	}
+	return assemble(table, s, diskSize, sectorSize, minMiB), nil
+}
+
+// assemble lays the volumes of table out on the disk as s sizes them, packed
+// from the first MiB in table order; the rest volume, if any, takes what is
+// left but the last MiB.
+func assemble(table []volume, s sizing, diskSize int64, sectorSize int, minMiB int64) Layout {
 	sizes := s.sizes
 	if s.rest != "" {
-		sizes[s.rest] = (diskMiB - tableMiB - s.fixedMiB) / int64(len(partsOf(table, s.rest)))
+		sizes[s.rest] = (diskSize/MiB - tableMiB - s.fixedMiB) / int64(len(partsOf(table, s.rest)))
 	}
-
 	l := Layout{SectorSize: sectorSize, DiskSize: diskSize, MinDiskSize: minMiB * MiB, Notices: s.notices}
 	next := MiB
 	for _, v := range table {
@@ -246,7 +252,7 @@ func PlanLayout(diskSize int64, sectorSize int, vols map[string]int64) (Layout, 
 			l.Partitions = append(l.Partitions, p)
 		}
 	}
-	return l, nil
+	return l
 }
 
 // MinDiskBytes is the size of the smallest disk with the given logical sector
@@ -308,17 +314,17 @@ func sizeVolumes(table []volume, vols map[string]int64, defaults map[string]int6
 	for _, name := range names {
 		size := vols[name]
 		switch n := strings.ToLower(name); {
-		case n == "swap2" || n == "data2":
-			notices = append(notices, fmt.Sprintf("storage_vol %s=%d sizes the extra disks after ';' in storage_init; the install disk's layout does not use it", n, size))
 		case known[n]:
 			given[n] = size
+		case n == "swap2" || n == "data2":
+			// They size the app-data disks (PlanAppDataLayout), not the install disk.
 		case n != "efi":
 			return sizing{}, fmt.Errorf("plan layout: storage_vol names unknown volume %q: use EFI, Boot, Root, Config, Logging, Swap, Data, Swap2 or Data2", name)
 		}
 	}
 	// oVirt Node 3 had an EFI partition for the loader alone and a Boot partition;
 	// our ESP is both, and also holds both slots' kernels and initrds.
-	if efi, ok := lookupFold(vols, "efi"); ok {
+	if efi, ok := lookupFold(vols, "efi"); ok && known["boot"] {
 		boot, hasBoot := given["boot"]
 		switch {
 		case hasBoot && efi > boot:
@@ -348,7 +354,7 @@ func sizeVolumes(table []volume, vols map[string]int64, defaults map[string]int6
 			s.rest = v.name
 		case size == 0 && v.canSkip:
 		case size == 0:
-			return sizing{}, fmt.Errorf("plan layout: storage_vol sets %s to 0, but a node needs it: give at least %d MiB or leave it out for the default", v.name, v.minMiB)
+			return sizing{}, fmt.Errorf("plan layout: storage_vol sets %s to 0, but nodeinit needs it: give at least %d MiB or leave it out for the default", v.name, v.minMiB)
 		case size < 0:
 			return sizing{}, fmt.Errorf("plan layout: storage_vol %s=%d MiB is negative: use a size in MiB, -1 for the rest or 0 for none", v.name, size)
 		case size < v.minMiB:

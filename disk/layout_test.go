@@ -370,7 +370,7 @@ func TestKeepInPlace(t *testing.T) {
 
 // TestPlanLayoutOVirtValues: the storage_vol values oVirt Node used every day are never
 // refused (issue 12): a size below what nodeinit needs is rounded up with a notice, EFI and Boot
-// size the one ESP, Swap2 and Data2 belong to the extra disks.
+// size the one ESP, Swap2 and Data2 size the app-data disks and leave the install disk alone.
 func TestPlanLayoutOVirtValues(t *testing.T) {
 	size := func(l Layout, label string) int64 {
 		p, ok := l.Find(label)
@@ -396,7 +396,7 @@ func TestPlanLayoutOVirtValues(t *testing.T) {
 		{"Boot larger than EFI", map[string]int64{"efi": 256, "boot": 600},
 			map[string]int64{LabelESP: 600}, []string{"the larger, 600 MiB"}},
 		{"Swap2 and Data2", map[string]int64{"swap2": 1024, "data2": -1, "Swap": 5, "Logging": 10},
-			map[string]int64{LabelSwap: 16, LabelLogging: 64}, []string{"swap2=1024 sizes the extra disks", "data2=-1 sizes the extra disks", "swap=5 MiB", "logging=10 MiB"}},
+			map[string]int64{LabelSwap: 16, LabelLogging: 64}, []string{"swap=5 MiB", "logging=10 MiB"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -18,9 +18,10 @@ type SelectOptions struct {
 
 // Selection is what storage_init resolved to.
 type Selection struct {
-	// Target is the one install disk (the specs before ';').
+	// Target is the install disk: the first disk listed.
 	Target Disk
-	// Extra are the additional data disks (the specs after ';').
+	// Extra are the app-data disks, in the order listed: the further disks of
+	// the list before ';' (oVirt's HostVG), then the disks after it (AppVG).
 	Extra []Disk
 }
 
@@ -155,10 +156,11 @@ type match struct {
 	exact    bool // named by its exact /dev path
 }
 
-// Select resolves storage_init to the install disk and the extra data disks.
+// Select resolves storage_init to the install disk and the app-data disks.
 // Every exclusion of DESIGN.md applies; a disk a spec named explicitly but
-// that is excluded is an error naming the disk and the reason. The specs
-// before ';' must resolve to exactly one disk; a bare storage_init means
+// that is excluded is an error naming the disk and the reason. Each listed
+// spec, before or after ';', must resolve to exactly one disk, and no disk may
+// be listed twice; the first is the install disk. A bare storage_init means
 // the one eligible disk, and never picks a USB or removable disk by itself.
 // There is no fallback disk.
 func Select(disks []Disk, spec *cmdline.StorageInit, opts SelectOptions) (Selection, error) {
@@ -168,74 +170,82 @@ func Select(disks []Disk, spec *cmdline.StorageInit, opts SelectOptions) (Select
 			"add storage_init naming the install disk, as below")
 	}
 	raw := rawSpec(spec)
+	// chosen are the disks resolved so far, in list order, and named how each was named.
+	var chosen []Disk
+	var named []string
 	if spec.Bare || len(spec.Disks) == 0 {
-		return selectBare(disks, spec, raw, opts)
-	}
-	target, err := resolve(disks, spec.Disks, raw, opts)
-	if err != nil {
-		return Selection{}, err
-	}
-	switch len(target) {
-	case 0:
-		return Selection{}, selectError(raw, "matches no disk", disks, eligible(disks, opts),
-			"name one of the candidates by its serial, WWN, by-id or by-path name")
-	case 1:
-	default:
-		var c []Disk
-		for _, i := range target {
-			c = append(c, disks[i])
-		}
-		return Selection{}, selectError(raw, fmt.Sprintf("matches %d disks where one is needed", len(target)), c, c,
-			"name one of them by its serial (a blank disk is suggested); put extra data disks after ';'")
-	}
-	sel := Selection{Target: disks[target[0]]}
-	if len(spec.Extra) > 0 {
-		extra, err := resolve(disks, spec.Extra, raw, opts)
+		t, err := selectBare(disks, raw, opts)
 		if err != nil {
 			return Selection{}, err
 		}
-		if len(extra) == 0 {
-			return Selection{}, &SelectError{Spec: raw, Reason: "the disks after ';' match no disk", Candidates: disks,
-				Hint: "name the extra data disks after ';' the same ways as the install disk"}
-		}
-		for _, i := range extra {
-			if i == target[0] {
-				return Selection{}, &SelectError{Spec: raw, Reason: fmt.Sprintf("%s is both the install disk and an extra data disk", disks[i].Path),
-					Candidates: []Disk{disks[i]}, Hint: "list it only once: before ';' as the install disk, or after it as a data disk"}
-			}
-			sel.Extra = append(sel.Extra, disks[i])
-		}
+		chosen, named = append(chosen, t), append(named, "the bare storage_init")
 	}
-	return sel, nil
+	specs := append(append([]cmdline.DiskSpec(nil), spec.Disks...), spec.Extra...)
+	several := len(chosen)+len(specs) > 1
+	for _, s := range specs {
+		i, err := resolveOne(disks, s, raw, several, opts)
+		if err != nil {
+			return Selection{}, err
+		}
+		d := disks[i]
+		for k, prev := range chosen {
+			if prev.Name == d.Name {
+				return Selection{}, &SelectError{Spec: raw, Reason: fmt.Sprintf("%s is listed twice (as %s and as %s)", d.Path, named[k], s.Raw),
+					Candidates: []Disk{d}, Hint: "list each disk once: the install disk first, then each app-data disk"}
+			}
+		}
+		chosen, named = append(chosen, d), append(named, s.Raw)
+	}
+	return Selection{Target: chosen[0], Extra: chosen[1:]}, nil
 }
 
-func selectBare(disks []Disk, spec *cmdline.StorageInit, raw string, opts SelectOptions) (Selection, error) {
+// resolveOne resolves one listed spec to the one disk it must match. When the
+// list has several specs (several), the refusal names the spec.
+func resolveOne(disks []Disk, s cmdline.DiskSpec, raw string, several bool, opts SelectOptions) (int, error) {
+	which := ""
+	if several {
+		which = s.Raw + " "
+	}
+	matched, err := resolve(disks, []cmdline.DiskSpec{s}, raw, opts)
+	if err == nil {
+		switch len(matched) {
+		case 1:
+			return matched[0], nil
+		case 0:
+			err = selectError(raw, which+"matches no disk", disks, eligible(disks, opts),
+				"name one of the candidates by its serial, WWN, by-id or by-path name")
+		default:
+			var c []Disk
+			for _, i := range matched {
+				c = append(c, disks[i])
+			}
+			err = selectError(raw, fmt.Sprintf("%smatches %d disks where one is needed", which, len(matched)), c, c,
+				"name one of them by its serial (a blank disk is suggested); to use several disks, list each by its own name, the install disk first, then the app-data disks")
+		}
+	}
+	// In a list, a storage_init= naming one disk would drop the others.
+	if e, ok := err.(*SelectError); ok && several {
+		e.Arg = ""
+	}
+	return 0, err
+}
+
+// selectBare is the one eligible fixed disk, for a bare storage_init.
+func selectBare(disks []Disk, raw string, opts SelectOptions) (Disk, error) {
 	var pick []Disk
 	for _, d := range eligible(disks, opts) {
 		if d.Transport != "usb" && !d.Removable {
 			pick = append(pick, d)
 		}
 	}
-	if len(pick) == 1 {
-		sel := Selection{Target: pick[0]}
-		if len(spec.Extra) > 0 {
-			extra, err := resolve(disks, spec.Extra, raw, opts)
-			if err != nil {
-				return Selection{}, err
-			}
-			for _, i := range extra {
-				if disks[i].Name != pick[0].Name {
-					sel.Extra = append(sel.Extra, disks[i])
-				}
-			}
-		}
-		return sel, nil
-	}
-	if len(pick) == 0 {
-		return Selection{}, selectError(raw, "no eligible disk (USB and removable disks are only used when named)", disks, eligible(disks, opts),
+	switch len(pick) {
+	case 1:
+		return pick[0], nil
+	case 0:
+		return Disk{}, selectError(raw, "no eligible disk (USB and removable disks are only used when named)", disks, eligible(disks, opts),
 			"name the disk; a USB or removable disk is used only when named")
 	}
-	return Selection{}, selectError(raw, fmt.Sprintf("a bare storage_init needs exactly one eligible disk; there are %d", len(pick)), pick, pick,
+	return Disk{}, selectError(raw, fmt.Sprintf("a bare storage_init needs exactly one eligible disk; there are %d", len(pick)), pick, pick,
 		"name one of them by its serial (a blank disk is suggested)")
 }
 

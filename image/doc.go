@@ -2,7 +2,8 @@
 // verifies them with minisign keys, fetches them from every supported source
 // and streams their files into slots with digest checks.
 //
-// A bundle is a directory (or the same layout behind a URL or on a medium):
+// A bundle is a directory (or the same layout behind a URL, on a medium, or
+// inside an ISO 9660 image, which source_iso.go reads without mounting):
 //
 //	manifest.json          name, version, arch, creation time, files with size and SHA-256
 //	                       (the rootfs also with BLAKE3 digests of its 4 MiB chunks),

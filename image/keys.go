@@ -20,14 +20,17 @@ type Keyring struct {
 	names []string // file each key came from, for messages
 }
 
-// LoadKeyring reads every *.pub file in dir. A missing directory gives an
-// empty keyring (every signature then fails to verify); a malformed key file
-// is an error naming it.
+// LoadKeyring reads every *.pub file in dir, or the one key file dir names.
+// A missing directory gives an empty keyring (every signature then fails to
+// verify); a malformed key file is an error naming it.
 func LoadKeyring(dir string) (Keyring, error) {
 	var kr Keyring
 	matches, err := filepath.Glob(filepath.Join(dir, "*.pub"))
 	if err != nil {
 		return kr, fmt.Errorf("load keyring %s: %w", dir, err)
+	}
+	if st, err := os.Stat(dir); err == nil && st.Mode().IsRegular() {
+		matches = []string{dir}
 	}
 	sort.Strings(matches)
 	for _, p := range matches {

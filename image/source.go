@@ -13,8 +13,9 @@ import (
 	"time"
 )
 
-// Source is where a bundle's files come from: a directory, a medium found by
-// label or named by its device, a directory in the initramfs or an http(s) URL.
+// Source is where a bundle's files come from: a directory, an ISO image, a
+// medium found by label or named by its device, a directory in the initramfs
+// or an http(s) URL.
 type Source interface {
 	// Open streams the named bundle file and returns its size as the source
 	// reports it (-1 when unknown). A missing file is an error wrapping
@@ -65,6 +66,10 @@ type SourceOptions struct {
 
 	// InitramfsRoot prefixes initramfs: paths (default "/").
 	InitramfsRoot string
+
+	// Stdin is the ISO image the source "-" reads: standard input, received
+	// by SpoolISO. Without it "-" is refused.
+	Stdin *Spool
 }
 
 func (o SourceOptions) withDefaults() SourceOptions {
@@ -113,6 +118,11 @@ type Mounter interface {
 // OpenSource opens the bundle source that spec names:
 //
 //	/path/to/dir           a local directory
+//	/path/FILE[/sub/dir]   a regular file that is an ISO 9660 image (by its
+//	                       content, whatever its name), read in place
+//	                       without mounting: the bundle at its root, as
+//	                       `nodeinit mkmedia iso` puts it, or in sub/dir
+//	-                      the ISO image in SourceOptions.Stdin
 //	/dev/NAME[/sub/dir]    that block device's iso9660, vfat or ext
 //	                       filesystem, mounted read-only (any block device:
 //	                       the operator named it)
@@ -128,6 +138,12 @@ func OpenSource(spec string, opts SourceOptions) (Source, error) {
 	case spec == "":
 		return nil, newError("open image source", `""`, fmt.Errorf("empty source"),
 			"set nodeinit.image= to a URL, label:NAME or a directory")
+	case spec == "-":
+		if opts.Stdin == nil {
+			return nil, newError("open image source", `"-"`, fmt.Errorf("standard input was not received"),
+				"only `nodeinit upgrade --image -` reads an ISO from standard input; name a file, directory, label:NAME or URL")
+		}
+		return opts.Stdin.source()
 	case strings.HasPrefix(spec, "http://"), strings.HasPrefix(spec, "https://"):
 		return newHTTPSource(spec, opts)
 	case strings.HasPrefix(spec, "label:"):
@@ -144,6 +160,9 @@ func OpenSource(spec string, opts SourceOptions) (Source, error) {
 			"use http://, https://, label:NAME, initramfs:/path or a directory path")
 	default:
 		if src, ok, err := openDeviceSource(spec, opts); ok {
+			return src, err
+		}
+		if src, ok, err := openISOFileSource(spec); ok {
 			return src, err
 		}
 		return newDirSource(spec, spec)

@@ -1,9 +1,10 @@
-package main
+package initproc
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,6 +28,41 @@ const (
 	nodeInit   = "/sbin/init"
 	eventsFile = runDir + "/events.jsonl"
 )
+
+// NodeCLI is where the booted node finds the nodeinit CLI of the initramfs that booted it:
+// /run survives switch_root, so any image gets `status`, `bless`, `persist` and `upgrade`
+// from the same binary as its /init.
+const NodeCLI = runDir + "/bin/nodeinit"
+
+// leaveCLI copies this binary to NodeCLI.
+func leaveCLI() error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	in, err := os.Open(self)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	if err := os.MkdirAll(filepath.Dir(NodeCLI), 0o755); err != nil {
+		return err
+	}
+	tmp := NodeCLI + ".new"
+	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o755)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(out, in)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return os.Rename(tmp, NodeCLI)
+}
 
 // defaultImages are where the image is looked for when nodeinit.image is not given:
 // a bundle baked into the initramfs, then a medium labelled NODEINIT.
@@ -144,6 +180,9 @@ func runEngine(ctx context.Context, env *early.Env) error {
 			// every process of the node to read, adminpw.hash included.
 			if err := m.Close(); err != nil {
 				r.Info("release the image source: %v", err)
+			}
+			if err := leaveCLI(); err != nil {
+				r.Info("the node gets no nodeinit CLI under %s: %v", NodeCLI, err)
 			}
 			fmt.Fprintln(env.Out, timingReport(env))
 			return env.SwitchRoot(newRoot, nodeInit)

@@ -3,7 +3,7 @@
 // command line, probes, plans and runs the stages and usually ends in switch_root or a reboot.
 // If the engine fails, init shows the failure screen on every console and applies
 // nodeinit.onfail (default halt; see early.DefaultOnFail).
-package main
+package initproc
 
 import (
 	"context"
@@ -17,7 +17,9 @@ import (
 // EngineStartMarker is printed just before the engine runs; tests wait for it.
 const engineStartMarker = "nodeinit: engine start"
 
-func main() {
+// Main runs PID 1. It never returns: the boot ends in switch_root, a reboot, a power-off or
+// a halt with the failure screen shown.
+func Main() {
 	env, err := early.Setup()
 	if err != nil {
 		stop(env, fmt.Errorf("early setup: %w", err))

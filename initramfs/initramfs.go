@@ -1,16 +1,23 @@
-// Package initramfs builds the nodeinit initramfs: a compressed newc cpio holding our /init,
-// a rescue shell with basic u-root commands (busybox mode), the trusted image keys, chosen
-// host files with their shared libraries, and the kernel modules for storage, filesystems and
-// network with their dependencies. It uses u-root's mkuimage to compile and archive.
+// Package initramfs builds the nodeinit initramfs: a compressed newc cpio holding the
+// nodeinit binary as /init, the rescue shell's commands as links to that same binary, the
+// trusted image keys, chosen host files with their shared libraries, and the kernel modules
+// for storage, filesystems and network with their dependencies.
 //
-// The output is reproducible: Go builds are -trimpath and stripped (mkuimage's defaults),
-// records are written in sorted order with mtime, uid, gid and inode numbers zeroed, and the
-// compressor runs single-threaded with fixed settings.
+// Nothing is compiled: the nodeinit binary is multi-call (it runs as PID 1 when started as
+// /init, as a rescue command when started by one of rescue.Names, and as the CLI
+// otherwise), so the CLI builds an initramfs from its own executable, with no Go toolchain
+// and no source checkout. u-root's mkuimage writes the archive and pulls in shared
+// libraries.
+//
+// The output is reproducible: records are written in sorted order with mtime, uid, gid and
+// inode numbers zeroed, and the compressor runs single-threaded with fixed settings.
 package initramfs
 
 import (
 	"context"
 	"crypto/sha256"
+	"debug/buildinfo"
+	"debug/elf"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -25,28 +32,19 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
-	"github.com/u-root/gobusybox/src/pkg/golang"
+	"github.com/nodeinit/nodeinit/rescue"
 	"github.com/u-root/mkuimage/cpio"
 	"github.com/u-root/mkuimage/uimage"
-	"github.com/u-root/mkuimage/uimage/builder"
 	uinitramfs "github.com/u-root/mkuimage/uimage/initramfs"
 	"github.com/u-root/uio/llog"
 )
 
-// InitPackage is the Go package built as /init.
-const InitPackage = "github.com/nodeinit/nodeinit/cmd/init"
+// BinaryPackage is the Go package a nodeinit binary must be built from to serve as /init.
+const BinaryPackage = "github.com/nodeinit/nodeinit/cmd/nodeinit"
 
-// DefaultCommands are the u-root commands of the rescue shell, built as one busybox binary in
-// /bbin. gosh is the shell.
-var DefaultCommands = []string{
-	"gosh", "ls", "cat", "cp", "mv", "rm", "ln", "mkdir", "mount", "umount", "dmesg", "ps",
-	"kill", "shutdown", "poweroff", "ip", "dhclient", "ping", "wget", "lsmod", "insmod",
-	"rmmod", "df", "free", "hexdump", "grep", "head", "tail", "echo", "sync", "uname",
-	"sleep", "find", "chmod", "more", "blkid", "uptime",
-}
-
-// commandPrefix turns a short command name into its u-root package.
-const commandPrefix = "github.com/u-root/u-root/cmds/core/"
+// BinaryPath is where the nodeinit binary goes in the archive; /init and every rescue
+// command link to it.
+const BinaryPath = "bin/nodeinit"
 
 // Compression names the cpio compression.
 type Compression string
@@ -75,12 +73,12 @@ type Options struct {
 	NoInstallTools bool
 	// Dirs are HOST:DEST directories copied whole (for example an image bundle).
 	Dirs []string
-	// InitBinary is a prebuilt /init; "" builds InitPackage from the module in WorkDir.
-	InitBinary string
-	// Commands are u-root core command names or full package paths; nil means DefaultCommands.
+	// Binary is the nodeinit binary (built from BinaryPackage for linux/amd64) that becomes
+	// /init; "" means the running executable, so the CLI puts itself in.
+	Binary string
+	// Commands are the rescue shell's commands (names from rescue.Names), each a link in
+	// /bbin to the binary; nil means all of them.
 	Commands []string
-	// WorkDir is the Go module directory the packages are built from; "" is the current one.
-	WorkDir string
 	// Log receives mkuimage's progress; nil discards it.
 	Log *slog.Logger
 }
@@ -133,7 +131,11 @@ func (o Options) installToolFiles() ([]string, error) {
 
 // Result describes the written initramfs.
 type Result struct {
-	Path           string
+	Path          string
+	Binary        string // the nodeinit binary put in as /init
+	BinaryVersion string // its module version, "(devel)" for a build from a checkout
+	// Warnings are what the operator should know about the archive (a
+	// dynamically linked binary, for one).
 	Size           int64 // compressed bytes on disk
 	CPIOSize       int64 // uncompressed cpio bytes
 	Records        int   // cpio records, trailer excluded
@@ -142,11 +144,16 @@ type Result struct {
 	Modules        []string // module files included, dependencies too
 	BuiltinModules []string // asked-for names the kernel has built in
 	MissingModules []string // asked-for names this kernel does not have
+	Warnings       []string
 }
 
 // String is the one-line summary the CLI prints.
 func (r Result) String() string {
-	s := fmt.Sprintf("%s: %s (%d bytes), cpio %s, %d records, sha256 %s", r.Path, human(r.Size), r.Size, human(r.CPIOSize), r.Records, r.SHA256)
+	s := fmt.Sprintf("%s: %s (%d bytes), cpio %s, %d records, sha256 %s\n/init: %s, nodeinit %s",
+		r.Path, human(r.Size), r.Size, human(r.CPIOSize), r.Records, r.SHA256, r.Binary, r.BinaryVersion)
+	for _, w := range r.Warnings {
+		s += "\nwarning: " + w
+	}
 	if r.KernelVersion != "" {
 		s += fmt.Sprintf("\nmodules for %s: %d files; built in: %s; not in this kernel: %s",
 			r.KernelVersion, len(r.Modules), strings.Join(r.BuiltinModules, " "), strings.Join(r.MissingModules, " "))
@@ -180,39 +187,26 @@ func Build(ctx context.Context, opts Options) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	commands := opts.Commands
-	if commands == nil {
-		commands = DefaultCommands
+	bin, version, err := opts.binary()
+	if err != nil {
+		return Result{}, err
 	}
-	pkgs := make([]string, len(commands))
-	for i, c := range commands {
-		pkgs[i] = c
-		if !strings.Contains(c, "/") {
-			pkgs[i] = commandPrefix + c
-		}
+	res.Binary, res.BinaryVersion = bin, version
+	if dynamic(bin) {
+		res.Warnings = append(res.Warnings, bin+" is dynamically linked (built with cgo): the initramfs carries its C libraries, "+
+			"but the copy it leaves for the node at /run/nodeinit/bin/nodeinit runs only on images with the same C library; "+
+			"build it with CGO_ENABLED=0 for one that runs on any image")
 	}
-
-	env := golang.Default(golang.DisableCGO(), golang.WithGOARCH("amd64"), golang.WithGOOS("linux"))
-	// gosh's default line editor (bubbline) asks the terminal for its cursor position and
-	// waits for the answer, which a serial console never sends; liner, chosen by this tag,
-	// falls back to plain line reading with TERM=dumb (see early.RescueShell).
-	env.Apply(golang.WithBuildTag("goshliner"))
-	if opts.WorkDir != "" {
-		env.Apply(golang.WithWorkingDir(opts.WorkDir))
+	extra = append(extra, bin+":"+BinaryPath)
+	links := map[string]string{"init": "/" + BinaryPath, "bin/sh": "/" + BinaryPath}
+	for _, c := range opts.commands() {
+		links["bbin/"+c] = "/" + BinaryPath
 	}
 	uopts := uimage.Opts{
-		Env:          env,
-		TempDir:      tmp,
-		Commands:     uimage.BusyboxCmds(pkgs...),
-		ExtraFiles:   extra,
-		BaseArchive:  &uinitramfs.Archive{Archive: base},
-		DefaultShell: "gosh",
-	}
-	if opts.InitBinary != "" {
-		uopts.ExtraFiles = append(uopts.ExtraFiles, opts.InitBinary+":init")
-	} else {
-		uopts.Commands = append(uopts.Commands, uimage.Commands{Builder: builder.Binary, Packages: []string{InitPackage}})
-		uopts.InitCmd = "init"
+		TempDir:     tmp,
+		ExtraFiles:  extra,
+		BaseArchive: &uinitramfs.Archive{Archive: base},
+		Symlinks:    links,
 	}
 
 	f, err := os.CreateTemp(filepath.Dir(opts.Output), ".initramfs-*")
@@ -295,12 +289,72 @@ func (o Options) check() error {
 			return fmt.Errorf("initramfs: dir %q: %s is not a directory", s, host)
 		}
 	}
-	if o.InitBinary != "" {
-		if _, err := os.Stat(o.InitBinary); err != nil {
-			return fmt.Errorf("initramfs: init binary: %w", err)
+	for _, c := range o.Commands {
+		if !rescue.Has(c) {
+			return fmt.Errorf("initramfs: rescue command %q: not one the nodeinit binary has; choose from %s", c, strings.Join(rescue.Names(), " "))
 		}
 	}
+	if _, _, err := o.binary(); err != nil {
+		return err
+	}
 	return nil
+}
+
+// commands are the rescue command names to link.
+func (o Options) commands() []string {
+	if o.Commands == nil {
+		return rescue.Names()
+	}
+	return o.Commands
+}
+
+// dynamic tells whether the ELF file at path asks for a program interpreter
+// (the dynamic loader).
+func dynamic(path string) bool {
+	f, err := elf.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return true
+		}
+	}
+	return false
+}
+
+// binary finds the nodeinit binary for /init and checks that it is one: an ELF executable
+// for linux/amd64 (the boot kernel's), built from BinaryPackage, so a CLI for another
+// system, or some other program, is refused before anything is written.
+func (o Options) binary() (path, version string, err error) {
+	path = o.Binary
+	if path == "" {
+		if path, err = os.Executable(); err != nil {
+			return "", "", fmt.Errorf("initramfs: find this program's own binary for /init: %w; give it with --binary", err)
+		}
+	}
+	if path, err = filepath.EvalSymlinks(path); err != nil {
+		return "", "", fmt.Errorf("initramfs: binary for /init: %w", err)
+	}
+	f, err := elf.Open(path)
+	if err != nil {
+		return "", "", fmt.Errorf("initramfs: binary %s is not an ELF executable (%v): give a nodeinit built for linux/amd64 (GOOS=linux GOARCH=amd64 go build ./cmd/nodeinit)", path, err)
+	}
+	machine := f.Machine
+	f.Close()
+	if machine != elf.EM_X86_64 {
+		return "", "", fmt.Errorf("initramfs: binary %s is built for %s, but the boot kernel is x86-64: build nodeinit with GOARCH=amd64", path, machine)
+	}
+	bi, err := buildinfo.ReadFile(path)
+	if err != nil || bi.Path != BinaryPackage {
+		what := "no Go build information"
+		if err == nil {
+			what = "built from " + bi.Path
+		}
+		return "", "", fmt.Errorf("initramfs: binary %s is not the nodeinit CLI (%s): give a binary built from %s", path, what, BinaryPackage)
+	}
+	return path, bi.Main.Version, nil
 }
 
 // extraFiles turns keys, files and dirs into mkuimage's HOST:DEST list. Symlinked host files

@@ -3,10 +3,13 @@ package initramfs
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
@@ -26,6 +29,43 @@ func testModulesDir(t *testing.T) string {
 		t.Skipf("no cached kernel modules under %s: run make fetch", cache)
 	}
 	return filepath.Dir(m[len(m)-1])
+}
+
+var (
+	buildOnce sync.Once
+	built     string
+	buildErr  error
+)
+
+// nodeinitBinary builds the multi-call nodeinit binary once for the package's tests, the
+// way an operator would (CGO_ENABLED=0 go build ./cmd/nodeinit).
+func nodeinitBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "nodeinit-initramfs-test-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		built = filepath.Join(dir, "nodeinit")
+		cmd := exec.Command("go", "build", "-trimpath", "-o", built, "../cmd/nodeinit")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build ./cmd/nodeinit: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return built
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built != "" {
+		os.RemoveAll(filepath.Dir(built))
+	}
+	os.Exit(code)
 }
 
 func readCPIO(t *testing.T, file string) map[string]cpio.Record {
@@ -66,9 +106,7 @@ func content(t *testing.T, r cpio.Record) string {
 // bytes, then checks the contents: /init, the shell, keys, a host file with its libraries,
 // the modules with their dependencies, and fixed metadata.
 func TestBuildReproducibleWithModules(t *testing.T) {
-	if testing.Short() {
-		t.Skip("compiles u-root commands; skipped with -short")
-	}
+	bin := nodeinitBinary(t)
 	mods := testModulesDir(t)
 	dir := t.TempDir()
 	key := filepath.Join(dir, "release.pub")
@@ -82,7 +120,7 @@ func TestBuildReproducibleWithModules(t *testing.T) {
 		Files:      []string{"/usr/sbin/sgdisk:sbin/sgdisk"},
 		Dirs:       []string{bundle + ":image"},
 		Commands:   []string{"gosh", "ls", "cat"},
-		WorkDir:    "..",
+		Binary:     bin,
 	}
 	var sums []string
 	for i, name := range []string{"a.img", "b.img"} {
@@ -106,7 +144,7 @@ func TestBuildReproducibleWithModules(t *testing.T) {
 	recs := readCPIO(t, filepath.Join(dir, "a.img"))
 	ver := filepath.Base(mods)
 	for _, want := range []string{
-		"init", "bin/init", "bbin/gosh", "bbin/ls", "bin/sh",
+		"init", "bin/nodeinit", "bbin/gosh", "bbin/ls", "bbin/cat", "bin/sh",
 		"etc/nodeinit/keys/release.pub", "etc/nodeinit/modules", "sbin/sgdisk", "image/manifest.json",
 		"lib/modules/" + ver + "/modules.dep",
 		"lib/modules/" + ver + "/kernel/drivers/block/virtio_blk.ko",
@@ -141,8 +179,20 @@ func TestBuildReproducibleWithModules(t *testing.T) {
 	if !strings.Contains(dep, "virtio_blk.ko: ") || !strings.Contains(dep, "virtio_ring.ko") {
 		t.Errorf("modules.dep lacks virtio_blk with its dependencies:\n%s", dep)
 	}
-	if init := recs["init"]; init.Mode&cpio.S_IFMT != cpio.S_IFLNK || content(t, init) != "bin/init" {
-		t.Errorf("/init is %v %q, want a symlink to bin/init", init.Info, content(t, init))
+	if init := recs["init"]; init.Mode&cpio.S_IFMT != cpio.S_IFLNK || content(t, init) != "bin/nodeinit" {
+		t.Errorf("/init is %v %q, want a symlink to bin/nodeinit", init.Info, content(t, init))
+	}
+	for _, link := range []string{"bbin/gosh", "bbin/ls", "bbin/cat"} {
+		if r := recs[link]; r.Mode&cpio.S_IFMT != cpio.S_IFLNK || content(t, r) != "../bin/nodeinit" {
+			t.Errorf("/%s is %v %q, want a symlink to the nodeinit binary", link, r.Info, content(t, r))
+		}
+	}
+	if _, ok := recs["bbin/mount"]; ok {
+		t.Error("bbin/mount is linked although Commands did not ask for it")
+	}
+	want, _ := os.ReadFile(bin)
+	if got := content(t, recs[BinaryPath]); got != string(want) {
+		t.Errorf("%s holds %d bytes, not the %d of the binary given", BinaryPath, len(got), len(want))
 	}
 }
 
@@ -193,6 +243,11 @@ func TestBadOptionsWriteNothing(t *testing.T) {
 		{"file is a dir", Options{Output: out, Files: []string{"/etc"}}, "not a file"},
 		{"dir without dest", Options{Output: out, Dirs: []string{dir}}, "HOST:DEST"},
 		{"output dir missing", Options{Output: filepath.Join(dir, "nope", "x.img")}, "does not exist"},
+		{"unknown rescue command", Options{Output: out, Commands: []string{"vim"}}, `rescue command "vim"`},
+		{"binary not ELF", Options{Output: out, Binary: "/etc/hostname"}, "not an ELF executable"},
+		{"binary not nodeinit", Options{Output: out, Binary: "/bin/true"}, "is not the nodeinit CLI"},
+		// The test binary is a Go program, but not cmd/nodeinit: it cannot be /init.
+		{"binary is another Go program", Options{Output: out}, "built from github.com/nodeinit/nodeinit/initramfs"},
 	} {
 		_, err := Build(context.Background(), tc.opts)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -234,5 +289,24 @@ func TestInstallToolsGoInByDefault(t *testing.T) {
 	files, err = Options{Files: []string{"/usr/sbin/mke2fs:/usr/sbin/mke2fs"}}.extraFiles()
 	if err != nil || count(files) != 1 {
 		t.Errorf("mke2fs given in Files is added %d times: %q, %v", count(files), files, err)
+	}
+}
+
+// TestDynamicBinaryIsWarnedAbout: a static nodeinit builds without a warning;
+// dynamic() tells a dynamically linked program (the host's /bin/true) from it.
+func TestDynamicBinaryIsWarnedAbout(t *testing.T) {
+	bin := nodeinitBinary(t)
+	if dynamic(bin) {
+		t.Errorf("%s (CGO_ENABLED=0) is taken for dynamically linked", bin)
+	}
+	if !dynamic("/bin/true") {
+		t.Error("/bin/true is not taken for dynamically linked")
+	}
+	res, err := Build(context.Background(), Options{Output: filepath.Join(t.TempDir(), "i.img"), Binary: bin, Commands: []string{"gosh"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Warnings) != 0 || strings.Contains(res.String(), "warning") {
+		t.Errorf("a static binary gives warnings: %q", res.Warnings)
 	}
 }

@@ -107,6 +107,9 @@ func (o *ISOOptions) check() error {
 			return fmt.Errorf("bundle %s: %w (hint: the bundle must hold %s; build it with `nodeinit image build`)", o.Bundle, err, name)
 		}
 	}
+	if err := fitsISO9660(o.Bundle); err != nil {
+		return err
+	}
 	sl := o.Syslinux
 	files := []string{sl.IsolinuxBin, sl.HybridMBR}
 	for _, m := range syslinuxModules {
@@ -124,6 +127,30 @@ func (o *ISOOptions) check() error {
 		return fmt.Errorf("volume label %q: at most 32 characters, no spaces or slashes (hint: keep the default %s, which the installer looks for)", o.Label, DefaultLabel)
 	}
 	return o.Menu.Validate()
+}
+
+// maxISOFile is the largest file the ISO 9660 writer can hold: go-diskfs
+// writes each file as one extent, whose size field is 32 bits.
+const maxISOFile = 1<<32 - 1
+
+// fitsISO9660 refuses a bundle with a file too large for one ISO 9660 extent,
+// rather than write an ISO whose copy of it is cut short.
+func fitsISO9660(bundle string) error {
+	entries, err := os.ReadDir(bundle)
+	if err != nil {
+		return fmt.Errorf("bundle %s: %w", bundle, err)
+	}
+	for _, e := range entries {
+		fi, err := e.Info()
+		if err != nil {
+			return fmt.Errorf("bundle %s: %w", bundle, err)
+		}
+		if fi.Mode().IsRegular() && fi.Size() > maxISOFile {
+			return fmt.Errorf("bundle file %s is %.1f GiB; a file on the ISO holds at most 4 GiB (hint: put this image on a stick with `nodeinit mkmedia usb`, "+
+				"or serve it over HTTP with `nodeinit mkmedia pxe`, or make the rootfs smaller)", filepath.Join(bundle, e.Name()), float64(fi.Size())/(1<<30))
+		}
+	}
+	return nil
 }
 
 // BuildISO writes a hybrid install image to out: an ISO9660 filesystem (Rock Ridge names,

@@ -224,6 +224,10 @@ func TestBuildISOBadInputWritesNothing(t *testing.T) {
 	sl := hostSyslinux(t)
 	bundle := isoFakeBundle(t)
 	os.Remove(filepath.Join(bundle, "loader.efi"))
+	huge := isoFakeBundle(t) // a sparse 4 GiB rootfs: one byte more than an ISO file holds
+	if err := os.Truncate(filepath.Join(huge, "rootfs.squashfs"), 1<<32); err != nil {
+		t.Fatal(err)
+	}
 	out := filepath.Join(t.TempDir(), "node.iso")
 	for _, tc := range []struct {
 		o    ISOOptions
@@ -234,6 +238,7 @@ func TestBuildISOBadInputWritesNothing(t *testing.T) {
 		{ISOOptions{Bundle: isoFakeBundle(t), Syslinux: DebianSyslinux("/nonexistent")}, "isolinux"},
 		{ISOOptions{Bundle: isoFakeBundle(t), Syslinux: sl, Menu: MenuOptions{Default: "nope"}}, `"nope"`},
 		{ISOOptions{Bundle: isoFakeBundle(t), Syslinux: sl, Label: "A B"}, "volume label"},
+		{ISOOptions{Bundle: huge, Syslinux: sl}, "rootfs.squashfs is 4.0 GiB"},
 	} {
 		_, err := BuildISO(context.Background(), out, tc.o)
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "hint") {

@@ -81,6 +81,17 @@ type Install struct {
 	// Others are further disks that hold a nodeinit install. Which one a boot
 	// or an upgrade acts on must not depend on disk names, so those refuse.
 	Others []string `json:"others,omitempty"`
+	// AppData are the install's app-data disks, as its ledger records them.
+	AppData []AppDataRef `json:"app_data,omitempty"`
+}
+
+// AppDataRef is one app-data disk of an install as the ledger records it: by
+// the PARTUUIDs of its partitions, so that a boot never mounts another
+// machine's disk that happens to carry the same names.
+type AppDataRef struct {
+	Index        int    `json:"index"` // N of node-app<N> and /data/app<N>
+	DataPartUUID string `json:"data_partuuid"`
+	SwapPartUUID string `json:"swap_partuuid,omitempty"`
 }
 
 // Slot is one A/B root slot as the ledger records it.

@@ -62,21 +62,7 @@ stripes = ["pv1", 0]
 // group whose LV also lives on another disk is refused in the plan, naming the
 // LV and both disks; naming both disks lets it through.
 func TestRefuseWipeOfAnLVThatSpansDisks(t *testing.T) {
-	vg, err := disk.ParseVGMetadata(spanningVG)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := loadFacts("../testdata/facts/two-identical.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Image = &ImageFacts{Source: "/b", Name: "node", Version: "1.0", Signed: true}
-	for i, uuid := range []string{"pvaaaa-0000-0000-0000-0000-0000-000001", "pvbbbb-0000-0000-0000-0000-0000-000002"} {
-		d := &f.Disks[i]
-		d.Content = disk.ContentForeign
-		d.Signatures = []disk.Signature{{Type: disk.SigLVM}}
-		d.PVs = []disk.PV{{UUID: uuid, Size: d.SizeBytes, VG: vg}}
-	}
+	f := spanningFacts(t, disk.ContentForeign, "")
 	p, err := cmdline.Parse("reinstall storage_init=/dev/nvme0n1 nodeinit.wipe=S5GXNF0R100001")
 	if err != nil {
 		t.Fatal(err)
@@ -91,4 +77,26 @@ func TestRefuseWipeOfAnLVThatSpansDisks(t *testing.T) {
 	if _, err := Plan(p, f); err != nil {
 		t.Fatalf("without the spanning LV the reinstall is refused: %v", err)
 	}
+}
+
+// spanningFacts are two NVMe disks that are the two PVs of spanningVG, with
+// the content class and the LVM signature's VG label given.
+func spanningFacts(t *testing.T, content disk.ContentClass, vgLabel string) *Facts {
+	t.Helper()
+	vg, err := disk.ParseVGMetadata(spanningVG)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := loadFacts("../testdata/facts/two-identical.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Image = &ImageFacts{Source: "/b", Name: "node", Version: "1.0", Signed: true}
+	for i, uuid := range []string{"pvaaaa-0000-0000-0000-0000-0000-000001", "pvbbbb-0000-0000-0000-0000-0000-000002"} {
+		d := &f.Disks[i]
+		d.Content = content
+		d.Signatures = []disk.Signature{{Type: disk.SigLVM, Label: vgLabel}}
+		d.PVs = []disk.PV{{UUID: uuid, Size: d.SizeBytes, VG: vg}}
+	}
+	return f
 }

@@ -40,8 +40,9 @@ type Target struct {
 type Blueprint struct {
 	Action   cmdline.Action `json:"action"`
 	Target   *Target        `json:"target,omitempty"`
-	Disks    []Target       `json:"disks,omitempty"` // every disk the plan writes (uninstall, extra disks)
+	Disks    []Target       `json:"disks,omitempty"` // every disk the plan writes (uninstall, app-data disks)
 	Layout   *disk.Layout   `json:"layout,omitempty"`
+	AppData  []AppDataDisk  `json:"app_data,omitempty"` // the app-data disks the plan writes, each with its layout
 	Slot     string         `json:"slot,omitempty"`
 	Image    *ImageFacts    `json:"image,omitempty"`
 	Destroys []string       `json:"destroys,omitempty"`
@@ -172,9 +173,10 @@ func planBoot(p *cmdline.Params, f *Facts) (*Blueprint, error) {
 		t := targetOf(d)
 		plan.Target = &t
 	}
-	plan.Steps = []Step{step(MountRoot{Disk: f.Install.Disk, Slot: slot},
-		fmt.Sprintf("mount slot %s (version %s) read-only with a tmpfs overlay, bind persisted config, mount logging (a new one first gets the image's /var/log) and data", slot, s.Version),
-		"node-root-"+slot, "node-config", "node-logging", "node-data")}
+	appText, appTouches := appDataMountText(f.Install.AppData)
+	plan.Steps = []Step{step(MountRoot{Disk: f.Install.Disk, Slot: slot, AppData: f.Install.AppData},
+		fmt.Sprintf("mount slot %s (version %s) read-only with a tmpfs overlay, bind persisted config, mount logging (a new one first gets the image's /var/log) and data", slot, s.Version)+appText,
+		append([]string{"node-root-" + slot, "node-config", "node-logging", "node-data"}, appTouches...)...)}
 	return plan, nil
 }
 
@@ -234,12 +236,21 @@ func planInstall(p *cmdline.Params, f *Facts, action cmdline.Action) (*Blueprint
 			return nil, fmt.Errorf("nodeinit.keep=data on %s: %w", target.Path, err)
 		}
 	}
+	app, appErr := planAppData(p, f, extra, consentAction, keepData)
 
 	var inPlaceWhyNot string
 	if action == cmdline.ActionReinstall {
-		if inPlaceWhyNot = inPlaceBlocker(p, f, target, layout); inPlaceWhyNot == "" {
-			return planReinstallInPlace(p, f, target, layout, keepData)
+		// In place, the app-data disks are left as they are: what would be
+		// refused about writing them (mounted on the running node, say) does
+		// not count unless storage_init lists them, which asks for them as
+		// they are laid out now.
+		inPlaceWhyNot = inPlaceBlocker(p, f, target, layout, app.disks)
+		if inPlaceWhyNot == "" && (appErr == nil || p.StorageInit == nil) {
+			return planReinstallInPlace(p, f, target, layout, keepData, extra)
 		}
+	}
+	if appErr != nil {
+		return nil, appErr
 	}
 
 	t := targetOf(target)
@@ -252,9 +263,14 @@ func planInstall(p *cmdline.Params, f *Facts, action cmdline.Action) (*Blueprint
 		plan.Warnings = append(plan.Warnings, fmt.Sprintf("%s holds a nodeinit install that never finished (%s): installing it again", target.Path, f.Install.Incomplete))
 	}
 	plan.Warnings = append(plan.Warnings, plan0Notices...)
+	plan.Warnings = append(plan.Warnings, app.warnings...)
+	if action == cmdline.ActionReinstall {
+		plan.Warnings = append(plan.Warnings, unlistedAppData(f, extra)...)
+	}
 	plan.Disks = append(plan.Disks, t)
-	for i := range extra {
-		plan.Disks = append(plan.Disks, targetOf(&extra[i]))
+	plan.AppData = app.disks
+	for _, a := range app.disks {
+		plan.Disks = append(plan.Disks, a.Target)
 	}
 	dev := target.Path
 	if target.Content != disk.ContentBlank {
@@ -266,15 +282,21 @@ func planInstall(p *cmdline.Params, f *Facts, action cmdline.Action) (*Blueprint
 			plan.Destroys = append(plan.Destroys, fmt.Sprintf("%s: %s", dev, what))
 		}
 	}
+	plan.Destroys = append(plan.Destroys, app.destroys...)
+	plan.Keeps = append(plan.Keeps, app.keeps...)
 	keep := ""
 	if keepData {
 		keep = "node-data"
 	}
+	wiped := app.wiped
+	if target.Content != disk.ContentBlank {
+		wiped = append([]string{target.Path}, wiped...)
+	}
+	if err := lvsSpanningOut(f, wiped); err != nil {
+		return nil, err
+	}
 	plan.Steps = append(plan.Steps, fetchStep(f, true))
 	if target.Content != disk.ContentBlank {
-		if err := lvsSpanningOut(f, []string{target.Path}); err != nil {
-			return nil, err
-		}
 		plan.Steps = append(plan.Steps, wipeStep(p, target.Name, keep,
 			fmt.Sprintf("remove every signature and partition table on %s", dev)+keepNote(keepData), dev))
 	}
@@ -286,14 +308,18 @@ func planInstall(p *cmdline.Params, f *Facts, action cmdline.Action) (*Blueprint
 		step(Partition{Disk: target.Name},
 			fmt.Sprintf("write a GPT (%d-byte sectors) on %s: %s", target.LogicalSectorSize, dev, strings.Join(parts, ", ")), dev),
 		step(Filesystems{Disk: target.Name, Keep: keep}, filesystemsText(&layout, keep),
-			partTouches(&layout, keep, "NODE-ESP", "node-config", "node-logging", "node-swap", "node-data")...),
+			partTouches(&layout, keep, "NODE-ESP", "node-config", "node-logging", "node-swap", "node-data")...))
+	// The app-data disks come before the slot: the install is unfinished (no
+	// ledger) until add-boot-entry, so a cut anywhere among them is redone.
+	plan.Steps = append(plan.Steps, app.steps...)
+	plan.Steps = append(plan.Steps,
 		writeSlotStep(f, target.Name, "a", false),
 		step(CopyBootFiles{Disk: target.Name, Slot: "a", Loader: true},
 			"install systemd-boot, and slot a's kernel, initrd and manifest, on the ESP", "NODE-ESP"),
 		step(SeedConfig{Disk: target.Name},
 			"write a new machine ID, and hostname, network, dns, ntp, admin password hash, ssh and management settings from the command line, into node-config", "node-config"),
 		step(AddBootEntry{Disk: target.Name, Slot: "a", Fresh: true},
-			"write slot a's loader entry and a new ledger recording the install", "NODE-ESP"),
+			"write slot a's loader entry and a new ledger recording the install"+ledgerAppText(app.disks), "NODE-ESP"),
 		step(BootOrder{Disk: target.Name}, "put the disk first in the EFI boot order", "efivars"),
 		step(Report{Disk: target.Name}, "save the log on the ESP and report the outcome", "NODE-ESP"),
 	)
@@ -336,7 +362,7 @@ func fetchStep(f *Facts, loader bool) Step {
 // holds this machine's one complete nodeinit install, its running slot is
 // blessed, the new layout is the disk's partition table as it is, the erase
 // mode asks for no more than the default, and nothing it writes is mounted.
-func inPlaceBlocker(p *cmdline.Params, f *Facts, target *disk.Disk, layout disk.Layout) string {
+func inPlaceBlocker(p *cmdline.Params, f *Facts, target *disk.Disk, layout disk.Layout, apps []AppDataDisk) string {
 	in := f.Install
 	switch {
 	case in == nil || in.OVirt || in.Disk != target.Name:
@@ -353,6 +379,13 @@ func inPlaceBlocker(p *cmdline.Params, f *Facts, target *disk.Disk, layout disk.
 	if d := layout.Compare(target.Partitions); !d.Matches() {
 		return "the new layout differs from its partition table (" + strings.ReplaceAll(d.String(), "\n", "; ") + ")"
 	}
+	// In place, the app-data disks stay as they are: only when storage_init
+	// names the install's own, laid out as it would lay them out now.
+	if p.StorageInit != nil {
+		if why := appDataDiffers(f, apps); why != "" {
+			return why
+		}
+	}
 	for _, ps := range target.Partitions {
 		// The running slot, the ESP and node-config are used where they are
 		// mounted (a reinstall from the running node); the rest is remade.
@@ -368,7 +401,7 @@ func inPlaceBlocker(p *cmdline.Params, f *Facts, target *disk.Disk, layout disk.
 // new slot's counted entry makes it the one that boots. Until then a power cut
 // or a failed fetch leaves the old slot booting with its own config (its boot
 // restores the snapshot); a new slot that does not come up falls back to it.
-func planReinstallInPlace(p *cmdline.Params, f *Facts, target *disk.Disk, layout disk.Layout, keepData bool) (*Blueprint, error) {
+func planReinstallInPlace(p *cmdline.Params, f *Facts, target *disk.Disk, layout disk.Layout, keepData bool, apps []appDisk) (*Blueprint, error) {
 	active := f.Install.ActiveSlot
 	slot := OtherSlot(active)
 	from := f.Install.Slots[active].Version
@@ -402,6 +435,7 @@ func planReinstallInPlace(p *cmdline.Params, f *Facts, target *disk.Disk, layout
 	plan.Keeps = append(plan.Keeps,
 		fmt.Sprintf("%s: node-root-%s (version %s, the fallback until slot %s is blessed)", dev, active, from, slot),
 		dev+": the partition table and the ESP's boot loader")
+	plan.Keeps = append(plan.Keeps, appDataKeeps(apps)...)
 	name := target.Name
 	plan.Steps = []Step{
 		// The loader is checked, though the ESP's own stays: a bundle that is
@@ -522,27 +556,36 @@ func planUpgrade(p *cmdline.Params, f *Facts) (*Blueprint, error) {
 	return plan, nil
 }
 
+// planUninstall wipes every disk holding an install, then every nodeinit
+// app-data disk, found by its partitions' GPT names (node-app<N>) whether or
+// not storage_init lists it. The installs go first: a cut after them leaves
+// nothing that boots, and the same uninstall run again finds the app-data
+// disks left by their names.
 func planUninstall(p *cmdline.Params, f *Facts) (*Blueprint, error) {
 	plan := &Blueprint{Action: cmdline.ActionUninstall, Handoff: HandoffReboot}
-	for i := range f.Disks {
-		d := &f.Disks[i]
-		if d.Content != disk.ContentOurs && d.Content != disk.ContentOVirt {
-			continue
+	for _, classes := range [][]disk.ContentClass{{disk.ContentOurs, disk.ContentOVirt}, {disk.ContentAppData}} {
+		for i := range f.Disks {
+			d := &f.Disks[i]
+			if !slices.Contains(classes, d.Content) || d.BootMedium {
+				continue
+			}
+			if virtual(d) && !named(p, d) {
+				continue // a loop device holding an image is uninstalled only when named
+			}
+			what, holds := "the install", "an install"
+			if d.Content == disk.ContentAppData {
+				what = fmt.Sprintf("nodeinit app-data disk %d (%s and its files)", disk.AppDataIndexOf(*d), disk.AppDataLabel(disk.AppDataIndexOf(*d)))
+				holds = "nodeinit app data"
+			}
+			if why := inUse(d); why != "" {
+				return nil, refuse("unmount or stop what uses it, or boot the install medium and uninstall from there",
+					"uninstall: %s holds %s but %s", d.Path, holds, why)
+			}
+			t := targetOf(d)
+			plan.Disks = append(plan.Disks, t)
+			plan.Destroys = append(plan.Destroys, fmt.Sprintf("%s: %s", d.Path, describeContent(d)))
+			plan.Steps = append(plan.Steps, wipeStep(p, d.Name, "", "remove every partition and signature of "+what+" on "+d.Path, d.Path))
 		}
-		if d.BootMedium {
-			continue
-		}
-		if virtual(d) && !named(p, d) {
-			continue // a loop device holding an image is uninstalled only when named
-		}
-		if why := inUse(d); why != "" {
-			return nil, refuse("unmount or stop what uses it, or boot the install medium and uninstall from there",
-				"uninstall: %s holds an install but %s", d.Path, why)
-		}
-		t := targetOf(d)
-		plan.Disks = append(plan.Disks, t)
-		plan.Destroys = append(plan.Destroys, fmt.Sprintf("%s: %s", d.Path, describeContent(d)))
-		plan.Steps = append(plan.Steps, wipeStep(p, d.Name, "", "remove every partition and signature of the install on "+d.Path, d.Path))
 	}
 	if len(plan.Disks) == 0 {
 		return nil, refuse("nothing to do: no disk holds a nodeinit or oVirt Node install", "uninstall: no install found")
@@ -581,7 +624,7 @@ func lvsSpanningOut(f *Facts, wiped []string) error {
 		msgs = append(msgs, s.Message())
 	}
 	return &operr.Error{What: strings.Join(msgs, "; "),
-		Fix: "name every disk of the volume group in storage_init (extra disks after ';') so all of it is wiped, or remove or move the LV first (lvremove, pvmove)"}
+		Fix: "list every disk of the volume group in storage_init (storage_init=/dev/sda,/dev/sdb: the disks after the first become app-data disks) so all of it is wiped, or remove or move the LV first (lvremove, pvmove)"}
 }
 
 // virtual reports a loop, ram or zram device.
@@ -637,8 +680,11 @@ func planStateless(p *cmdline.Params, f *Facts) (*Blueprint, error) {
 	return plan, nil
 }
 
-// selectTargets resolves storage_init (or the existing install for reinstall) to one disk.
-func selectTargets(p *cmdline.Params, f *Facts, action cmdline.Action) (*disk.Disk, []disk.Disk, error) {
+// selectTargets resolves storage_init (or the existing install for reinstall)
+// to the install disk and the app-data disks, numbered in the order listed; a
+// reinstall without storage_init takes the install's disk and the app-data
+// disks its ledger records, under their numbers.
+func selectTargets(p *cmdline.Params, f *Facts, action cmdline.Action) (*disk.Disk, []appDisk, error) {
 	spec := p.StorageInit
 	if spec == nil {
 		if action == cmdline.ActionReinstall && f.Install != nil {
@@ -647,7 +693,8 @@ func selectTargets(p *cmdline.Params, f *Facts, action cmdline.Action) (*disk.Di
 			}
 			d, ok := f.Disk(f.Install.Disk)
 			if ok {
-				return d, nil, nil
+				apps, _ := installAppDisks(f)
+				return d, apps, nil
 			}
 		}
 		return nil, nil, refuse("add storage_init=<disk> (for example storage_init=serial:ABC123 or storage_init=/dev/disk/by-id/…)",
@@ -663,7 +710,15 @@ func selectTargets(p *cmdline.Params, f *Facts, action cmdline.Action) (*disk.Di
 	if !ok {
 		return nil, nil, errors.New("selected disk vanished from facts")
 	}
-	return d, sel.Extra, nil
+	var apps []appDisk
+	for i, x := range sel.Extra {
+		a, ok := f.Disk(x.Name)
+		if !ok {
+			return nil, nil, errors.New("selected disk vanished from facts")
+		}
+		apps = append(apps, appDisk{n: i + 1, d: a})
+	}
+	return d, apps, nil
 }
 
 // oneInstall refuses to pick between several disks holding an install: which
@@ -701,7 +756,7 @@ func checkImage(p *cmdline.Params, f *Facts) error {
 func imageNotFound(p *cmdline.Params, s *ImageSearch) error {
 	devs := "none"
 	if len(s.BlockDevices) > 0 {
-		devs = strings.Join(s.BlockDevices, " ")
+		devs = strings.Join(s.BlockDevices, ", ")
 	}
 	why := fmt.Sprintf("looked in %s; block devices: %s", strings.Join(s.Tried, "; "), devs)
 	fix := "boot from a medium that carries the bundle, or give nodeinit.image=<dir|label:NAME|/dev/NAME|https://…>"
@@ -832,6 +887,8 @@ func describeContent(d *disk.Disk) string {
 		}
 	case disk.ContentOVirt:
 		what = "old oVirt Node install"
+	case disk.ContentAppData:
+		what = fmt.Sprintf("nodeinit app-data disk %d", disk.AppDataIndexOf(*d))
 	}
 	if len(sigs) > 0 {
 		what += " (" + strings.Join(sigs, ", ") + ")"

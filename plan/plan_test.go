@@ -44,6 +44,9 @@ func TestPlanGolden(t *testing.T) {
 				if err := os.WriteFile(want, []byte(got), 0o644); err != nil {
 					t.Fatal(err)
 				}
+				if !isErr && strings.HasPrefix(name, "appdata-") {
+					checkTextGolden(t, base+".text", line, f)
+				}
 				return
 			}
 			exp, err := os.ReadFile(want)
@@ -56,7 +59,37 @@ func TestPlanGolden(t *testing.T) {
 			if string(exp) != got {
 				t.Fatalf("plan differs from %s\n--- got\n%s\n--- want\n%s", filepath.Base(want), got, exp)
 			}
+			if !isErr && strings.HasPrefix(name, "appdata-") {
+				checkTextGolden(t, base+".text", line, f)
+			}
 		})
+	}
+}
+
+// checkTextGolden compares the plan's text, as `nodeinit plan` prints it, with
+// the golden file (the app-data cases: their disks and partitions in the text).
+func checkTextGolden(t *testing.T, golden, line string, f *Facts) {
+	t.Helper()
+	bp, err := planLine(t, line, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got strings.Builder
+	if err := bp.WriteText(&got); err != nil {
+		t.Fatal(err)
+	}
+	if *update {
+		if err := os.WriteFile(golden, []byte(got.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	exp, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(exp) != got.String() {
+		t.Fatalf("plan text differs from %s\n--- got\n%s\n--- want\n%s", filepath.Base(golden), got.String(), exp)
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/nodeinit/nodeinit/disk"
 )
 
 // WriteText prints the plan for an operator: action, target identity, layout,
@@ -24,7 +26,7 @@ func (p *Blueprint) WriteText(w io.Writer) error {
 		}
 	}
 	for _, d := range p.Disks {
-		if p.Target != nil && d.Name == p.Target.Name {
+		if p.Target != nil && d.Name == p.Target.Name || p.AppDataOf(d.Name) != nil {
 			continue
 		}
 		fmt.Fprintf(&b, "disk:     %s  %s  serial=%s\n", d.Path, d.Model, orDash(d.Serial))
@@ -50,6 +52,22 @@ func (p *Blueprint) WriteText(w io.Writer) error {
 		if p.Layout.MinDiskSize > 0 {
 			fmt.Fprintf(&b, "          minimum disk size for this layout: %d MiB\n", p.Layout.MinDiskSize>>20)
 		}
+	}
+	for _, a := range p.AppData {
+		t := a.Target
+		fmt.Fprintf(&b, "app-data: disk %d, mounted on %s: %s  %s  %d MiB  %d-byte sectors\n", a.Index, a.Mount, t.Path, t.Model, t.SizeBytes>>20, t.Sector)
+		fmt.Fprintf(&b, "          serial=%s wwn=%s content=%s\n", orDash(t.Serial), orDash(t.WWN), t.Content)
+		for _, ps := range a.Layout.Partitions {
+			kept := ""
+			if ps.Name == a.Keep {
+				kept = "  (kept)"
+			}
+			fmt.Fprintf(&b, "          %-13s %8d MiB at %8d MiB  %s%s\n", ps.Name, ps.Size>>20, ps.Start>>20, ps.FS, kept)
+		}
+		if free := a.Layout.DiskSize - lastEnd(a.Layout) - disk.MiB; free >= disk.MiB {
+			fmt.Fprintf(&b, "          %-13s %8d MiB at %8d MiB  left unpartitioned\n", "(free)", free>>20, lastEnd(a.Layout)>>20)
+		}
+		fmt.Fprintf(&b, "          minimum disk size for this layout: %d MiB\n", a.Layout.MinDiskSize>>20)
 	}
 	for _, d := range p.Destroys {
 		fmt.Fprintf(&b, "DESTROYS: %s\n", d)
@@ -77,4 +95,12 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// lastEnd is the first byte after the layout's last partition.
+func lastEnd(l disk.Layout) int64 {
+	if len(l.Partitions) == 0 {
+		return disk.MiB
+	}
+	return l.Partitions[len(l.Partitions)-1].End()
 }

@@ -47,12 +47,14 @@ type Wipe struct {
 	Secure bool   `json:"secure,omitempty"`
 }
 
-// Partition writes the layout's GPT on Disk.
+// Partition writes the GPT of Disk's layout (Blueprint.LayoutOf): the install
+// disk's, or an app-data disk's.
 type Partition struct {
 	Disk string `json:"disk"`
 }
 
-// Filesystems makes the layout's filesystems on Disk, leaving Keep as it is.
+// Filesystems makes the filesystems of Disk's layout (Blueprint.LayoutOf),
+// leaving Keep as it is.
 // Only, when set, limits it to the partitions of those labels (an in-place
 // reinstall remakes node-logging, node-swap and node-data, nothing else).
 type Filesystems struct {
@@ -141,10 +143,13 @@ type Report struct {
 type CopyToRAM struct{}
 
 // MountRoot assembles the node's root from node-root-Slot on Disk, or from RAM
-// when Slot is "ram".
+// when Slot is "ram". AppData are the app-data disks the ledger records: each
+// found by its PARTUUID is mounted on /data/app<N>; one that is missing is
+// reported and the boot goes on.
 type MountRoot struct {
-	Disk string `json:"disk,omitempty"`
-	Slot string `json:"slot"`
+	Disk    string       `json:"disk,omitempty"`
+	Slot    string       `json:"slot"`
+	AppData []AppDataRef `json:"app_data,omitempty"`
 }
 
 // Stage names the stage of each input.

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nodeinit/nodeinit/boot"
 	"github.com/nodeinit/nodeinit/qemu-tests/vm"
 	"github.com/nodeinit/nodeinit/stages"
 )
@@ -235,6 +236,11 @@ func TestEraseModesVirtioDiscard(t *testing.T) {
 			v = n.bootInstaller("1.0", "uninstall storage_init=serial:"+c.serial+" nodeinit.erase="+c.mode+" nodeinit.onfail=poweroff", drive)
 			v.ExpectEvent("wipe done", vm.StageDone("wipe"), 10*time.Minute)
 			w := wipeEvents(t, v)
+			// The ledger went with the disk: the firmware keeps how it was erased.
+			rec := v.ExpectEvent("the erase record", vm.InfoHas("boot-order", "recorded in EFI variable "+boot.UninstallVar), time.Minute)
+			if !strings.Contains(rec.Message, "/dev/vda ("+c.serial+") erase="+c.mode) {
+				t.Errorf("the uninstall recorded %q, want /dev/vda (%s) erase=%s", rec.Message, c.serial, c.mode)
+			}
 			waitExit(t, v)
 			t.Logf("wipe info: %q", w.messages)
 			if w.mode != c.mode {

@@ -201,3 +201,81 @@ func TestMediaCDNotATarget(t *testing.T) {
 		t.Fatal("a refused install changed the NVMe disk")
 	}
 }
+
+// TestUpgradeAfterBootingTheCD is the operator who keeps the install CD first in the
+// firmware's boot order: the install leaves nodeinit's Boot#### first, then the node is
+// upgraded by booting the 2.0 CD's "upgrade" entry. Booting the CD lets OVMF rewrite
+// BootOrder from QEMU's boot order (only the CD), which drops nodeinit's entry; the
+// upgrade's boot-order step finds that and restores the entry, first. With the CD taken
+// away, the node boots the new slot.
+func TestUpgradeAfterBootingTheCD(t *testing.T) {
+	f := fixtures(t)
+	install, err := f.ISO("1.0", "cd-keep", media.ISOOptions{Menu: media.MenuOptions{Timeout: time.Second,
+		Unattended: "serial:CDKEEP01", ExtraArgs: mediaArgs}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	upgrade, err := f.ISO("2.0", "cd-upgrade", media.ISOOptions{Menu: media.MenuOptions{Default: media.EntryUpgrade,
+		Timeout: time.Second, ExtraArgs: mediaArgs}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := newNode(t, vm.Disk{Path: vm.NewDisk(t, "nvme.img", 16<<30), Interface: vm.NVMe, Serial: "CDKEEP01"})
+	v := vm.Start(t, vm.Config{OVMFCode: f.Debian.OVMFCode, OVMFVars: n.vars, Disks: n.disks, NoReboot: true,
+		MemoryMiB: 1536, ExtraArgs: cdrom(install), Events: n.eventsFile()})
+	installed := v.ExpectEvent("the install's boot entry", vm.InfoHas("boot-order", "first in BootOrder"), 6*time.Minute)
+	entry, _, _ := strings.Cut(installed.Message, " ")
+	v.ExpectEvent("install finished", vm.Finished, 3*time.Minute)
+	waitExit(t, v)
+
+	v = vm.Start(t, vm.Config{OVMFCode: f.Debian.OVMFCode, OVMFVars: n.vars, Disks: n.disks, NoReboot: true,
+		MemoryMiB: 1536, ExtraArgs: cdrom(upgrade), Events: n.eventsFile()})
+	if p := v.ExpectPlan(4 * time.Minute); p.Action != "upgrade" || p.Slot != "b" || p.Image == nil || p.Image.Version != "2.0" {
+		t.Fatalf("the CD's upgrade plans %s of %+v into slot %q", p.Action, p.Image, p.Slot)
+	}
+	restored := v.ExpectEvent("the upgrade's boot-order step", vm.InfoHas("boot-order", "first in BootOrder"), 4*time.Minute)
+	t.Logf("install: %s; upgrade: %s", installed.Message, restored.Message)
+	if !strings.HasPrefix(restored.Message, entry+" first") {
+		t.Errorf("the upgrade put %q first, not the install's %s", restored.Message, entry)
+	}
+	_, was, _ := strings.Cut(restored.Message, "(it was: ")
+	if strings.Contains(was, strings.TrimPrefix(entry, "Boot")) {
+		t.Errorf("the firmware kept %s in BootOrder after the CD boot (%s): this test shows nothing", entry, restored.Message)
+	}
+	v.ExpectEvent("upgrade finished", vm.Finished, 2*time.Minute)
+	waitExit(t, v)
+
+	v = n.powerOn() // the CD is gone
+	v.Expect(`TESTOS version=2\.0 build=2\.0 slot=b`, 4*time.Minute)
+	v.Expect(`TESTOS-READY`, time.Minute)
+	waitExit(t, v)
+}
+
+// TestMediaAHCICDWithoutItsDriver boots the ISO from q35's own AHCI CD drive under OVMF. The
+// firmware reads it, but Debian's cloud kernel has no ahci driver, so Linux never sees the
+// CD and no default source holds the image. The refusal says where it looked, which block
+// devices there were, and names the AHCI controller without a driver and the module to add.
+func TestMediaAHCICDWithoutItsDriver(t *testing.T) {
+	iso := mediaISO(t, "cd-ahci", "serial:AHCICD01", false)
+	d := vm.NewDisk(t, "nvme.img", 16<<30)
+	before := hashFile(t, d)
+	n := newNode(t, vm.Disk{Path: d, Interface: vm.NVMe, Serial: "AHCICD01"})
+	v := vm.Start(t, vm.Config{OVMFCode: n.f.Debian.OVMFCode, OVMFVars: n.vars, Disks: n.disks, NoReboot: true, MemoryMiB: 1536,
+		ExtraArgs: []string{"-drive", "file=" + iso + ",if=none,id=cd0,media=cdrom,readonly=on,format=raw",
+			"-device", "ide-cd,drive=cd0,bus=ide.0,bootindex=0"},
+		Timeout: 5 * time.Minute, Events: n.eventsFile()})
+	refused := v.ExpectEvent("the refusal", vm.StageIs("probe", stages.EventFailed), 4*time.Minute)
+	for _, want := range []string{"install needs an image and none was found", "label:NODEINIT (",
+		"block devices: nvme0n1", "SATA (AHCI) controller", "(module ahci)"} {
+		if !strings.Contains(refused.Error, want) {
+			t.Errorf("the refusal does not say %q:\n%s", want, refused.Error)
+		}
+	}
+	if !strings.Contains(refused.Hint, "nodeinit mkinitramfs --module ahci") {
+		t.Errorf("the fix does not name the module to add: %q", refused.Hint)
+	}
+	v.Kill()
+	if hashFile(t, d) != before {
+		t.Error("the disk changed although the install was refused")
+	}
+}

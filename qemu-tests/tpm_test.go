@@ -3,6 +3,7 @@ package qemutests
 import (
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,7 +41,8 @@ func (n *node) tpmBoot(tpmDir string) *vm.VM {
 // tpmActions make the test OS check the measured boot, quote it, and show
 // PCR 11 as the kernel reads it, then power off.
 const tpmActions = "testos.action=run:/usr/sbin/nodeinit:tpm:check,run:/usr/sbin/nodeinit:tpm:log," +
-	"run:/usr/sbin/nodeinit:tpm:quote:--nonce:" + tpmNonce + ",show:/sys/class/tpm/tpm0/pcr-sha256/11,poweroff"
+	"run:/usr/sbin/nodeinit:tpm:quote:--nonce:" + tpmNonce + ",show:/sys/class/tpm/tpm0/pcr-sha256/11," +
+	"show:/sys/class/tpm/tpm0/pcr-sha256/23,poweroff"
 
 var quoteJSON = regexp.MustCompile(`(?s)(\{\s*"format": "nodeinit-tpm-quote/1".*?\n\})\s*\nTESTOS-RUN /usr/sbin/nodeinit exit=0`)
 
@@ -48,7 +50,10 @@ var quoteJSON = regexp.MustCompile(`(?s)(\{\s*"format": "nodeinit-tpm-quote/1".*
 // OVMF, then boots it twice. Inside the node `nodeinit tpm check` passes and
 // PCR 11 as the kernel shows it equals the log's replay; both boots give the
 // same PCRs; the quote taken inside verifies on the host for the installed
-// image, and is refused with another nonce or another image digest.
+// image, and is refused with another nonce or another image digest. Then the
+// same machine runs stateless, from the same image and from another one:
+// PCR 11 (the phases) stays, and PCR 23 (what nodeinit did) differs from the
+// installed boot's and between the two images.
 func TestTPMMeasuredBoot(t *testing.T) {
 	vm.SkipWithoutQEMU(t)
 	tpmDir := t.TempDir()
@@ -65,7 +70,7 @@ func TestTPMMeasuredBoot(t *testing.T) {
 	waitExit(t, v)
 
 	image := hashFile(t, filepath.Join(n.f.Bundles["1.0"], "manifest.json"))
-	var pcr11 []string
+	var pcr11, pcr23 []string
 	for boot := 1; boot <= 2; boot++ {
 		v = n.tpmBoot(tpmDir)
 		v.Expect(`TESTOS version=1\.0 build=1\.0 slot=a hostname=tpm1`, 3*time.Minute)
@@ -74,6 +79,7 @@ func TestTPMMeasuredBoot(t *testing.T) {
 		v.Expect(`nodeinit:image:sha256:`+image+`:version:1\.0`, time.Minute)
 		m := v.Expect(`TESTOS-SHOW /sys/class/tpm/tpm0/pcr-sha256/11 "([0-9A-Fa-f]{64})\\n"`, 2*time.Minute)
 		pcr11 = append(pcr11, strings.ToLower(m[1]))
+		pcr23 = append(pcr23, showPCR(v, 23))
 		out := strings.ReplaceAll(v.Output(), "\r", "")
 		q := quoteJSON.FindStringSubmatch(out)
 		if q == nil {
@@ -95,10 +101,45 @@ func TestTPMMeasuredBoot(t *testing.T) {
 		v.Expect(`TESTOS-READY`, time.Minute)
 		waitExit(t, v)
 	}
-	// PCR 11 is enter-initrd then leave-initrd, the same on every boot.
-	if pcr11[0] != pcr11[1] {
-		t.Errorf("PCR 11 differs between two boots of the same node: %s %s", pcr11[0], pcr11[1])
+	// PCR 11 is enter-initrd then leave-initrd, the same on every boot; PCR 23
+	// holds the boot action, the plan, the image and the slot: the same too.
+	if pcr11[0] != pcr11[1] || pcr23[0] != pcr23[1] {
+		t.Errorf("two boots of the same node differ: PCR 11 %s %s, PCR 23 %s %s", pcr11[0], pcr11[1], pcr23[0], pcr23[1])
 	}
+
+	// Another action (stateless), then another image: PCR 23 tells them apart.
+	for _, version := range []string{"1.0", "2.0"} {
+		initrd, err := n.f.Installer(version)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := vm.Start(t, vm.Config{Kernel: n.f.Debian.Vmlinuz, Initramfs: initrd,
+			Append:   "console=ttyS0 panic=5 nodeinit.events=ttyS1 stateless hostname=tpm2 " + tpmActions,
+			OVMFCode: n.f.Debian.OVMFCode, OVMFVars: n.vars, NoReboot: true, MemoryMiB: 1536,
+			Events: n.eventsFile(), ExtraArgs: swtpmArgs(t, tpmDir)})
+		v.Expect(`TESTOS version=`+regexp.QuoteMeta(version)+` `, 3*time.Minute)
+		v.Expect(`the TPM's PCRs \[11 23\] match the \d+ records`, time.Minute)
+		pcr11 = append(pcr11, showPCR(v, 11))
+		pcr23 = append(pcr23, showPCR(v, 23))
+		waitExit(t, v)
+	}
+	t.Logf("PCR 11: %q\nPCR 23: %q (boot, boot, stateless 1.0, stateless 2.0)", pcr11, pcr23)
+	if pcr11[2] != pcr11[0] || pcr11[3] != pcr11[0] {
+		t.Errorf("PCR 11 (the phases) differs between a boot and a stateless run: %q", pcr11)
+	}
+	if pcr23[2] == pcr23[0] {
+		t.Errorf("a stateless run of the same image gives the installed boot's PCR 23 %s", pcr23[0])
+	}
+	if pcr23[3] == pcr23[2] {
+		t.Errorf("stateless runs of images 1.0 and 2.0 give the same PCR 23 %s", pcr23[2])
+	}
+}
+
+// showPCR waits for the test OS to show a SHA-256 PCR from sysfs, and returns
+// its value in lower case.
+func showPCR(v *vm.VM, pcr int) string {
+	m := v.Expect(fmt.Sprintf(`TESTOS-SHOW /sys/class/tpm/tpm0/pcr-sha256/%d "([0-9A-Fa-f]{64})\\n"`, pcr), 2*time.Minute)
+	return strings.ToLower(m[1])
 }
 
 // checkQuote runs the host's `nodeinit tpm verify` on the node's quote: it

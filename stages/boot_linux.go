@@ -29,7 +29,8 @@ const (
 // mountRoot assembles the node's root under NewRoot: the slot's squashfs read-only, a
 // tmpfs overlay on top, the ESP and config partition under /run/nodeinit, persisted files
 // (the machine ID among them) bound over the root, logging on /var/log (seeded with the
-// image's when new) and data on /data. It detects and records a rollback first. The
+// image's when new), data on /data, and the app-data disks the ledger records on
+// /data/app<N> (mountAppData). It detects and records a rollback first. The
 // caller then switches root.
 func (j *Job) mountRoot(ctx context.Context, in plan.MountRoot, r *Reporter) error {
 	slot := in.Slot
@@ -87,6 +88,7 @@ func (j *Job) mountRoot(ctx context.Context, in plan.MountRoot, r *Reporter) err
 			return err
 		}
 	}
+	j.mountAppData(in.AppData, r)
 	return nil
 }
 

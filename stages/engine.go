@@ -122,6 +122,11 @@ func (e *Engine) Announce(bp *plan.Blueprint) {
 	if err != nil {
 		b = nil
 	}
+	e.sink().Emit(Event{Time: e.now(), Stage: plan.StageProbe, Kind: EventPlan, Message: planSummary(bp), Plan: b})
+}
+
+// planSummary says in one line what the plan does: its action, the target and the image.
+func planSummary(bp *plan.Blueprint) string {
 	msg := string(bp.Action)
 	if bp.Target != nil {
 		msg += " " + bp.Target.Path
@@ -129,7 +134,7 @@ func (e *Engine) Announce(bp *plan.Blueprint) {
 	if bp.Image != nil {
 		msg += fmt.Sprintf(" with %s %s", bp.Image.Name, bp.Image.Version)
 	}
-	e.sink().Emit(Event{Time: e.now(), Stage: plan.StageProbe, Kind: EventPlan, Message: msg, Plan: b})
+	return msg
 }
 
 // Step runs one step named name: the break point, the start event, fn, then the
@@ -212,8 +217,7 @@ func (e *Engine) Run(ctx context.Context, bp *plan.Blueprint, run StepRunner) er
 // for a refusal the caller shows itself, such as a plan refused after the
 // probe ("nothing was written").
 func (e *Engine) Refused(stage string, err error) {
-	d := operr.Describe(err)
-	e.sink().Emit(Event{Time: e.now(), Stage: stage, Kind: EventFailed, Error: d.Message, Hint: d.Fix, Arg: d.Arg})
+	e.sink().Emit(failedEvent(e.now(), stage, err))
 }
 
 // Fail reports err as the failure of stage: a failed event with the operator
@@ -223,8 +227,7 @@ func (e *Engine) Fail(ctx context.Context, stage string, err error) error {
 	if e.Measure != nil {
 		e.Measure.StepFailed(stage)
 	}
-	d := operr.Describe(err)
-	e.sink().Emit(Event{Time: e.now(), Stage: stage, Kind: EventFailed, Error: d.Message, Hint: d.Fix, Arg: d.Arg})
+	e.sink().Emit(failedEvent(e.now(), stage, err))
 	if e.Failure != nil {
 		if ferr := e.Failure.Fail(ctx, e.OnFail, serr); ferr != nil {
 			return errors.Join(serr, ferr)

@@ -6,6 +6,8 @@ import (
 	"io"
 	"sync"
 	"time"
+
+	"github.com/nodeinit/nodeinit/operr"
 )
 
 // EventKind says what happened to a stage.
@@ -130,6 +132,39 @@ func (j *JSONSink) Emit(e Event) {
 		return
 	}
 	j.W.Write(append(b, '\n'))
+}
+
+// Transitions passes on only the events that change a stage's state: start,
+// done, skipped, failed and break. It leaves out progress, remarks and the
+// plan, so that a management engine reading the JSON lines of `nodeinit
+// upgrade --status` gets one line per stage transition.
+type Transitions struct {
+	Next Sink
+}
+
+// Emit forwards e when it is a transition.
+func (t Transitions) Emit(e Event) {
+	switch e.Kind {
+	case EventStart, EventDone, EventSkipped, EventFailed, EventBreak:
+		t.Next.Emit(e)
+	}
+}
+
+// Outcome is the event that ends a run: done with message when err is nil,
+// otherwise failed with err's message, fix and kernel argument. stage names
+// the whole run (StageUpgrade), not one of its stages.
+func Outcome(t time.Time, stage string, err error, message string) Event {
+	if err != nil {
+		return failedEvent(t, stage, err)
+	}
+	return Event{Time: t, Stage: stage, Kind: EventDone, Message: message}
+}
+
+// failedEvent is the failed event of stage: err's message, and the fix and
+// kernel argument of the operator error in its chain.
+func failedEvent(t time.Time, stage string, err error) Event {
+	d := operr.Describe(err)
+	return Event{Time: t, Stage: stage, Kind: EventFailed, Error: d.Message, Hint: d.Fix, Arg: d.Arg}
 }
 
 // Collector keeps every event, for tests and for the run report.

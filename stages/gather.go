@@ -310,6 +310,9 @@ func ledgerInto(in *plan.Install, esp boot.FS) {
 		}
 	}()
 	in.ActiveSlot = l.Active
+	for _, a := range l.AppData {
+		in.AppData = append(in.AppData, plan.AppDataRef{Index: a.Index, DataPartUUID: a.DataPartUUID, SwapPartUUID: a.SwapPartUUID})
+	}
 	for name, s := range l.Slots {
 		if s != nil {
 			in.Slots[name] = plan.Slot{Version: s.Version, State: string(s.State), Manifest: slotManifest(esp, name)}

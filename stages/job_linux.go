@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -50,6 +51,7 @@ type Job struct {
 	locked  []string
 	mounted []string
 	erased  map[string]boot.EraseRecord // disk → the wipe this job made of it
+	appData map[int]boot.AppDataRecord  // app-data disk number → its partitions, as partitioned by this job
 	fetched map[string]string           // bundle file name → its checked copy in RAM
 	// rebootReason, when set by mount-root, says why this boot reboots into
 	// the other slot instead of switching root (RebootReason).
@@ -250,8 +252,26 @@ func (j *Job) partition(ctx context.Context, in plan.Partition, r *Reporter) err
 	if err := j.lock(dev); err != nil {
 		return err
 	}
-	l := *j.Plan.Layout
-	if err := j.withBlock(dev, d.LogicalSectorSize, func(b device.Block) error { return diskio.WriteGPT(b, l) }); err != nil {
+	lp := j.Plan.LayoutOf(in.Disk)
+	if lp == nil {
+		return fmt.Errorf("the plan has no layout for %s", d.Path)
+	}
+	l := *lp
+	app := j.Plan.AppDataOf(in.Disk)
+	if err := j.withBlock(dev, d.LogicalSectorSize, func(b device.Block) error {
+		if err := diskio.WriteGPT(b, l); err != nil {
+			return err
+		}
+		if app == nil {
+			return nil
+		}
+		// The ledger records an app-data disk by the PARTUUIDs just written.
+		parts, err := diskio.ReadGPTOf(b)
+		if err != nil {
+			return err
+		}
+		return j.recordAppData(d, *app, parts, r)
+	}); err != nil {
 		return err
 	}
 	if err := j.Dev.SetPartitions(dev, l.KernelPartitions()); err != nil {
@@ -283,7 +303,11 @@ func (j *Job) filesystems(ctx context.Context, in plan.Filesystems, r *Reporter)
 	if err != nil {
 		return err
 	}
-	for _, ps := range j.Plan.Layout.Partitions {
+	l := j.Plan.LayoutOf(in.Disk)
+	if l == nil {
+		return fmt.Errorf("the plan has no layout for %s", d.Path)
+	}
+	for _, ps := range l.Partitions {
 		if ps.FS == disk.FSRaw || ps.Name == in.Keep || (in.Only != nil && !slices.Contains(in.Only, ps.Name)) {
 			continue
 		}
@@ -502,6 +526,11 @@ func (j *Job) addBootEntry(ctx context.Context, in plan.AddBootEntry, r *Reporte
 				if er, ok := j.erased[in.Disk]; ok {
 					l.Erase = &er // the ledger says how the disk was erased before this install
 				}
+				apps, err := j.appDataRecords()
+				if err != nil {
+					return err
+				}
+				l.AppData = apps
 				if err := l.RecordSlot(j.now(), in.Slot, boot.SlotGood, m.Version, m.Name); err != nil {
 					return err
 				}
@@ -624,7 +653,10 @@ func (j *Job) bootOrder(ctx context.Context, in plan.BootOrder, r *Reporter) err
 	if in.Remove {
 		removed, err := boot.RemoveBootEntries(v)
 		r.Info("removed %d nodeinit boot entries", len(removed))
-		return err
+		if err != nil {
+			return err
+		}
+		return j.recordUninstall(v, r)
 	}
 	d, _, err := j.diskOf(in.Disk)
 	if err != nil {
@@ -641,11 +673,14 @@ func (j *Job) bootOrder(ctx context.Context, in plan.BootOrder, r *Reporter) err
 	}); err != nil {
 		return err
 	}
+	before, _ := boot.ReadBootOrder(v)
 	n, err := boot.InstallBootEntryFor(v, loc, l.DefaultLoader())
 	if err != nil {
 		return err
 	}
-	r.Info("Boot%04X first in BootOrder", n)
+	// Firmware rewrites BootOrder (OVMF does after a boot from a CD that QEMU's
+	// boot order put first): say what this step found, so a restore is visible.
+	r.Info("Boot%04X first in BootOrder (it was: %s)", n, bootOrderText(before))
 	if rec := l.Slots[j.Plan.Slot]; j.Plan.Action == cmdline.ActionUpgrade && rec != nil && rec.LoaderTrial != "" {
 		t, err := boot.InstallTrialBootEntry(v, loc, rec.LoaderTrial)
 		if err != nil {
@@ -654,6 +689,49 @@ func (j *Job) bootOrder(ctx context.Context, in plan.BootOrder, r *Reporter) err
 		r.Info("loader trial: BootNext is Boot%04X, which starts %s once", t, rec.LoaderTrial)
 	}
 	return nil
+}
+
+// recordUninstall leaves the uninstall's erase record in an EFI variable
+// (boot.UninstallVar): the ledger that would say how the disks were erased
+// went with them. A firmware that refuses the variable is reported, not an
+// error: the disks are erased either way.
+func (j *Job) recordUninstall(v boot.EFIVars, r *Reporter) error {
+	if len(j.erased) == 0 {
+		return nil
+	}
+	rec := boot.UninstallRecord{Time: j.now()}
+	names := make([]string, 0, len(j.erased))
+	for name := range j.erased {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	var modes []string
+	for _, name := range names {
+		label := "/dev/" + name
+		if d, ok := j.Facts.Disk(name); ok && d.Serial != "" {
+			label += " (" + d.Serial + ")"
+		}
+		rec.Disks = append(rec.Disks, boot.ErasedDisk{Disk: label, EraseRecord: j.erased[name]})
+		modes = append(modes, label+" erase="+j.erased[name].Mode)
+	}
+	if err := boot.WriteUninstallRecord(v, rec); err != nil {
+		r.Info("the erase record was not kept: %v", err)
+		return nil
+	}
+	r.Info("recorded in EFI variable %s: %s", boot.UninstallVar, strings.Join(modes, ", "))
+	return nil
+}
+
+// bootOrderText is a BootOrder as efibootmgr shows it: 0003,0001.
+func bootOrderText(order []uint16) string {
+	if len(order) == 0 {
+		return "empty"
+	}
+	parts := make([]string, len(order))
+	for i, n := range order {
+		parts[i] = fmt.Sprintf("%04X", n)
+	}
+	return strings.Join(parts, ",")
 }
 
 // report saves the event log on the ESP, where it survives the reboot, and calls

@@ -19,12 +19,27 @@ func searched(root string, tried []string) *plan.ImageSearch {
 	s := &plan.ImageSearch{Tried: tried, BlockDevices: []string{}}
 	if entries, err := os.ReadDir(filepath.Join(root, "sys", "class", "block")); err == nil {
 		for _, e := range entries {
-			s.BlockDevices = append(s.BlockDevices, e.Name())
+			name := e.Name()
+			empty := readTrim(filepath.Join(root, "sys", "class", "block", name, "size")) == "0"
+			switch {
+			case empty && unattached(name):
+				// loop0…7 and ram disks exist on every machine; unused, they say nothing
+			case empty:
+				s.BlockDevices = append(s.BlockDevices, name+" (no medium)")
+			default:
+				s.BlockDevices = append(s.BlockDevices, name)
+			}
 		}
 	}
 	s.Undriven = append(undrivenPCI(filepath.Join(root, "sys", "bus", "pci", "devices")),
 		undrivenUSB(filepath.Join(root, "sys", "bus", "usb", "devices"))...)
 	return s
+}
+
+// unattached tells a kernel name of a device that exists unused on every
+// machine: an unattached loop device or a ram disk.
+func unattached(name string) bool {
+	return strings.HasPrefix(name, "loop") || strings.HasPrefix(name, "ram") || strings.HasPrefix(name, "zram")
 }
 
 // searchCause is the short reason a source did not open: the operator

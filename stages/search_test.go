@@ -42,6 +42,8 @@ func TestImageNotFoundSaysWhereItLooked(t *testing.T) {
 	root := t.TempDir()
 	writeTree(t, root, map[string]string{
 		"sys/class/block/nvme0n1/size":                 "25165824",
+		"sys/class/block/loop0/size":                   "0",
+		"sys/class/block/sr0/size":                     "0",
 		"sys/bus/pci/devices/0000:00:1f.2/class":       "0x010601",
 		"sys/bus/pci/devices/0000:00:1f.2/vendor":      "0x8086",
 		"sys/bus/pci/devices/0000:00:1f.2/device":      "0x2922",
@@ -59,8 +61,8 @@ func TestImageNotFoundSaysWhereItLooked(t *testing.T) {
 		"sys/bus/usb/devices/1-1:1.0":                  "->../../../devices/usb1/1-1/1-1:1.0",
 	})
 	s := searched(root, []string{"initramfs:/bundle (no such directory)"})
-	if strings.Join(s.BlockDevices, " ") != "nvme0n1" {
-		t.Errorf("block devices %v, want [nvme0n1]", s.BlockDevices)
+	if got := strings.Join(s.BlockDevices, ", "); got != "nvme0n1, sr0 (no medium)" {
+		t.Errorf("block devices %q, want nvme0n1 and the empty sr0, not the unused loop0", got)
 	}
 	want := []plan.Controller{
 		{Address: "0000:00:1d.7", Kind: "USB 2 (EHCI) controller", ID: "8086:293a", Module: "ehci_pci"},
@@ -85,7 +87,7 @@ func TestImageNotFoundSaysWhereItLooked(t *testing.T) {
 	if e == nil {
 		t.Fatalf("plan without an image: %v, want an operator error", err)
 	}
-	for _, w := range []string{"initramfs:/bundle (no such directory)", "block devices: nvme0n1",
+	for _, w := range []string{"initramfs:/bundle (no such directory)", "block devices: nvme0n1, sr0 (no medium)",
 		"0000:00:1f.2 SATA (AHCI) controller [8086:2922] (module ahci)"} {
 		if !strings.Contains(e.Error(), w) {
 			t.Errorf("refusal %q does not say %q", e.Error(), w)

@@ -9,6 +9,9 @@
 //   - nodeinit: the installer puts version 1.0 on a blank disk once, then
 //     each run powers the node on through OVMF and systemd-boot, and our
 //     /init mounts the squashfs slot under a tmpfs overlay and switch_roots;
+//   - nodeinit with a TPM: the same boot with swtpm attached as a TPM 2.0, so
+//     nodeinit measures its phases and steps (measure/); the difference in
+//     time spent in the initramfs is the cost of measuring;
 //   - Debian: direct kernel boot with /boot/initrd.img-<kver> (from
 //     `apt-get install initramfs-tools linux-image-<kver>`) and
 //     root=/dev/vda, an ext4 image holding the same root tree.
@@ -38,6 +41,7 @@ import (
 	"time"
 
 	"github.com/nodeinit/nodeinit/image"
+	"github.com/nodeinit/nodeinit/internal/testtpm"
 	"github.com/nodeinit/nodeinit/qemu-tests/fixture"
 	"github.com/nodeinit/nodeinit/qemu-tests/vm"
 )
@@ -118,13 +122,21 @@ func run() error {
 		NoReboot:  true,
 		MemoryMiB: 1536,
 	}
-	var ours, theirs []timing
+	var ours, measured, theirs []timing
+	tpmDir := filepath.Join(work, "tpm")
+	if err := os.MkdirAll(tpmDir, 0o700); err != nil {
+		return err
+	}
 	for i := 0; i < *runs; i++ {
-		t, err := n.boot(ctx)
+		t, err := n.boot(ctx, "")
 		if err != nil {
 			return fmt.Errorf("nodeinit boot %d: %w", i+1, err)
 		}
 		ours = append(ours, t)
+		if t, err = n.boot(ctx, tpmDir); err != nil {
+			return fmt.Errorf("nodeinit boot %d with a TPM: %w", i+1, err)
+		}
+		measured = append(measured, t)
 		out, err := qemu(ctx, debian, 3*time.Minute, logw)
 		if err != nil {
 			return fmt.Errorf("Debian boot %d: %w\n%s", i+1, err, tail(out, 30))
@@ -133,7 +145,8 @@ func run() error {
 			return fmt.Errorf("Debian boot %d: %w\n%s", i+1, err, tail(out, 30))
 		}
 		theirs = append(theirs, t)
-		fmt.Fprintf(os.Stderr, "bench/boot: run %d: nodeinit %.3fs, Debian %.3fs to root init\n", i+1, ours[i].rootInit, theirs[i].rootInit)
+		fmt.Fprintf(os.Stderr, "bench/boot: run %d: nodeinit %.3fs (with a TPM %.3fs), Debian %.3fs to root init\n",
+			i+1, ours[i].rootInit, measured[i].rootInit, theirs[i].rootInit)
 	}
 
 	oursSize, err := fileSize(fx.Initramfs)
@@ -144,7 +157,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	report(os.Stdout, deb.KernelVersion, *runs, oursSize, theirSize, ours, theirs)
+	report(os.Stdout, deb.KernelVersion, *runs, oursSize, theirSize, ours, measured, theirs)
 	fmt.Printf("  total bench time %s\n", time.Since(start).Round(time.Second))
 	return nil
 }
@@ -209,7 +222,10 @@ func (n *nodeMachine) install(ctx context.Context, fx *fixture.Artifacts) error 
 	}
 	c := n.config()
 	c.Kernel, c.Initramfs = n.deb.Vmlinuz, initrd
-	c.Append = "console=ttyS0 panic=5 install storage_init=serial:" + diskSerial + " BOOTIF=link hostname=bench testos.action=poweroff"
+	// Every boot shows PCR 23, nodeinit's own: a hash when the TPM measured the
+	// boot, "missing" without a TPM.
+	c.Append = "console=ttyS0 panic=5 install storage_init=serial:" + diskSerial + " BOOTIF=link hostname=bench " +
+		"testos.action=show:/sys/class/tpm/tpm0/pcr-sha256/23,poweroff"
 	out, err := qemu(ctx, c, 5*time.Minute, n.log)
 	if err == nil && !strings.Contains(out, "nodeinit: install complete") {
 		err = errors.New(`no "nodeinit: install complete" on the console`)
@@ -220,9 +236,21 @@ func (n *nodeMachine) install(ctx context.Context, fx *fixture.Artifacts) error 
 	return nil
 }
 
-// boot powers the installed node on and times it.
-func (n *nodeMachine) boot(ctx context.Context) (timing, error) {
-	out, err := qemu(ctx, n.config(), 3*time.Minute, n.log)
+// boot powers the installed node on and times it. With tpmDir it attaches
+// swtpm (its state in tpmDir) as a TPM 2.0, and checks that the boot was
+// measured: PCR 23 is no longer all zeroes.
+func (n *nodeMachine) boot(ctx context.Context, tpmDir string) (timing, error) {
+	c := n.config()
+	if tpmDir != "" {
+		sock, sw, err := testtpm.StartControl(tpmDir)
+		if err != nil {
+			return timing{}, err
+		}
+		defer sw.Stop()
+		c.ExtraArgs = []string{"-chardev", "socket,id=chrtpm,path=" + sock, "-tpmdev", "emulator,id=tpm0,chardev=chrtpm",
+			"-device", "tpm-crb,tpmdev=tpm0"}
+	}
+	out, err := qemu(ctx, c, 3*time.Minute, n.log)
 	if err != nil {
 		return timing{}, fmt.Errorf("%w\n%s", err, tail(out, 30))
 	}
@@ -230,8 +258,18 @@ func (n *nodeMachine) boot(ctx context.Context) (timing, error) {
 	if err != nil {
 		return timing{}, fmt.Errorf("%w\n%s", err, tail(out, 30))
 	}
+	m := pcr23RE.FindStringSubmatch(out)
+	switch measured := m != nil && strings.Trim(m[1], "0") != ""; {
+	case tpmDir != "" && !measured:
+		return timing{}, fmt.Errorf("the boot with a TPM left PCR 23 unmeasured\n%s", tail(out, 30))
+	case tpmDir == "" && m != nil:
+		return timing{}, fmt.Errorf("the boot without a TPM shows a PCR 23\n%s", tail(out, 30))
+	}
 	return t, nil
 }
+
+// pcr23RE is the test OS showing nodeinit's PCR from sysfs.
+var pcr23RE = regexp.MustCompile(`TESTOS-SHOW /sys/class/tpm/tpm0/pcr-sha256/23 "([0-9A-Fa-f]{64})`)
 
 // timing is one boot, in seconds of guest uptime.
 type timing struct {
@@ -326,7 +364,7 @@ func (s *syncBuffer) String() string {
 }
 
 // report prints the table and the ratios (ours/Debian).
-func report(w io.Writer, kver string, runs int, oursSize, theirSize int64, ours, theirs []timing) {
+func report(w io.Writer, kver string, runs int, oursSize, theirSize int64, ours, measured, theirs []timing) {
 	fmt.Fprintf(w, "boot: kernel %s, QEMU %s, %d interleaved boots each; guest seconds after kernel start (median [min-max])\n", kver, vm.Accel(), runs)
 	fmt.Fprintf(w, "  %-22s %14s %24s %24s %10s\n", "initramfs", "size bytes", "/init starts", "root init starts", "host wall")
 	row := func(name string, size int64, ts []timing) {
@@ -336,9 +374,12 @@ func report(w io.Writer, kver string, runs int, oursSize, theirSize int64, ours,
 			medianOf(ts, func(t timing) float64 { return t.wall }))
 	}
 	row("nodeinit (OVMF, disk)", oursSize, ours)
+	row("nodeinit + swtpm TPM", oursSize, measured)
 	row("Debian initramfs-tools", theirSize, theirs)
 	root := func(t timing) float64 { return t.rootInit }
 	inInitramfs := func(t timing) float64 { return t.rootInit - t.initStart }
+	fmt.Fprintf(w, "  measured boot: time in the initramfs with a TPM %.3fs, without %.3fs (medians): %+.0f ms to measure each phase and step\n",
+		medianOf(measured, inInitramfs), medianOf(ours, inInitramfs), 1000*(medianOf(measured, inInitramfs)-medianOf(ours, inInitramfs)))
 	fmt.Fprintf(w, "  size ratio nodeinit/Debian:             %.3f\n", float64(oursSize)/float64(theirSize))
 	fmt.Fprintf(w, "  time-to-root-init ratio nodeinit/Debian: %.3f\n", medianOf(ours, root)/medianOf(theirs, root))
 	fmt.Fprintf(w, "  time in the initramfs (root init - /init start), medians: nodeinit %.3fs, Debian %.3fs, ratio %.3f\n",

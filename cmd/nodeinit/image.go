@@ -34,7 +34,7 @@ const imageUsage = `usage:
                         --name N --version V [--arch A] [--upgrade-from C]... [--migrations FILE]
                         [--admin-hash-file FILE] --out DIR
   nodeinit image sign   --key PRIV [--password-file F] DIR
-  nodeinit image verify --keys DIR [--insecure] [--sha256 HEX] [--manifest-only] SOURCE
+  nodeinit image verify --keys DIR|KEY.pub [--insecure] [--sha256 HEX] [--manifest-only] SOURCE
   nodeinit image keygen --pub P --priv Q [--password-file F]
   nodeinit image edit   --bundle IN --out OUT --key PRIV [--password-file F] [--pub P]
                         [--install-deb F.deb]... [--apt-dir DIR] [--install-plugin DIR|F.deb]...
@@ -142,7 +142,8 @@ func runImageSign(args []string, stdout, stderr io.Writer) error {
 func runImageVerify(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("image verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	keys := fs.String("keys", "/etc/nodeinit/keys", "directory of trusted *.pub keys")
+	keys := fs.String("keys", "/etc/nodeinit/keys", "directory of trusted *.pub keys, or one *.pub file")
+	fs.StringVar(keys, "key", "/etc/nodeinit/keys", "the same as --keys (sign takes --key KEY; verify takes --key KEY.pub)")
 	insecure := fs.Bool("insecure", false, "accept an unsigned manifest (as nodeinit.insecure)")
 	pin := fs.String("sha256", "", "pinned SHA-256 of manifest.json (as nodeinit.image.sha256)")
 	manifestOnly := fs.Bool("manifest-only", false, "check the manifest and signature only, not the file digests")

@@ -1,5 +1,10 @@
 // Command nodeinit is the operator CLI: it previews plans, builds the initramfs,
 // builds and signs image bundles, builds install media and runs online upgrades.
+//
+// It is also everything the initramfs runs, chosen by the name it is started as:
+// as /init it is PID 1 (package initproc), and as one of the rescue shell's
+// commands (/bbin/ls, /bbin/gosh, …; package rescue) it is that command. So
+// `nodeinit mkinitramfs` puts its own binary in, and needs no compiler.
 package main
 
 import (
@@ -8,10 +13,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 
+	"github.com/nodeinit/nodeinit/initproc"
 	"github.com/nodeinit/nodeinit/operr"
+	"github.com/nodeinit/nodeinit/rescue"
 )
 
 // command is one subcommand: it parses its own flags and calls a package.
@@ -28,6 +36,12 @@ func register(name, summary string, run func(args []string, stdout, stderr io.Wr
 }
 
 func main() {
+	switch name := filepath.Base(os.Args[0]); {
+	case name == "init":
+		initproc.Main()
+	case rescue.Has(name):
+		os.Exit(rescue.Main(name, os.Args[1:]))
+	}
 	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		printError(os.Stderr, err)
 		os.Exit(1)

@@ -9,10 +9,11 @@ import (
 	"strings"
 
 	"github.com/nodeinit/nodeinit/initramfs"
+	"github.com/nodeinit/nodeinit/rescue"
 )
 
 func init() {
-	register("mkinitramfs", "build the initramfs (compressed newc cpio) with /init, rescue shell, keys and modules", runMkinitramfs)
+	register("mkinitramfs", "build the initramfs (compressed newc cpio) from this binary: /init, rescue shell, keys, tools and modules", runMkinitramfs)
 }
 
 // listFlag collects a repeatable flag.
@@ -33,8 +34,8 @@ func runMkinitramfs(args []string, stdout, stderr io.Writer) error {
 	fs.Var(&keys, "key", "trusted minisign public key file (*.pub), put in /etc/nodeinit/keys (repeatable)")
 	fs.Var(&files, "files", "HOST[:DEST] file to add; ELF files bring their shared libraries (repeatable)")
 	fs.Var(&dirs, "dir", "HOST:DEST directory to add whole (repeatable)")
-	fs.Var(&commands, "cmd", "u-root command for the rescue shell, name or package path (repeatable; default: a basic set)")
-	fs.StringVar(&opts.InitBinary, "init", "", "prebuilt /init binary (default: build ./cmd/init)")
+	fs.Var(&commands, "cmd", "rescue shell command to link in /bbin (repeatable; default all: "+strings.Join(rescue.Names(), " ")+")")
+	fs.StringVar(&opts.Binary, "binary", "", "the nodeinit binary to put in as /init (default: this one)")
 	fs.BoolVar(&opts.NoInstallTools, "no-install-tools", false, "leave out mke2fs (an initramfs that never installs: boot or stateless only)")
 	verbose := fs.Bool("v", false, "show build progress")
 	if err := parseFlags(fs, args); err != nil {

@@ -27,6 +27,9 @@ type statusReport struct {
 	Persisted []string          `json:"persisted"`
 	Snapshots []string          `json:"snapshots,omitempty"`
 	Problems  []string          `json:"problems,omitempty"`
+	// LastUninstall is how this machine's disks were erased by the last
+	// uninstall, from the EFI variable it left (boot.UninstallVar).
+	LastUninstall *boot.UninstallRecord `json:"last_uninstall,omitempty"`
 }
 
 func runStatus(args []string, stdout, stderr io.Writer) error {
@@ -64,6 +67,11 @@ func runStatus(args []string, stdout, stderr io.Writer) error {
 	}
 	if r.Snapshots, err = nodeconfig.Snapshots(*config); err != nil {
 		problem(err)
+	}
+	if v, err := boot.OpenEFIVars(); err == nil {
+		if r.LastUninstall, err = boot.ReadUninstallRecord(v); err != nil {
+			problem(err)
+		}
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
@@ -113,6 +121,13 @@ func printStatus(w io.Writer, r statusReport) {
 	}
 	if r.Rollback != nil {
 		fmt.Fprintf(w, "rollback not yet recorded: %s -> %s: %s\n", r.Rollback.From, r.Rollback.To, r.Rollback.Reason)
+	}
+	if u := r.LastUninstall; u != nil {
+		var disks []string
+		for _, d := range u.Disks {
+			disks = append(disks, d.Disk+" erase="+d.Mode)
+		}
+		fmt.Fprintf(w, "last uninstall: %s: %s\n", u.Time.Format("2006-01-02 15:04:05Z"), strings.Join(disks, ", "))
 	}
 	fmt.Fprintf(w, "persisted: %s\n", dash(strings.Join(r.Persisted, " ")))
 	if len(r.Snapshots) > 0 {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nodeinit/nodeinit/internal/testcmd"
+
 	"github.com/nodeinit/nodeinit/crash"
 	"github.com/nodeinit/nodeinit/device"
 	"golang.org/x/sys/unix"
@@ -65,13 +67,10 @@ func newRecorder(t *testing.T, opts Options) *Recorder {
 	return r
 }
 
+// run is testcmd.Run.
 func run(t *testing.T, name string, args ...string) string {
 	t.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-	return string(out)
+	return testcmd.Run(t, name, args...)
 }
 
 // TestBlockWriteAndFlushAreLogged writes through the mapped disk name and

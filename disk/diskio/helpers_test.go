@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nodeinit/nodeinit/internal/testcmd"
+
 	"github.com/nodeinit/nodeinit/disk"
 	"github.com/nodeinit/nodeinit/internal/testloop"
 )
@@ -46,13 +48,10 @@ func sparseFile(t *testing.T, size int64) string {
 	return p
 }
 
+// run is testcmd.Run.
 func run(t *testing.T, name string, args ...string) string {
 	t.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-	return string(out)
+	return testcmd.Run(t, name, args...)
 }
 
 // loopDevice attaches path to a new loop device, detached in t.Cleanup.

@@ -1,4 +1,5 @@
-// Package testtpm runs swtpm, the TPM 2.0 emulator, for tests.
+// Package testtpm runs swtpm, the TPM 2.0 emulator, for tests and the boot
+// benchmark.
 //
 // A unix socket's file appears when swtpm binds it, a moment before swtpm
 // listens on it; a client that connects in between is refused. Waiting for
@@ -11,6 +12,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,9 +28,16 @@ import (
 func Server(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
+	if _, err := exec.LookPath("swtpm"); err != nil {
+		t.Skip(errNoSWTPM)
+	}
 	sock := filepath.Join(dir, "tpm.sock")
-	start(t, sock, "socket", "--tpm2", "--tpmstate", "dir="+dir, "--server", "type=unixio,path="+sock,
+	sw, err := start(sock, "socket", "--tpm2", "--tpmstate", "dir="+dir, "--server", "type=unixio,path="+sock,
 		"--ctrl", "type=unixio,path="+filepath.Join(dir, "ctrl.sock"), "--flags", "not-need-init,startup-clear")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cleanup(t, sw)
 	return sock
 }
 
@@ -39,47 +48,79 @@ func Server(t *testing.T) string {
 // listens on it, and skips the test when swtpm is missing.
 func Control(t *testing.T, dir string) string {
 	t.Helper()
-	sock := filepath.Join(dir, "swtpm.sock")
-	os.Remove(sock)
-	start(t, sock, "socket", "--tpm2", "--tpmstate", "dir="+dir, "--ctrl", "type=unixio,path="+sock, "--terminate")
+	if _, err := exec.LookPath("swtpm"); err != nil {
+		t.Skip(errNoSWTPM)
+	}
+	sock, sw, err := StartControl(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cleanup(t, sw)
 	return sock
 }
 
-func start(t *testing.T, sock string, args ...string) {
-	t.Helper()
-	bin, err := exec.LookPath("swtpm")
-	if err != nil {
-		t.Skip("swtpm is not installed (Debian packages swtpm and swtpm-tools): the TPM tests need it")
-	}
-	cmd := exec.Command(bin, args...)
-	var stderr bytes.Buffer // read only after Wait returns
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start swtpm: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+// StartControl is Control for programs that are not tests (the boot
+// benchmark): the caller stops the returned process.
+func StartControl(dir string) (sock string, sw *Process, err error) {
+	sock = filepath.Join(dir, "swtpm.sock")
+	os.Remove(sock)
+	sw, err = start(sock, "socket", "--tpm2", "--tpmstate", "dir="+dir, "--ctrl", "type=unixio,path="+sock, "--terminate")
+	return sock, sw, err
+}
+
+// errNoSWTPM is why a TPM test skips.
+const errNoSWTPM = "swtpm is not installed (Debian packages swtpm and swtpm-tools): the TPM tests need it"
+
+// Process is a running swtpm.
+type Process struct {
+	cmd    *exec.Cmd
+	exited chan error
+	stderr bytes.Buffer // read only after Wait returns
+}
+
+// Stop kills swtpm and waits for it; it returns what swtpm wrote to stderr.
+func (p *Process) Stop() string {
+	p.cmd.Process.Kill()
+	err := <-p.exited
+	p.exited <- err
+	return p.stderr.String()
+}
+
+func cleanup(t *testing.T, p *Process) {
 	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("swtpm said:\n%s", stderr.String())
+		if said := p.Stop(); t.Failed() {
+			t.Logf("swtpm said:\n%s", said)
 		}
 	})
+}
+
+// start runs swtpm with args and waits until it listens on sock.
+func start(sock string, args ...string) (*Process, error) {
+	bin, err := exec.LookPath("swtpm")
+	if err != nil {
+		return nil, errors.New(errNoSWTPM)
+	}
+	p := &Process{cmd: exec.Command(bin, args...), exited: make(chan error, 1)}
+	p.cmd.Stderr = &p.stderr
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start swtpm: %w", err)
+	}
+	go func() { p.exited <- p.cmd.Wait() }()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		ok, err := listening(sock)
 		if ok {
-			return
+			return p, nil
 		}
 		select {
-		case err := <-exited:
-			exited <- err
-			t.Fatalf("swtpm exited before it listened on %s: %v\n%s", sock, err, stderr.String())
+		case err := <-p.exited:
+			p.exited <- err
+			return nil, fmt.Errorf("swtpm exited before it listened on %s: %v\n%s", sock, err, p.stderr.String())
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("swtpm did not listen on %s in 10s: %v", sock, err)
+			said := p.Stop()
+			return nil, fmt.Errorf("swtpm did not listen on %s in 10s: %v\n%s", sock, err, said)
 		}
 	}
 }

@@ -56,3 +56,32 @@ w("unsigned-image.json", disks=[nvme("nvme0n1","S5GXNF0R100001"), cd], image=dic
    hint="sign the bundle with 'nodeinit image sign', add nodeinit.image.sha256=<manifest sha256>, or add nodeinit.insecure"))
 w("no-image.json", disks=[nvme("nvme0n1","S5GXNF0R100001")], image=None)
 w("admin-hash-image.json", disks=[nvme("nvme0n1","S5GXNF0R100001"), cd], image=dict(img, admin_hash=True))
+# App-data disks: storage_init's disks after the first (oVirt's HostVG and AppVG lists).
+MiB=1<<20
+def ata(name, serial, size, model="WDC WD10EZEX", **kw):
+    n="abcdefgh".index(name[-1])+1
+    return nvme(name, serial, size=size, model=model, transport="ata", wwn="0x50014ee2b5a1c00%d"%n,
+                by_id=["ata-%s_%s"%(model.replace(" ","_"),serial)], by_path="pci-0000:00:1f.2-ata-%d"%n, **kw)
+vmstore=[{"type":"gpt","offset":512,"where":"disk"},{"type":"xfs","offset":1048576,"label":"vmstore","where":"sdd1"}]
+w("several-disks.json", disks=[ata("sda","WD-WCC4N0000001",64*GiB), ata("sdb","WD-WCC4N0000002",128*GiB), ata("sdc","WD-WCC4N0000003",32*GiB),
+    ata("sdd","WD-WCC4N0000004",128*GiB, content="foreign", signatures=vmstore,
+        partitions=[{"number":1,"name":"sdd1","path":"/dev/sdd1","start_byte":MiB,"size_bytes":128*GiB-2*MiB,"fstype":"xfs","fslabel":"vmstore"}]),
+    ata("sde","WD-WCC4N0000005",800*MiB), cd])
+def uuid(n): return "%08x-0000-4000-8000-%012x"%(n, n)
+def on(dname, parts):
+    return [dict(p, name=dname+str(p["number"]), path="/dev/"+dname+str(p["number"])) for p in parts]
+sda_parts=[dict(p, partuuid=uuid(0x100+p["number"])) for p in on("sda", inst_parts)]
+def appdisk(dname, serial, size, n, swapMiB):
+    parts=[{"number":1,"start_byte":MiB,"size_bytes":swapMiB*MiB,"partlabel":"node-swap2","type_guid":"0657fd6d-a4ab-43c4-84e5-0933c84b4f4f",
+            "partuuid":uuid(0x200+n*16+1),"fstype":"swap","fslabel":"node-swap2"},
+           {"number":2,"start_byte":(1+swapMiB)*MiB,"size_bytes":size-(2+swapMiB)*MiB,"partlabel":"node-app%d"%n,"type_guid":"0fc63daf-8483-4772-8e79-3d69d8477de4",
+            "partuuid":uuid(0x200+n*16+2),"fstype":"ext4","fslabel":"node-app%d"%n}]
+    sigs=[{"type":"gpt","offset":512,"where":"disk"},{"type":"PMBR","offset":510,"where":"disk"},
+          {"type":"swap","offset":MiB+4086,"label":"node-swap2","where":dname+"1"},{"type":"ext4","offset":(1+swapMiB)*MiB+1080,"label":"node-app%d"%n,"where":dname+"2"}]
+    return ata(dname, serial, size, content="app-data", partitions=on(dname, parts), signatures=sigs)
+app_inst=dict(inst, disk="sda", app_data=[{"index":1,"data_partuuid":uuid(0x212),"swap_partuuid":uuid(0x211)},
+                                          {"index":2,"data_partuuid":uuid(0x222),"swap_partuuid":uuid(0x221)}])
+w("installed-app-data.json", disks=[ata("sda","WD-WCC4N0000001",64*GiB, content="ours", installed_version="1.0", partitions=sda_parts,
+        signatures=[{"type":"gpt","offset":512,"where":"disk"}]),
+    appdisk("sdb","WD-WCC4N0000002",128*GiB,1,1024), appdisk("sdc","WD-WCC4N0000003",32*GiB,2,1024),
+    ata("sdd","WD-WCC4N0000004",128*GiB), cd], install=app_inst, image=dict(img, version="2.0"))

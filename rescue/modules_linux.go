@@ -1,0 +1,84 @@
+package rescue
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/u-root/u-root/pkg/kmodule"
+	"golang.org/x/sys/unix"
+)
+
+func init() {
+	register("lsmod", "", lsmod)
+	register("insmod", "FILE [PARAM=VALUE...]", insmod)
+	register("rmmod", "[-f] NAME...", rmmod)
+}
+
+// lsmod prints /proc/modules as a table.
+func lsmod(c *call, args []string) error {
+	if _, err := c.operands(args); err != nil {
+		return err
+	}
+	f, err := os.Open("/proc/modules")
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fmt.Fprintf(c.stdout, "%-24s %8s  %s\n", "Module", "Size", "Used by")
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		// name size refcount users state address
+		m := strings.Fields(sc.Text())
+		if len(m) < 4 {
+			continue
+		}
+		users := strings.TrimSuffix(strings.TrimPrefix(m[3], "-"), ",")
+		fmt.Fprintf(c.stdout, "%-24s %8s  %s %s\n", m[0], m[1], m[2], users)
+	}
+	return sc.Err()
+}
+
+// insmod loads one module file (.ko, .ko.xz, .ko.gz) with its parameters, not its
+// dependencies (early loads the initramfs' modules with theirs at boot).
+func insmod(c *call, args []string) error {
+	operands, err := c.operands(args)
+	if err != nil {
+		return err
+	}
+	if len(operands) == 0 {
+		return usagef("missing FILE")
+	}
+	f, err := os.Open(operands[0])
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := kmodule.FileInit(f, strings.Join(operands[1:], " "), 0); err != nil {
+		return fmt.Errorf("%s: %w", operands[0], err)
+	}
+	return nil
+}
+
+func rmmod(c *call, args []string) error {
+	fs := c.flags()
+	force := fs.Bool("f", false, "force, even when in use")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return usagef("missing NAME")
+	}
+	flags := uintptr(unix.O_NONBLOCK)
+	if *force {
+		flags |= unix.O_TRUNC
+	}
+	for _, name := range fs.Args() {
+		name = strings.TrimSuffix(name, ".ko")
+		if err := kmodule.Delete(name, flags); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return nil
+}

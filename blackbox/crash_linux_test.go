@@ -294,6 +294,11 @@ func rerunState(e *env, in *inspector, c *stateCopy, line string, done func(node
 	switch {
 	case operr.Of(res.err) == nil:
 		return fmt.Errorf("the re-run failed without an operator error: %v", res.err)
+	case c.before.boots == "" && done(v) == nil:
+		// The crash came after the job's last disk write (an uninstall's erase
+		// record in the firmware, say): the disk is as the job leaves it, and
+		// the re-run rightly says there is nothing left to do.
+		return nil
 	case c.before.boots == "":
 		return fmt.Errorf("nothing boots, and the re-run refused to finish the job: %v", res.err)
 	case v.boots != c.before.boots || v.version != c.before.version:

@@ -167,6 +167,16 @@
 //	                             when a TPM 2.0 is present and boots on when it fails; required
 //	                             stops the boot without a working TPM; off measures nothing.
 //	                             Copied into the installed boot entry like nodeinit.events.
+//	nodeinit.interactive=1|0     the installer screen (package tui): 1 always shows it on an
+//	                             interactive console, 0 never does (an unattended line that
+//	                             leaves a choice open is then refused, as without a console).
+//	                             Absent, it shows only when the line leaves a choice open: an
+//	                             install with no storage_init (the media's "Install or Upgrade"
+//	                             entry), or a bare storage_init, bare BUS or glob that matches
+//	                             several eligible disks. A complete line never waits at a
+//	                             screen. Not copied into the installed boot entry.
+//	                             Not yet in effect: /init does not start the screen yet, so
+//	                             today an open choice is refused whatever this says.
 //
 // An unknown nodeinit.* key is an error (a misspelt nodeinit.dryrun must not run for real).
 //

@@ -147,6 +147,9 @@ func (p *Params) interpreted(revealSecrets bool) []kv {
 	addStr("nodeinit.erase", string(n.Erase))
 	addStr("nodeinit.adminpw", n.AdminPWFrom)
 	addStr("nodeinit.tpm", n.TPM)
+	if n.Interactive != nil {
+		add("nodeinit.interactive", map[bool]string{true: "1", false: "0"}[*n.Interactive])
+	}
 	for _, f := range []struct {
 		key string
 		on  bool

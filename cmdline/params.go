@@ -103,6 +103,11 @@ type NodeParams struct {
 	// when a TPM 2.0 is present and boots on when it fails; TPMRequired stops the
 	// boot when there is none or it fails; TPMOff measures nothing.
 	TPM string `json:"tpm,omitempty"`
+	// Interactive is nodeinit.interactive: nil (unset) lets the installer screen
+	// (package tui) run only when the line leaves a choice open and a console is
+	// interactive; true always runs it; false never does, so an unattended line
+	// fails with its refusal instead of waiting at a screen.
+	Interactive *bool `json:"interactive,omitempty"`
 }
 
 // Values of nodeinit.tpm.

@@ -54,6 +54,7 @@ var handlers = map[string]func(*Params, arg) error{
 	"nodeinit.erase.secure": nodeBool(func(n *NodeParams) *bool { return &n.EraseSecure }),
 	"nodeinit.adminpw":      parseNodeAdminPW,
 	"nodeinit.tpm":          parseNodeTPM,
+	"nodeinit.interactive":  parseNodeInteractive,
 }
 
 // nodeKeyNames lists the nodeinit.* keys, for hints.
@@ -1078,6 +1079,17 @@ func parseNodeKeep(p *Params, a arg) error {
 		out = append(out, s)
 	}
 	p.Node.Keep = out
+	return nil
+}
+
+// parseNodeInteractive reads nodeinit.interactive, a flag with a third state:
+// absent (nil) is neither on nor off.
+func parseNodeInteractive(p *Params, a arg) error {
+	v, err := parseBool(a, "")
+	if err != nil {
+		return err
+	}
+	p.Node.Interactive = &v
 	return nil
 }
 

@@ -1,7 +1,9 @@
 package early
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -175,5 +177,38 @@ func TestWaitBlockDevicesSettles(t *testing.T) {
 	got := WaitBlockDevices(t.Context(), dir, 300*time.Millisecond, 5*time.Second)
 	if strings.Join(got, " ") != "nvme0n1 vda" {
 		t.Errorf("got %v, want the disk that appeared late too", got)
+	}
+}
+
+// TestDetailOnlyWithDebug: detail lines reach kmsg and the saved log always,
+// the consoles only with nodeinit.debug; the command line's last
+// nodeinit.debug wins.
+func TestDetailOnlyWithDebug(t *testing.T) {
+	for _, verbose := range []bool{false, true} {
+		var console, kmsg bytes.Buffer
+		o := NewOutput(&kmsg, &console)
+		o.Verbose = verbose
+		o.Detailf("nodeinit: early ok   mount %q", "/proc")
+		fmt.Fprintln(o, "nodeinit: plan")
+		if got := strings.Contains(console.String(), "early ok"); got != verbose {
+			t.Errorf("verbose=%v: the console shows the detail: %v\n%s", verbose, got, console.String())
+		}
+		if !strings.Contains(console.String(), "nodeinit: plan") {
+			t.Errorf("verbose=%v: the console lost a normal line", verbose)
+		}
+		if !strings.Contains(kmsg.String(), "early ok") || !strings.Contains(string(o.Log()), "early ok") {
+			t.Errorf("verbose=%v: the detail is not in kmsg or the log", verbose)
+		}
+	}
+	for line, want := range map[string]bool{
+		"console=ttyS0":                        false,
+		"nodeinit.debug":                       true,
+		"nodeinit.debug=yes quiet":             true,
+		"nodeinit.debug nodeinit.debug=0":      false,
+		"nodeinit.debugger=1 nodeinit.debug=n": false,
+	} {
+		if got := verbose(line); got != want {
+			t.Errorf("verbose(%q) = %v, want %v", line, got, want)
+		}
 	}
 }

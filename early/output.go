@@ -15,7 +15,9 @@ const maxLogBytes = 8 << 20
 // Output writes to every console and to /dev/kmsg, and keeps a copy for SaveLog. A console
 // that fails a write is dropped so that one broken console cannot silence the others.
 type Output struct {
-	mu       sync.Mutex
+	mu sync.Mutex
+	// Verbose sends Detail lines to the consoles too (nodeinit.debug).
+	Verbose  bool
 	consoles []io.Writer
 	kmsg     io.Writer
 	pending  []byte // a partial line not yet sent to kmsg
@@ -74,6 +76,20 @@ func (o *Output) Write(p []byte) (int, error) {
 	o.keep(p)
 	o.toKmsg(p)
 	return len(p), nil
+}
+
+// Detailf writes a line of detail (each early mount, say): to kmsg and the saved log always,
+// to the consoles only when Verbose.
+func (o *Output) Detailf(format string, args ...any) {
+	line := []byte(fmt.Sprintf(format, args...) + "\n")
+	if o.Verbose {
+		o.Write(line)
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.keep(line)
+	o.toKmsg(line)
 }
 
 func (o *Output) keep(p []byte) {

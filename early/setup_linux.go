@@ -8,9 +8,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/u-root/u-root/pkg/mount"
-	"golang.org/x/sys/unix"
 )
 
 // Setup does everything before the engine: the early mounts, output to every console and
@@ -27,6 +24,7 @@ func Setup() (*Env, error) {
 		env.Cmdline = strings.TrimSpace(string(cmdline))
 	}
 	out, outErr := OpenOutput("/dev", ConsoleNames(env.Cmdline))
+	out.Verbose = verbose(env.Cmdline)
 	env.Out = out
 	env.Log = slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{ReplaceAttr: dropTime}))
 
@@ -35,9 +33,7 @@ func Setup() (*Env, error) {
 	if outErr != nil {
 		fmt.Fprintf(out, "nodeinit: %v\n", outErr)
 	}
-	for _, r := range results {
-		fmt.Fprintf(out, "nodeinit: early %s\n", r)
-	}
+	reportSteps(out, results)
 	if mountErr != nil {
 		return env, mountErr
 	}
@@ -55,35 +51,18 @@ func Setup() (*Env, error) {
 
 	late, err := RunSteps(LateMounts)
 	env.Steps = append(env.Steps, late...)
-	for _, r := range late {
-		fmt.Fprintf(out, "nodeinit: early %s\n", r)
-	}
+	reportSteps(out, late)
 	return env, err
 }
 
-// Uptime returns the time since the kernel started (CLOCK_BOOTTIME), or 0 if unknown.
-func Uptime() time.Duration {
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
-		return 0
+// reportSteps shows a failed or skipped early step on the console; one that
+// went well is detail, on the console only with nodeinit.debug.
+func reportSteps(out *Output, results []StepResult) {
+	for _, r := range results {
+		if r.Err == nil && !r.Skipped {
+			out.Detailf("nodeinit: early %s", r)
+			continue
+		}
+		fmt.Fprintf(out, "nodeinit: early %s\n", r)
 	}
-	return time.Duration(ts.Nano())
-}
-
-// SwitchRoot moves /dev, /proc, /sys and /run into newRoot, makes it the root, deletes the
-// initramfs contents and executes init (through u-root's pkg/mount). It returns only on error.
-func (e *Env) SwitchRoot(newRoot, init string) error {
-	fmt.Fprintf(e.Out, "nodeinit: switch_root into %s, exec %s at %.3fs after kernel start\n", newRoot, init, Uptime().Seconds())
-	unix.Sync()
-	if err := mount.SwitchRoot(newRoot, init); err != nil {
-		return fmt.Errorf("switch_root to %s (init %s): %w", newRoot, init, err)
-	}
-	return nil
-}
-
-func dropTime(groups []string, a slog.Attr) slog.Attr {
-	if len(groups) == 0 && a.Key == slog.TimeKey {
-		return slog.Attr{}
-	}
-	return a
 }

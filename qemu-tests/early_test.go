@@ -13,7 +13,7 @@ import (
 
 // TestEarlyBoot boots the real kernel with our initramfs and two blank disks, an NVMe one and
 // a virtio one with 4096-byte sectors, and checks the early setup: output on a console that is
-// not the kernel's last one, the early mounts, the modules, both disks, the engine being
+// not the kernel's last one, the early mounts (listed with nodeinit.debug), the modules, both disks, the engine being
 // called, and nodeinit.onfail=poweroff ending the VM after the failure screen (blank disks
 // and no action cannot boot).
 func TestEarlyBoot(t *testing.T) {
@@ -25,7 +25,7 @@ func TestEarlyBoot(t *testing.T) {
 		Initramfs: initrd,
 		// ttyS0 first: the kernel's /dev/console is the last one (tty0), so seeing our lines on
 		// ttyS0 proves /init writes to every console= itself.
-		Append: "console=ttyS0,115200n8 console=tty0 nodeinit.onfail=poweroff",
+		Append: "console=ttyS0,115200n8 console=tty0 nodeinit.onfail=poweroff nodeinit.debug",
 		Disks: []vm.Disk{
 			{Path: vm.NewDisk(t, "nvme.img", 256<<20), Interface: vm.NVMe, Serial: "NVME0001"},
 			{Path: vm.NewDisk(t, "virtio4k.img", 256<<20), Interface: vm.Virtio, Serial: "VIRTIO4K", SectorSize: 4096},
@@ -77,6 +77,11 @@ func TestRescueShellOnFail(t *testing.T) {
 	})
 	v.Expect(early.FailureScreenMarker, 180*time.Second)
 	v.Expect(early.RescueShellBanner, 30*time.Second)
+	// Quiet by default: the early mounts that went well are detail, kept for
+	// nodeinit.debug (TestEarlyBoot) and the saved log.
+	if strings.Contains(v.Output(), "nodeinit: early ok") {
+		t.Error("the console lists the early mounts without nodeinit.debug")
+	}
 	time.Sleep(2 * time.Second) // let the shell draw its prompt
 	v.Send("ls /sys/block\r")
 	v.Expect(`nvme0n1`, 30*time.Second)

@@ -1,6 +1,7 @@
 package qemutests
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodeinit/nodeinit/boot"
 	"github.com/nodeinit/nodeinit/qemu-tests/vm"
 	"github.com/nodeinit/nodeinit/stages"
 )
@@ -90,9 +92,11 @@ func TestUpgradeFromRunningNode(t *testing.T) {
 }
 
 // TestUpgradePowerCuts cuts the power (kills QEMU) at three points of an upgrade of a
-// 1.0 node: during the slot write, during config migration, and before the new loader
-// entry is written. Each time the next power-on runs 1.0 from slot a with 1.0's config
-// (the migrated setting absent), and the initramfs records the interrupted upgrade.
+// 1.0 node: during the slot write, before the new loader entry is written (a break), and
+// right after the config snapshot. Each time the next power-on runs 1.0 from slot a with
+// 1.0's config (the migrated setting absent), and the initramfs records the interrupted
+// upgrade; only when the host read the snapshot event too late for the last cut to land
+// before the entry was written does the new slot boot, with the migrated config.
 func TestUpgradePowerCuts(t *testing.T) {
 	n := newNode(t, vm.Disk{Path: vm.NewDisk(t, "nvme.img", 16<<30), Interface: vm.NVMe, Serial: "CUT00001"})
 	v := n.installer("1.0", "install storage_init=serial:CUT00001 hostname=cut1 testos.action=show:/etc/testos/migrated,poweroff")
@@ -132,13 +136,7 @@ func TestUpgradePowerCuts(t *testing.T) {
 	}
 	bootsOld("during write-slot", false)
 
-	// 2. During migration: the cut follows the snapshot line by at most milliseconds.
-	v = n.installer("2.0", "upgrade nodeinit.onfail=poweroff")
-	v.ExpectEvent("the snapshot", vm.InfoHas("migrate-config", `config snapshot "1.0" taken`), 3*time.Minute)
-	v.Kill()
-	bootsOld("during migrate-config", true)
-
-	// 3. After migration, before the entry is written (the add-boot-entry stage).
+	// 2. After migration, before the entry is written (the add-boot-entry stage).
 	v = n.installer("2.0", "upgrade nodeinit.break=add-boot-entry")
 	v.ExpectEvent("the break before add-boot-entry", vm.StageIs("add-boot-entry", stages.EventBreak), 3*time.Minute)
 	v.Kill()
@@ -146,6 +144,28 @@ func TestUpgradePowerCuts(t *testing.T) {
 		t.Errorf("an entry for slot b exists before the add-boot-entry stage ran:\n%s", entries)
 	}
 	bootsOld("before the entry", true)
+
+	// 3. During migration: the cut follows the snapshot line as fast as the
+	// host reads the events, which under load may be after the upgrade wrote
+	// its entry. The ledger says where the cut fell, and the node must boot
+	// old-with-old-config or new-with-new-config accordingly (every crash
+	// point in between is enumerated by blackbox.TestCrashUpgradeAToB).
+	v = n.installer("2.0", "upgrade nodeinit.onfail=poweroff")
+	v.ExpectEvent("the snapshot", vm.InfoHas("migrate-config", `config snapshot "1.0" taken`), 3*time.Minute)
+	v.Kill()
+	var l boot.Ledger
+	if err := json.Unmarshal([]byte(espFile(t, n.disks[0].Path, "/ledger.json")), &l); err != nil {
+		t.Fatalf("the ledger after the cut: %v", err)
+	}
+	if l.Last != nil && l.Last.Action == stages.ActionMigrating {
+		bootsOld("during migrate-config", true)
+		return
+	}
+	t.Log("the cut fell after add-boot-entry (the host read the snapshot event late): the new slot must boot with the migrated config")
+	v = n.powerOn()
+	v.Expect(`TESTOS version=2\.0 build=2\.0 slot=b hostname=cut1`, 3*time.Minute)
+	v.Expect(`TESTOS-SHOW /etc/testos/migrated "from-1\.0\\n"`, 30*time.Second)
+	waitExit(t, v)
 }
 
 // mdir lists an ESP directory of an installed disk image with mtools.

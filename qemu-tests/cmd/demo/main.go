@@ -54,7 +54,7 @@ func run(out string, diskGiB int64) error {
 		return err
 	}
 	buildLog := filepath.Join(out, "build.log")
-	say("building the initramfs and the signed demo image (first run: about a minute; log: %s)", buildLog)
+	say("building the nodeinit binary, the initramfs and the signed demo image (log: %s)", buildLog)
 	lf, err := os.Create(buildLog)
 	if err != nil {
 		return err

@@ -533,16 +533,20 @@ func best(c []Disk) *Disk {
 }
 
 // stableArg is the storage_init argument that names d by its most stable identity.
-func stableArg(d Disk) string {
+func stableArg(d Disk) string { return "storage_init=" + StableSpec(d) }
+
+// StableSpec is the storage_init item that names d by its most stable
+// identity: serial, WWN, by-id or by-path name, else its path.
+func StableSpec(d Disk) string {
 	switch {
 	case d.Serial != "" && !strings.ContainsAny(d.Serial, " \t,;"):
-		return "storage_init=serial:" + d.Serial
+		return "serial:" + d.Serial
 	case d.WWN != "":
-		return "storage_init=wwn:" + d.WWN
+		return "wwn:" + d.WWN
 	case len(d.ByID) > 0:
-		return "storage_init=/dev/disk/by-id/" + d.ByID[0]
+		return "/dev/disk/by-id/" + d.ByID[0]
 	case d.ByPath != "":
-		return "storage_init=/dev/disk/by-path/" + d.ByPath
+		return "/dev/disk/by-path/" + d.ByPath
 	}
-	return "storage_init=" + d.Path
+	return d.Path
 }

@@ -80,21 +80,6 @@ func consentName(d disk.Disk) string {
 	return "path"
 }
 
-// spec is the storage_init item naming d by its most stable identity.
-func spec(d disk.Disk) string {
-	switch {
-	case d.Serial != "" && !strings.ContainsAny(d.Serial, " \t,;"):
-		return "serial:" + d.Serial
-	case d.WWN != "":
-		return "wwn:" + d.WWN
-	case len(d.ByID) > 0:
-		return "/dev/disk/by-id/" + d.ByID[0]
-	case d.ByPath != "":
-		return "/dev/disk/by-path/" + d.ByPath
-	}
-	return d.Path
-}
-
 func (s *State) chooseDisk(name string, space bool) {
 	d, ok := s.Facts.Disk(name)
 	if !ok {
@@ -160,7 +145,7 @@ func (s *State) storageTokens() []string {
 		if !ok {
 			continue
 		}
-		specs = append(specs, spec(*d))
+		specs = append(specs, disk.StableSpec(*d))
 		if d.Content == disk.ContentForeign && strings.TrimSpace(s.field("consent:"+name).String()) == consentValue(*d) {
 			wipe = append(wipe, consentValue(*d))
 		}

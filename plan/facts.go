@@ -16,10 +16,14 @@ type Facts struct {
 	// MissingTools are the programs the stages may run (ToolsNeeded) that
 	// this machine lacks: an initramfs built without them cannot install.
 	MissingTools []string `json:"missing_tools,omitempty"`
-	TPM          bool     `json:"tpm"`
-	NICs         []NIC    `json:"nics,omitempty"`
-	Consoles     []string `json:"consoles,omitempty"`
-	DMI          DMI      `json:"dmi"`
+	// MissingFilesystems are the filesystems the steps may have the kernel
+	// mount (AllKernelFilesystems) that its kernel can neither mount nor load
+	// a module for.
+	MissingFilesystems []string `json:"missing_filesystems,omitempty"`
+	TPM                bool     `json:"tpm"`
+	NICs               []NIC    `json:"nics,omitempty"`
+	Consoles           []string `json:"consoles,omitempty"`
+	DMI                DMI      `json:"dmi"`
 	// Install is the nodeinit install found on the machine's disks, if any.
 	Install *Install `json:"install,omitempty"`
 	// Image is what the image check found, when the action needs an image.

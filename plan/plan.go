@@ -129,18 +129,56 @@ func Plan(p *cmdline.Params, f *Facts) (*Blueprint, error) {
 // (the ESP and swap are written in-process).
 var ToolsNeeded = map[string][]string{StageFilesystems: {"mke2fs"}}
 
-// checkTools refuses a plan whose steps need a program the machine lacks,
-// before the first write rather than half way through.
+// KernelFilesystems are the filesystems step s has the kernel mount: the kernel
+// must have them built in, or the initramfs carry their modules. The ESP is
+// read and written in-process; only the node's boot mounts it.
+func KernelFilesystems(s Step) []string {
+	switch in := s.Input.(type) {
+	case SeedConfig, MigrateConfig:
+		return []string{"ext4"}
+	case MountRoot:
+		if in.Slot == "ram" {
+			return []string{"squashfs", "overlay"}
+		}
+		return []string{"squashfs", "overlay", "ext4", "vfat"}
+	}
+	return nil
+}
+
+// AllKernelFilesystems are the filesystems any step may have the kernel mount.
+var AllKernelFilesystems = []string{"ext4", "squashfs", "overlay", "vfat"}
+
+// checkTools refuses a plan whose steps need a program or a kernel filesystem
+// the machine lacks, before the first write rather than half way through. One
+// refusal names everything missing, so one rebuild of the initramfs fixes it.
 func checkTools(bp *Blueprint, f *Facts) error {
-	for _, s := range bp.Steps {
-		for _, tool := range ToolsNeeded[s.Name] {
-			if slices.Contains(f.MissingTools, tool) {
-				return refuse("build the initramfs with `nodeinit mkinitramfs`, which carries it (e2fsprogs on the build host), or add it with --files",
-					"%s: this initramfs has no %s, which the %s step runs", bp.Action, tool, s.Name)
+	var missing, fixes []string
+	add := func(what, fix string) {
+		if !slices.Contains(missing, what) {
+			missing = append(missing, what)
+			if !slices.Contains(fixes, fix) {
+				fixes = append(fixes, fix)
 			}
 		}
 	}
-	return nil
+	for _, s := range bp.Steps {
+		for _, tool := range ToolsNeeded[s.Name] {
+			if slices.Contains(f.MissingTools, tool) {
+				add(fmt.Sprintf("no %s, which the %s step runs", tool, s.Name),
+					"build the initramfs with `nodeinit mkinitramfs`, which carries it (e2fsprogs on the build host), or add it with --files")
+			}
+		}
+		for _, fs := range KernelFilesystems(s) {
+			if slices.Contains(f.MissingFilesystems, fs) {
+				add(fmt.Sprintf("no %s filesystem in its kernel, which the %s step mounts", fs, s.Name),
+					"build the initramfs with the kernel's "+fs+" module (nodeinit mkinitramfs --modules-dir adds it by default; a --module list must name it), or boot a kernel that has it built in")
+			}
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return refuse(strings.Join(fixes, "; "), "%s: this initramfs has %s", bp.Action, strings.Join(missing, ", and "))
 }
 
 func planBoot(p *cmdline.Params, f *Facts) (*Blueprint, error) {

@@ -47,6 +47,12 @@ func (n *node) installer(version, args string) *vm.VM {
 	if err != nil {
 		n.t.Fatal(err)
 	}
+	return n.installerFrom(initrd, args)
+}
+
+// installerFrom boots the installer initrd at path with the given kernel arguments.
+func (n *node) installerFrom(initrd, args string) *vm.VM {
+	n.t.Helper()
 	return vm.Start(n.t, vm.Config{Kernel: n.f.Debian.Vmlinuz, Initramfs: initrd, Append: "console=ttyS0 panic=5 nodeinit.events=ttyS1 " + args,
 		OVMFCode: n.f.Debian.OVMFCode, OVMFVars: n.vars, Disks: n.disks, NoReboot: true, MemoryMiB: 1536, Events: n.eventsFile()})
 }

@@ -133,6 +133,7 @@ func Probe(ctx context.Context, p *cmdline.Params, o GatherOptions) (*Machine, e
 			}
 		}
 	}
+	f.MissingFilesystems = missingFilesystems(o.Root, plan.AllKernelFilesystems)
 	m := &Machine{Facts: f}
 	if needsImage(p, f) {
 		m.Bundle, f.Image = openImage(ctx, p, f, o)

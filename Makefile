@@ -22,8 +22,7 @@ $(DEPS_STAMP): .ci/deps.sh
 
 build:
 	mkdir -p $(BUILD)
-	CGO_ENABLED=0 $(GO) build -o $(BUILD)/nodeinit ./cmd/nodeinit
-	CGO_ENABLED=0 $(GO) build -o $(BUILD)/init ./cmd/init
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(BUILD)/nodeinit ./cmd/nodeinit
 
 ## fetch: Debian kernel, modules, OVMF and systemd-boot into $(NODEINIT_CACHE)
 fetch: $(DEPS_STAMP)

@@ -63,9 +63,15 @@ type DiscardZeroer interface {
 // zeroMethoder is implemented by our own Block to say how ZeroRange cleared.
 type zeroMethoder interface{ ZeroMethod() string }
 
-// eraseChunk is how much one Discard or ZeroRange call covers, so that a
-// cancel is seen and progress moves on a 1 TiB disk.
-const eraseChunk = 1 << 30
+// eraseChunk is how much the first Discard or ZeroRange call covers, so that
+// a cancel is seen and progress moves on a 1 TiB disk. A device that clears a
+// chunk in under quickChunk (it offloads the work) gets doubled chunks, up to
+// maxEraseChunk: per-call overhead then stops adding up over a terabyte.
+const (
+	eraseChunk    = 1 << 30
+	maxEraseChunk = 64 << 30
+	quickChunk    = 50 * time.Millisecond
+)
 
 // WipeBlock erases the open disk b (a device.Block) according to opts: everything PlanWipe
 // finds (signatures, nested volumes, backup superblocks) is zeroed, and in
@@ -217,17 +223,23 @@ func (rep *WipeReport) discard(ctx context.Context, b nodedev.Block, whole []ext
 	rep.Discarded, rep.DiscardMethod, rep.Erased = true, method, erased
 }
 
-// eachChunk calls fn over the extents in pieces of at most eraseChunk,
-// stopping when ctx is done.
+// eachChunk calls fn over the extents in pieces of eraseChunk, doubled after
+// each call that took less than quickChunk (up to maxEraseChunk), stopping
+// when ctx is done.
 func eachChunk(ctx context.Context, es []extent, fn func(off, n int64) error) error {
+	chunk := int64(eraseChunk)
 	for _, e := range es {
 		for off := e.Start; off < e.end(); {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			n := min(int64(eraseChunk), e.end()-off)
+			n := min(chunk, e.end()-off)
+			began := time.Now()
 			if err := fn(off, n); err != nil {
 				return err
+			}
+			if n == chunk && time.Since(began) < quickChunk {
+				chunk = min(2*chunk, maxEraseChunk)
 			}
 			off += n
 		}

@@ -136,8 +136,10 @@ func TestWipeBlockModes(t *testing.T) {
 			if want := c.keep || c.oldFile; want != b.has(1<<30+300<<20, "kept-data") {
 				t.Errorf("data partition bytes present %v, want %v", !want, want)
 			}
-			if rep.Erased != c.wantErased || len(b.discards) != c.discards {
-				t.Errorf("erased %d (discards %v), want %d in %d calls", rep.Erased, b.discards, c.wantErased, c.discards)
+			// Chunks start at eraseChunk and double on a device as quick as the
+			// fake: never more calls than 1 GiB pieces, never fewer than one.
+			if rep.Erased != c.wantErased || len(b.discards) > c.discards || (c.discards > 0 && len(b.discards) == 0) {
+				t.Errorf("erased %d (discards %v), want %d in at most %d calls", rep.Erased, b.discards, c.wantErased, c.discards)
 			}
 			if c.mode == EraseDiscard {
 				if c.noSecure && (rep.DiscardMethod != "BLKDISCARD" || !strings.Contains(rep.DiscardError, "secure discard not supported")) {

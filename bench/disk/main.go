@@ -10,13 +10,14 @@
 // zero) of the same wipe next to the tool that does that job: wipefs -a on
 // every partition and the disk, blkdiscard, and blkdiscard -z. Signatures and
 // discard run on the 1 TiB device. Zero runs, for both, on a separate
-// -zero-gib sparse loop device: zeroing a loop device allocates its backing
-// file (1 TiB would not fit), and the check reads every zeroed byte back.
+// -zero-gib sparse loop device (1 TiB too): zeroing a loop device allocates
+// its backing file, so past 64 GiB that file lives in a sparse ext4
+// container, where a zeroed terabyte costs megabytes of this machine's disk.
 // Before each row the device gets the layout with its filesystems and
 // marker bytes; after it, blkid must find nothing and the discarded or
 // zeroed device must read back as zeroes.
 //
-// Run as root: go run ./bench/disk [-size-gib 1024] [-zero-gib 8] [-sectors 512,4096] [-dir /var/tmp]
+// Run as root: go run ./bench/disk [-size-gib 1024] [-zero-gib 1024] [-sectors 512,4096] [-dir /var/tmp]
 package main
 
 import (
@@ -24,9 +25,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/nodeinit/nodeinit/disk"
@@ -36,9 +41,10 @@ import (
 func main() {
 	sizeGiB := flag.Int64("size-gib", 1024, "size of the sparse loop device in GiB")
 	sectors := flag.String("sectors", "512,4096", "logical sector sizes to run, comma separated")
-	zeroGiB := flag.Int64("zero-gib", 8, "size of the sparse loop device the zero-mode rows run on, in GiB")
+	zeroGiB := flag.Int64("zero-gib", 1024, "size of the sparse loop device the zero-mode rows run on, in GiB")
 	dir := flag.String("dir", "/var/tmp", "directory for the sparse backing file")
 	flag.Parse()
+	undoOnSignal()
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "bench/disk: needs root (loop devices); run: sudo go run ./bench/disk")
 		os.Exit(2)
@@ -86,10 +92,11 @@ func bench(size int64, sectorSize int, dir string) error {
 		return fmt.Errorf("losetup: %v: %s", err, out)
 	}
 	dev := strings.TrimSpace(string(out))
-	defer func() {
+	defer atInterrupt(func() {
 		exec.Command("partx", "-d", dev).Run()
 		exec.Command("losetup", "-d", dev).Run()
-	}()
+		os.Remove(img)
+	})()
 
 	l, err := disk.PlanLayout(size, sectorSize, nil)
 	if err != nil {
@@ -233,4 +240,56 @@ func sh(name string, args ...string) error {
 		return fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
 	}
 	return nil
+}
+
+// undo is what an interrupted bench must still undo: mounts, loop devices and
+// backing files, run newest first.
+var undo struct {
+	sync.Mutex
+	next int
+	fns  map[int]func()
+}
+
+// atInterrupt registers fn to run if the bench is interrupted and returns a
+// func that runs it now, once, and unregisters it: the normal path's cleanup.
+func atInterrupt(fn func()) func() {
+	undo.Lock()
+	defer undo.Unlock()
+	if undo.fns == nil {
+		undo.fns = map[int]func(){}
+	}
+	id := undo.next
+	undo.next++
+	undo.fns[id] = fn
+	return func() {
+		undo.Lock()
+		f, ok := undo.fns[id]
+		delete(undo.fns, id)
+		undo.Unlock()
+		if ok {
+			f()
+		}
+	}
+}
+
+// undoOnSignal runs what is registered, newest first, on SIGINT or SIGTERM,
+// then exits.
+func undoOnSignal() {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		sig := <-ch
+		undo.Lock()
+		ids := make([]int, 0, len(undo.fns))
+		for id := range undo.fns {
+			ids = append(ids, id)
+		}
+		sort.Sort(sort.Reverse(sort.IntSlice(ids)))
+		for _, id := range ids {
+			undo.fns[id]()
+		}
+		undo.Unlock()
+		fmt.Fprintf(os.Stderr, "bench/disk: %v: loop devices, mounts and backing files removed\n", sig)
+		os.Exit(130)
+	}()
 }

@@ -8,6 +8,14 @@ apt-get install -y -qq --no-install-recommends \
   xfsprogs btrfs-progs cryptsetup-bin mdadm lvm2 cpio zstd mtools e2fsprogs util-linux \
   ovmf systemd-boot-efi isolinux syslinux-common ipxe-qemu swtpm swtpm-tools busybox-static kmod \
   minisign time ca-certificates >/dev/null
+# The fleet test runs nginx and rsyslog itself, bound to 127.0.0.1: the packaged services must
+# not start (policy-rc.d says no while they install).
+guard=
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && guard=1
+fi
+apt-get install -y -qq --no-install-recommends nginx-light rsyslog >/dev/null
+if [ -n "$guard" ]; then rm -f /usr/sbin/policy-rc.d; fi
 # make bench compares our initramfs with Debian's own: initramfs-tools builds it when the
 # cloud kernel package is installed (files in /boot and /lib/modules only).
 apt-get install -y -qq --no-install-recommends initramfs-tools linux-image-cloud-amd64 >/dev/null

@@ -124,6 +124,8 @@
 //	syslog, netconsole, collectd   HOST[:PORT], an IPv6 address in brackets when a port follows
 //	                           ([2001:db8::1]:514). A netconsole value with '@' is the kernel's own
 //	                           netconsole module syntax: it is not interpreted, only kept.
+//	                           syslog also takes udp://HOST[:PORT] and tcp://HOST[:PORT]
+//	                           (RFC 6587 octet counting); bare HOST[:PORT] is UDP.
 //	local_boot_trigger         an http(s) URL, or oVirt's scheme-less HOST[:PORT]/PATH;
 //	                           @HOSTNAME@ placeholders are kept as written.
 //	reboot_delay               seconds, 0 to 86400.
@@ -131,7 +133,8 @@
 // # nodeinit keys
 //
 //	nodeinit.image=SRC           /path, /dev/NAME[/path], label:NAME[/path], initramfs:/path,
-//	                             http(s)://…. label:NAME finds physical media only (a disk on a
+//	                             http(s)://…, or several http(s) mirrors joined by commas
+//	                             (http://a/b/,http://c/b/, see SplitMirrors). label:NAME finds physical media only (a disk on a
 //	                             bus, or a partition of one), never a dm, loop, nbd, md, zram or
 //	                             ram device, which on a running host may be a guest's volume
 //	                             carrying any label; /dev/NAME mounts that device read-only,
@@ -140,7 +143,8 @@
 //	nodeinit.dryrun, nodeinit.debug, nodeinit.insecure, nodeinit.force   flags
 //	nodeinit.break=STAGE[,…]     names from StageNames
 //	nodeinit.onfail=shell|reboot|poweroff|halt
-//	nodeinit.status_url=http(s)://…
+//	nodeinit.status_url=http(s)://…   posts the final result record (stages.Result)
+//	nodeinit.status_stages       flag: post every stage transition there too
 //	nodeinit.events=ttyS1        the event stream as JSON lines on that serial console
 //	nodeinit.wipe=SERIAL|WWN[,…] consent to erase exactly those disks
 //	nodeinit.keep=data           a reinstall keeps node-data and each app-data disk's node-app<N>
@@ -173,10 +177,11 @@
 //	                             Absent, it shows only when the line leaves a choice open: an
 //	                             install with no storage_init (the media's "Install or Upgrade"
 //	                             entry), or a bare storage_init, bare BUS or glob that matches
-//	                             several eligible disks. A complete line never waits at a
-//	                             screen. Not copied into the installed boot entry.
-//	                             Not yet in effect: /init does not start the screen yet, so
-//	                             today an open choice is refused whatever this says.
+//	                             several eligible disks, on a line without BOOTIF= (a PXE
+//	                             line is unattended). A complete line never waits at a
+//	                             screen. /init offers it on every console= console; the first
+//	                             to answer Enter within 5 minutes gets it. Not copied into the
+//	                             installed boot entry.
 //
 // An unknown nodeinit.* key is an error (a misspelt nodeinit.dryrun must not run for real).
 //

@@ -154,7 +154,7 @@ func (p *Params) interpreted(revealSecrets bool) []kv {
 		key string
 		on  bool
 	}{{"nodeinit.dryrun", n.DryRun}, {"nodeinit.debug", n.Debug}, {"nodeinit.insecure", n.Insecure}, {"nodeinit.force", n.Force},
-		{"nodeinit.erase.secure", n.EraseSecure}} {
+		{"nodeinit.erase.secure", n.EraseSecure}, {"nodeinit.status_stages", n.StatusStages}} {
 		if f.on {
 			flag(f.key)
 		}
@@ -208,10 +208,14 @@ func bracket(addr string) string {
 }
 
 func formatHostPort(hp *HostPort) string {
-	if hp.Port == 0 {
-		return hp.Host
+	prefix := ""
+	if hp.Proto != "" {
+		prefix = hp.Proto + "://"
 	}
-	return bracket(hp.Host) + ":" + strconv.Itoa(hp.Port)
+	if hp.Port == 0 {
+		return prefix + hp.Host
+	}
+	return prefix + bracket(hp.Host) + ":" + strconv.Itoa(hp.Port)
 }
 
 func formatIP(c *IPConfig) string {

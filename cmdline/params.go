@@ -78,6 +78,9 @@ type NodeParams struct {
 	Break       []string `json:"break,omitempty"`  // stage names, comma separated on the line
 	OnFail      string   `json:"onfail,omitempty"` // shell|reboot|poweroff|halt
 	StatusURL   string   `json:"status_url,omitempty"`
+	// StatusStages (nodeinit.status_stages) posts every stage transition to
+	// StatusURL as well as the final result record.
+	StatusStages bool `json:"status_stages,omitempty"`
 	// Events names a serial console (ttyS1) that receives the event stream as JSON
 	// lines (nodeinit.events): what test harnesses and serial concentrators read.
 	Events   string   `json:"events,omitempty"`
@@ -242,6 +245,9 @@ type Bond struct {
 type HostPort struct {
 	Host string `json:"host"`
 	Port int    `json:"port,omitempty"`
+	// Proto is the transport a syslog= value names (udp or tcp), "" when it
+	// names none.
+	Proto string `json:"proto,omitempty"`
 }
 
 // Secret is a password hash; every printed form of it is redacted.

@@ -30,31 +30,32 @@ var handlers = map[string]func(*Params, arg) error{
 	"ssh_pwauth":                    parseSSHPwAuth,
 	"management_server":             parseManagementServer,
 	"management_server_fingerprint": parseFingerprint,
-	"syslog":                        func(p *Params, a arg) error { return hostPortInto(a, &p.Syslog) },
+	"syslog":                        parseSyslog,
 	"collectd":                      func(p *Params, a arg) error { return hostPortInto(a, &p.Collectd) },
 	"netconsole":                    parseNetconsole,
 	"local_boot_trigger":            parseLocalBootTrigger,
 	"reboot_delay":                  parseRebootDelay,
 
-	"nodeinit.image":        parseNodeImage,
-	"nodeinit.image.sha256": parseNodeSHA256,
-	"nodeinit.dryrun":       nodeBool(func(n *NodeParams) *bool { return &n.DryRun }),
-	"nodeinit.debug":        nodeBool(func(n *NodeParams) *bool { return &n.Debug }),
-	"nodeinit.insecure":     nodeBool(func(n *NodeParams) *bool { return &n.Insecure }),
-	"nodeinit.force":        nodeBool(func(n *NodeParams) *bool { return &n.Force }),
-	"nodeinit.break":        parseNodeBreak,
-	"nodeinit.onfail":       parseNodeOnFail,
-	"nodeinit.status_url":   parseNodeStatusURL,
-	"nodeinit.events":       parseNodeEvents,
-	"nodeinit.wipe":         parseNodeWipe,
-	"nodeinit.keep":         parseNodeKeep,
-	"nodeinit.slot":         parseNodeSlot,
-	"nodeinit.tries":        parseNodeTries,
-	"nodeinit.erase":        parseNodeErase,
-	"nodeinit.erase.secure": nodeBool(func(n *NodeParams) *bool { return &n.EraseSecure }),
-	"nodeinit.adminpw":      parseNodeAdminPW,
-	"nodeinit.tpm":          parseNodeTPM,
-	"nodeinit.interactive":  parseNodeInteractive,
+	"nodeinit.image":         parseNodeImage,
+	"nodeinit.image.sha256":  parseNodeSHA256,
+	"nodeinit.dryrun":        nodeBool(func(n *NodeParams) *bool { return &n.DryRun }),
+	"nodeinit.debug":         nodeBool(func(n *NodeParams) *bool { return &n.Debug }),
+	"nodeinit.insecure":      nodeBool(func(n *NodeParams) *bool { return &n.Insecure }),
+	"nodeinit.force":         nodeBool(func(n *NodeParams) *bool { return &n.Force }),
+	"nodeinit.break":         parseNodeBreak,
+	"nodeinit.onfail":        parseNodeOnFail,
+	"nodeinit.status_url":    parseNodeStatusURL,
+	"nodeinit.status_stages": nodeBool(func(n *NodeParams) *bool { return &n.StatusStages }),
+	"nodeinit.events":        parseNodeEvents,
+	"nodeinit.wipe":          parseNodeWipe,
+	"nodeinit.keep":          parseNodeKeep,
+	"nodeinit.slot":          parseNodeSlot,
+	"nodeinit.tries":         parseNodeTries,
+	"nodeinit.erase":         parseNodeErase,
+	"nodeinit.erase.secure":  nodeBool(func(n *NodeParams) *bool { return &n.EraseSecure }),
+	"nodeinit.adminpw":       parseNodeAdminPW,
+	"nodeinit.tpm":           parseNodeTPM,
+	"nodeinit.interactive":   parseNodeInteractive,
 }
 
 // nodeKeyNames lists the nodeinit.* keys, for hints.
@@ -879,6 +880,28 @@ func hostPortInto(a arg, dst **HostPort) error {
 	return nil
 }
 
+// parseSyslog reads oVirt's syslog=HOST[:PORT] (UDP), and the forms
+// udp://HOST[:PORT] and tcp://HOST[:PORT] that choose the transport.
+func parseSyslog(p *Params, a arg) error {
+	proto, rest := "", a.val
+	for _, scheme := range []string{"udp", "tcp"} {
+		if r, ok := strings.CutPrefix(strings.ToLower(a.val), scheme+"://"); ok {
+			proto, rest = scheme, a.val[len(a.val)-len(r):]
+			break
+		}
+	}
+	if strings.Contains(rest, "://") {
+		return bad(a, "write syslog=HOST[:PORT] (UDP), udp://HOST[:PORT] or tcp://HOST[:PORT]", "%q is not a syslog transport", a.val)
+	}
+	hp, err := parseHostPort(a, strings.TrimSuffix(rest, "/"), "syslog=192.0.2.10:514")
+	if err != nil {
+		return err
+	}
+	hp.Proto = proto
+	p.Syslog = hp
+	return nil
+}
+
 // parseNetconsole reads oVirt's netconsole=HOST[:PORT]. The kernel's own netconsole module
 // syntax (it contains '@') is not ours: it is kept for the installed boot entry.
 func parseNetconsole(p *Params, a arg) error {
@@ -971,8 +994,8 @@ func parseNodeImage(p *Params, a arg) error {
 	case strings.HasPrefix(v, "label:") && len(v) > len("label:"):
 	case strings.HasPrefix(v, "initramfs:/"):
 	case strings.HasPrefix(v, "http://") || strings.HasPrefix(v, "https://"):
-		if u, err := url.Parse(v); err != nil || u.Host == "" {
-			return bad(a, hint, "%q is not a valid URL", v)
+		if !validMirrors(v) {
+			return bad(a, hint+"; join mirrors with commas: http://a/bundle/,http://b/bundle/", "%q is not a valid URL or list of URLs", v)
 		}
 	default:
 		return bad(a, hint, "%q is not an image source nodeinit understands", v)

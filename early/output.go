@@ -13,27 +13,83 @@ import (
 const maxLogBytes = 8 << 20
 
 // Output writes to every console and to /dev/kmsg, and keeps a copy for SaveLog. A console
-// that fails a write is dropped so that one broken console cannot silence the others.
+// that fails a write is dropped so that one broken console cannot silence the others. A
+// console can be held (Hold) while a screen is drawn on it: it gets nothing until it is
+// released, and kmsg, the saved log and the other consoles keep every line.
 type Output struct {
 	mu sync.Mutex
 	// Verbose sends Detail lines to the consoles too (nodeinit.debug).
 	Verbose  bool
-	consoles []io.Writer
+	consoles []console
 	kmsg     io.Writer
 	pending  []byte // a partial line not yet sent to kmsg
 	copy     bytes.Buffer
 }
 
+// console is one console Output writes to, with its name as console= gives it.
+type console struct {
+	name string
+	w    io.Writer
+	held int // how many Holds are not released yet
+}
+
 // NewOutput writes to consoles and, one record per line, to kmsg (nil for none).
 func NewOutput(kmsg io.Writer, consoles ...io.Writer) *Output {
-	return &Output{consoles: consoles, kmsg: kmsg}
+	o := &Output{kmsg: kmsg}
+	for _, w := range consoles {
+		o.consoles = append(o.consoles, console{w: w})
+	}
+	return o
+}
+
+// NewNamedOutput is NewOutput with each console's name as console= gives it (ttyS0, tty0),
+// so that Hold can find it. names and consoles pair up by index.
+func NewNamedOutput(kmsg io.Writer, names []string, consoles []io.Writer) *Output {
+	o := NewOutput(kmsg, consoles...)
+	for i := range o.consoles {
+		if i < len(names) {
+			o.consoles[i].name = names[i]
+		}
+	}
+	return o
+}
+
+// Hold stops writing to the console name until release is called: the installer screen
+// draws there, and a line of text would tear its frame. Everything written meanwhile still
+// reaches kmsg, the saved log and the other consoles. A name Output does not write to holds
+// nothing. release may be called more than once.
+func (o *Output) Hold(name string) (release func()) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	found := false
+	for i := range o.consoles {
+		if o.consoles[i].name == name {
+			o.consoles[i].held++
+			found = true
+		}
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			if !found {
+				return
+			}
+			o.mu.Lock()
+			defer o.mu.Unlock()
+			for i := range o.consoles {
+				if o.consoles[i].name == name && o.consoles[i].held > 0 {
+					o.consoles[i].held--
+				}
+			}
+		})
+	}
 }
 
 // OpenOutput opens /dev/<name> under devDir for each console name and devDir/kmsg. Consoles
 // that cannot be opened are skipped; the returned error lists them (Output is still usable).
 func OpenOutput(devDir string, names []string) (*Output, error) {
 	var consoles []io.Writer
-	var bad []string
+	var opened, bad []string
 	for _, n := range names {
 		f, err := os.OpenFile(filepath.Join(devDir, n), os.O_WRONLY|os.O_APPEND|noctty, 0)
 		if err != nil {
@@ -41,6 +97,7 @@ func OpenOutput(devDir string, names []string) (*Output, error) {
 			continue
 		}
 		consoles = append(consoles, f)
+		opened = append(opened, n)
 	}
 	var kmsg io.Writer
 	if f, err := os.OpenFile(filepath.Join(devDir, "kmsg"), os.O_WRONLY, 0); err == nil {
@@ -48,7 +105,7 @@ func OpenOutput(devDir string, names []string) (*Output, error) {
 	} else {
 		bad = append(bad, fmt.Sprintf("kmsg: %v", err))
 	}
-	o := NewOutput(kmsg, consoles...)
+	o := NewNamedOutput(kmsg, opened, consoles)
 	if len(bad) > 0 {
 		return o, fmt.Errorf("open consoles: %v", bad)
 	}
@@ -68,7 +125,11 @@ func (o *Output) Write(p []byte) (int, error) {
 	defer o.mu.Unlock()
 	kept := o.consoles[:0]
 	for _, c := range o.consoles {
-		if _, err := c.Write(p); err == nil {
+		if c.held > 0 {
+			kept = append(kept, c)
+			continue
+		}
+		if _, err := c.w.Write(p); err == nil {
 			kept = append(kept, c)
 		}
 	}

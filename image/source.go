@@ -35,11 +35,22 @@ type SourceOptions struct {
 	// RootCAs verifies https servers; nil means the system pool.
 	RootCAs *x509.CertPool
 	// Retries is how many failed attempts in a row an http download may
-	// make before it gives up (default 6). Any progress resets the count.
+	// make on each mirror before it gives up (default 6). Any progress
+	// resets the count.
 	Retries int
 	// BackoffMin and BackoffMax bound the wait between attempts, doubling
-	// from min to max (defaults 500ms and 15s).
+	// from min to max, with jitter (defaults 500ms and 15s; see
+	// internal/backoff).
 	BackoffMin, BackoffMax time.Duration
+	// RetryBudget is the most time an http download waits between attempts
+	// since its last progress (default 5 minutes).
+	RetryBudget time.Duration
+	// Rand draws the backoff's jitter, in [0, 1); nil means math/rand/v2.
+	Rand func() float64
+	// Notify receives a line about each mirror failover and each server
+	// that ignores a Range request; WithNotify on a download's context
+	// overrides it. nil drops them.
+	Notify func(msg string)
 	// ConnectTimeout bounds dialling, the TLS handshake and waiting for
 	// response headers (default 20s).
 	ConnectTimeout time.Duration
@@ -83,6 +94,7 @@ func (o SourceOptions) withDefaults() SourceOptions {
 	}
 	def(&o.BackoffMin, 500*time.Millisecond)
 	def(&o.BackoffMax, 15*time.Second)
+	def(&o.RetryBudget, 5*time.Minute)
 	def(&o.ConnectTimeout, 20*time.Second)
 	def(&o.StallTimeout, 30*time.Second)
 	def(&o.RateWindow, time.Minute)
@@ -131,7 +143,11 @@ type Mounter interface {
 //	                       vfat or ext filesystem is labelled NAME, mounted
 //	                       read-only
 //	initramfs:/path        a directory inside the initramfs
-//	http://… or https://…  a URL prefix; files are fetched below it
+//	http://… or https://…  a URL prefix; files are fetched below it.
+//	                       Several, joined by commas
+//	                       (http://a/b/,https://c/d/), are mirrors tried in
+//	                       order (see ParseMirrors): a download that fails
+//	                       on one resumes on the next at the same byte
 func OpenSource(spec string, opts SourceOptions) (Source, error) {
 	opts = opts.withDefaults()
 	switch {

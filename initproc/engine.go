@@ -11,12 +11,16 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/nodeinit/nodeinit/cmdline"
 	"github.com/nodeinit/nodeinit/device/linuxdev"
 	"github.com/nodeinit/nodeinit/early"
 	"github.com/nodeinit/nodeinit/netboot"
+	"github.com/nodeinit/nodeinit/nodeconfig"
 	"github.com/nodeinit/nodeinit/plan"
+	"github.com/nodeinit/nodeinit/remotelog"
 	"github.com/nodeinit/nodeinit/stages"
+	"github.com/nodeinit/nodeinit/tui"
 	"golang.org/x/sys/unix"
 )
 
@@ -82,7 +86,16 @@ func runEngine(ctx context.Context, env *early.Env) error {
 	}
 	dev := &linuxdev.Machine{}
 	status := &lateSink{}
-	sinks, closeSinks := eventSinks(env, status, p.Node.Events)
+	// The result record nodeinit.status_url gets, and syslog=/netconsole=
+	// (a nil Logger, when neither is given, drops everything). The recorder
+	// comes before the poster, so the record holds the event that ends the run.
+	result := stages.NewResultRecorder(uuid.NewString())
+	rlog, rerr := remotelog.New(p, remotelog.Identity{Hostname: netboot.Hostname(p), InstallID: result.InstallID()})
+	if rerr != nil {
+		fmt.Fprintf(env.Out, "nodeinit: remote log: %v; the install goes on without it\n", rerr)
+	}
+	defer rlog.Close(5 * time.Second)
+	sinks, closeSinks := eventSinks(env, stages.Fanout{result, status, rlog}, p.Node.Events)
 	defer closeSinks()
 	var facts *plan.Facts
 	eng := &stages.Engine{Sink: sinks, BreakAt: p.Node.Break, Break: breakShell{env: env, facts: &facts}}
@@ -104,12 +117,16 @@ func runEngine(ctx context.Context, env *early.Env) error {
 		if link != nil {
 			r.Result("%s", link.String())
 		}
+		id := netboot.Identify(p, link, "/")
+		result.SetMachine(stages.ResultMachine{Hostname: id.Hostname, MAC: id.MAC, IP: id.IP, DMISerial: id.Serial, DMIUUID: id.UUID})
+		rlog.SetIdentity(remotelog.Identity{Hostname: id.Hostname, MAC: id.MAC, IP: id.IP, InstallID: result.InstallID()})
+		rlog.NetworkUp()
 		return err
 	}); err != nil {
 		return err
 	}
 	if p.Node.StatusURL != "" {
-		sp := stages.NewStatusPoster(p.Node.StatusURL)
+		sp := stages.NewResultPoster(p.Node.StatusURL, result, p.Node.StatusStages)
 		status.set(sp)
 		defer sp.Close(10 * time.Second)
 	}
@@ -130,29 +147,49 @@ func runEngine(ctx context.Context, env *early.Env) error {
 	}
 	defer m.Close()
 	writeFacts(m.Facts)
-	p = m.Params(p)
+	result.SetRun(p, m.Facts, nil, m.Bundle)
 
-	bp, err := plan.Plan(p, m.Facts)
+	// The installer screen, when the line leaves a choice open (or nodeinit.interactive=1)
+	// and a person answers on a console: what it returns is a command line like any
+	// other, planned by the one plan.Plan below.
+	scr := newScreen(env, sinks)
+	bp, p, err := decide(ctx, scr, p, m.Facts, m.Params, early.Terminals(env.Cmdline))
 	if err != nil {
-		err = fmt.Errorf("nothing was written: %w", err)
 		meas.StepFailed(plan.StageProbe)
 		eng.Refused(plan.StageProbe, err)
 		return err
 	}
+	result.SetRun(p, m.Facts, bp, m.Bundle)
 	fmt.Fprintln(env.Out, "nodeinit: plan:")
 	bp.WriteText(env.Out)
 	eng.Announce(bp)
 	// What the boot will do is measured before it does any of it.
 	if err := meas.Plan(bp, measuredImage(bp, m)); err != nil {
+		scr.close()
 		return eng.Fail(ctx, plan.StageProbe, err)
 	}
 	if bp.Handoff == plan.HandoffShell {
+		scr.close()
 		return env.RescueShell(factsText(m.Facts))
 	}
 
 	job := &stages.Job{Params: p, Facts: m.Facts, Plan: bp, Bundle: m.Bundle, Dev: dev,
-		DevDir: "/dev", RunDir: runDir, NewRoot: newRoot, Log: eventsFile}
-	if err := eng.Run(ctx, bp, job); err != nil {
+		DevDir: "/dev", RunDir: runDir, NewRoot: newRoot, Log: eventsFile, SSHKey: scr.sshKey}
+	if scr.sess != nil {
+		// The chosen console follows the run on the progress page, then the done page.
+		follow, finish := scr.follow(ctx)
+		eng.Sink = stages.Fanout{sinks, follow}
+		err := eng.Run(ctx, bp, job)
+		eng.Sink = sinks
+		finish()
+		if err != nil {
+			job.Close()
+			if dir, lerr := job.MountLogDir(); lerr == nil {
+				env.LogDir = dir
+			}
+			return err
+		}
+	} else if err := eng.Run(ctx, bp, job); err != nil {
 		job.Close()
 		// Keep the log where it survives the reboot: the ESP, when there is one.
 		if dir, lerr := job.MountLogDir(); lerr == nil {
@@ -203,6 +240,42 @@ func runEngine(ctx context.Context, env *early.Env) error {
 		})
 	}
 	return nil
+}
+
+// decide returns the plan to run and the params it was made from. When the screen is
+// needed (tui.Needed) and a console answers, that is the screen's choice, planned again on
+// the same facts; otherwise, as without a screen, p through adjust (the probe's
+// Machine.Params). Every error means nothing was written.
+func decide(ctx context.Context, scr *screen, p *cmdline.Params, f *plan.Facts, adjust func(*cmdline.Params) *cmdline.Params,
+	terms []early.Terminal) (*plan.Blueprint, *cmdline.Params, error) {
+	if tui.Needed(p, f) {
+		res, err := scr.choose(ctx, terms, p, f)
+		if err != nil {
+			return nil, nil, err
+		}
+		if res != nil {
+			q, bp, err := planChosen(res, f, adjust)
+			if err != nil {
+				scr.close()
+				return nil, nil, err
+			}
+			if res.SSHKey != "" {
+				// No kernel argument carries the key: the job seeds it beside the line's config.
+				if err := (nodeconfig.Config{AdminSSHKey: res.SSHKey}).Validate(); err != nil {
+					scr.close()
+					return nil, nil, fmt.Errorf("nothing was written: the installer screen's SSH key: %w", err)
+				}
+				scr.sshKey = res.SSHKey
+			}
+			return bp, q, nil
+		}
+	}
+	q := adjust(p)
+	bp, err := plan.Plan(q, f)
+	if err != nil {
+		return nil, nil, fmt.Errorf("nothing was written: %w", err)
+	}
+	return bp, q, nil
 }
 
 // lateSink forwards to a sink set once it exists (the status poster, whose URL may

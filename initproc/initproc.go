@@ -1,6 +1,8 @@
 // Command init is PID 1 in the nodeinit initramfs: it does the early setup (mounts, consoles,
 // kernel modules), then hands over to the engine (runEngine, in engine.go), which parses the
 // command line, probes, plans and runs the stages and usually ends in switch_root or a reboot.
+// Between the probe and the plan it may run the installer screen (screen.go) on the first
+// console that answers, when the line leaves a choice open.
 // If the engine fails, init shows the failure screen on every console and applies
 // nodeinit.onfail (default halt; see early.DefaultOnFail).
 package initproc

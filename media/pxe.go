@@ -49,7 +49,8 @@ type PXEOptions struct {
 	// EmbedBundle appends the bundle to the initramfs, for sites without an HTTP server.
 	EmbedBundle bool
 	// ImageURL is the nodeinit.image= every entry carries: where the HTTP server serves
-	// the bundle. It may hold ${mac}, ${serial}, ${uuid} and ${hostname} (see netboot.Expand).
+	// the bundle. It may hold ${mac}, ${serial}, ${uuid}, ${hostname} and ${ip} (see
+	// netboot.Expand), and list mirrors joined by commas (cmdline.SplitMirrors).
 	ImageURL string
 	// Menu shapes the entries (default, timeout, extra arguments, unattended disk).
 	Menu MenuOptions
@@ -93,7 +94,7 @@ func (o PXEOptions) Validate() error {
 		return fmt.Errorf("pxe: image URL %q is not http(s):// (hint: -image-url http://SERVER/PATH/bundle/)", o.ImageURL)
 	}
 	if o.ImageURL != "" {
-		if _, err := netboot.Expand(o.ImageURL, netboot.Vars{MAC: "x", Serial: "x", UUID: "x", Hostname: "x"}); err != nil {
+		if _, err := netboot.Expand(o.ImageURL, netboot.Vars{MAC: "x", Serial: "x", UUID: "x", Hostname: "x", IP: "x"}); err != nil {
 			return fmt.Errorf("pxe: image URL: %w", err)
 		}
 	}
@@ -346,6 +347,10 @@ func (o PXEOptions) readme(res *PXEResult) string {
 	b.WriteString("  iPXE:     chain " + PXEIPXE + " (BOOTIF comes from ${net0/mac})\n")
 	b.WriteString("  pxelinux: " + PXELinuxCfg + " (IPAPPEND 2 adds BOOTIF)\n")
 	b.WriteString("  GRUB:     " + PXEGrubCfg + " (BOOTIF from ${net_default_mac})\n")
+	b.WriteString("Per-machine values in nodeinit.image, nodeinit.status_url and local_boot_trigger:\n")
+	b.WriteString("  ${" + strings.Join(netboot.TemplateNames, "}, ${") + "}\n")
+	b.WriteString("  (the loader configs carry them as @MAC@, @IP@, ...: iPXE and GRUB would expand ${...} themselves;\n")
+	b.WriteString("  nodeinit expands them once the boot NIC is up)\n")
 	switch {
 	case o.EmbedBundle:
 		b.WriteString("The image bundle is inside " + PXEInitrd + " (at /bundle); no HTTP server is needed.\n")

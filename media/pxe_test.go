@@ -298,3 +298,30 @@ func TestWritePXEBadInputWritesNothing(t *testing.T) {
 		})
 	}
 }
+
+func TestPXEMirrorsAndEveryTemplateSurviveTheLoaders(t *testing.T) {
+	url := "http://a/${mac}/${ip}/bundle/,http://b/${uuid}/${serial}/${hostname}/bundle/"
+	o := PXEOptions{ImageURL: url}
+	vars := netboot.Vars{MAC: testMAC, IP: "192.0.2.7", UUID: "u-1", Serial: "s1", Hostname: "node1"}
+	want := "http://a/" + testMAC + "/192.0.2.7/bundle/,http://b/u-1/s1/node1/bundle/"
+	for loader, byID := range bootLines(t, o) {
+		for id, line := range byID {
+			if loader != "pxelinux" && strings.Contains(line, "${") {
+				t.Errorf("%s %s: %q carries ${…}, which the loader would expand itself", loader, id, line)
+			}
+			p, err := cmdline.Parse(line)
+			if err != nil {
+				t.Fatalf("%s %s: %v", loader, id, err)
+			}
+			if err := netboot.ExpandParams(p, vars); err != nil || p.Node.Image != want {
+				t.Errorf("%s %s: image %q, %v; want %q", loader, id, p.Node.Image, err, want)
+			}
+			if got := cmdline.SplitMirrors(p.Node.Image); len(got) != 2 {
+				t.Errorf("%s %s: mirrors %q", loader, id, got)
+			}
+		}
+	}
+	if !strings.Contains(o.readme(&PXEResult{}), "${ip}") {
+		t.Error("the PXE README does not list ${ip}")
+	}
+}

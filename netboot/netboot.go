@@ -13,7 +13,7 @@
 //     /etc/resolv.conf.
 //
 // The kernel is reached through System (netlink, sysfs and DHCP on Linux, a fake in tests).
-// URL templates (${mac}, ${serial}, ${uuid}, ${hostname}, or @MAC@-style; see Expand) in the
+// URL templates (${mac}, ${serial}, ${uuid}, ${hostname}, ${ip}, or @MAC@-style; see Expand) in the
 // path or query of nodeinit.image, nodeinit.status_url and local_boot_trigger are expanded
 // with the values of the interface that came up and of DMI (Prepare), so one PXE config
 // serves a fleet. Only an HTTP(S) image makes a network failure fatal.
@@ -123,6 +123,9 @@ func (r *Result) String() string {
 // Vars returns the template values of this interface and machine.
 func (r *Result) Vars(p *cmdline.Params, serial, uuid string) Vars {
 	v := Vars{MAC: r.MAC, Serial: serial, UUID: uuid, Hostname: Hostname(p)}
+	if r.Address.IsValid() {
+		v.IP = r.Address.Addr().String()
+	}
 	if v.Hostname == "" {
 		v.Hostname = r.Hostname
 	}

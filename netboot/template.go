@@ -19,12 +19,13 @@ type Vars struct {
 	Serial   string // DMI product serial
 	UUID     string // DMI product UUID
 	Hostname string // hostname=, ip=…:HOSTNAME:…, or the DHCP host name option
+	IP       string // the boot interface's address (static or from DHCP), without the prefix length
 }
 
 // TemplateNames are the ${name} forms Expand understands. @NAME@ (upper case, as oVirt's
 // local_boot_trigger and Cobbler write @HOSTNAME@) is the same thing, and is the form the
 // generated iPXE and GRUB configs use, because both expand ${…} themselves.
-var TemplateNames = []string{"mac", "mac_hyphen", "serial", "uuid", "hostname"}
+var TemplateNames = []string{"mac", "mac_hyphen", "serial", "uuid", "hostname", "ip"}
 
 // ErrTemplate is wrapped by every templating error.
 var ErrTemplate = errors.New("url template")
@@ -41,6 +42,8 @@ func (v Vars) lookup(name string) (value, source string, ok bool) {
 		return v.UUID, "DMI has no product UUID on this machine; use ${mac}", true
 	case "hostname":
 		return v.Hostname, "no host name is known: add hostname=NAME, or have DHCP send one", true
+	case "ip":
+		return v.IP, "the boot interface has no address yet: use ${mac}", true
 	}
 	return "", "", false
 }

@@ -2,13 +2,16 @@ package netboot
 
 import (
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/nodeinit/nodeinit/cmdline"
 )
 
-var vars = Vars{MAC: "52:54:00:ab:cd:ef", Serial: "SN 42.7", UUID: "4c4c4544-0042-3510-8052-b7c04f4e3232", Hostname: "node7"}
+var vars = Vars{MAC: "52:54:00:ab:cd:ef", Serial: "SN 42.7", UUID: "4c4c4544-0042-3510-8052-b7c04f4e3232", Hostname: "node7", IP: "192.0.2.7"}
 
 func TestExpand(t *testing.T) {
 	tests := []struct{ in, want string }{
@@ -23,6 +26,10 @@ func TestExpand(t *testing.T) {
 		// oVirt's and Cobbler's @HOSTNAME@, and the @MAC@ form the iPXE/GRUB configs carry.
 		{"http://cobbler/cblr/svc/op/nopxe/system/@HOSTNAME@", "http://cobbler/cblr/svc/op/nopxe/system/node7"},
 		{"http://h/@MAC@/", "http://h/52:54:00:ab:cd:ef/"},
+		{"http://h/by-ip/${ip}/", "http://h/by-ip/192.0.2.7/"},
+		{"http://h/@IP@/", "http://h/192.0.2.7/"},
+		// Mirrors: every URL of the list expands.
+		{"http://a/${mac}/,http://b/${mac}/", "http://a/52:54:00:ab:cd:ef/,http://b/52:54:00:ab:cd:ef/"},
 		// @ that is not a known template stays.
 		{"http://user@h/@x@/@FOO@", "http://user@h/@x@/@FOO@"},
 		{"", ""},
@@ -46,6 +53,7 @@ func TestExpandErrors(t *testing.T) {
 		{"http://h/${serial}/", Vars{MAC: "x"}, []string{"${serial} is empty", "DMI", "${mac}"}},
 		{"http://h/${hostname}/", Vars{MAC: "x"}, []string{"hostname=NAME"}},
 		{"http://h/@MAC@/", Vars{}, []string{"${mac} is empty", "BOOTIF="}},
+		{"http://h/${ip}/", Vars{MAC: "x"}, []string{"${ip} is empty", "${mac}"}},
 	}
 	for _, tt := range tests {
 		_, err := Expand(tt.in, tt.v)
@@ -149,5 +157,32 @@ func TestExpandKeepsThePathShape(t *testing.T) {
 	got, err := Expand(tmpl, Vars{Serial: "VMware-56 4d.1a", Hostname: "node-7.example.com"})
 	if err != nil || got != "http://srv/nodes/VMware-56%204d.1a/bundle/?h=node-7.example.com" {
 		t.Errorf("Expand of ordinary values = %q, %v", got, err)
+	}
+}
+
+func TestResultVarsCarryTheAddress(t *testing.T) {
+	r := &Result{MAC: "52:54:00:ab:cd:ef", Address: netip.MustParsePrefix("192.0.2.7/24")}
+	if v := r.Vars(&cmdline.Params{}, "s", "u"); v.IP != "192.0.2.7" || v.MAC != r.MAC || v.Serial != "s" {
+		t.Errorf("Vars = %+v", v)
+	}
+	if v := (&Result{MAC: "m"}).Vars(&cmdline.Params{}, "", ""); v.IP != "" {
+		t.Errorf("no address gave ${ip} = %q", v.IP)
+	}
+}
+
+func TestIdentify(t *testing.T) {
+	root := t.TempDir()
+	dmi := filepath.Join(root, "sys/class/dmi/id")
+	os.MkdirAll(dmi, 0o755)
+	os.WriteFile(filepath.Join(dmi, "product_serial"), []byte("VM-7\n"), 0o644)
+	os.WriteFile(filepath.Join(dmi, "product_uuid"), []byte("4C4C4544-0037\n"), 0o644)
+	link := &Result{MAC: "52:54:00:ab:cd:ef", Address: netip.MustParsePrefix("192.0.2.7/24"), Hostname: "from-dhcp"}
+	got := Identify(&cmdline.Params{}, link, root)
+	want := Identity{Hostname: "from-dhcp", MAC: link.MAC, IP: "192.0.2.7", Serial: "VM-7", UUID: "4c4c4544-0037"}
+	if got != want {
+		t.Errorf("Identify = %+v, want %+v", got, want)
+	}
+	if got := Identify(&cmdline.Params{Hostname: "node7"}, nil, root); got.Hostname != "node7" || got.MAC != "" || got.Serial != "VM-7" {
+		t.Errorf("Identify without a link = %+v", got)
 	}
 }

@@ -32,6 +32,8 @@ const (
 	MonitoringPath = spec.MonitoringPath
 	ShadowDir      = spec.ShadowDir
 	AdminUser      = spec.AdminUser
+	// AuthorizedKeysDir holds the admin user's seeded SSH key (see spec.AuthorizedKeysDir).
+	AuthorizedKeysDir = spec.AuthorizedKeysDir
 )
 
 // Seed validates c and writes its files into the config directory (each at

@@ -177,13 +177,14 @@ func TestInstall4KVirtio(t *testing.T) {
 }
 
 // TestAmbiguousDisksRefused gives storage_init a glob that matches two identical disks: the
-// failure screen names both, and both disks are byte-identical to before.
+// failure screen names both, and both disks are byte-identical to before. Such a line would
+// call for the installer screen; nodeinit.interactive=0 is the unattended line that refuses.
 func TestAmbiguousDisksRefused(t *testing.T) {
 	d1 := seededDisk(t, "a.img", 1<<30)
 	d2 := seededDisk(t, "b.img", 1<<30)
 	before := []string{hashFile(t, d1), hashFile(t, d2)}
 	n := newNode(t, vm.Disk{Path: d1, Interface: vm.NVMe, Serial: "TWIN0001"}, vm.Disk{Path: d2, Interface: vm.NVMe, Serial: "TWIN0002"})
-	v := n.installer("1.0", "install storage_init=/dev/nvme* nodeinit.onfail=poweroff")
+	v := n.installer("1.0", "install storage_init=/dev/nvme* nodeinit.interactive=0 nodeinit.onfail=poweroff")
 	v.Expect(early.FailureScreenMarker, 3*time.Minute)
 	screen := v.Expect(`(?s)What went wrong:(.*?)Next:`, 30*time.Second)[1]
 	for _, want := range []string{"/dev/nvme0n1", "/dev/nvme1n1", "TWIN0001", "TWIN0002", "storage_init"} {

@@ -29,18 +29,23 @@ const (
 
 // Event is the one record every sink receives: consoles, kmsg, the JSON log and the status URL.
 type Event struct {
-	Time     time.Time       `json:"time"`
-	Stage    string          `json:"stage"`
-	Kind     EventKind       `json:"kind"`
-	Message  string          `json:"message,omitempty"`
-	Done     int64           `json:"done,omitempty"`
-	Total    int64           `json:"total,omitempty"`
-	Rate     float64         `json:"rate,omitempty"` // bytes per second
-	Duration time.Duration   `json:"duration_ns,omitempty"`
-	Error    string          `json:"error,omitempty"`
-	Hint     string          `json:"hint,omitempty"`       // how to fix it (operr.Error.Fix)
-	Arg      string          `json:"kernel_arg,omitempty"` // the kernel argument to add (operr.Error.Arg)
-	Plan     json.RawMessage `json:"plan,omitempty"`       // the plan's JSON (EventPlan)
+	Time     time.Time     `json:"time"`
+	Stage    string        `json:"stage"`
+	Kind     EventKind     `json:"kind"`
+	Message  string        `json:"message,omitempty"`
+	Done     int64         `json:"done,omitempty"`
+	Total    int64         `json:"total,omitempty"`
+	Rate     float64       `json:"rate,omitempty"` // bytes per second
+	Duration time.Duration `json:"duration_ns,omitempty"`
+	Error    string        `json:"error,omitempty"`
+	// What and Why split a failure's Error as the operator error in its
+	// chain says them (operr.Error.What, and Why or the cause); empty when
+	// the chain holds none.
+	What string          `json:"what,omitempty"`
+	Why  string          `json:"why,omitempty"`
+	Hint string          `json:"hint,omitempty"`       // how to fix it (operr.Error.Fix)
+	Arg  string          `json:"kernel_arg,omitempty"` // the kernel argument to add (operr.Error.Arg)
+	Plan json.RawMessage `json:"plan,omitempty"`       // the plan's JSON (EventPlan)
 }
 
 // Sink receives events. Sinks must not block for long; the engine calls them in order.
@@ -164,7 +169,14 @@ func Outcome(t time.Time, stage string, err error, message string) Event {
 // kernel argument of the operator error in its chain.
 func failedEvent(t time.Time, stage string, err error) Event {
 	d := operr.Describe(err)
-	return Event{Time: t, Stage: stage, Kind: EventFailed, Error: d.Message, Hint: d.Fix, Arg: d.Arg}
+	e := Event{Time: t, Stage: stage, Kind: EventFailed, Error: d.Message, Hint: d.Fix, Arg: d.Arg}
+	if oe := operr.Of(err); oe != nil {
+		e.What, e.Why = oe.What, oe.Why
+		if e.Why == "" && oe.Err != nil {
+			e.Why = oe.Err.Error()
+		}
+	}
+	return e
 }
 
 // Collector keeps every event, for tests and for the run report.

@@ -46,6 +46,10 @@ type Job struct {
 	Mounted map[string]string
 	// Fetch calls local_boot_trigger after a successful install; nil uses HTTP.
 	Fetch func(ctx context.Context, url string) error
+	// SSHKey is an OpenSSH public key line for the admin user, which seed-config
+	// writes beside the command line's config; no kernel argument carries one (the
+	// installer screen does). Empty for none.
+	SSHKey string
 
 	unlocks []func() error
 	locked  []string
@@ -63,6 +67,8 @@ type Job struct {
 // is not already an operator error becomes one that names the step and the
 // disk, and says what to do.
 func (j *Job) RunStep(ctx context.Context, s plan.Step, r *Reporter) error {
+	// A download's mirror failovers become the step's info events.
+	ctx = image.WithNotify(ctx, func(msg string) { r.Info("%s", msg) })
 	err := j.runStep(ctx, s, r)
 	if err == nil || operr.Of(err) != nil {
 		return err
@@ -592,7 +598,9 @@ func (j *Job) seedConfig(ctx context.Context, in plan.SeedConfig, r *Reporter) e
 // nodeConfig is the configuration the command line seeds, checked by the same
 // validation the planner's check used.
 func (j *Job) nodeConfig() (nodeconfig.Config, error) {
-	return nodeconfig.FromParams(j.Params, NICsOf(j.Facts))
+	c, err := nodeconfig.FromParams(j.Params, NICsOf(j.Facts))
+	c.AdminSSHKey = j.SSHKey
+	return c, err
 }
 
 // NICsOf converts the probed NICs for nodeconfig.FromParams.

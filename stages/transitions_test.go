@@ -33,13 +33,14 @@ func TestOutcomeCarriesTheFix(t *testing.T) {
 	at := time.Unix(1700000000, 0)
 	err := operr.Wrap(errors.New("disk gone"), "upgrade: write node-root-b", "check the disk", "nodeinit.force")
 	got := Outcome(at, StageUpgrade, err, "ignored")
-	want := Event{Time: at, Stage: StageUpgrade, Kind: EventFailed, Error: "upgrade: write node-root-b: disk gone", Hint: "check the disk", Arg: "nodeinit.force"}
+	want := Event{Time: at, Stage: StageUpgrade, Kind: EventFailed, Error: "upgrade: write node-root-b: disk gone",
+		What: "upgrade: write node-root-b", Why: "disk gone", Hint: "check the disk", Arg: "nodeinit.force"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("failed outcome %+v, want %+v", got, want)
 	}
 	var c Collector
 	(&Engine{Sink: &c, Now: func() time.Time { return at }}).Refused("probe", err)
-	if e := c.Events()[0]; e.Error != want.Error || e.Hint != want.Hint || e.Arg != want.Arg {
+	if e := c.Events()[0]; e.Error != want.Error || e.What != want.What || e.Why != want.Why || e.Hint != want.Hint || e.Arg != want.Arg {
 		t.Errorf("the engine's failed event %+v differs from the outcome's %+v", e, want)
 	}
 	if got := Outcome(at, StageUpgrade, nil, "slot b holds node 1.1"); got.Kind != EventDone || got.Message != "slot b holds node 1.1" || got.Error != "" {

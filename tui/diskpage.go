@@ -16,10 +16,14 @@ import (
 // disk holding foreign content is erased only when its serial is typed: the
 // consent nodeinit.wipe=<serial> gives on the command line.
 
+// unattached is a loop device with no backing file: the kernel makes eight
+// of them, and the page does not list them.
+func unattached(d disk.Disk) bool { return d.Transport == "loop" && d.SizeBytes == 0 }
+
 func (s *State) diskItems() []item {
 	var it []item
 	for _, d := range s.Facts.Disks {
-		if s.unusable(d) == "" {
+		if !unattached(d) && s.unusable(d) == "" {
 			it = append(it, item{id: "disk:" + d.Name})
 		}
 	}
@@ -235,6 +239,9 @@ func (s *State) diskBody(b *body, w int) {
 	b.nl()
 	content := w - 7 - colName - colBus - colSize - colModel - 4
 	for _, d := range s.Facts.Disks {
+		if unattached(d) {
+			continue
+		}
 		id := "disk:" + d.Name
 		why := s.unusable(d)
 		mark := "( )"

@@ -12,6 +12,12 @@
 // "Install or Upgrade" entry, or a bare storage_init, bare BUS or glob that
 // matches several eligible disks). A complete line never waits at a screen.
 //
+// /init (package initproc) starts it after the probe when Needed says so: it
+// prompts on every console= console, runs Session.Choose on the first where
+// Enter is pressed, plans the Result's line again and refuses it unless it
+// gives Result.Plan, then feeds Session.Follow the engine's events. The text
+// output is held off that console while the screen is up.
+//
 // # Pages
 //
 //  1. Welcome: the machine, the medium's image, the install found, and the

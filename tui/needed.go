@@ -16,7 +16,8 @@ import (
 // is left open does: no storage_init (the media's "Install or Upgrade"
 // entry), or a bare storage_init, a bare BUS or a glob that matches more than
 // one eligible disk. A complete line never waits at a screen, and neither
-// does a plain boot. Whether a console is there to show it on is the
+// does a plain boot or a PXE line (BOOTIF= set: pxelinux and iPXE add it,
+// and an unattended fleet boots that way). Whether a console is there to show it on is the
 // caller's to check.
 func Needed(p *cmdline.Params, f *plan.Facts) bool {
 	if p == nil || f == nil {
@@ -24,6 +25,9 @@ func Needed(p *cmdline.Params, f *plan.Facts) bool {
 	}
 	if v := p.Node.Interactive; v != nil {
 		return *v
+	}
+	if p.BootIf != nil {
+		return false
 	}
 	install := p.Action == cmdline.ActionInstall ||
 		p.Action == cmdline.ActionBoot && p.AutoInstall && (f.Install == nil || f.Install.Incomplete != "")

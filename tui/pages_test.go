@@ -30,8 +30,11 @@ func TestNeeded(t *testing.T) {
 		{"two-identical", "install storage_init=nvme", true},
 		{"two-identical", "install storage_init=/dev/nvme*", true},
 		{"two-identical", "install storage_init=serial:S5GXNF0R100002", false},
-		{"two-identical", "storage_init BOOTIF=link", true}, // oVirt's auto-install, no install yet
-		{"installed", "storage_init BOOTIF=link", false},    // auto-install boots the install
+		{"two-identical", "storage_init BOOTIF=link", false},                      // oVirt's PXE auto-install: unattended
+		{"two-identical", "install storage_init BOOTIF=52:54:00:12:34:56", false}, // any PXE line is unattended
+		{"two-identical", "install BOOTIF=52:54:00:12:34:56 nodeinit.interactive=1", true},
+		{"two-identical", "storage_init nodeinit.interactive=1 BOOTIF=link", true}, // unless asked for
+		{"installed", "storage_init BOOTIF=link", false},                           // auto-install boots the install
 		{"two-identical", "install nodeinit.interactive=0", false},
 		{"one-nvme", "install storage_init=serial:S5GXNF0R100001 nodeinit.interactive=1", true},
 		{"installed", "nodeinit.interactive", true},
@@ -179,6 +182,9 @@ func mutated(t testing.TB) *State {
 			f.Disks[i].Mounts = []string{"/mnt/old"}
 		}
 	}
+	// One of the kernel's unattached loop devices (no backing file, 0 bytes):
+	// not listed.
+	f.Disks = append([]disk.Disk{{Name: "loop0", Path: "/dev/loop0", Transport: "loop", LogicalSectorSize: 512}}, f.Disks...)
 	s := NewState(f, parse(t, "install"), ImageInfo{}, StyleUnicode)
 	s.Hash = fixedHash
 	return s
@@ -207,6 +213,9 @@ func TestDiskIneligible(t *testing.T) {
 		if s.target == name || !strings.Contains(s.msg, "cannot be used") {
 			t.Errorf("%s: chosen (target %q, message %q)", name, s.target, s.msg)
 		}
+	}
+	if strings.Contains(screen, "loop0") {
+		t.Errorf("the unattached loop0 is listed:\n%s", screen)
 	}
 	// What is left is sdd, whose content is foreign.
 	if it := s.items(); len(it) == 0 || it[0].id != "disk:sdd" {

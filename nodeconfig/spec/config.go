@@ -1,6 +1,8 @@
 package spec
 
 import (
+	"encoding/base64"
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"regexp"
@@ -34,6 +36,10 @@ type Config struct {
 	Syslog                string // host[:port]
 	Netconsole            string // host[:port]
 	Collectd              string // host[:port]
+	// AdminSSHKey is one OpenSSH public key line ("ssh-ed25519 AAAA… user@host") that may
+	// log in as the admin user. No kernel argument carries one: the installer screen
+	// does (stages.Job.SSHKey).
+	AdminSSHKey string
 	// MachineID is the node's systemd machine ID (machine-id(5)), written as
 	// /etc/machine-id. It never comes from the command line: nodeconfig.Seed
 	// creates it when the config has none, so it is made once per install.
@@ -51,7 +57,11 @@ const (
 	ManagementPath = "/etc/nodeinit/management.conf"
 	MonitoringPath = "/etc/nodeinit/monitoring.conf"
 	ShadowDir      = "/etc/nodeinit/shadow.d"
-	AdminUser      = "admin"
+	// AuthorizedKeysDir holds one authorized_keys file per user, named after the
+	// user; the sshd drop-in (SSHDPath) adds it to AuthorizedKeysFile. It is root's,
+	// as sshd's StrictModes wants, whatever uid the admin user gets at boot.
+	AuthorizedKeysDir = "/etc/nodeinit/ssh"
+	AdminUser         = "admin"
 )
 
 // Header is the first line of every rendered file that has comments.
@@ -123,11 +133,32 @@ func (c Config) Validate() error {
 			}
 		}
 	}
+	if c.AdminSSHKey != "" && !ValidSSHKey(c.AdminSSHKey) {
+		return fmt.Errorf("the admin SSH key is not one OpenSSH public key line (TYPE BASE64 [COMMENT], e.g. ssh-ed25519 AAAA… admin@example.com)")
+	}
 	if c.ManagementFingerprint != "" && !fingerprint.MatchString(c.ManagementFingerprint) {
 		return argError("management_server_fingerprint", c.ManagementFingerprint,
 			"write the engine CA fingerprint as hex pairs separated by ':', e.g. 33:2B:79:...:8A", "not hex pairs separated by ':'")
 	}
 	return nil
+}
+
+// ValidSSHKey reports whether k is one OpenSSH public key line: a key type, the base64
+// key blob (which starts with that type's name) and an optional comment, on one line.
+func ValidSSHKey(k string) bool {
+	if strings.ContainsAny(k, "\r\n\x00") {
+		return false
+	}
+	f := strings.Fields(k)
+	if len(f) < 2 {
+		return false
+	}
+	blob, err := base64.StdEncoding.DecodeString(f[1])
+	if err != nil || len(blob) < 4 {
+		return false
+	}
+	n := binary.BigEndian.Uint32(blob)
+	return int64(n) <= int64(len(blob)-4) && string(blob[4:4+n]) == f[0]
 }
 
 // ValidMachineID reports whether id is a machine ID as machine-id(5) defines it: 32

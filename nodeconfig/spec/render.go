@@ -47,12 +47,24 @@ func (c Config) Files() []File {
 	if len(c.NTP) > 0 {
 		add(TimesyncdPath, Header+"[Time]\nNTP="+strings.Join(c.NTP, " ")+"\n", 0o644)
 	}
+	var sshd string
 	if c.SSHPasswordAuth != nil {
 		v := "no"
 		if *c.SSHPasswordAuth {
 			v = "yes"
 		}
-		add(SSHDPath, Header+"PasswordAuthentication "+v+"\nKbdInteractiveAuthentication "+v+"\n", 0o644)
+		sshd += "PasswordAuthentication " + v + "\nKbdInteractiveAuthentication " + v + "\n"
+	}
+	if c.AdminSSHKey != "" {
+		// sshd takes a keyword's first value, and Debian's sshd_config includes the
+		// drop-ins first: the users' own files are still read.
+		sshd += "AuthorizedKeysFile .ssh/authorized_keys " + AuthorizedKeysDir + "/%u\n"
+	}
+	if sshd != "" {
+		add(SSHDPath, Header+sshd, 0o644)
+	}
+	if c.AdminSSHKey != "" {
+		add(path.Join(AuthorizedKeysDir, AdminUser), strings.Join(strings.Fields(c.AdminSSHKey), " ")+"\n", 0o644)
 	}
 	if c.ManagementServer != "" {
 		host, port, _ := splitHostPort(c.ManagementServer)

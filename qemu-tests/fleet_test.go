@@ -47,7 +47,9 @@ func TestFleetInstallWithMirrorFailover(t *testing.T) {
 	f := fixtures(t)
 	tftp := filepath.Join(t.TempDir(), "tftp")
 	bundleDir := filepath.Join(tftp, media.PXEBundleDir)
-	a := startNginx(t, "a", bundleDir, "limit_rate 2m;") // slow enough to be stopped halfway
+	// Mirror a sends each node the rootfs at rootfsRate, slow enough to be stopped halfway.
+	const rootfsRate = 256 << 10
+	a := startNginx(t, "a", bundleDir, fmt.Sprintf("location = /bundle/%s { limit_rate %d; }", image.RootfsName, rootfsRate))
 	b := startNginx(t, "b", bundleDir, "")
 	syslogFile, syslogPort := startRsyslog(t)
 	results := newResultCollector(t)
@@ -79,23 +81,26 @@ func TestFleetInstallWithMirrorFailover(t *testing.T) {
 		fleet = append(fleet, fleetNode{mac: mac, n: n, v: fleetBoot(n, tftp, mac)})
 	}
 
-	// Stop the first mirror once any node is halfway through the rootfs.
+	// Stop the first mirror when the first node to start its slot write is halfway
+	// through the rootfs at mirror a's rate (the rootfs is smaller than one progress
+	// step, so the events cannot say when half of it has arrived).
 	deadline := time.Now().Add(20 * time.Minute)
-	for stopped := false; !stopped; {
+	for started := false; !started; {
 		if time.Now().After(deadline) {
-			t.Fatal("no node got halfway through the rootfs")
+			t.Fatal("no node started its slot write")
 		}
 		for _, fn := range fleet {
 			for _, e := range fn.v.Events() {
-				if e.Stage == "write-slot" && e.Kind == stages.EventProgress && e.Total > 0 && 2*e.Done >= e.Total {
-					stopped = true
+				if e.Stage == "write-slot" && e.Kind == stages.EventStart {
+					started = true
 				}
 			}
 		}
-		if !stopped {
-			time.Sleep(200 * time.Millisecond)
+		if !started {
+			time.Sleep(100 * time.Millisecond)
 		}
 	}
+	time.Sleep(time.Duration(rootfs.Size/2) * time.Second / rootfsRate)
 	a.stop()
 	t.Logf("mirror a stopped")
 

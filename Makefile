@@ -62,10 +62,11 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-## bench: our numbers next to dd, bmaptool, wipefs+sgdisk+mkfs.ext4 and Debian's initramfs, with ratios
+## bench: our numbers next to dd, bmaptool, wipefs+sgdisk+mkfs.ext4, curl|dd from nginx and Debian's initramfs, with ratios
 bench: fetch
 	$(GO) run ./bench/image
 	$(GO) run ./bench/disk
+	$(GO) run ./bench/fleet
 	$(GO) run ./bench/boot
 
 ## demo: boot a VM from our initramfs, install the demo node image onto a blank NVMe disk,

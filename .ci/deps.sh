@@ -7,7 +7,7 @@ apt-get install -y -qq --no-install-recommends \
   qemu-system-x86 qemu-utils gdisk dosfstools bmap-tools squashfs-tools xorriso \
   xfsprogs btrfs-progs cryptsetup-bin mdadm lvm2 cpio zstd mtools e2fsprogs util-linux \
   ovmf systemd-boot-efi isolinux syslinux-common ipxe-qemu swtpm swtpm-tools busybox-static kmod \
-  minisign time ca-certificates >/dev/null
+  minisign time ca-certificates gpg gpgv >/dev/null
 # The fleet test runs nginx and rsyslog itself, bound to 127.0.0.1: the packaged services must
 # not start (policy-rc.d says no while they install).
 guard=

@@ -32,6 +32,25 @@ func WaitBlockDevices(ctx context.Context, sysBlock string, quiet, max time.Dura
 	return last
 }
 
+// BlockDevices returns the names under sysBlock (normally /sys/block) now.
+func BlockDevices(sysBlock string) []string { return listDir(sysBlock) }
+
+// WaitBlockChange polls sysBlock until its entries differ from last, and
+// reports whether they did before the deadline (or ctx ended).
+func WaitBlockChange(ctx context.Context, sysBlock string, last []string, deadline time.Time) bool {
+	for time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(50 * time.Millisecond):
+		}
+		if !slices.Equal(listDir(sysBlock), last) {
+			return true
+		}
+	}
+	return false
+}
+
 func listDir(dir string) []string {
 	entries, err := os.ReadDir(dir)
 	if err != nil {

@@ -33,15 +33,25 @@ type EditOptions struct {
 	RemovePlugins []string // plugin or package names
 	Debs          []string // .deb files
 	AptDir        string   // a directory of .debs that dependencies are taken from
-	Plugins       []string // plugin directories (with plugin.json) or .deb files
-	Adds          []string // SRC:DEST[:OWNER:GROUP:MODE]
-	Kmods         []string // kernel modules (.ko, .ko.xz, .ko.zst, .ko.gz)
+	// AptSources are Debian repositories that dependencies are taken from,
+	// each "URI SUITE COMPONENT..." as in sources.list (see aptsource.go).
+	AptSources []string
+	// AptKeyring is a GnuPG keyring (gpg --export) the sources' InRelease
+	// or Release.gpg must verify with; "" checks no signature.
+	AptKeyring string
+	Plugins    []string // plugin directories (with plugin.json) or .deb files
+	Adds       []string // SRC:DEST[:OWNER:GROUP:MODE]
+	Kmods      []string // kernel modules (.ko, .ko.xz, .ko.zst, .ko.gz)
 	// KernelVersion is the image kernel's release (uname -r); found from the
 	// bundle's vmlinuz or the root's lib/modules when empty.
 	KernelVersion string
 	Passwds       []string // USER:HASH
 	SSHKeys       []string // USER:FILE
 	Scripts       []string // run in a chroot of the root, after everything else
+	// Initramfs rebuilds the bundle's initrd.img (a nodeinit initramfs) to
+	// carry the kernel modules the edit put into the root, and to trust the
+	// public key of Key; see rebuildInitramfs.
+	Initramfs bool
 
 	Name    string    // default: the input's name
 	Version string    // default: <old>+edit.N
@@ -49,13 +59,17 @@ type EditOptions struct {
 
 	// Log receives the output of dpkg, depmod and the scripts.
 	Log io.Writer
+	// Warn receives warnings, one a line (an edit that installed kernel
+	// modules without Initramfs, for one); nil means Log.
+	Warn io.Writer
 }
 
 // EditBundle makes a new bundle from o.Bundle with the changes o asks for, and
 // signs it. The changes are made in this order, whatever the order of the
 // flags: plugins and packages removed; packages installed (with their
-// dependencies from o.AptDir); plugins installed; files added; kernel
-// modules installed; passwords set; SSH keys added; scripts run. The new
+// dependencies from o.AptDir and o.AptSources); plugins installed; files
+// added; kernel modules installed; passwords set; SSH keys added; scripts
+// run; the initramfs rebuilt (o.Initramfs). The new
 // manifest keeps the input's upgrade constraints and migrations and lists
 // every change in Edits.
 //
@@ -71,10 +85,14 @@ func EditBundle(ctx context.Context, o EditOptions) (m *Manifest, err error) {
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
+	if o.Warn == nil {
+		o.Warn = o.Log
+	}
 	p, err := o.prepare(ctx)
 	if err != nil {
 		return nil, err
 	}
+	defer p.cleanup()
 	work, err := os.MkdirTemp(filepath.Dir(o.Out), "."+filepath.Base(o.Out)+".edit-")
 	if err != nil {
 		return nil, newError("image edit", o.Out, err, "the directory that will hold --out must exist and be writable")
@@ -114,6 +132,9 @@ type editPlan struct {
 	debArch string
 
 	debs    []debFile // requested packages and the dependencies they need
+	sources []aptSource
+	fetched string // the directory packages of HTTP sources are fetched into
+	initrd  string // the rebuilt initramfs, when there is one
 	dirs    []dirPlugin
 	adds    []addSpec
 	kmods   []string
@@ -175,9 +196,18 @@ func (o *EditOptions) prepare(ctx context.Context) (*editPlan, error) {
 		return nil, err
 	}
 	if err := p.resolvePackages(ctx); err != nil {
+		p.cleanup()
 		return nil, err
 	}
 	return p, nil
+}
+
+// cleanup removes what prepare fetched.
+func (p *editPlan) cleanup() {
+	if p.fetched != "" {
+		os.RemoveAll(p.fetched)
+		p.fetched = ""
+	}
 }
 
 // checkOut refuses an --out that exists with content, or that is the input.
@@ -356,7 +386,27 @@ func (p *editPlan) checkSpecs() error {
 		}
 		p.dirs = append(p.dirs, d)
 	}
-	if len(p.kmods) > 0 {
+	for _, s := range p.o.AptSources {
+		src, err := parseAptSource(s)
+		if err != nil {
+			return err
+		}
+		p.sources = append(p.sources, src)
+	}
+	if p.o.AptKeyring != "" {
+		if len(p.sources) == 0 {
+			return newError("image edit", "--apt-keyring "+p.o.AptKeyring, errors.New("no --apt-source to check with it"), "give --apt-source too, or drop --apt-keyring")
+		}
+		if err := checkRegular(p.o.AptKeyring, "--apt-keyring"); err != nil {
+			return err
+		}
+	}
+	if p.o.Initramfs {
+		if _, ok := p.base.File(InitrdName); !ok {
+			return newError("image edit", "--initramfs", errors.New("the bundle has no "+InitrdName), "drop --initramfs")
+		}
+	}
+	if len(p.kmods) > 0 || p.o.Initramfs {
 		kv, err := p.kernelVersion()
 		if err != nil {
 			return err
@@ -452,6 +502,14 @@ func (p *editPlan) pack(root, dir string, edits []Edit) (*Manifest, error) {
 			nf, err := hashFile(rootfs, RootfsName, size, alg)
 			if err != nil {
 				return nil, err
+			}
+			m.Files = append(m.Files, nf)
+			continue
+		}
+		if f.Name == InitrdName && p.initrd != "" {
+			nf, err := copyHashed(p.initrd, filepath.Join(dir, f.Name), f.Name)
+			if err != nil {
+				return nil, spaceHint(newError("image edit", f.Name, err, "check the filesystem"), p.o.Out)
 			}
 			m.Files = append(m.Files, nf)
 			continue

@@ -97,6 +97,10 @@ func (p *editPlan) resolvePackages(ctx context.Context) error {
 			if st, serr := os.Stat(p.o.AptDir); serr != nil || !st.IsDir() {
 				return newError("image edit", "--apt-dir "+p.o.AptDir, errors.New("not a directory"), "give a directory of .deb files")
 			}
+			if st, serr := os.Stat(filepath.Join(p.o.AptDir, "dists")); serr == nil && st.IsDir() {
+				return newError("image edit", "--apt-dir "+p.o.AptDir, errors.New("holds no .deb but a dists/ directory: it is an apt repository"),
+					fmt.Sprintf("give it as --apt-source \"%s SUITE COMPONENT\"", p.o.AptDir))
+			}
 		}
 		sort.Strings(files)
 		for _, f := range files {
@@ -107,6 +111,15 @@ func (p *editPlan) resolvePackages(ctx context.Context) error {
 			pool = append(pool, pkg)
 		}
 	}
+	from := map[string]aptPackage{}
+	fetch := newAptFetcher(p.o.AptKeyring, p.o.Log)
+	for i := range p.sources {
+		pkgs, err := fetch.loadAptSource(ctx, &p.sources[i], p.debArch, from)
+		if err != nil {
+			return err
+		}
+		pool = append(pool, pkgs...)
+	}
 	installed, err := squashfsPackages(ctx, filepath.Join(p.o.Bundle, RootfsName))
 	if err != nil {
 		return err
@@ -115,15 +128,35 @@ func (p *editPlan) resolvePackages(ctx context.Context) error {
 	var me *deb.MissingError
 	switch {
 	case errors.As(err, &me):
-		fix := "put the .deb that provides it into --apt-dir DIR"
-		if p.o.AptDir == "" {
-			fix = "pass --apt-dir DIR, a directory holding the .debs it depends on"
-		}
-		return newError("image edit", me.Package, err, fix)
+		return p.missingError(me)
 	case err != nil:
 		return newError("image edit", "packages", err, "fix the package's control file")
 	}
 	for _, pkg := range extra {
+		if pkg.File == "" { // from an apt source
+			ap := from[aptKey(pkg)]
+			if ap.src.local == "" && p.fetched == "" {
+				if p.fetched, err = os.MkdirTemp(filepath.Dir(p.o.Out), "."+filepath.Base(p.o.Out)+".edit-apt-"); err != nil {
+					return newError("image edit", p.o.Out, err, "the directory that will hold --out must exist and be writable")
+				}
+			}
+			file, err := fetch.download(ctx, ap, p.fetched)
+			if err != nil {
+				return err
+			}
+			got, err := readDeb(ctx, file)
+			if err != nil {
+				return err
+			}
+			if got.Name != pkg.Name || got.Version != pkg.Version || got.Arch != pkg.Arch {
+				return sourceError(ap.src, fmt.Errorf("%s is %s %s (%s), the index says %s %s (%s)", ap.filename, got.Name, got.Version, got.Arch, pkg.Name, pkg.Version, pkg.Arch),
+					"regenerate the repository's Packages index")
+			}
+			pkg.File = file
+			fmt.Fprintf(p.o.Log, "image edit: %s %s from %s, sha256 %s as the index says\n", pkg.Name, pkg.Version, ap.src.where(ap.filename), ap.sha256)
+			p.debs = append(p.debs, debFile{pkg: pkg, sha256: ap.sha256})
+			continue
+		}
 		sum, err := fileSHA256(pkg.File)
 		if err != nil {
 			return newError("image edit", pkg.File, err, "check --apt-dir")
@@ -131,6 +164,45 @@ func (p *editPlan) resolvePackages(ctx context.Context) error {
 		p.debs = append(p.debs, debFile{pkg: pkg, sha256: sum})
 	}
 	return nil
+}
+
+// missingDepError is a dependency that no package source has, naming the
+// sources that were searched.
+type missingDepError struct {
+	me    *deb.MissingError
+	where string
+}
+
+func (e *missingDepError) Error() string {
+	msg := fmt.Sprintf("%s depends on %s, which is neither in the image nor in %s", e.me.Package, e.me.Dependency, e.where)
+	if len(e.me.WrongArch) > 0 {
+		msg += " (only for another architecture: " + strings.Join(e.me.WrongArch, ", ") + ")"
+	}
+	return msg
+}
+
+func (e *missingDepError) Unwrap() error { return e.me }
+
+// missingError is the operator error for a missing dependency: it names
+// where the resolver looked and what to add.
+func (p *editPlan) missingError(me *deb.MissingError) error {
+	var where []string
+	if p.o.AptDir != "" {
+		where = append(where, "--apt-dir "+p.o.AptDir)
+	}
+	for _, s := range p.sources {
+		where = append(where, fmt.Sprintf("--apt-source %q", s.raw))
+	}
+	dep := strings.Fields(me.Dependency)[0]
+	fix := "add the package that provides " + dep + " to the --apt-source repository (and regenerate its Packages index), or put its .deb into an --apt-dir DIR"
+	switch {
+	case len(where) == 0:
+		where = []string{"any package source (none was given)"}
+		fix = "pass --apt-dir DIR, a directory holding the .debs it depends on, or --apt-source \"URI SUITE COMPONENT\", a repository that has them"
+	case len(p.sources) == 0:
+		fix = "put the .deb that provides " + dep + " into --apt-dir " + p.o.AptDir + ", or give a repository that has it with --apt-source"
+	}
+	return newError("image edit", me.Package, &missingDepError{me: me, where: strings.Join(where, " or ")}, fix)
 }
 
 // squashfsPackages reads var/lib/dpkg/status out of a squashfs; an image
@@ -171,9 +243,19 @@ func (p *editPlan) apply(ctx context.Context, root string) ([]Edit, error) {
 		}
 		edits = append(edits, e)
 	}
+	var modules, otherModules []string // installed for the image's kernel, for another
 	if len(p.debs) > 0 {
 		if err := p.installDebs(ctx, sb, root); err != nil {
 			return nil, err
+		}
+		if p.kver == "" {
+			p.kver, _ = p.kernelVersion() // only to tell the packages' modules apart
+		}
+		modules, otherModules = p.debModules(root)
+		if len(modules) > 0 && len(p.kmods) == 0 {
+			if err := sb.host(ctx, "depmod", "-b", root, p.kver); err != nil {
+				return nil, newError("image edit", "depmod", err, "see depmod's messages above")
+			}
 		}
 		for _, d := range p.debs {
 			e := Edit{Op: EditInstallPackage, Base: base, Name: d.pkg.Name, Version: d.pkg.Version, Arch: d.pkg.Arch,
@@ -215,6 +297,9 @@ func (p *editPlan) apply(ctx context.Context, root string) ([]Edit, error) {
 			return nil, err
 		}
 		edits = append(edits, es...)
+		for _, e := range es {
+			modules = append(modules, e.Name)
+		}
 	}
 	for _, pw := range p.passwds {
 		if err := setPassword(root, pw[0], pw[1], p.created.Unix()/86400); err != nil {
@@ -237,7 +322,11 @@ func (p *editPlan) apply(ctx context.Context, root string) ([]Edit, error) {
 		sum, _ := fileSHA256(s)
 		edits = append(edits, Edit{Op: EditScript, Base: base, Source: filepath.Base(s), SHA256: sum, Network: "none"})
 	}
-	return edits, nil
+	es, err := p.initramfsStep(ctx, root, modules, otherModules)
+	if err != nil {
+		return nil, err
+	}
+	return append(edits, es...), nil
 }
 
 // installDebs runs the host's dpkg on the root (dpkg --root), in the

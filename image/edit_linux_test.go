@@ -60,8 +60,25 @@ func writeFiles(t *testing.T, base string, files map[string]string) {
 // with a busybox root that has users, a dpkg database and lib/modules.
 func newEditFixture(t *testing.T) *editFixture {
 	t.Helper()
+	return newEditFixtureWith(t, fixtureOptions{})
+}
+
+// fixtureOptions change the test bundle: the kernel release of its
+// lib/modules, files put into the root, and the initrd.img (made from the
+// public key that signs the bundle).
+type fixtureOptions struct {
+	kver   string
+	root   func(root string)
+	initrd func(dir, oldPub string) string
+}
+
+func newEditFixtureWith(t *testing.T, fo fixtureOptions) *editFixture {
+	t.Helper()
 	needEditTools(t)
 	f := &editFixture{dir: t.TempDir()}
+	if fo.kver == "" {
+		fo.kver = hostKernel(t)
+	}
 	root := filepath.Join(f.dir, "root")
 	writeFiles(t, root, map[string]string{
 		"etc/os-release":        "NAME=testnode\nVERSION=1.0\n",
@@ -80,7 +97,7 @@ func newEditFixture(t *testing.T) *editFixture {
 	for _, k := range []string{"var/lib/dpkg/info/.k", "usr/sbin/.k", "lib/modules/.k", "mnt/.k", "var/lib/agent/.k"} {
 		os.Remove(filepath.Join(root, k))
 	}
-	if err := os.MkdirAll(filepath.Join(root, "lib/modules", hostKernel(t)), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(root, "lib/modules", fo.kver), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.MkdirAll(filepath.Join(root, "bin"), 0o755); err != nil {
@@ -93,17 +110,24 @@ func newEditFixture(t *testing.T) *editFixture {
 	if err := os.Symlink("busybox", filepath.Join(root, "bin/sh")); err != nil {
 		t.Fatal(err)
 	}
-	src := filepath.Join(f.dir, "src")
-	writeFiles(t, src, map[string]string{"vmlinuz": "kernel 1.0\n", "initrd.img": "initrd 1.0\n", "loader.efi": "MZ loader 1.0\n"})
-	f.bundle = filepath.Join(f.dir, "bundle-1.0")
-	if _, err := Build(BuildOptions{Root: root, Kernel: filepath.Join(src, "vmlinuz"), Initrd: filepath.Join(src, "initrd.img"),
-		Loader: filepath.Join(src, "loader.efi"), Name: "testnode", Version: "1.0", Out: f.bundle,
-		Created: time.Unix(1700000000, 0), Compression: "gzip", UpgradeFrom: []string{"0.x"}}); err != nil {
-		t.Fatalf("build: %v", err)
+	if fo.root != nil {
+		fo.root(root)
 	}
 	oldKey := filepath.Join(f.dir, "old.key")
 	if err := GenerateKey(filepath.Join(f.dir, "old.pub"), oldKey, ""); err != nil {
 		t.Fatal(err)
+	}
+	src := filepath.Join(f.dir, "src")
+	writeFiles(t, src, map[string]string{"vmlinuz": "kernel 1.0\n", "initrd.img": "initrd 1.0\n", "loader.efi": "MZ loader 1.0\n"})
+	initrd := filepath.Join(src, "initrd.img")
+	if fo.initrd != nil {
+		initrd = fo.initrd(f.dir, filepath.Join(f.dir, "old.pub"))
+	}
+	f.bundle = filepath.Join(f.dir, "bundle-1.0")
+	if _, err := Build(BuildOptions{Root: root, Kernel: filepath.Join(src, "vmlinuz"), Initrd: initrd,
+		Loader: filepath.Join(src, "loader.efi"), Name: "testnode", Version: "1.0", Out: f.bundle,
+		Created: time.Unix(1700000000, 0), Compression: "gzip", UpgradeFrom: []string{"0.x"}}); err != nil {
+		t.Fatalf("build: %v", err)
 	}
 	if err := Sign(f.bundle, oldKey, ""); err != nil {
 		t.Fatal(err)
@@ -133,11 +157,20 @@ func hostKernel(t *testing.T) string {
 // A file named DEBIAN/postinst becomes its maintainer script.
 func (f *editFixture) deb(t *testing.T, dir, name, version, arch, depends string, files map[string]string) string {
 	t.Helper()
-	src := filepath.Join(f.dir, "debsrc-"+name+"-"+version+"-"+arch)
-	control := "Package: " + name + "\nVersion: " + version + "\nArchitecture: " + arch + "\nMaintainer: Test <t@example.com>\n"
+	extra := ""
 	if depends != "" {
-		control += "Depends: " + depends + "\n"
+		extra = "Depends: " + depends + "\n"
 	}
+	return f.debControl(t, dir, name, version, arch, extra, files)
+}
+
+// debControl is deb with extra control lines ("Provides: x\n").
+func (f *editFixture) debControl(t *testing.T, dir, name, version, arch, extra string, files map[string]string) string {
+	t.Helper()
+	src := filepath.Join(f.dir, "debsrc-"+name+"-"+version+"-"+arch)
+	os.RemoveAll(src)
+	control := "Package: " + name + "\nVersion: " + version + "\nArchitecture: " + arch + "\nMaintainer: Test <t@example.com>\n"
+	control += extra
 	control += "Description: test package " + name + "\n"
 	all := map[string]string{"DEBIAN/control": control}
 	for k, v := range files {

@@ -13,10 +13,14 @@ const (
 	EditPasswd         = "passwd"          // a user's password hash set in /etc/shadow (the hash is not recorded)
 	EditSSHKey         = "sshkey"          // public keys appended to a user's authorized_keys
 	EditScript         = "script"          // a script run in a chroot of the root
+	// EditInitramfs is the bundle's initrd.img rebuilt (--initramfs) to carry
+	// the modules the edit installed and trust the signing key: Version is
+	// the kernel, SHA256 the old initrd's, Paths the paths changed inside it.
+	EditInitramfs = "initramfs"
 )
 
 var editOps = []string{EditInstallPackage, EditRemovePackage, EditInstallPlugin, EditRemovePlugin,
-	EditAdd, EditInstallKmod, EditPasswd, EditSSHKey, EditScript}
+	EditAdd, EditInstallKmod, EditPasswd, EditSSHKey, EditScript, EditInitramfs}
 
 func knownEditOp(op string) bool { return slices.Contains(editOps, op) }
 

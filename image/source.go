@@ -64,6 +64,10 @@ type SourceOptions struct {
 	RateWindow time.Duration
 	// Deadline bounds one file's whole download, retries included (default 4h).
 	Deadline time.Duration
+	// UserAgent is sent with every http request (default "nodeinit"): /init
+	// adds the machine's MAC and the install id, so a mirror's access log
+	// tells the nodes of a fleet apart.
+	UserAgent string
 
 	// SysRoot and DevRoot are where label: sources look for block devices
 	// (defaults /sys and /dev); tests point them at a temp tree. SysRoot
@@ -84,6 +88,9 @@ type SourceOptions struct {
 }
 
 func (o SourceOptions) withDefaults() SourceOptions {
+	if o.UserAgent == "" {
+		o.UserAgent = "nodeinit"
+	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
 			*d = v

@@ -429,6 +429,7 @@ func (r *httpReader) try() error {
 		cancel()
 		return &permanentError{newError("download", m.shown, err, "check the URL")}
 	}
+	req.Header.Set("User-Agent", r.src.opts.UserAgent)
 	if r.off > 0 {
 		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", r.off))
 		if m.validator != "" {

@@ -291,3 +291,35 @@ func TestMirrorThatStallsIsLeft(t *testing.T) {
 		t.Errorf("no failover event: %q", n.all())
 	}
 }
+
+// TestUserAgent: every request carries SourceOptions.UserAgent, "nodeinit"
+// by default, so a mirror's access log can tell the nodes of a fleet apart.
+func TestUserAgent(t *testing.T) {
+	priv, keys := testKeys(t)
+	dir, _ := testBundle(t, priv)
+	for _, c := range []struct{ set, want string }{{"", "nodeinit"}, {"nodeinit (mac 52:54:00:00:00:01)", "nodeinit (mac 52:54:00:00:00:01)"}} {
+		var mu sync.Mutex
+		agents := map[string]bool{}
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			agents[r.UserAgent()] = true
+			mu.Unlock()
+			http.FileServer(http.Dir(dir)).ServeHTTP(w, r)
+		}))
+		opts := fastRetry()
+		opts.UserAgent = c.set
+		src, err := OpenSource(srv.URL+"/", opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := mustOpen(t, src, mustKeyring(t, keys), VerifyOptions{})
+		if err := b.CopyFile(context.Background(), InitrdName, filepath.Join(t.TempDir(), "initrd")); err != nil {
+			t.Fatal(err)
+		}
+		src.Close()
+		srv.Close()
+		if len(agents) != 1 || !agents[c.want] {
+			t.Errorf("UserAgent %q: the server saw %v, want only %q", c.set, agents, c.want)
+		}
+	}
+}

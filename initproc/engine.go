@@ -15,6 +15,7 @@ import (
 	"github.com/nodeinit/nodeinit/cmdline"
 	"github.com/nodeinit/nodeinit/device/linuxdev"
 	"github.com/nodeinit/nodeinit/early"
+	"github.com/nodeinit/nodeinit/image"
 	"github.com/nodeinit/nodeinit/netboot"
 	"github.com/nodeinit/nodeinit/nodeconfig"
 	"github.com/nodeinit/nodeinit/plan"
@@ -107,6 +108,7 @@ func runEngine(ctx context.Context, env *early.Env) error {
 		eng.Measure = meas // each step is measured before it runs
 	}
 
+	userAgent := "nodeinit (install " + result.InstallID() + ")" // with the MAC once the network step knows it
 	// The network comes up before probing, which fetches an HTTP image, and before the
 	// status URL is used: both may hold ${mac}-style templates that need the boot NIC.
 	if err := eng.Step(ctx, plan.StageNetwork, "bring up the boot NIC when the command line needs it", func(r *stages.Reporter) error {
@@ -118,6 +120,7 @@ func runEngine(ctx context.Context, env *early.Env) error {
 			r.Result("%s", link.String())
 		}
 		id := netboot.Identify(p, link, "/")
+		userAgent = fmt.Sprintf("nodeinit (mac %s; install %s)", id.MAC, result.InstallID())
 		result.SetMachine(stages.ResultMachine{Hostname: id.Hostname, MAC: id.MAC, IP: id.IP, DMISerial: id.Serial, DMIUUID: id.UUID})
 		rlog.SetIdentity(remotelog.Identity{Hostname: id.Hostname, MAC: id.MAC, IP: id.IP, InstallID: result.InstallID()})
 		rlog.NetworkUp()
@@ -134,8 +137,10 @@ func runEngine(ctx context.Context, env *early.Env) error {
 	var m *stages.Machine
 	if err := eng.Step(ctx, plan.StageProbe, "gather facts: disks, boot medium, install, NICs, EFI, TPM, image", func(r *stages.Reporter) error {
 		var err error
-		m, err = stages.Probe(ctx, p, stages.GatherOptions{Root: "/", KeysDir: keysDir, DefaultImages: defaultImages,
-			RunDir: runDir, Dev: dev})
+		m, err = probeDisks(ctx, p, sysBlock, func(msg string) { r.Info("%s", msg) }, func() (*stages.Machine, error) {
+			return stages.Probe(ctx, p, stages.GatherOptions{Root: "/", KeysDir: keysDir, DefaultImages: defaultImages,
+				RunDir: runDir, Dev: dev, Source: image.SourceOptions{UserAgent: userAgent, Notify: func(msg string) { r.Info("%s", msg) }}})
+		})
 		if err != nil {
 			return err
 		}
@@ -171,6 +176,13 @@ func runEngine(ctx context.Context, env *early.Env) error {
 	if bp.Handoff == plan.HandoffShell {
 		scr.close()
 		return env.RescueShell(factsText(m.Facts))
+	}
+
+	// The node's copy of the CLI is made while the boot steps run (mount-root is
+	// mostly waiting on the disk), not after them.
+	cliLeft := make(chan error, 1)
+	if bp.Handoff == plan.HandoffSwitchRoot && !bp.DryRun {
+		go func() { cliLeft <- leaveCLI() }()
 	}
 
 	job := &stages.Job{Params: p, Facts: m.Facts, Plan: bp, Bundle: m.Bundle, Dev: dev,
@@ -218,7 +230,7 @@ func runEngine(ctx context.Context, env *early.Env) error {
 			if err := m.Close(); err != nil {
 				r.Info("release the image source: %v", err)
 			}
-			if err := leaveCLI(); err != nil {
+			if err := <-cliLeft; err != nil {
 				r.Info("the node gets no nodeinit CLI under %s: %v", NodeCLI, err)
 			}
 			fmt.Fprintln(env.Out, timingReport(env))
@@ -276,6 +288,45 @@ func decide(ctx context.Context, scr *screen, p *cmdline.Params, f *plan.Facts, 
 		return nil, nil, fmt.Errorf("nothing was written: %w", err)
 	}
 	return bp, q, nil
+}
+
+// sysBlock lists the kernel's block devices.
+const sysBlock = "/sys/block"
+
+// Drivers probe disks asynchronously after their modules load, and there is
+// no udev to wait for. How long the probe waits for disks to appear:
+const (
+	// disksQuiet is how long the disk list must stay unchanged before a
+	// destructive action (or the installer screen) chooses from it.
+	disksQuiet = 300 * time.Millisecond
+	// disksWait bounds every wait for disks.
+	disksWait = 5 * time.Second
+)
+
+// probeDisks runs probe when the disks the action needs are there. A
+// destructive action waits first until the disk list has been quiet for
+// disksQuiet, so that a bare storage_init or glob chooses from every disk.
+// Anything else (a plain boot, stateless, rescue) probes at once, and again
+// each time the list changes while what it needs is missing (the plan is
+// refused), for at most disksWait: a boot does not wait for disks it has.
+func probeDisks(ctx context.Context, p *cmdline.Params, sysBlock string, note func(string), probe func() (*stages.Machine, error)) (*stages.Machine, error) {
+	if p.Destructive() || tui.Needed(p, &plan.Facts{}) {
+		early.WaitBlockDevices(ctx, sysBlock, disksQuiet, disksWait)
+		return probe()
+	}
+	deadline := time.Now().Add(disksWait)
+	for {
+		seen := early.BlockDevices(sysBlock)
+		m, err := probe()
+		if err != nil {
+			return nil, err
+		}
+		if _, perr := plan.Plan(m.Params(p), m.Facts); perr == nil || !early.WaitBlockChange(ctx, sysBlock, seen, deadline) {
+			return m, nil
+		}
+		m.Close()
+		note(fmt.Sprintf("disks changed while what %s needs was missing: probing again", p.Action))
+	}
 }
 
 // lateSink forwards to a sink set once it exists (the status poster, whose URL may

@@ -26,8 +26,7 @@ func Main() {
 	if err != nil {
 		stop(env, fmt.Errorf("early setup: %w", err))
 	}
-	disks := early.WaitBlockDevices(context.Background(), "/sys/block", 300*time.Millisecond, 5*time.Second)
-	fmt.Fprintf(env.Out, "nodeinit: block devices: %s\n", strings.Join(disks, " "))
+	fmt.Fprintf(env.Out, "nodeinit: block devices: %s\n", strings.Join(early.BlockDevices(sysBlock), " "))
 	fmt.Fprintf(env.Out, "%s at %.3fs after kernel start\n", engineStartMarker, early.Uptime().Seconds())
 
 	if err := runEngine(context.Background(), env); err != nil {

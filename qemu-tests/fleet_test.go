@@ -177,6 +177,13 @@ func TestFleetInstallWithMirrorFailover(t *testing.T) {
 	if resumes == 0 {
 		t.Errorf("mirror b's access log shows no Range resume:\n%s", b.accessLog(t))
 	}
+	// Each node names itself to the mirrors (User-Agent with its MAC).
+	logs := a.accessLog(t) + b.accessLog(t)
+	for _, fn := range fleet {
+		if !strings.Contains(logs, "mac "+fn.mac) {
+			t.Errorf("%s: no request in the mirrors' access logs names it", fn.mac)
+		}
+	}
 	t.Logf("%d Range resumes on mirror b", resumes)
 }
 
@@ -220,7 +227,7 @@ pid %[1]s/nginx.pid;
 error_log %[1]s/error.log;
 events { worker_connections 256; }
 http {
-  log_format fleet '$msec $remote_addr "$request" $status $body_bytes_sent "$http_range"';
+  log_format fleet '$msec $remote_addr "$request" $status $body_bytes_sent "$http_range" "$http_user_agent"';
   access_log %[1]s/access.log fleet;
   client_body_temp_path %[1]s/tmp; proxy_temp_path %[1]s/tmp; fastcgi_temp_path %[1]s/tmp;
   uwsgi_temp_path %[1]s/tmp; scgi_temp_path %[1]s/tmp;

@@ -16,6 +16,7 @@ import (
 
 	"github.com/nodeinit/nodeinit/disk"
 	"github.com/nodeinit/nodeinit/disk/diskio"
+	"github.com/nodeinit/nodeinit/internal/benchutil"
 )
 
 // marker is written at a few offsets of every data partition before each
@@ -69,7 +70,7 @@ func newLoop(dir string, size int64, sectorSize int, tag string) (*loopDev, erro
 	}
 	l, err := disk.PlanLayout(size, sectorSize, vols)
 	d := &loopDev{img: img, dev: strings.TrimSpace(string(out)), size: size, layout: l}
-	d.undo = atInterrupt(func() {
+	d.undo = benchutil.AtInterrupt(func() {
 		exec.Command("partx", "-d", d.dev).Run()
 		exec.Command("losetup", "-d", d.dev).Run()
 		os.Remove(d.img)
@@ -379,7 +380,7 @@ type container struct {
 
 func newContainer(dir string, room int64) (c *container, err error) {
 	c = &container{img: filepath.Join(dir, fmt.Sprintf("nodeinit-bench-container-%d.img", os.Getpid()))}
-	c.undo = atInterrupt(c.remove)
+	c.undo = benchutil.AtInterrupt(c.remove)
 	defer func() {
 		if err != nil {
 			c.close()

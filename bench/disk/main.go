@@ -25,17 +25,14 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/nodeinit/nodeinit/disk"
 	"github.com/nodeinit/nodeinit/disk/diskio"
+	"github.com/nodeinit/nodeinit/internal/benchutil"
 )
 
 func main() {
@@ -44,7 +41,7 @@ func main() {
 	zeroGiB := flag.Int64("zero-gib", 1024, "size of the sparse loop device the zero-mode rows run on, in GiB")
 	dir := flag.String("dir", "/var/tmp", "directory for the sparse backing file")
 	flag.Parse()
-	undoOnSignal()
+	benchutil.UndoOnSignal("bench/disk", "loop devices, mounts and backing files")
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "bench/disk: needs root (loop devices); run: sudo go run ./bench/disk")
 		os.Exit(2)
@@ -92,7 +89,7 @@ func bench(size int64, sectorSize int, dir string) error {
 		return fmt.Errorf("losetup: %v: %s", err, out)
 	}
 	dev := strings.TrimSpace(string(out))
-	defer atInterrupt(func() {
+	defer benchutil.AtInterrupt(func() {
 		exec.Command("partx", "-d", dev).Run()
 		exec.Command("losetup", "-d", dev).Run()
 		os.Remove(img)
@@ -240,56 +237,4 @@ func sh(name string, args ...string) error {
 		return fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
 	}
 	return nil
-}
-
-// undo is what an interrupted bench must still undo: mounts, loop devices and
-// backing files, run newest first.
-var undo struct {
-	sync.Mutex
-	next int
-	fns  map[int]func()
-}
-
-// atInterrupt registers fn to run if the bench is interrupted and returns a
-// func that runs it now, once, and unregisters it: the normal path's cleanup.
-func atInterrupt(fn func()) func() {
-	undo.Lock()
-	defer undo.Unlock()
-	if undo.fns == nil {
-		undo.fns = map[int]func(){}
-	}
-	id := undo.next
-	undo.next++
-	undo.fns[id] = fn
-	return func() {
-		undo.Lock()
-		f, ok := undo.fns[id]
-		delete(undo.fns, id)
-		undo.Unlock()
-		if ok {
-			f()
-		}
-	}
-}
-
-// undoOnSignal runs what is registered, newest first, on SIGINT or SIGTERM,
-// then exits.
-func undoOnSignal() {
-	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
-	go func() {
-		sig := <-ch
-		undo.Lock()
-		ids := make([]int, 0, len(undo.fns))
-		for id := range undo.fns {
-			ids = append(ids, id)
-		}
-		sort.Sort(sort.Reverse(sort.IntSlice(ids)))
-		for _, id := range ids {
-			undo.fns[id]()
-		}
-		undo.Unlock()
-		fmt.Fprintf(os.Stderr, "bench/disk: %v: loop devices, mounts and backing files removed\n", sig)
-		os.Exit(130)
-	}()
 }

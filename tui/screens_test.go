@@ -146,3 +146,22 @@ func TestScreens(t *testing.T) {
 		}
 	}
 }
+
+// TestREADMEShowsThePages: the README's usage section shows each page as its
+// screenshot file has it, so the two cannot drift apart.
+func TestREADMEShowsThePages(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"1-welcome", "1-welcome-upgrade", "2-disk", "3-layout", "3-layout-too-small",
+		"4-password", "5-network", "6-plan", "7-progress", "8-done"} {
+		b, err := os.ReadFile(filepath.Join(screensDir, name+".txt"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(readme), "```\n"+strings.TrimRight(string(b), "\n")+"\n```") {
+			t.Errorf("README.md does not show %s.txt as it is now: copy it into the installer screen section", name)
+		}
+	}
+}

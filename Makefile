@@ -31,7 +31,7 @@ fetch: $(DEPS_STAMP)
 ## test: every test: unit, root loop-device tests, a bounded fuzz run, and the QEMU tests
 test: fetch
 	$(GO) vet ./...
-	$(GO) test -count=1 -timeout 40m $$($(GO) list ./... | grep -v /blackbox$$)
+	$(GO) test -count=1 -timeout 70m $$($(GO) list ./... | grep -v /blackbox$$)
 	@# The blackbox tests and the crash-point harness, with its counts per action.
 	@mkdir -p $(BUILD); $(GO) test -count=1 -timeout 30m -v ./blackbox > $(BUILD)/blackbox.log 2>&1; rc=$$?; \
 		grep -E '^(--- |ok|FAIL|CRASHPOINTS|EIO |UNBOOTABLE)|crash points:|I/O errors:|open gap:' $(BUILD)/blackbox.log; \

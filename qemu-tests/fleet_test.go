@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -33,10 +34,12 @@ const fleetDisk = "FLEETDISK"
 // TestFleetInstallWithMirrorFailover PXE-installs fleetSize nodes at once from two
 // nginx mirrors of one bundle, with rsyslog receiving their logs and a Go HTTP
 // server their result records, all on 127.0.0.1. Halfway through the first
-// node's rootfs the first mirror is stopped. Every node must install with the
-// right rootfs, post its record exactly once with its own MAC, leave its stage
-// lines in rsyslog's file, and the second mirror's access log must show Range
-// resumes. DHCP and TFTP are QEMU's own (one user network per VM); dnsmasq
+// node's rootfs both mirrors are stopped, and the second comes back 4 s
+// later. Every node must install with the right rootfs, post
+// its record exactly once with its own MAC, leave its stage lines in
+// rsyslog's file, retry no faster than the backoff allows (failovers after
+// the first pass spaced by at least its floor, and some node made several),
+// and the second mirror's access log must show Range resumes. DHCP and TFTP are QEMU's own (one user network per VM); dnsmasq
 // is not needed for that, and TestPXEInstallOverHTTP covers the loaders.
 func TestFleetInstallWithMirrorFailover(t *testing.T) {
 	for _, bin := range []string{"nginx", "rsyslogd", "sgdisk"} {
@@ -101,10 +104,17 @@ func TestFleetInstallWithMirrorFailover(t *testing.T) {
 		}
 	}
 	time.Sleep(time.Duration(rootfs.Size/2) * time.Second / rootfsRate)
+	// Both mirrors go away; b comes back 4 s later. Every node in the middle
+	// of the rootfs retries against both as the backoff allows, then resumes
+	// on b.
 	a.stop()
-	t.Logf("mirror a stopped")
+	b.stop()
+	time.Sleep(4 * time.Second)
+	b.start(t)
+	t.Logf("mirror a stopped; mirror b was away for 4 s")
 
 	floor := backoff.Policy{Min: 500 * time.Millisecond, Max: 15 * time.Second}.Floor(1)
+	retried, checked := 0, 0 // the most failovers of one file at one byte, on any node; the gaps checked
 	for _, fn := range fleet {
 		fn.v.ExpectEvent(fn.mac+" install finished", vm.Finished, 20*time.Minute)
 		waitExit(t, fn.v)
@@ -113,18 +123,41 @@ func TestFleetInstallWithMirrorFailover(t *testing.T) {
 		if got := hashRange(t, fn.n.disks[0].Path, off, rootfs.Size); got != rootfs.SHA256 {
 			t.Errorf("%s: slot a sha256 %s, want %s", fn.mac, got, rootfs.SHA256)
 		}
-		// Failovers after the first pass are spaced by at least the backoff's floor.
-		var at []time.Time
+		// Failovers of one file at one byte (no progress between them) are
+		// immediate for the first pass over the two mirrors, and spaced by at
+		// least the backoff's floor after it. Files download concurrently, so
+		// each file's failovers are judged apart.
+		type failover struct {
+			at  time.Time
+			off string
+		}
+		byFile := map[string][]failover{}
 		for _, e := range fn.v.Events() {
-			if e.Kind == stages.EventInfo && strings.Contains(e.Message, "resuming") {
-				at = append(at, e.Time)
+			if m := resuming.FindStringSubmatch(e.Message); e.Kind == stages.EventInfo && m != nil {
+				byFile[m[1]] = append(byFile[m[1]], failover{e.Time, m[2]})
 			}
 		}
-		for i := 2; i < len(at); i++ {
-			if gap := at[i].Sub(at[i-1]); gap < floor {
-				t.Errorf("%s: failover %d came %s after the last, under the backoff floor %s", fn.mac, i+1, gap, floor)
+		for file, fs := range byFile {
+			run := 0 // failovers so far at this byte
+			for i, f := range fs {
+				if i > 0 && f.off == fs[i-1].off {
+					run++
+				} else {
+					run = 0
+				}
+				if run >= 2 {
+					checked++
+					if gap := f.at.Sub(fs[i-1].at); gap < floor {
+						t.Errorf("%s: %s failover %d at byte %s came %s after the last, under the backoff floor %s", fn.mac, file, run+1, f.off, gap, floor)
+					}
+				}
+				retried = max(retried, run+1)
 			}
 		}
+	}
+	t.Logf("backoff: up to %d failovers of one file at one byte; %d gaps after the first pass, each at least %s", retried, checked, floor)
+	if retried < 3 {
+		t.Errorf("no file failed over more than %d times at one byte: the outage of both mirrors did not exercise the backoff", retried)
 	}
 
 	// Every record arrived exactly once, with its node's MAC and the signed digest.
@@ -187,6 +220,9 @@ func TestFleetInstallWithMirrorFailover(t *testing.T) {
 	t.Logf("%d Range resumes on mirror b", resumes)
 }
 
+// resuming matches a failover event: the file and the byte it resumes at.
+var resuming = regexp.MustCompile(`resuming (\S+) at byte (\d+) from mirror`)
+
 // fleetBoot PXE-boots n like pxeBoot, with the NIC's MAC given. The user network is
 // unrestricted only so that the guest reaches the servers on the host's loopback
 // through the gateway address 10.0.2.2.
@@ -205,8 +241,8 @@ func fleetBoot(n *node, tftp, mac string) *vm.VM {
 type nginxMirror struct {
 	port int
 	dir  string
+	mu   sync.Mutex
 	cmd  *exec.Cmd
-	once sync.Once
 }
 
 func startNginx(t *testing.T, name, bundleDir, extra string) *nginxMirror {
@@ -242,22 +278,34 @@ http {
 	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	m.cmd = exec.Command("nginx", "-p", dir, "-c", filepath.Join(dir, "nginx.conf"))
+	m.start(t)
+	t.Cleanup(m.stop)
+	return m
+}
+
+// start runs this mirror's nginx and waits until it listens.
+func (m *nginxMirror) start(t *testing.T) {
+	t.Helper()
+	m.mu.Lock()
+	m.cmd = exec.Command("nginx", "-p", m.dir, "-c", filepath.Join(m.dir, "nginx.conf"))
 	m.cmd.Stderr = os.Stderr
-	if err := m.cmd.Start(); err != nil {
+	err := m.cmd.Start()
+	m.mu.Unlock()
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(m.stop)
 	waitListening(t, m.port)
-	return m
 }
 
 // stop kills this nginx, as an operator pulling a mirror would.
 func (m *nginxMirror) stop() {
-	m.once.Do(func() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cmd != nil {
 		m.cmd.Process.Kill()
 		m.cmd.Wait()
-	})
+		m.cmd = nil
+	}
 }
 
 func (m *nginxMirror) accessLog(t *testing.T) string {

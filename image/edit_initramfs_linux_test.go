@@ -14,22 +14,8 @@ import (
 	"github.com/u-root/mkuimage/cpio"
 
 	"github.com/nodeinit/nodeinit/initramfs"
+	"github.com/nodeinit/nodeinit/internal/testkernel"
 )
-
-// cachedModules is the Debian cloud kernel's lib/modules/<version> that the
-// QEMU fixture fetched (make fetch), or skips.
-func cachedModules(t *testing.T) string {
-	t.Helper()
-	cache := os.Getenv("NODEINIT_CACHE")
-	if cache == "" {
-		cache = "/var/cache/nodeinit"
-	}
-	m, _ := filepath.Glob(filepath.Join(cache, "root/lib/modules/*/kernel/net/802/garp.ko"))
-	if len(m) == 0 {
-		t.Skipf("no cached kernel with garp.ko under %s: run make fetch", cache)
-	}
-	return filepath.Dir(filepath.Dir(filepath.Dir(filepath.Dir(m[0]))))
-}
 
 // testNodeinit builds the nodeinit binary, as an operator would, for a real
 // initramfs.
@@ -85,7 +71,7 @@ func readInitrd(t *testing.T, file string) map[string][]byte {
 // initrd change; the same edit gives the same bytes; without --initramfs
 // the edit warns and keeps the initrd as it was.
 func TestEditInitramfs(t *testing.T) {
-	mods := cachedModules(t)
+	mods := testkernel.ModulesDir(t, "kernel/net/802/garp.ko")
 	kver := filepath.Base(mods)
 	bin := testNodeinit(t)
 	f := newEditFixtureWith(t, fixtureOptions{

@@ -305,12 +305,14 @@ const (
 
 // probeDisks runs probe when the disks the action needs are there. A
 // destructive action waits first until the disk list has been quiet for
-// disksQuiet, so that a bare storage_init or glob chooses from every disk.
+// disksQuiet, so that a bare storage_init or glob chooses from every disk;
+// so does nodeinit.interactive=1, whose screen lists them (any other line
+// that shows the screen is an install, which is destructive).
 // Anything else (a plain boot, stateless, rescue) probes at once, and again
 // each time the list changes while what it needs is missing (the plan is
 // refused), for at most disksWait: a boot does not wait for disks it has.
 func probeDisks(ctx context.Context, p *cmdline.Params, sysBlock string, note func(string), probe func() (*stages.Machine, error)) (*stages.Machine, error) {
-	if p.Destructive() || tui.Needed(p, &plan.Facts{}) {
+	if p.Destructive() || p.Node.Interactive != nil && *p.Node.Interactive {
 		early.WaitBlockDevices(ctx, sysBlock, disksQuiet, disksWait)
 		return probe()
 	}

@@ -14,22 +14,9 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/u-root/mkuimage/cpio"
-)
 
-// testModulesDir is a cached Debian kernel's modules (make fetch); tests that need one skip
-// without it.
-func testModulesDir(t *testing.T) string {
-	t.Helper()
-	cache := os.Getenv("NODEINIT_CACHE")
-	if cache == "" {
-		cache = "/var/cache/nodeinit"
-	}
-	m, _ := filepath.Glob(filepath.Join(cache, "root/lib/modules/*/modules.dep"))
-	if len(m) == 0 {
-		t.Skipf("no cached kernel modules under %s: run make fetch", cache)
-	}
-	return filepath.Dir(m[len(m)-1])
-}
+	"github.com/nodeinit/nodeinit/internal/testkernel"
+)
 
 var (
 	buildOnce sync.Once
@@ -107,7 +94,7 @@ func content(t *testing.T, r cpio.Record) string {
 // the modules with their dependencies, and fixed metadata.
 func TestBuildReproducibleWithModules(t *testing.T) {
 	bin := nodeinitBinary(t)
-	mods := testModulesDir(t)
+	mods := testkernel.ModulesDir(t, "modules.dep")
 	dir := t.TempDir()
 	key := filepath.Join(dir, "release.pub")
 	os.WriteFile(key, []byte("untrusted comment: test key\nRWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3\n"), 0o644)

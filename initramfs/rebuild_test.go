@@ -10,6 +10,8 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/u-root/mkuimage/cpio"
+
+	"github.com/nodeinit/nodeinit/internal/testkernel"
 )
 
 // writeArchive writes a gzip newc archive of recs (a stand-in for a built
@@ -43,7 +45,7 @@ func writeArchive(t *testing.T, dir string, extra []byte, recs ...cpio.Record) s
 // the same bytes twice, and a key already trusted (under another name) is
 // not added again.
 func TestAddTo(t *testing.T) {
-	mods := testModulesDir(t)
+	mods := testkernel.ModulesDir(t, "modules.dep")
 	dir := t.TempDir()
 	pub := filepath.Join(dir, "node.pub")
 	os.WriteFile(pub, []byte("untrusted comment: minisign public key 1\nRWQkeykeykey\n"), 0o644)
@@ -101,7 +103,7 @@ func TestAddTo(t *testing.T) {
 // another archive appended, and modules for another kernel are refused and
 // write nothing.
 func TestAddToRefuses(t *testing.T) {
-	mods := testModulesDir(t)
+	mods := testkernel.ModulesDir(t, "modules.dep")
 	for _, c := range []struct {
 		name  string
 		extra []byte

@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 BUILD := build
 export NODEINIT_CACHE ?= /var/cache/nodeinit
-FUZZTIME ?= 10s
+FUZZTIME ?= 8s
 
 .PHONY: all build test unit lint bench demo plans deps fetch clean crashtest fuzz
 
@@ -40,10 +40,11 @@ test: fetch
 
 # fuzz: every fuzz target for a bounded time: the command line, the config writers and the
 # accept-implies-seed property, the probe on crafted disks, LVM metadata, the manifest, the
-# ledger and loader entry readers.
+# ledger and loader entry readers, and the modules.alias glob against path.Match.
 FUZZ_TARGETS := FuzzParse:./cmdline FuzzAcceptImpliesSeed:./nodeconfig FuzzSeedWriters:./nodeconfig/spec \
 	FuzzCheckConfigImpliesSeed:./plan FuzzProbeDevice:./disk FuzzParseVGMetadata:./disk FuzzPlanWipe:./disk \
-	FuzzParseManifest:./image FuzzReadLedger:./boot FuzzEntries:./boot
+	FuzzParseManifest:./image FuzzReadLedger:./boot FuzzEntries:./boot \
+	FuzzGlob:./modalias
 fuzz:
 	@set -o pipefail; for t in $(FUZZ_TARGETS); do name=$${t%%:*}; pkg=$${t#*:}; \
 		echo "fuzz $$name $$pkg ($(FUZZTIME))"; \
@@ -67,6 +68,7 @@ bench: fetch
 	$(GO) run ./bench/image
 	$(GO) run ./bench/disk
 	$(GO) run ./bench/fleet
+	$(GO) run ./bench/initrd
 	$(GO) run ./bench/boot
 
 ## demo: boot a VM from our initramfs, install the demo node image onto a blank NVMe disk,

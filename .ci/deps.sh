@@ -5,11 +5,12 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
   qemu-system-x86 qemu-utils gdisk dosfstools bmap-tools squashfs-tools xorriso \
-  xfsprogs btrfs-progs cryptsetup-bin mdadm lvm2 cpio zstd mtools e2fsprogs util-linux \
+  xfsprogs btrfs-progs cryptsetup-bin mdadm lvm2 cpio zstd lz4 xz-utils mtools e2fsprogs util-linux \
   ovmf systemd-boot-efi isolinux syslinux-common ipxe-qemu swtpm swtpm-tools busybox-static kmod \
-  minisign time ca-certificates gpg gpgv >/dev/null
-# The fleet test runs nginx and rsyslog itself, bound to 127.0.0.1: the packaged services must
-# not start (policy-rc.d says no while they install).
+  minisign time ca-certificates gpg gpgv iproute2 dnsmasq-base >/dev/null
+# The fleet test runs dnsmasq, nginx and rsyslog itself, in a network namespace of its own
+# (dnsmasq-base above has no service): the packaged services of nginx and rsyslog must not
+# start (policy-rc.d says no while they install).
 guard=
 if [ ! -e /usr/sbin/policy-rc.d ]; then
   printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && guard=1

@@ -3,9 +3,13 @@ package early
 import (
 	"bufio"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"sort"
 	"strings"
+
+	"github.com/nodeinit/nodeinit/modalias"
 )
 
 // ModuleListPath is where the initramfs builder writes the modules /init loads, one a line.
@@ -13,16 +17,28 @@ const ModuleListPath = "/etc/nodeinit/modules"
 
 // ModuleReport says which modules were asked for and what happened to each.
 type ModuleReport struct {
-	Loaded []string          // loaded now, already loaded, or built into the kernel
-	Absent []string          // loaded, but found no device or firmware (ENODEV: not this machine)
-	Failed map[string]string // module → error
+	Loaded  []string          // loaded now, already loaded, or built into the kernel
+	Skipped []string          // drivers for a probed bus that no device here matches (modules.alias)
+	Absent  []string          // loaded, but found no device or firmware (ENODEV: not this machine)
+	Failed  map[string]string // module → error
+	Rounds  int               // sysfs scans: a loaded bus driver (virtio_pci) adds devices to match
+	NoAlias string            // why every listed module was loaded without matching, if it was
 }
 
 // String summarises the report in one line.
 func (r ModuleReport) String() string {
 	s := fmt.Sprintf("%d loaded", len(r.Loaded))
+	if len(r.Skipped) > 0 {
+		s += fmt.Sprintf(", %d skipped without a matching device (%s)", len(r.Skipped), strings.Join(r.Skipped, " "))
+	}
+	if r.Rounds > 0 {
+		s += fmt.Sprintf(", %d sysfs scan(s)", r.Rounds)
+	}
+	if r.NoAlias != "" {
+		s += ", all loaded: " + r.NoAlias
+	}
 	if len(r.Absent) > 0 {
-		s += fmt.Sprintf(", %d without a device (%s)", len(r.Absent), strings.Join(r.Absent, " "))
+		s += fmt.Sprintf(", %d found no device (%s)", len(r.Absent), strings.Join(r.Absent, " "))
 	}
 	if len(r.Failed) > 0 {
 		names := make([]string, 0, len(r.Failed))
@@ -33,6 +49,78 @@ func (r ModuleReport) String() string {
 		s += fmt.Sprintf(", %d failed: %s", len(names), strings.Join(names, " "))
 	}
 	return s
+}
+
+// ForcedModules are the modules the command line asks to load whether or not a
+// device matches: systemd's modules-load= and rd.modules-load=, and dracut's
+// rd.driver.pre=, each a comma-separated list that may be given more than once.
+// They are the way round a driver whose device's modalias its aliases miss.
+func ForcedModules(line string) []string {
+	var out []string
+	for _, f := range strings.Fields(line) {
+		k, v, ok := strings.Cut(f, "=")
+		if !ok || (k != "modules-load" && k != "rd.modules-load" && k != "rd.driver.pre") {
+			continue
+		}
+		for _, n := range strings.Split(v, ",") {
+			if n = modalias.Normalize(strings.TrimSpace(n)); n != "" && !slices.Contains(out, n) {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
+}
+
+// maxScanRounds bounds the scan-and-load rounds: PCI, then the virtio devices a
+// loaded virtio_pci adds, leave a margin for one more bus level.
+const maxScanRounds = 4
+
+// loadForDevices is LoadModules' choice of what to load and when. Modules that
+// table says are device-bound wait for a device whose modalias (from scan)
+// matches; the rest, and forced, go in the first round. Each round is handed to load, then
+// scan runs again for the devices the loaded drivers added. It returns the
+// device-bound modules nothing matched, the scans made, and a scan error, after
+// which every module still waiting is loaded. A nil table loads everything at
+// once.
+func loadForDevices(names, forced []string, table *modalias.Table, scan func() ([]string, error), load func([]string)) (skipped []string, rounds int, scanErr error) {
+	pending := map[string]bool{}
+	round := slices.Clone(forced)
+	for _, n := range names {
+		if slices.Contains(forced, modalias.Normalize(n)) {
+			continue
+		}
+		if table != nil && table.DeviceBound(n) {
+			pending[modalias.Normalize(n)] = true
+		} else {
+			round = append(round, n)
+		}
+	}
+	for ; rounds < maxScanRounds && len(pending) > 0; rounds++ {
+		devices, err := scan()
+		if err != nil {
+			scanErr = err
+			round = append(round, slices.Sorted(maps.Keys(pending))...)
+			clear(pending)
+		}
+		for _, d := range devices {
+			for _, m := range table.Match(d) {
+				if pending[m] {
+					delete(pending, m)
+					round = append(round, m)
+				}
+			}
+		}
+		if len(round) == 0 {
+			rounds++
+			break
+		}
+		load(round)
+		round = nil
+	}
+	if len(round) > 0 {
+		load(round)
+	}
+	return slices.Sorted(maps.Keys(pending)), rounds, scanErr
 }
 
 // ReadModuleList reads module names from path, one a line; '#' starts a comment.

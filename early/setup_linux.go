@@ -41,12 +41,15 @@ func Setup() (*Env, error) {
 		return env, mountErr
 	}
 
+	if err := useModprobeHelper(); err != nil {
+		fmt.Fprintf(out, "nodeinit: modules: %v\n", err)
+	}
 	names, err := ReadModuleList(ModuleListPath)
 	if err != nil {
 		fmt.Fprintf(out, "nodeinit: modules: %v\n", err)
 	}
 	start := time.Now()
-	env.Modules = LoadModules("/", names)
+	env.Modules = LoadModules("/", names, ForcedModules(env.Cmdline))
 	fmt.Fprintf(out, "nodeinit: modules: %s in %s\n", env.Modules, time.Since(start).Round(time.Millisecond))
 	for _, n := range slices.Sorted(maps.Keys(env.Modules.Failed)) {
 		fmt.Fprintf(out, "nodeinit: module %s: %s\n", n, env.Modules.Failed[n])
@@ -95,4 +98,21 @@ func dropTime(groups []string, a slog.Attr) slog.Attr {
 		return slog.Attr{}
 	}
 	return a
+}
+
+// ModprobeHelper is the rescue shell's modprobe, which the kernel runs to load a
+// module it needs (request_module: a filesystem to mount, a crypto algorithm).
+const ModprobeHelper = "/bbin/modprobe"
+
+// useModprobeHelper points the kernel's usermode helper at ModprobeHelper when the
+// initramfs has it, so that the modules /init does not load at boot still load
+// when asked for.
+func useModprobeHelper() error {
+	if _, err := os.Stat(ModprobeHelper); err != nil {
+		return nil // an initramfs built with a --cmd list without modprobe
+	}
+	if err := os.WriteFile("/proc/sys/kernel/modprobe", []byte(ModprobeHelper+"\n"), 0o644); err != nil {
+		return fmt.Errorf("kernel's module helper: %w", err)
+	}
+	return nil
 }

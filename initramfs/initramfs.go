@@ -32,6 +32,7 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+	"github.com/nodeinit/nodeinit/modalias"
 	"github.com/nodeinit/nodeinit/rescue"
 	"github.com/u-root/mkuimage/cpio"
 	"github.com/u-root/mkuimage/uimage"
@@ -144,7 +145,10 @@ type Result struct {
 	Modules        []string // module files included, dependencies too
 	BuiltinModules []string // asked-for names the kernel has built in
 	MissingModules []string // asked-for names this kernel does not have
-	Warnings       []string
+	// OnDemandModules are included but not loaded at boot: the kernel asks for them
+	// (through /bbin/modprobe) when a mount or a device needs one.
+	OnDemandModules []string
+	Warnings        []string
 }
 
 // String is the one-line summary the CLI prints.
@@ -157,6 +161,9 @@ func (r Result) String() string {
 	if r.KernelVersion != "" {
 		s += fmt.Sprintf("\nmodules for %s: %d files; built in: %s; not in this kernel: %s",
 			r.KernelVersion, len(r.Modules), strings.Join(r.BuiltinModules, " "), strings.Join(r.MissingModules, " "))
+		if len(r.OnDemandModules) > 0 {
+			s += fmt.Sprintf("; %d loaded only when the kernel asks for them", len(r.OnDemandModules))
+		}
 	}
 	return s
 }
@@ -418,9 +425,39 @@ func addModules(base *cpio.Archive, opts Options, res *Result) error {
 	if data, err := os.ReadFile(filepath.Join(opts.ModulesDir, "modules.alias")); err == nil {
 		base.WriteRecord(cpio.StaticRecord(filterAlias(data, included), cpio.Info{Name: path.Join(dest, "modules.alias"), Mode: cpio.S_IFREG | 0o644}))
 	}
-	list := "# kernel modules /init loads, with their dependencies, at boot\n" + strings.Join(mods.Names, "\n") + "\n"
+	boot, onDemand := bootModules(opts.ModulesDir, mods.Names)
+	res.OnDemandModules = onDemand
+	list := "# kernel modules /init loads, with their dependencies, at boot: drivers only when a device\n" +
+		"# matches (modules.alias). The initramfs' other modules load when the kernel asks for them\n" +
+		"# (a filesystem, a crypto algorithm, an md personality) through /bbin/modprobe.\n" +
+		strings.Join(boot, "\n") + "\n"
 	base.WriteRecord(cpio.StaticFile("etc/nodeinit/modules", list, 0o644))
 	return nil
+}
+
+// bootModules splits names into the ones /init considers at boot and the ones left
+// to the kernel's requests. A driver of a probed bus (modalias.ProbedBuses) is
+// considered at boot, where it loads if its device is there; so is every module of
+// DefaultModules. Any other module (the long tail of filesystems, crypto and md of
+// the module set most) waits until the kernel asks for it. Without modules.alias,
+// every name is considered at boot.
+func bootModules(dir string, names []string) (boot, onDemand []string) {
+	table, err := modalias.ReadFile(filepath.Join(dir, "modules.alias"))
+	if err != nil {
+		return names, nil
+	}
+	always := map[string]bool{}
+	for _, n := range DefaultModules {
+		always[normName(n)] = true
+	}
+	for _, n := range names {
+		if table.DeviceBound(n) || always[normName(n)] {
+			boot = append(boot, n)
+		} else {
+			onDemand = append(onDemand, n)
+		}
+	}
+	return boot, onDemand
 }
 
 // compressedCPIO is mkuimage's output: a newc writer over a compressor over the file. Every

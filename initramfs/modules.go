@@ -23,6 +23,9 @@ var DefaultModules = []string{
 	// network
 	"virtio_net", "e1000", "e1000e", "igb", "ixgbe", "ixgbevf", "r8169", "tg3", "bnxt_en",
 	"i40e", "ice", "mlx5_core", "vmxnet3", "ena", "gve", "hv_netvsc", "af_packet", "8021q",
+	// Hyper-V's bus: its devices (hv_netvsc's NIC) exist only once it is loaded, and /init
+	// loads a driver only for a device that exists, so the bus driver is listed by name
+	"hv_vmbus",
 	// measured boot (package measure): the TPM 2.0 drivers, built in on most kernels
 	"tpm_tis", "tpm_crb",
 	// later: device-mapper and md

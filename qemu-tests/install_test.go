@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -254,18 +253,25 @@ func seededDisk(t *testing.T, name string, size int64) string {
 	return p
 }
 
+// hashFile is vm.Fingerprint of the disk image p: equal when the disk was left alone.
 func hashFile(t *testing.T, p string) string {
 	t.Helper()
-	f, err := os.Open(p)
+	fp, err := vm.Fingerprint(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	return fp
+}
+
+// sha256File is the hex SHA-256 of the file p's bytes.
+func sha256File(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // checkInstalledDisk asks independent tools about the installed image: sgdisk validates the

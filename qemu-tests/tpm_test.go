@@ -69,7 +69,7 @@ func TestTPMMeasuredBoot(t *testing.T) {
 	v.ExpectEvent("install finished", vm.Finished, 5*time.Minute)
 	waitExit(t, v)
 
-	image := hashFile(t, filepath.Join(n.f.Bundles["1.0"], "manifest.json"))
+	image := sha256File(t, filepath.Join(n.f.Bundles["1.0"], "manifest.json"))
 	var pcr11, pcr23 []string
 	for boot := 1; boot <= 2; boot++ {
 		v = n.tpmBoot(tpmDir)

@@ -4,7 +4,10 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
+
+	"github.com/nodeinit/nodeinit/modalias"
 
 	"github.com/u-root/u-root/pkg/kmodule"
 	"golang.org/x/sys/unix"
@@ -14,6 +17,58 @@ func init() {
 	register("lsmod", "", lsmod)
 	register("insmod", "FILE [PARAM=VALUE...]", insmod)
 	register("rmmod", "[-f] NAME...", rmmod)
+	register("modprobe", "[-q] [--] NAME|ALIAS...", modprobe)
+}
+
+// modprobe loads modules by name or by alias (fs-xfs, crypto-sha512,
+// block-major-9-*, a device modalias) with their dependencies, from
+// /lib/modules/<running kernel>. It is also the kernel's usermode helper in the
+// initramfs (/proc/sys/kernel/modprobe), which asks "modprobe -q -- fs-xfs" when a
+// mount needs a filesystem no loaded module provides: /init loads only what boots
+// the machine, and the rest of the modules carried load when they are asked for.
+func modprobe(c *call, args []string) error {
+	fs := c.flags()
+	quiet := fs.Bool("q", false, "say nothing when a name matches no module")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return usagef("missing NAME")
+	}
+	var uts unix.Utsname
+	if err := unix.Uname(&uts); err != nil {
+		return err
+	}
+	dir := filepath.Join("/lib/modules", unix.ByteSliceToString(uts.Release[:]))
+	table, err := modalias.ReadFile(filepath.Join(dir, "modules.alias"))
+	if err != nil && !*quiet {
+		fmt.Fprintf(c.stderr, "modprobe: %v: names only, no aliases\n", err)
+	}
+	prober, err := kmodule.NewProber(kmodule.ProbeOpts{RootDir: "/"})
+	if err != nil {
+		return err
+	}
+	var failed []string
+	for _, name := range fs.Args() {
+		mods := []string{modalias.Normalize(name)}
+		if table != nil {
+			if m := table.Match(name); len(m) > 0 {
+				mods = m
+			}
+		}
+		for _, m := range mods {
+			if err := prober.Probe(m, ""); err != nil {
+				if !*quiet {
+					fmt.Fprintf(c.stderr, "modprobe: %s: %v\n", m, err)
+				}
+				failed = append(failed, m)
+			}
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%d module(s) not loaded: %s", len(failed), strings.Join(failed, " "))
+	}
+	return nil
 }
 
 // lsmod prints /proc/modules as a table.

@@ -19,7 +19,7 @@ import (
 
 func TestAllNames(t *testing.T) {
 	all := strings.Fields(`blkid cat chmod cp df dhclient dmesg echo find free gosh grep head hexdump insmod ip kill ln ls
-		lsmod mkdir more mount mv ping poweroff ps reboot rm rmmod sh shutdown sleep sync tail umount uname uptime wget`)
+		lsmod mkdir modprobe more mount mv ping poweroff ps reboot rm rmmod sh shutdown sleep sync tail umount uname uptime wget`)
 	if got := Names(); !slices.Equal(got, all) {
 		t.Errorf("Names() = %q\nwant %q", got, all)
 	}
@@ -172,7 +172,7 @@ func TestIP(t *testing.T) {
 func TestEffectsParse(t *testing.T) {
 	for _, args := range [][]string{
 		{"mount", "-t"}, {"mount", "/dev/sda1"}, {"mount", "-x", "a", "b"}, {"umount"}, {"shutdown", "bogus"},
-		{"poweroff", "now"}, {"reboot", "-z"}, {"insmod"}, {"rmmod"}, {"dhclient", "-t"}, {"dhclient", "-q"},
+		{"poweroff", "now"}, {"reboot", "-z"}, {"insmod"}, {"rmmod"}, {"modprobe"}, {"modprobe", "-z", "x"}, {"dhclient", "-t"}, {"dhclient", "-q"},
 	} {
 		if _, errw, status := sh(t, "", args[0], args[1:]...); status != 2 || !strings.Contains(errw, "usage: "+args[0]) {
 			t.Errorf("%q: status %d, stderr %q; want a usage error", args, status, errw)

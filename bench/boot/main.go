@@ -41,6 +41,7 @@ import (
 	"time"
 
 	"github.com/nodeinit/nodeinit/image"
+	"github.com/nodeinit/nodeinit/internal/benchutil"
 	"github.com/nodeinit/nodeinit/internal/testtpm"
 	"github.com/nodeinit/nodeinit/qemu-tests/fixture"
 	"github.com/nodeinit/nodeinit/qemu-tests/vm"
@@ -393,10 +394,10 @@ func report(w io.Writer, kver string, runs int, oursSize, theirSize int64, ours,
 
 func spread(ts []timing, f func(timing) float64) string {
 	vs := values(ts, f)
-	return fmt.Sprintf("%.3f [%.3f-%.3f]", median(vs), vs[0], vs[len(vs)-1])
+	return fmt.Sprintf("%.3f [%.3f-%.3f]", benchutil.Median(vs), vs[0], vs[len(vs)-1])
 }
 
-func medianOf(ts []timing, f func(timing) float64) float64 { return median(values(ts, f)) }
+func medianOf(ts []timing, f func(timing) float64) float64 { return benchutil.Median(values(ts, f)) }
 
 func values(ts []timing, f func(timing) float64) []float64 {
 	vs := make([]float64, len(ts))
@@ -405,14 +406,6 @@ func values(ts []timing, f func(timing) float64) []float64 {
 	}
 	sort.Float64s(vs)
 	return vs
-}
-
-func median(sorted []float64) float64 {
-	n := len(sorted)
-	if n%2 == 1 {
-		return sorted[n/2]
-	}
-	return (sorted[n/2-1] + sorted[n/2]) / 2
 }
 
 func fileSize(p string) (int64, error) {

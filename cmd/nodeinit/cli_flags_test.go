@@ -193,6 +193,8 @@ func TestUsageErrorsCarryAFix(t *testing.T) {
 		{[]string{"image", "verify"}, "need one SOURCE, got 0"},
 		{[]string{"image", "keygen", "extra", "--pub", "p", "--priv", "q"}, `unexpected argument "extra"`},
 		{[]string{"image", "keygen", "--pub", "p"}, "need --pub P and --priv Q"},
+		{[]string{"mkinitramfs", "-o", tmp + "/i.img", "--modules", "most"}, "--modules most needs the kernel's modules"},
+		{[]string{"mkinitramfs", "-o", tmp + "/i.img", "--modules", "all"}, `--modules "all" is not a module set`},
 		{[]string{"mkmedia"}, "no subcommand given"},
 		{[]string{"mkmedia", "dvd"}, `unknown subcommand "dvd"`},
 		{[]string{"mkmedia", "iso", "--bundle", "B"}, "give exactly one output, got 0"},

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 
 	"github.com/nodeinit/nodeinit/initramfs"
@@ -30,7 +31,8 @@ func runMkinitramfs(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&opts.Output, "o", "", "output file (required), e.g. build/initrd.img")
 	compression := fs.String("compress", "zstd", "compression: zstd, gzip or none")
 	fs.StringVar(&opts.ModulesDir, "modules-dir", "", "a kernel's lib/modules/<version> (with modules.dep); empty adds no modules")
-	fs.Var(&modules, "module", "kernel module to include with its dependencies (repeatable; default: storage, filesystems, network)")
+	set := fs.String("modules", string(initramfs.SetDefault), "module set: default (common virtual and server hardware by name), most (every storage, network, filesystem and crypto module the kernel ships, like initramfs-tools' MODULES=most) or host (the drivers of this machine's devices, from the kernel in --modules-dir)")
+	fs.Var(&modules, "module", "kernel module to include with its dependencies, on top of --modules (repeatable)")
 	fs.Var(&keys, "key", "trusted minisign public key file (*.pub), put in /etc/nodeinit/keys (repeatable)")
 	fs.Var(&files, "files", "HOST[:DEST] file to add; ELF files bring their shared libraries (repeatable)")
 	fs.Var(&dirs, "dir", "HOST:DEST directory to add whole (repeatable)")
@@ -47,8 +49,24 @@ func runMkinitramfs(args []string, stdout, stderr io.Writer) error {
 	}
 	opts.Compression = initramfs.Compression(*compression)
 	opts.Keys, opts.Files, opts.Dirs = keys, files, dirs
-	if len(modules) > 0 {
-		opts.Modules = modules
+	switch initramfs.ModuleSet(*set) {
+	case initramfs.SetDefault:
+		if len(modules) > 0 {
+			opts.Modules = append(slices.Clone(initramfs.DefaultModules), modules...)
+		}
+	case initramfs.SetMost, initramfs.SetHost:
+		if opts.ModulesDir == "" {
+			return usageError("mkinitramfs", "--modules "+*set+" needs the kernel's modules",
+				"add --modules-dir /lib/modules/<version> of the kernel the initramfs boots")
+		}
+		names, err := initramfs.ModulesFor(initramfs.ModuleSet(*set), opts.ModulesDir, "/sys")
+		if err != nil {
+			return fmt.Errorf("mkinitramfs: %w", err)
+		}
+		opts.Modules = append(names, modules...)
+	default:
+		return usageError("mkinitramfs", fmt.Sprintf("--modules %q is not a module set", *set),
+			"use --modules default, most or host, and --module NAME for one more")
 	}
 	if len(commands) > 0 {
 		opts.Commands = commands

@@ -51,6 +51,9 @@ type Config struct {
 	// (ttyS1): with nodeinit.events=ttyS1 on the command line, nodeinit's event
 	// stream as JSON lines. Tests assert on those events, not on console prose.
 	Events string
+	// Netns, when set, runs QEMU inside that network namespace (see Network), so a
+	// tap netdev in ExtraArgs finds its device there.
+	Netns string
 }
 
 // VM is a running QEMU with its serial console captured.
@@ -193,8 +196,12 @@ func Start(t testing.TB, c Config) *VM {
 		timeout = 10 * time.Minute
 	}
 	con := newConsole()
+	command := "qemu-system-x86_64"
+	if c.Netns != "" {
+		command = "ip netns exec " + c.Netns + " " + command
+	}
 	fns := []qemu.Fn{
-		qemu.WithQEMUCommand("qemu-system-x86_64"),
+		qemu.WithQEMUCommand(command),
 		qemu.ArbitraryArgs(args...),
 		qemu.WithSerialOutput(con),
 		qemu.WithVMTimeout(timeout),

@@ -14,6 +14,7 @@
 package initramfs
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"debug/buildinfo"
@@ -422,10 +423,14 @@ func addModules(base *cpio.Archive, opts Options, res *Result) error {
 			base.WriteRecord(cpio.StaticRecord(data, cpio.Info{Name: path.Join(dest, name), Mode: cpio.S_IFREG | 0o644}))
 		}
 	}
+	var table *modalias.Table
 	if data, err := os.ReadFile(filepath.Join(opts.ModulesDir, "modules.alias")); err == nil {
 		base.WriteRecord(cpio.StaticRecord(filterAlias(data, included), cpio.Info{Name: path.Join(dest, "modules.alias"), Mode: cpio.S_IFREG | 0o644}))
+		if table, err = modalias.Parse(bytes.NewReader(data)); err != nil {
+			return fmt.Errorf("initramfs: %w", err)
+		}
 	}
-	boot, onDemand := bootModules(opts.ModulesDir, mods.Names)
+	boot, onDemand := bootModules(table, mods.Names)
 	res.OnDemandModules = onDemand
 	list := "# kernel modules /init loads, with their dependencies, at boot: drivers only when a device\n" +
 		"# matches (modules.alias). The initramfs' other modules load when the kernel asks for them\n" +
@@ -439,11 +444,10 @@ func addModules(base *cpio.Archive, opts Options, res *Result) error {
 // to the kernel's requests. A driver of a probed bus (modalias.ProbedBuses) is
 // considered at boot, where it loads if its device is there; so is every module of
 // DefaultModules. Any other module (the long tail of filesystems, crypto and md of
-// the module set most) waits until the kernel asks for it. Without modules.alias,
-// every name is considered at boot.
-func bootModules(dir string, names []string) (boot, onDemand []string) {
-	table, err := modalias.ReadFile(filepath.Join(dir, "modules.alias"))
-	if err != nil {
+// the module set most) waits until the kernel asks for it. Without modules.alias
+// (a nil table), every name is considered at boot.
+func bootModules(table *modalias.Table, names []string) (boot, onDemand []string) {
+	if table == nil {
 		return names, nil
 	}
 	always := map[string]bool{}

@@ -4,9 +4,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/nodeinit/nodeinit/internal/testkernel"
+	"github.com/nodeinit/nodeinit/modalias"
 )
 
 // TestModuleSetMostCoversStorageAndNetworkByRule takes the cached Debian kernel's
@@ -77,5 +79,23 @@ func TestModuleSetHostMatchesThisMachinesDevices(t *testing.T) {
 	}
 	if _, err := ModulesFor("all", dir, sys); err == nil {
 		t.Error(`module set "all": no error`)
+	}
+}
+
+// TestBootModulesLeavesTheTailToTheKernel: drivers of a probed bus and the default
+// list are considered at boot; other modules (xfs, an extra crypto) wait for the
+// kernel's request; without modules.alias everything is considered at boot.
+func TestBootModulesLeavesTheTailToTheKernel(t *testing.T) {
+	table, err := modalias.Parse(strings.NewReader("alias pci:v00001AF4d*sv*sd*bc*sc*i* virtio_pci\nalias fs-xfs xfs\nalias fs-ext4 ext4\nalias crypto-sha512 sha512_generic\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"virtio_pci", "ext4", "xfs", "sha512_generic"}
+	boot, onDemand := bootModules(table, names)
+	if !slices.Equal(boot, []string{"virtio_pci", "ext4"}) || !slices.Equal(onDemand, []string{"xfs", "sha512_generic"}) {
+		t.Errorf("boot %v, on demand %v; want virtio_pci ext4 at boot, xfs sha512_generic on demand", boot, onDemand)
+	}
+	if boot, onDemand := bootModules(nil, names); !slices.Equal(boot, names) || len(onDemand) != 0 {
+		t.Errorf("without modules.alias: boot %v, on demand %v; want all at boot", boot, onDemand)
 	}
 }

@@ -140,10 +140,10 @@ func run() error {
 		measured = append(measured, t)
 		out, err := qemu(ctx, debian, 3*time.Minute, logw)
 		if err != nil {
-			return fmt.Errorf("Debian boot %d: %w\n%s", i+1, err, tail(out, 30))
+			return fmt.Errorf("Debian boot %d: %w\n%s", i+1, err, benchutil.Tail(out, 30))
 		}
 		if t, err = parseTiming(out); err != nil {
-			return fmt.Errorf("Debian boot %d: %w\n%s", i+1, err, tail(out, 30))
+			return fmt.Errorf("Debian boot %d: %w\n%s", i+1, err, benchutil.Tail(out, 30))
 		}
 		theirs = append(theirs, t)
 		fmt.Fprintf(os.Stderr, "bench/boot: run %d: nodeinit %.3fs (with a TPM %.3fs), Debian %.3fs to root init\n",
@@ -232,7 +232,7 @@ func (n *nodeMachine) install(ctx context.Context, fx *fixture.Artifacts) error 
 		err = errors.New(`no "nodeinit: install complete" on the console`)
 	}
 	if err != nil {
-		return fmt.Errorf("install: %w\n%s", err, tail(out, 40))
+		return fmt.Errorf("install: %w\n%s", err, benchutil.Tail(out, 40))
 	}
 	return nil
 }
@@ -253,18 +253,18 @@ func (n *nodeMachine) boot(ctx context.Context, tpmDir string) (timing, error) {
 	}
 	out, err := qemu(ctx, c, 3*time.Minute, n.log)
 	if err != nil {
-		return timing{}, fmt.Errorf("%w\n%s", err, tail(out, 30))
+		return timing{}, fmt.Errorf("%w\n%s", err, benchutil.Tail(out, 30))
 	}
 	t, err := parseTiming(out)
 	if err != nil {
-		return timing{}, fmt.Errorf("%w\n%s", err, tail(out, 30))
+		return timing{}, fmt.Errorf("%w\n%s", err, benchutil.Tail(out, 30))
 	}
 	m := pcr23RE.FindStringSubmatch(out)
 	switch measured := m != nil && strings.Trim(m[1], "0") != ""; {
 	case tpmDir != "" && !measured:
-		return timing{}, fmt.Errorf("the boot with a TPM left PCR 23 unmeasured\n%s", tail(out, 30))
+		return timing{}, fmt.Errorf("the boot with a TPM left PCR 23 unmeasured\n%s", benchutil.Tail(out, 30))
 	case tpmDir == "" && m != nil:
-		return timing{}, fmt.Errorf("the boot without a TPM shows a PCR 23\n%s", tail(out, 30))
+		return timing{}, fmt.Errorf("the boot without a TPM shows a PCR 23\n%s", benchutil.Tail(out, 30))
 	}
 	return t, nil
 }
@@ -414,12 +414,4 @@ func fileSize(p string) (int64, error) {
 		return 0, err
 	}
 	return st.Size(), nil
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(s, "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

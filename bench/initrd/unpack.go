@@ -128,11 +128,11 @@ func boot(ctx context.Context, kernel, initrd string, log io.Writer) (unpack, er
 	args = append(args, "-nographic", "-kernel", c.Kernel, "-initrd", c.Initramfs, "-append", c.Append)
 	console, err := runQEMU(ctx, args, log)
 	if err != nil {
-		return unpack{}, fmt.Errorf("%w\n%s", err, tail(console, 20))
+		return unpack{}, fmt.Errorf("%w\n%s", err, benchutil.Tail(console, 20))
 	}
 	u, err := parseUnpack(console)
 	if err != nil {
-		return u, fmt.Errorf("%w\n%s", err, tail(console, 20))
+		return u, fmt.Errorf("%w\n%s", err, benchutil.Tail(console, 20))
 	}
 	if want := (st.Size() + 4095) / 4096 * 4; u.freedKiB != want {
 		return u, fmt.Errorf("the kernel freed %d KiB of initrd, the file is %d bytes (%d KiB in pages): it did not get the whole file",
@@ -233,12 +233,4 @@ func runQEMU(ctx context.Context, args []string, log io.Writer) (string, error) 
 		return console.String(), fmt.Errorf("qemu: %w", err)
 	}
 	return console.String(), errors.New("qemu exited before the kernel had unpacked the initrd")
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

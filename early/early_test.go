@@ -180,6 +180,75 @@ func TestWaitBlockDevicesSettles(t *testing.T) {
 	}
 }
 
+// TestPendingDisks builds the sysfs shape of a USB stick whose interface usb-storage has
+// bound: it is pending until its SCSI disk's block directory appears; an interface of
+// another class, and a mass-storage one no driver bound, never are.
+func TestPendingDisks(t *testing.T) {
+	sys := t.TempDir()
+	mk := func(rel string) string {
+		p := filepath.Join(sys, rel)
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	write := func(rel, data string) {
+		if err := os.WriteFile(filepath.Join(sys, rel), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	usbDir := "devices/pci0000:00/0000:00:04.0/usb2/2-1/2-1:1.0"
+	mk(usbDir)
+	mk("bus/usb/drivers/usb-storage")
+	mk("bus/usb/devices")
+	write(usbDir+"/bInterfaceClass", "08\n")
+	link := func(target, name string) {
+		if err := os.Symlink(target, filepath.Join(sys, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link(filepath.Join(sys, usbDir), "bus/usb/devices/2-1:1.0")
+	if got := PendingDisks(sys); len(got) != 0 {
+		t.Errorf("no driver bound: pending %v, want none", got)
+	}
+	link(filepath.Join(sys, "bus/usb/drivers/usb-storage"), usbDir+"/driver")
+	hid := "devices/pci0000:00/0000:00:04.0/usb2/2-2/2-2:1.0"
+	mk(hid)
+	write(hid+"/bInterfaceClass", "03\n")
+	link(filepath.Join(sys, hid), "bus/usb/devices/2-2:1.0")
+	if got := PendingDisks(sys); len(got) != 1 || !strings.HasSuffix(got[0], "2-1:1.0") {
+		t.Errorf("bound, no disk yet: pending %v, want the stick's interface alone", got)
+	}
+	mk(usbDir + "/host0/target0:0:0/0:0:0:0/block/sda")
+	if got := PendingDisks(sys); len(got) != 0 {
+		t.Errorf("the disk appeared: pending %v, want none", got)
+	}
+}
+
+// TestWaitBlockDevicesWaitsForAStick: the disk list is quiet, but a bound USB
+// mass-storage interface has no disk yet, so the wait goes on until it has.
+func TestWaitBlockDevicesWaitsForAStick(t *testing.T) {
+	sys := t.TempDir()
+	iface := filepath.Join(sys, "devices/usb1/1-1/1-1:1.0")
+	for _, d := range []string{iface, filepath.Join(sys, "bus/usb/devices"), filepath.Join(sys, "bus/usb/drivers/usb-storage"), filepath.Join(sys, "block/vda")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(filepath.Join(iface, "bInterfaceClass"), []byte("08\n"), 0o644)
+	os.Symlink(filepath.Join(sys, "bus/usb/drivers/usb-storage"), filepath.Join(iface, "driver"))
+	os.Symlink(iface, filepath.Join(sys, "bus/usb/devices/1-1:1.0"))
+	go func() {
+		time.Sleep(time.Second) // usb-storage's delay_use
+		os.MkdirAll(filepath.Join(iface, "host0/target0:0:0/0:0:0:0/block/sda"), 0o755)
+		os.Mkdir(filepath.Join(sys, "block/sda"), 0o755)
+	}()
+	got := WaitBlockDevices(t.Context(), filepath.Join(sys, "block"), 300*time.Millisecond, 5*time.Second)
+	if strings.Join(got, " ") != "sda vda" {
+		t.Errorf("got %v, want the stick that came after a quiet 300 ms", got)
+	}
+}
+
 // TestDetailOnlyWithDebug: detail lines reach kmsg and the saved log always,
 // the consoles only with nodeinit.debug; the command line's last
 // nodeinit.debug wins.

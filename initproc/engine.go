@@ -299,13 +299,15 @@ const (
 	// disksQuiet is how long the disk list must stay unchanged before a
 	// destructive action (or the installer screen) chooses from it.
 	disksQuiet = 300 * time.Millisecond
-	// disksWait bounds every wait for disks.
-	disksWait = 5 * time.Second
+	// disksWait bounds every wait for disks: a USB stick comes after
+	// usb-storage's delay_use (1 s) and the SCSI scan behind it.
+	disksWait = 10 * time.Second
 )
 
 // probeDisks runs probe when the disks the action needs are there. A
 // destructive action waits first until the disk list has been quiet for
-// disksQuiet, so that a bare storage_init or glob chooses from every disk;
+// disksQuiet and no USB disk is pending (early.PendingDisks), so that a bare
+// storage_init or glob chooses from every disk, and the medium is there;
 // so does nodeinit.interactive=1, whose screen lists them (any other line
 // that shows the screen is an install, which is destructive).
 // Anything else (a plain boot, stateless, rescue) probes at once, and again

@@ -2,15 +2,20 @@ package media
 
 import (
 	"bufio"
+	"bytes"
+	"debug/pe"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 
 	"github.com/nodeinit/nodeinit/initramfs"
 	"github.com/nodeinit/nodeinit/netboot"
+	"github.com/nodeinit/nodeinit/operr"
 )
 
 // Files WritePXE writes, relative to PXEOptions.Dir (the TFTP root).
@@ -19,17 +24,27 @@ const (
 	PXEInitrd    = "initrd.img"
 	PXELinuxCfg  = "pxelinux.cfg/default"
 	PXEIPXE      = "boot.ipxe"
-	PXEGrubCfg   = "grub/grub.cfg"
+	PXEGrubNet   = "grubnetx64.efi" // GRUB's UEFI network boot image (PXEOptions.GrubNet)
+	PXEGrubCfg   = "grub/grub.cfg"  // where that image reads its config (see DebianGrubNet)
 	PXEDnsmasq   = "dnsmasq-nodeinit.conf"
 	PXEBundleDir = "bundle"
 	PXEReadme    = "README.txt"
 )
 
 // DebianPXELinux and DebianSyslinuxModules are where Debian's pxelinux and syslinux-common
-// packages put the BIOS network boot loader and its modules.
+// packages put the BIOS network boot loader and its modules; DebianGrubNet is where
+// grub-efi-amd64-signed puts GRUB's UEFI network boot image.
+//
+// Debian builds that image with the prefix "/grub" and no device, so GRUB reads
+// $prefix/grub.cfg, PXEGrubCfg, from the TFTP server it booted from: the path is absolute on
+// the server, wherever the image itself lies. (Its built-in config would read
+// $prefix/x86_64-efi/grub.cfg first; the tree has none.) Debian's installer variant,
+// grubnetx64-installer.efi.signed, has the prefix /debian-installer/amd64/grub instead, and
+// WritePXE refuses it.
 const (
 	DebianPXELinux        = "/usr/lib/PXELINUX/pxelinux.0"
 	DebianSyslinuxModules = "/usr/lib/syslinux/modules/bios"
+	DebianGrubNet         = "/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed"
 )
 
 // pxeSyslinuxModules are the modules pxelinux.0 needs for our menu: ldlinux.c32 always, and
@@ -58,6 +73,10 @@ type PXEOptions struct {
 	// When PXELinux is empty, the Debian paths are used if present; without them, the
 	// pxelinux.cfg is still written and the README says what to add.
 	PXELinux, SyslinuxModules string
+	// GrubNet is GRUB's UEFI network boot image, copied to grubnetx64.efi. When it is
+	// empty, DebianGrubNet is used if present; without it, grub/grub.cfg is still
+	// written and the README says what to add.
+	GrubNet string
 }
 
 // PXEResult lists what WritePXE wrote, relative to Dir.
@@ -106,7 +125,96 @@ func (o PXEOptions) Validate() error {
 			return fmt.Errorf("pxe: %s %s: %w", f.flag, f.path, err)
 		}
 	}
+	if img, ok := o.grubNet(); ok {
+		if err := checkGrubNet(img); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// grubNet is the GRUB network image to copy: GrubNet, else Debian's when installed.
+func (o PXEOptions) grubNet() (string, bool) {
+	if o.GrubNet != "" {
+		return o.GrubNet, true
+	}
+	if _, err := os.Stat(DebianGrubNet); err == nil {
+		return DebianGrubNet, true
+	}
+	return "", false
+}
+
+// checkGrubNet refuses a GRUB image that would not read the tree's grub.cfg.
+func checkGrubNet(img string) error {
+	what := "pxe: -grubnet " + img
+	prefix, err := grubPrefix(img)
+	if err != nil {
+		return operr.Wrap(err, what, "give GRUB's network image, e.g. "+DebianGrubNet+" from grub-efi-amd64-signed", "")
+	}
+	// A device in front, (tftp,SERVER)/grub, names the server; the path is what the tree must match.
+	dir := prefix
+	if strings.HasPrefix(dir, "(") {
+		if i := strings.Index(dir, ")"); i >= 0 {
+			dir = dir[i+1:]
+		}
+	}
+	if want := "/" + path.Dir(PXEGrubCfg); strings.TrimSuffix(dir, "/") != want {
+		return operr.New(fmt.Sprintf("%s reads %s/grub.cfg", what, strings.TrimSuffix(prefix, "/")),
+			"the tree has /"+PXEGrubCfg+", where Debian's grubnetx64.efi.signed looks",
+			"use "+DebianGrubNet+", or an image built with grub-mkimage --prefix="+want, "")
+	}
+	return nil
+}
+
+// grubPrefix returns the prefix grub-mkimage built into a GRUB EFI image: the directory
+// whose grub.cfg the image reads, "/grub" for Debian's grubnetx64.efi.signed. grub-mkimage
+// puts its modules, memdisk, early config and prefix as typed objects in the image's "mods"
+// PE section, after a module info header (magic "mimg", then the objects' offset and size).
+func grubPrefix(img string) (string, error) {
+	f, err := pe.Open(img)
+	if err != nil {
+		return "", fmt.Errorf("not an EFI image: %w", err)
+	}
+	defer f.Close()
+	sec := f.Section("mods")
+	if sec == nil {
+		return "", errors.New("not a GRUB image: no mods section")
+	}
+	mods, err := sec.Data()
+	if err != nil {
+		return "", fmt.Errorf("read mods section: %w", err)
+	}
+	return grubModsPrefix(mods)
+}
+
+// grubObjPrefix is grub-mkimage's OBJ_TYPE_PREFIX.
+const grubObjPrefix = 3
+
+// grubModsPrefix reads the prefix object from a mods section (struct grub_module_info64,
+// then grub_module_header objects whose size includes their 8-byte header).
+func grubModsPrefix(mods []byte) (string, error) {
+	if len(mods) < 24 || string(mods[:4]) != "mimg" {
+		return "", errors.New("not a GRUB image: no module info in the mods section")
+	}
+	off, size := binary.LittleEndian.Uint64(mods[8:]), binary.LittleEndian.Uint64(mods[16:])
+	if size > uint64(len(mods)) || off > size {
+		return "", errors.New("GRUB module info out of bounds")
+	}
+	for p := off; p+8 <= size; {
+		typ, n := binary.LittleEndian.Uint32(mods[p:]), uint64(binary.LittleEndian.Uint32(mods[p+4:]))
+		if n < 8 || p+n > size {
+			return "", fmt.Errorf("GRUB module object at %d has size %d", p, n)
+		}
+		if typ == grubObjPrefix {
+			obj := mods[p+8 : p+n]
+			if i := bytes.IndexByte(obj, 0); i >= 0 {
+				obj = obj[:i]
+			}
+			return string(obj), nil
+		}
+		p += n
+	}
+	return "", errors.New("the GRUB image has no built-in prefix")
 }
 
 func (o PXEOptions) kernel() string {
@@ -136,7 +244,8 @@ func (o PXEOptions) PXEEntries() []Entry {
 // WritePXE writes the network boot tree: kernel, initramfs (with the bundle when embedded),
 // pxelinux.cfg/default with IPAPPEND 2 (pxelinux appends BOOTIF=01-<mac>), boot.ipxe
 // (BOOTIF from ${net0/mac}), grub/grub.cfg (BOOTIF from ${net_default_mac}), a dnsmasq
-// snippet, the bundle for the HTTP server, and pxelinux.0 with its modules when found.
+// snippet, the bundle for the HTTP server, and pxelinux.0 with its modules and
+// grubnetx64.efi when found.
 // Every option is checked before the first file is written.
 func WritePXE(o PXEOptions) (*PXEResult, error) {
 	if err := o.Validate(); err != nil {
@@ -182,6 +291,9 @@ func WritePXE(o PXEOptions) (*PXEResult, error) {
 		}
 	}
 	if err := o.copyPXELinux(res, w); err != nil {
+		return nil, err
+	}
+	if err := o.copyGrubNet(res, w); err != nil {
 		return nil, err
 	}
 	if err := w(PXEReadme, func(out io.Writer) error { _, err := io.WriteString(out, o.readme(res)); return err }); err != nil {
@@ -232,6 +344,17 @@ func (o PXEOptions) copyPXELinux(res *PXEResult, w func(string, func(io.Writer) 
 		}
 	}
 	return nil
+}
+
+// copyGrubNet copies GRUB's network boot image when it can be found.
+func (o PXEOptions) copyGrubNet(res *PXEResult, w func(string, func(io.Writer) error) error) error {
+	img, ok := o.grubNet()
+	if !ok {
+		res.Notes = append(res.Notes, PXEGrubNet+" not copied: install Debian's grub-efi-amd64-signed, "+
+			"or give -grubnet (UEFI clients without iPXE need it)")
+		return nil
+	}
+	return w(PXEGrubNet, copyFrom(img))
 }
 
 // bootLine is a kernel command line of an entry as a boot loader writes it.
@@ -330,13 +453,14 @@ dhcp-userclass=set:ipxe,iPXE
 dhcp-boot=tag:ipxe,` + PXEIPXE + `
 
 # Firmware PXE ROMs: BIOS gets pxelinux, UEFI x86-64 gets GRUB's network image
-# (grubnetx64.efi from Debian's grub-efi-amd64-signed, copied here; it reads grub/grub.cfg).
+# (grubnetx64.efi: Debian's grubnetx64.efi.signed from grub-efi-amd64-signed; it
+# reads ` + PXEGrubCfg + ` from this server).
 dhcp-match=set:efi64,option:client-arch,7
 dhcp-match=set:efi64,option:client-arch,9
 dhcp-boot=tag:!ipxe,tag:!efi64,pxelinux.0
-dhcp-boot=tag:!ipxe,tag:efi64,grubnetx64.efi
+dhcp-boot=tag:!ipxe,tag:efi64,` + PXEGrubNet + `
 pxe-service=tag:!ipxe,x86PC,"nodeinit network boot",pxelinux
-pxe-service=tag:!ipxe,X86-64_EFI,"nodeinit network boot",grubnetx64.efi
+pxe-service=tag:!ipxe,X86-64_EFI,"nodeinit network boot",` + PXEGrubNet + `
 `
 }
 
@@ -346,7 +470,7 @@ func (o PXEOptions) readme(res *PXEResult) string {
 	b.WriteString("Serve this directory over TFTP (" + PXEDnsmasq + " is a ready dnsmasq snippet).\n")
 	b.WriteString("  iPXE:     chain " + PXEIPXE + " (BOOTIF comes from ${net0/mac})\n")
 	b.WriteString("  pxelinux: " + PXELinuxCfg + " (IPAPPEND 2 adds BOOTIF)\n")
-	b.WriteString("  GRUB:     " + PXEGrubCfg + " (BOOTIF from ${net_default_mac})\n")
+	b.WriteString("  GRUB:     " + PXEGrubNet + " reads " + PXEGrubCfg + " (BOOTIF from ${net_default_mac})\n")
 	b.WriteString("Per-machine values in nodeinit.image, nodeinit.status_url and local_boot_trigger:\n")
 	b.WriteString("  ${" + strings.Join(netboot.TemplateNames, "}, ${") + "}\n")
 	b.WriteString("  (the loader configs carry them as @MAC@, @IP@, ...: iPXE and GRUB would expand ${...} themselves;\n")

@@ -2,15 +2,19 @@ package media
 
 import (
 	"bytes"
+	"debug/pe"
+	"encoding/binary"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nodeinit/nodeinit/cmdline"
 	"github.com/nodeinit/nodeinit/netboot"
+	"github.com/nodeinit/nodeinit/operr"
 )
 
 // entryAction is the action each entry's kernel arguments must parse to.
@@ -205,15 +209,17 @@ func TestWritePXE(t *testing.T) {
 	}
 	pxelinux := filepath.Join(mods, "pxelinux.0")
 	os.WriteFile(pxelinux, []byte("PXE"), 0o644)
+	grubnet := fakeGrubImage(t, "/grub")
 
 	dir := filepath.Join(t.TempDir(), "tftp")
 	res, err := WritePXE(PXEOptions{Dir: dir, Bundle: bundle, ImageURL: "http://10.0.2.2/bundle/",
-		PXELinux: pxelinux, SyslinuxModules: mods})
+		PXELinux: pxelinux, SyslinuxModules: mods, GrubNet: grubnet})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := map[string]string{PXEKernel: "KERNEL", PXEInitrd: "INITRAMFS!", "bundle/rootfs.squashfs": "squash",
-		"bundle/manifest.json.minisig": "sig", "pxelinux.0": "PXE", "ldlinux.c32": "ldlinux.c32", "menu.c32": "menu.c32"}
+		"bundle/manifest.json.minisig": "sig", "pxelinux.0": "PXE", "ldlinux.c32": "ldlinux.c32", "menu.c32": "menu.c32",
+		"grubnetx64.efi": readFile(t, grubnet)}
 	for rel, content := range want {
 		b, err := os.ReadFile(filepath.Join(dir, rel))
 		if err != nil || string(b) != content {
@@ -226,7 +232,8 @@ func TestWritePXE(t *testing.T) {
 		}
 	}
 	dns, _ := os.ReadFile(filepath.Join(dir, PXEDnsmasq))
-	for _, w := range []string{"tftp-root=" + dir + "\n", "dhcp-userclass=set:ipxe,iPXE", "dhcp-boot=tag:ipxe,boot.ipxe", "pxe-service="} {
+	for _, w := range []string{"tftp-root=" + dir + "\n", "dhcp-userclass=set:ipxe,iPXE", "dhcp-boot=tag:ipxe,boot.ipxe", "pxe-service=",
+		"dhcp-boot=tag:!ipxe,tag:efi64,grubnetx64.efi\n"} {
 		if !strings.Contains(string(dns), w) {
 			t.Errorf("dnsmasq snippet lacks %q", w)
 		}
@@ -238,6 +245,129 @@ func TestWritePXE(t *testing.T) {
 	m, _ := filepath.Glob(filepath.Join(dir, ".*"))
 	if len(m) != 0 {
 		t.Errorf("left over: %v", m)
+	}
+}
+
+// fakeGrubImage writes a PE file shaped like grub-mkimage's output as far as GrubPrefix
+// reads it: a "mods" section with the module info header, an early config object and
+// the prefix object.
+func fakeGrubImage(t *testing.T, prefix string) string {
+	t.Helper()
+	obj := func(typ uint32, data string) []byte {
+		b := []byte(data)
+		b = append(b, make([]byte, 8-len(b)%8)...) // NUL-terminated, 8-byte aligned
+		return append(binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32(nil, typ), uint32(8+len(b))), b...)
+	}
+	objs := append(obj(2, "normal (memdisk)/grub.cfg\n"), obj(grubObjPrefix, prefix)...)
+	mods := append([]byte("mimg\x00\x00\x00\x00"), binary.LittleEndian.AppendUint64(nil, 24)...)
+	mods = binary.LittleEndian.AppendUint64(mods, uint64(24+len(objs)))
+	mods = append(mods, objs...)
+
+	var b bytes.Buffer
+	b.WriteString("MZ")
+	b.Write(make([]byte, 0x3a))
+	binary.Write(&b, binary.LittleEndian, uint32(0x40))
+	b.WriteString("PE\x00\x00")
+	binary.Write(&b, binary.LittleEndian, pe.FileHeader{Machine: pe.IMAGE_FILE_MACHINE_AMD64, NumberOfSections: 1})
+	binary.Write(&b, binary.LittleEndian, pe.SectionHeader32{Name: [8]uint8{'m', 'o', 'd', 's'},
+		VirtualSize: uint32(len(mods)), VirtualAddress: 0x1000, SizeOfRawData: uint32(len(mods)), PointerToRawData: 0x200})
+	b.Write(make([]byte, 0x200-b.Len()))
+	b.Write(mods)
+	p := filepath.Join(t.TempDir(), "grubnetx64.efi.signed")
+	if err := os.WriteFile(p, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func readFile(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestGrubNetMustReadTheTreesConfig: Debian builds grubnetx64.efi.signed with the prefix
+// /grub, so GRUB reads /grub/grub.cfg from the TFTP server; an image with another prefix
+// (Debian's installer variant reads /debian-installer/amd64/grub) would stop at GRUB's
+// prompt, so mkmedia pxe refuses it before writing anything. TestGRUBNetbootInstallOverHTTP
+// in qemu-tests boots the real image from the tree.
+func TestGrubNetMustReadTheTreesConfig(t *testing.T) {
+	if PXEGrubCfg != "grub/grub.cfg" {
+		t.Errorf("PXEGrubCfg = %q; Debian's grubnetx64.efi.signed reads /grub/grub.cfg", PXEGrubCfg)
+	}
+	notGrub := filepath.Join(t.TempDir(), "grubnetx64.efi")
+	os.WriteFile(notGrub, []byte("MZ not really"), 0o644)
+	tests := []struct {
+		img     string
+		wantErr string // empty: accepted
+	}{
+		{fakeGrubImage(t, "/grub"), ""},
+		{fakeGrubImage(t, "(tftp,192.0.2.1)/grub/"), ""},
+		{fakeGrubImage(t, "/debian-installer/amd64/grub"), "reads /debian-installer/amd64/grub/grub.cfg: the tree has /grub/grub.cfg"},
+		{fakeGrubImage(t, "/"), "reads /grub.cfg"},
+		{notGrub, "not an EFI image"},
+	}
+	for _, tt := range tests {
+		dir := filepath.Join(t.TempDir(), "tftp")
+		_, err := WritePXE(PXEOptions{Dir: dir, Bundle: fakeBundle(t), EmbedBundle: true, GrubNet: tt.img})
+		switch {
+		case tt.wantErr == "" && err != nil:
+			t.Errorf("%s: %v", tt.img, err)
+		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+			t.Errorf("%s: err = %v, want one with %q", tt.img, err, tt.wantErr)
+		case tt.wantErr != "":
+			if fix := operr.Describe(err).Fix; !strings.Contains(fix, "grubnetx64.efi.signed") {
+				t.Errorf("%s: fix %q does not name Debian's image", tt.img, fix)
+			}
+			if _, err := os.Stat(dir); !os.IsNotExist(err) {
+				t.Errorf("%s: tree written although the image was refused", tt.img)
+			}
+		}
+	}
+	if !strings.Contains(DnsmasqSnippet("/srv/tftp"), "dhcp-boot=tag:!ipxe,tag:efi64,"+PXEGrubNet+"\n") {
+		t.Errorf("the dnsmasq snippet does not hand UEFI clients %s", PXEGrubNet)
+	}
+}
+
+func TestGrubModsPrefixBadInput(t *testing.T) {
+	for name, mods := range map[string][]byte{
+		"empty":       nil,
+		"no magic":    make([]byte, 32),
+		"past end":    append([]byte("mimg\x00\x00\x00\x00\x18\x00\x00\x00\x00\x00\x00\x00"), 0xff, 0, 0, 0, 0, 0, 0, 0),
+		"zero object": append([]byte("mimg\x00\x00\x00\x00\x18\x00\x00\x00\x00\x00\x00\x00\x28\x00\x00\x00\x00\x00\x00\x00"), make([]byte, 16)...),
+	} {
+		if p, err := grubModsPrefix(mods); err == nil {
+			t.Errorf("%s: prefix %q, want an error", name, p)
+		}
+	}
+}
+
+// TestWritePXENotesMissingGrubNet: without -grubnet and without Debian's package, the
+// tree is still written, grub.cfg included, and the operator is told what to add.
+func TestWritePXENotesMissingGrubNet(t *testing.T) {
+	if _, err := os.Stat(DebianGrubNet); err == nil {
+		t.Skipf("%s is installed here", DebianGrubNet)
+	}
+	dir := t.TempDir()
+	res, err := WritePXE(PXEOptions{Dir: dir, Bundle: fakeBundle(t), EmbedBundle: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(res.Notes, func(n string) bool { return strings.Contains(n, "-grubnet") }) {
+		t.Errorf("notes %q do not say how to add %s", res.Notes, PXEGrubNet)
+	}
+	if _, err := os.Stat(filepath.Join(dir, PXEGrubCfg)); err != nil {
+		t.Error(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, PXEGrubNet)); !os.IsNotExist(err) {
+		t.Errorf("%s written without an image: %v", PXEGrubNet, err)
+	}
+	readme, _ := os.ReadFile(filepath.Join(dir, PXEReadme))
+	if !strings.Contains(string(readme), "NOTE: "+PXEGrubNet+" not copied") {
+		t.Errorf("README lacks the note:\n%s", readme)
 	}
 }
 

@@ -164,11 +164,7 @@ func TestInstall4KVirtio(t *testing.T) {
 	}
 	v.ExpectEvent("install finished", vm.Finished, 3*time.Minute)
 	waitExit(t, v)
-	out, err := exec.Command("sgdisk", "-v", n.disks[0].Path).CombinedOutput()
-	if err == nil || !strings.Contains(string(out), "No problems found") {
-		// sgdisk reads a file as 512-byte sectors, so it cannot judge a 4K table: say so plainly.
-		t.Logf("sgdisk on the 4K image (read as 512-byte sectors): %s", out)
-	}
+	checkInstalledDiskSectors(t, n.disks[0].Path, 4096)
 	v = n.powerOn()
 	v.Expect(`TESTOS version=1\.0 build=1\.0 slot=a hostname=node4k`, 3*time.Minute)
 	v.Expect(`TESTOS-READY`, 30*time.Second)
@@ -279,13 +275,34 @@ func sha256File(t *testing.T, p string) string {
 // filesystems through loop devices at the partitions' offsets.
 func checkInstalledDisk(t *testing.T, img string) {
 	t.Helper()
-	out, err := exec.Command("sgdisk", "-v", img).CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "No problems found") {
-		t.Errorf("sgdisk -v: %v\n%s", err, out)
+	checkInstalledDiskSectors(t, img, 512)
+}
+
+// checkInstalledDiskSectors is checkInstalledDisk for a disk of the given logical sector
+// size. A 4K-native image is read through a loop device of that block size, so sgdisk
+// reads its GPT as the guest did.
+func checkInstalledDiskSectors(t *testing.T, img string, sector int64) {
+	t.Helper()
+	table := img
+	if sector != 512 {
+		if os.Geteuid() != 0 {
+			t.Logf("%s: a %d-byte-sector GPT is checked through a loop device, which needs root", img, sector)
+			return
+		}
+		l := testloop.Attach(t, img, "-r", "--sector-size", fmt.Sprint(sector))
+		defer l.Detach()
+		table = l.Dev
 	}
-	out, err = exec.Command("sgdisk", "-p", img).CombinedOutput()
+	out, err := exec.Command("sgdisk", "-v", table).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "No problems found") {
+		t.Errorf("sgdisk -v %s: %v\n%s", img, err, out)
+	}
+	out, err = exec.Command("sgdisk", "-p", table).CombinedOutput()
 	if err != nil {
 		t.Fatalf("sgdisk -p: %v\n%s", err, out)
+	}
+	if want := fmt.Sprintf("Sector size (logical/physical): %d/", sector); sector != 512 && !strings.Contains(string(out), want) {
+		t.Errorf("%s: sgdisk does not read %d-byte sectors:\n%s", img, sector, out)
 	}
 	for _, name := range []string{"NODE-ESP", "node-root-a", "node-root-b", "node-config", "node-logging", "node-swap", "node-data"} {
 		if !strings.Contains(string(out), name) {
@@ -297,7 +314,7 @@ func checkInstalledDisk(t *testing.T, img string) {
 	}
 	checks := map[string][]string{"1": {"fsck.vfat", "-n"}, "4": {"e2fsck", "-fn"}}
 	for part, tool := range checks {
-		info, err := exec.Command("sgdisk", "-i", part, img).CombinedOutput()
+		info, err := exec.Command("sgdisk", "-i", part, table).CombinedOutput()
 		if err != nil {
 			t.Fatalf("sgdisk -i %s: %v", part, err)
 		}
@@ -308,7 +325,7 @@ func checkInstalledDisk(t *testing.T, img string) {
 		var first, last int64
 		fmt.Sscan(m[1], &first)
 		fmt.Sscan(m[2], &last)
-		l := testloop.Attach(t, img, "-r", "-o", fmt.Sprint(first*512), "--sizelimit", fmt.Sprint((last-first+1)*512))
+		l := testloop.Attach(t, img, "-r", "-o", fmt.Sprint(first*sector), "--sizelimit", fmt.Sprint((last-first+1)*sector))
 		out, err := exec.Command(tool[0], append(tool[1:], l.Dev)...).CombinedOutput()
 		if err := l.Detach(); err != nil {
 			t.Error(err)

@@ -74,7 +74,8 @@ func (s *bundleServer) checkFetched(t *testing.T, mac string) {
 	}
 }
 
-// pxeTree writes the network boot tree of the 1.0 bundle with `nodeinit mkmedia pxe`'s code,
+// pxeTree writes the network boot tree of the 1.0 bundle with `nodeinit mkmedia pxe`'s code
+// (pxelinux, and Debian's signed GRUB network image as `-grubnet` takes it),
 // with the image URL templated on the MAC, and returns its directory and the HTTP server.
 func pxeTree(t *testing.T, menu media.MenuOptions) (string, *bundleServer) {
 	t.Helper()
@@ -85,7 +86,8 @@ func pxeTree(t *testing.T, menu media.MenuOptions) (string, *bundleServer) {
 	res, err := media.WritePXE(media.PXEOptions{Dir: dir, Bundle: f.Bundles["1.0"],
 		ImageURL: fmt.Sprintf("http://10.0.2.2:%d/nodes/${mac}/bundle/", srv.port), Menu: menu,
 		PXELinux:        filepath.Join(f.Debian.CacheDir, "root", media.DebianPXELinux),
-		SyslinuxModules: filepath.Join(f.Debian.CacheDir, "root", media.DebianSyslinuxModules)})
+		SyslinuxModules: filepath.Join(f.Debian.CacheDir, "root", media.DebianSyslinuxModules),
+		GrubNet:         f.Debian.GrubNetEFI})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,6 +36,7 @@ func runMkmediaPXE(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.Menu.Unattended, "unattended", "", "storage_init value for the default entry: an unattended install, e.g. nvme or serial:XYZ")
 	fs.StringVar(&o.PXELinux, "pxelinux", "", "pxelinux.0 to copy (default "+media.DebianPXELinux+" when installed)")
 	fs.StringVar(&o.SyslinuxModules, "syslinux-modules", "", "directory of ldlinux.c32 and menu.c32 (default "+media.DebianSyslinuxModules+")")
+	fs.StringVar(&o.GrubNet, "grubnet", "", "GRUB's UEFI network boot image to copy to "+media.PXEGrubNet+" (default "+media.DebianGrubNet+" when installed)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: nodeinit mkmedia pxe [flags] DIR   (flags may also follow DIR; \"--\" ends them)\n\nWrites the TFTP tree for network boot into DIR.\n\n")
 		fs.PrintDefaults()

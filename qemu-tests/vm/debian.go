@@ -21,8 +21,15 @@ import (
 // KernelMetaPackage is the Debian metapackage whose dependency names the cloud kernel we boot.
 const KernelMetaPackage = "linux-image-cloud-amd64"
 
-// FirmwarePackages are the Debian packages fetched next to the kernel.
-var FirmwarePackages = []string{"ovmf", "systemd-boot-efi", "isolinux", "syslinux-common", "ipxe-qemu", "pxelinux"}
+// GenericKernelMetaPackage is Debian's distribution kernel: unlike the cloud kernel it
+// has USB (xhci, usb-storage, uas), AHCI, the SCSI HBAs and the NICs of real hosts as
+// modules. It is unpacked into a root of its own (Artifacts.Generic).
+const GenericKernelMetaPackage = "linux-image-amd64"
+
+// FirmwarePackages are the Debian packages fetched next to the kernel. grub-efi-amd64-signed
+// has GRUB's UEFI network boot image (grubnetx64.efi.signed).
+var FirmwarePackages = []string{"ovmf", "systemd-boot-efi", "isolinux", "syslinux-common", "ipxe-qemu", "pxelinux",
+	"grub-efi-amd64-signed"}
 
 // Artifacts are the paths of the Debian files the tests boot with, inside a cache directory.
 type Artifacts struct {
@@ -33,6 +40,17 @@ type Artifacts struct {
 	OVMFCode      string // OVMF_CODE_4M.fd (read-only firmware)
 	OVMFVars      string // OVMF_VARS_4M.fd (template; copy before use)
 	SystemdBoot   string // systemd-bootx64.efi
+	GrubNetEFI    string // grubnetx64.efi.signed, GRUB's UEFI network boot image
+	// Generic is Debian's distribution kernel (GenericKernelMetaPackage), in
+	// <cache>/generic; its fields are empty when it was never fetched.
+	Generic Kernel
+}
+
+// Kernel is one unpacked Debian kernel package.
+type Kernel struct {
+	Version    string // e.g. 6.1.0-57-amd64
+	Vmlinuz    string // boot/vmlinuz-<version>
+	ModulesDir string // lib/modules/<version>, with modules.dep
 }
 
 // DefaultCacheDir returns $NODEINIT_CACHE, or /var/cache/nodeinit.
@@ -55,25 +73,41 @@ func Fetch(ctx context.Context, cacheDir string) (Artifacts, error) {
 			return Artifacts{}, fmt.Errorf("fetch debian artifacts: %w", err)
 		}
 	}
-	kernelPkg, err := resolveKernelPackage(ctx)
+	kernelPkg, err := resolveKernelPackage(ctx, KernelMetaPackage)
 	if err != nil {
 		return Artifacts{}, err
 	}
 	for _, pkg := range append([]string{kernelPkg}, FirmwarePackages...) {
-		deb, err := download(ctx, debs, pkg)
-		if err != nil {
-			return Artifacts{}, err
-		}
-		if err := extract(ctx, deb, root); err != nil {
+		if err := fetchInto(ctx, debs, root, pkg); err != nil {
 			return Artifacts{}, err
 		}
 	}
 	version := strings.TrimPrefix(kernelPkg, "linux-image-")
-	a := artifactsIn(cacheDir, version)
 	if err := ensureModulesDep(ctx, root, version); err != nil {
 		return Artifacts{}, err
 	}
+	genericPkg, err := resolveKernelPackage(ctx, GenericKernelMetaPackage)
+	if err != nil {
+		return Artifacts{}, err
+	}
+	genericRoot := filepath.Join(cacheDir, "generic")
+	if err := fetchInto(ctx, debs, genericRoot, genericPkg); err != nil {
+		return Artifacts{}, err
+	}
+	if err := ensureModulesDep(ctx, genericRoot, strings.TrimPrefix(genericPkg, "linux-image-")); err != nil {
+		return Artifacts{}, err
+	}
+	a := artifactsIn(cacheDir, version)
 	return a, a.check()
+}
+
+// fetchInto downloads pkg into debs (when not cached) and unpacks it under root.
+func fetchInto(ctx context.Context, debs, root, pkg string) error {
+	deb, err := download(ctx, debs, pkg)
+	if err != nil {
+		return err
+	}
+	return extract(ctx, deb, root)
 }
 
 // Cached returns the artifacts already in cacheDir without touching the network or apt,
@@ -99,11 +133,30 @@ func artifactsIn(cacheDir, version string) Artifacts {
 		OVMFCode:      filepath.Join(root, "usr", "share", "OVMF", "OVMF_CODE_4M.fd"),
 		OVMFVars:      filepath.Join(root, "usr", "share", "OVMF", "OVMF_VARS_4M.fd"),
 		SystemdBoot:   filepath.Join(root, "usr", "lib", "systemd", "boot", "efi", "systemd-bootx64.efi"),
+		GrubNetEFI:    filepath.Join(root, "usr", "lib", "grub", "x86_64-efi-signed", "grubnetx64.efi.signed"),
+		Generic:       kernelIn(filepath.Join(cacheDir, "generic")),
 	}
 }
 
+// kernelIn finds the kernel unpacked under root (the last by name when there are
+// several), or the zero Kernel.
+func kernelIn(root string) Kernel {
+	mods, _ := filepath.Glob(filepath.Join(root, "lib", "modules", "*", "modules.dep"))
+	if len(mods) == 0 {
+		return Kernel{}
+	}
+	version := filepath.Base(filepath.Dir(mods[len(mods)-1]))
+	return Kernel{Version: version, Vmlinuz: filepath.Join(root, "boot", "vmlinuz-"+version),
+		ModulesDir: filepath.Join(root, "lib", "modules", version)}
+}
+
 func (a Artifacts) check() error {
-	for _, p := range []string{a.Vmlinuz, filepath.Join(a.ModulesDir, "modules.dep"), a.OVMFCode, a.OVMFVars, a.SystemdBoot} {
+	if a.Generic.Version == "" {
+		return fmt.Errorf("debian artifacts in %s incomplete: no %s unpacked in %s (run `make fetch` again)",
+			a.CacheDir, GenericKernelMetaPackage, filepath.Join(a.CacheDir, "generic"))
+	}
+	for _, p := range []string{a.Vmlinuz, filepath.Join(a.ModulesDir, "modules.dep"), a.OVMFCode, a.OVMFVars, a.SystemdBoot,
+		a.GrubNetEFI, a.Generic.Vmlinuz} {
 		if _, err := os.Stat(p); err != nil {
 			return fmt.Errorf("debian artifacts in %s incomplete: %w (run `make fetch` again)", a.CacheDir, err)
 		}
@@ -113,15 +166,15 @@ func (a Artifacts) check() error {
 
 var dependsRE = regexp.MustCompile(`(?m)^\s*Depends:\s*(linux-image-\S+)`)
 
-// resolveKernelPackage asks apt which real kernel package the metapackage depends on.
-func resolveKernelPackage(ctx context.Context) (string, error) {
-	out, err := exec.CommandContext(ctx, "apt-cache", "depends", KernelMetaPackage).Output()
+// resolveKernelPackage asks apt which real kernel package the metapackage meta depends on.
+func resolveKernelPackage(ctx context.Context, meta string) (string, error) {
+	out, err := exec.CommandContext(ctx, "apt-cache", "depends", meta).Output()
 	if err != nil {
-		return "", fmt.Errorf("apt-cache depends %s: %w (run `apt-get update` first)", KernelMetaPackage, err)
+		return "", fmt.Errorf("apt-cache depends %s: %w (run `apt-get update` first)", meta, err)
 	}
 	m := dependsRE.FindSubmatch(out)
 	if m == nil {
-		return "", fmt.Errorf("apt-cache depends %s: no linux-image dependency in %q", KernelMetaPackage, out)
+		return "", fmt.Errorf("apt-cache depends %s: no linux-image dependency in %q", meta, out)
 	}
 	return string(m[1]), nil
 }
@@ -187,6 +240,8 @@ func ensureModulesDep(ctx context.Context, root, version string) error {
 
 // Describe writes the artifact paths, one per line, for the fetch command's output.
 func (a Artifacts) Describe() string {
-	return fmt.Sprintf("kernel    %s\nvmlinuz   %s\nmodules   %s\novmf-code %s\novmf-vars %s\nsd-boot   %s\n",
-		a.KernelVersion, a.Vmlinuz, a.ModulesDir, a.OVMFCode, a.OVMFVars, a.SystemdBoot)
+	return fmt.Sprintf("kernel    %s\nvmlinuz   %s\nmodules   %s\ngeneric   %s\nvmlinuz   %s\nmodules   %s\n"+
+		"ovmf-code %s\novmf-vars %s\nsd-boot   %s\ngrubnet   %s\n",
+		a.KernelVersion, a.Vmlinuz, a.ModulesDir, a.Generic.Version, a.Generic.Vmlinuz, a.Generic.ModulesDir,
+		a.OVMFCode, a.OVMFVars, a.SystemdBoot, a.GrubNetEFI)
 }

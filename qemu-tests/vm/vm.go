@@ -20,11 +20,22 @@ import (
 // Interface is how a disk is attached.
 type Interface string
 
-// Disk interfaces.
+// Disk interfaces. NVMe and Virtio are PCI devices of their own; the others are disks
+// behind a controller that Config.Args adds once for all its disks. The cloud kernel
+// drives only NVMe, Virtio and SCSI; the rest need Debian's generic kernel.
 const (
-	NVMe   Interface = "nvme"
-	Virtio Interface = "virtio"
+	NVMe    Interface = "nvme"
+	Virtio  Interface = "virtio"
+	SATA    Interface = "sata"    // q35's own AHCI controller (ide-hd); 512-byte sectors only
+	SCSI    Interface = "scsi"    // virtio-scsi (scsi-hd)
+	USB     Interface = "usb"     // usb-storage on qemu-xhci
+	MegaSAS Interface = "megasas" // LSI MegaRAID SAS (megaraid_sas), scsi-hd behind it
+	LSI     Interface = "lsi"     // LSI 53C895A (sym53c8xx), scsi-hd behind it
+	PVSCSI  Interface = "pvscsi"  // VMware paravirtual SCSI (vmw_pvscsi), scsi-hd behind it
 )
+
+// scsiControllers are the QEMU devices of the interfaces whose disks are scsi-hd on a bus.
+var scsiControllers = map[Interface]string{SCSI: "virtio-scsi-pci", MegaSAS: "megasas", LSI: "lsi53c895a", PVSCSI: "pvscsi"}
 
 // Disk is a raw image file attached to the VM.
 type Disk struct {
@@ -147,6 +158,8 @@ func (c Config) Args() ([]string, error) {
 			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+c.OVMFCode,
 			"-drive", "if=pflash,format=raw,unit=1,file="+c.OVMFVars)
 	}
+	controllers := map[Interface]bool{} // added already, for the disks behind one
+	sata := 0                           // next free AHCI port
 	for i, d := range c.Disks {
 		if d.Serial == "" {
 			return nil, fmt.Errorf("vm: disk %s has no serial", d.Path)
@@ -166,8 +179,38 @@ func (c Config) Args() ([]string, error) {
 			args = append(args, "-device", fmt.Sprintf("nvme,serial=%s,drive=%s%s", d.Serial, id, block))
 		case Virtio, "":
 			args = append(args, "-device", fmt.Sprintf("virtio-blk-pci,serial=%s,drive=%s%s", d.Serial, id, block))
+		case SATA:
+			if block != "" {
+				return nil, fmt.Errorf("vm: disk %s: QEMU's ide-hd has 512-byte sectors only", d.Path)
+			}
+			if sata >= 6 {
+				return nil, fmt.Errorf("vm: disk %s: q35's AHCI has 6 ports", d.Path)
+			}
+			args = append(args, "-device", fmt.Sprintf("ide-hd,bus=ide.%d,serial=%s,drive=%s", sata, d.Serial, id))
+			sata++
+		case USB:
+			if !controllers[USB] {
+				controllers[USB] = true
+				args = append(args, "-device", "qemu-xhci,id=xhci")
+			}
+			if block == "" {
+				args = append(args, "-device", fmt.Sprintf("usb-storage,bus=xhci.0,serial=%s,drive=%s", d.Serial, id))
+				break
+			}
+			// usb-storage reports 512-byte sectors whatever its drive says; a bulk-only
+			// transport with a SCSI disk behind it passes the disk's block size on.
+			args = append(args, "-device", fmt.Sprintf("usb-bot,bus=xhci.0,id=bot%d,serial=%s", i, d.Serial),
+				"-device", fmt.Sprintf("scsi-hd,bus=bot%d.0,drive=%s%s", i, id, block))
 		default:
-			return nil, fmt.Errorf("vm: disk %s: interface %q, want nvme or virtio", d.Path, d.Interface)
+			ctrl, ok := scsiControllers[d.Interface]
+			if !ok {
+				return nil, fmt.Errorf("vm: disk %s: interface %q, want nvme, virtio, sata, scsi, usb, megasas, lsi or pvscsi", d.Path, d.Interface)
+			}
+			if !controllers[d.Interface] {
+				controllers[d.Interface] = true
+				args = append(args, "-device", fmt.Sprintf("%s,id=%s", ctrl, d.Interface))
+			}
+			args = append(args, "-device", fmt.Sprintf("scsi-hd,bus=%s.0,serial=%s,drive=%s%s", d.Interface, d.Serial, id, block))
 		}
 	}
 	if c.Net {

@@ -37,6 +37,9 @@ type env struct {
 	dir  string
 	keys string // directory of trusted *.pub
 	priv string
+	// biosLoader, when set, is the directory of GRUB images the probe reports
+	// (Facts.BIOSLoader), as an initramfs built with --bios-loader would.
+	biosLoader string
 }
 
 func needRoot(t *testing.T) {
@@ -213,7 +216,7 @@ func (e *env) apply(dev device.Machine, name, line string) result {
 		RunDir: filepath.Join(e.dir, "run"), Sink: c, Out: &out,
 		Fetch: func(context.Context, string) error { return nil },
 		// The recorder serves EFI variables, so the EFI steps run and are recorded.
-		AdjustFacts: func(f *plan.Facts) { f.EFI = true },
+		AdjustFacts: func(f *plan.Facts) { f.EFI, f.BIOSLoader = true, e.biosLoader },
 	})
 	return result{plan: bp, err: err, events: c, out: out.String()}
 }

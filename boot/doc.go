@@ -4,6 +4,12 @@
 // (boot counting), the install ledger, rollback detection, and the firmware's
 // Boot#### / BootOrder variables.
 //
+// A BIOS install boots through GRUB instead (grub.go, biosboot.go): boot.img
+// in the MBR, core.img in the BIOS boot partition, grub/grub.cfg holding the
+// entries and grub/grubenv their boot counters. Entries, WriteEntry, Bless,
+// MarkBad and RemoveSlotEntry see which one an ESP has (IsGrub) and act on
+// it, so the ledger and rollback detection are the same for both.
+//
 // Every function works on a directory path (the mounted ESP), so it can be
 // tested on a temporary directory; mounting is the caller's job. Firmware
 // variables go through the small efivarfs.EFIVar interface from u-root.

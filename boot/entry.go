@@ -129,6 +129,9 @@ func WriteEntry(esp FS, e Entry) error {
 	if e.Title == "" {
 		e.Title = fmt.Sprintf("Node %s (slot %s)", e.Version, e.Slot)
 	}
+	if IsGrub(esp) {
+		return writeGrubEntry(esp, e, opts)
+	}
 	name := entryFileName(e.Slot, e.Tries > 0, e.Tries, 0)
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Written by nodeinit. Boot counting: https://systemd.io/AUTOMATIC_BOOT_ASSESSMENT/\n")
@@ -181,7 +184,13 @@ func IsSecretKey(key string) bool { return cmdline.IsSecretKey(key) }
 
 // Entries reads every nodeinit entry (node-*.conf) on the ESP, in the order
 // systemd-boot sorts them: the first one is what "default node-*" boots.
+//
+// On a GRUB ESP (IsGrub) they are grub.cfg's entries with grubenv's counters, in
+// the same order, which is the order grub.cfg boots them in.
 func Entries(esp FS) ([]EntryState, error) {
+	if IsGrub(esp) {
+		return grubEntries(esp)
+	}
 	des, err := esp.ReadDir(EntriesDir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -378,6 +387,11 @@ func renameCounted(esp FS, slot string, newName func(EntryState) string) error {
 		return fmt.Errorf("bless: %w", err)
 	}
 	to := newName(e)
+	if IsGrub(esp) {
+		// The same verdict, in grubenv's counters instead of the file name.
+		slot, counting, left, done, _ := parseEntryName(to)
+		return setGrubCounters(esp, slot, counting, left, done)
+	}
 	if to == e.File {
 		return nil
 	}
@@ -391,6 +405,9 @@ func renameCounted(esp FS, slot string, newName func(EntryState) string) error {
 func RemoveSlotEntry(esp FS, slot string) error {
 	if err := ValidSlot(slot); err != nil {
 		return fmt.Errorf("remove entry: %w", err)
+	}
+	if IsGrub(esp) {
+		return removeGrubEntry(esp, slot)
 	}
 	all, err := Entries(esp)
 	if err != nil {

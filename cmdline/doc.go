@@ -151,6 +151,10 @@
 //	                             (listed in the install's order) with their files
 //	nodeinit.slot=a|b
 //	nodeinit.tries=1..9
+//	nodeinit.firmware=bios|uefi  the firmware the installed disk boots under: bios puts GRUB in the
+//	                             MBR and a BIOS boot partition, with its boot counters in grubenv;
+//	                             uefi puts systemd-boot on the ESP. Default: the firmware the
+//	                             installer runs under (bios only when the initramfs carries GRUB)
 //	nodeinit.erase=signatures|discard|zero   how disks are erased (default signatures: every
 //	                             partition table, filesystem, RAID, LVM and LUKS signature; discard
 //	                             and zero also TRIM or zero the whole disk). An install's ledger

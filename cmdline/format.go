@@ -144,6 +144,7 @@ func (p *Params) interpreted(revealSecrets bool) []kv {
 	if n.Tries != 0 {
 		add("nodeinit.tries", strconv.Itoa(n.Tries))
 	}
+	addStr("nodeinit.firmware", n.Firmware)
 	addStr("nodeinit.erase", string(n.Erase))
 	addStr("nodeinit.adminpw", n.AdminPWFrom)
 	addStr("nodeinit.tpm", n.TPM)

@@ -83,14 +83,17 @@ type NodeParams struct {
 	StatusStages bool `json:"status_stages,omitempty"`
 	// Events names a serial console (ttyS1) that receives the event stream as JSON
 	// lines (nodeinit.events): what test harnesses and serial concentrators read.
-	Events   string   `json:"events,omitempty"`
-	Wipe     []string `json:"wipe,omitempty"` // serials or WWNs the operator consents to erase
-	Keep     []string `json:"keep,omitempty"` // e.g. "data"
-	Slot     string   `json:"slot,omitempty"` // a|b: the slot this boot entry is for
-	Tries    int      `json:"tries,omitempty"`
-	Debug    bool     `json:"debug,omitempty"`
-	Insecure bool     `json:"insecure,omitempty"`
-	Force    bool     `json:"force,omitempty"`
+	Events string   `json:"events,omitempty"`
+	Wipe   []string `json:"wipe,omitempty"` // serials or WWNs the operator consents to erase
+	Keep   []string `json:"keep,omitempty"` // e.g. "data"
+	Slot   string   `json:"slot,omitempty"` // a|b: the slot this boot entry is for
+	Tries  int      `json:"tries,omitempty"`
+	// Firmware is nodeinit.firmware: FirmwareBIOS or FirmwareUEFI installs the
+	// disk for that firmware whatever the installer runs under; empty follows it.
+	Firmware string `json:"firmware,omitempty"`
+	Debug    bool   `json:"debug,omitempty"`
+	Insecure bool   `json:"insecure,omitempty"`
+	Force    bool   `json:"force,omitempty"`
 	// Erase is how a disk is erased before it is partitioned or when it is uninstalled
 	// (nodeinit.erase); empty means EraseSignatures. Read it with EraseMode.
 	Erase EraseMode `json:"erase,omitempty"`
@@ -112,6 +115,12 @@ type NodeParams struct {
 	// fails with its refusal instead of waiting at a screen.
 	Interactive *bool `json:"interactive,omitempty"`
 }
+
+// Values of nodeinit.firmware.
+const (
+	FirmwareBIOS = "bios"
+	FirmwareUEFI = "uefi"
+)
 
 // Values of nodeinit.tpm.
 const (

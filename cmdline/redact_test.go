@@ -67,7 +67,7 @@ func TestRedactedShowsParsedNeverSecrets(t *testing.T) {
 func TestRedactedCoversEveryNodeKey(t *testing.T) {
 	line := "reinstall storage_init=/dev/sda nodeinit.image=label:X nodeinit.image.sha256=" + strings.Repeat("ab", 32) +
 		" nodeinit.dryrun nodeinit.debug nodeinit.insecure nodeinit.force nodeinit.break=partition nodeinit.onfail=shell" +
-		" nodeinit.status_url=http://h/s nodeinit.status_stages nodeinit.events=ttyS1 nodeinit.wipe=S1 nodeinit.keep=data nodeinit.slot=b nodeinit.tries=2" +
+		" nodeinit.status_url=http://h/s nodeinit.status_stages nodeinit.events=ttyS1 nodeinit.wipe=S1 nodeinit.keep=data nodeinit.slot=b nodeinit.tries=2 nodeinit.firmware=bios" +
 		" nodeinit.erase=zero nodeinit.erase.secure nodeinit.adminpw=bundle nodeinit.tpm=required nodeinit.interactive=0"
 	r := mustParse(t, line).Redacted()
 	var got []string

@@ -51,6 +51,7 @@ var handlers = map[string]func(*Params, arg) error{
 	"nodeinit.keep":          parseNodeKeep,
 	"nodeinit.slot":          parseNodeSlot,
 	"nodeinit.tries":         parseNodeTries,
+	"nodeinit.firmware":      parseNodeFirmware,
 	"nodeinit.erase":         parseNodeErase,
 	"nodeinit.erase.secure":  nodeBool(func(n *NodeParams) *bool { return &n.EraseSecure }),
 	"nodeinit.adminpw":       parseNodeAdminPW,
@@ -1130,6 +1131,16 @@ func parseNodeTries(p *Params, a arg) error {
 		return bad(a, "write nodeinit.tries=N with N from 1 to 9", "%q is not a number of boot tries from 1 to 9", a.val)
 	}
 	p.Node.Tries = n
+	return nil
+}
+
+// parseNodeFirmware reads nodeinit.firmware: the firmware an install boots
+// the disk with, when it is not the firmware the installer runs under.
+func parseNodeFirmware(p *Params, a arg) error {
+	if a.val != FirmwareBIOS && a.val != FirmwareUEFI {
+		return bad(a, "write nodeinit.firmware=bios (GRUB in the MBR) or nodeinit.firmware=uefi (systemd-boot)", "%q is not a firmware", a.val)
+	}
+	p.Node.Firmware = a.val
 	return nil
 }
 

@@ -20,10 +20,14 @@ type Facts struct {
 	// mount (AllKernelFilesystems) that its kernel can neither mount nor load
 	// a module for.
 	MissingFilesystems []string `json:"missing_filesystems,omitempty"`
-	TPM                bool     `json:"tpm"`
-	NICs               []NIC    `json:"nics,omitempty"`
-	Consoles           []string `json:"consoles,omitempty"`
-	DMI                DMI      `json:"dmi"`
+	// BIOSLoader is the directory where the initramfs carries GRUB's i386-pc
+	// boot.img and core.img (boot.GrubImageDir), which a BIOS install writes;
+	// empty when it carries none.
+	BIOSLoader string   `json:"bios_loader,omitempty"`
+	TPM        bool     `json:"tpm"`
+	NICs       []NIC    `json:"nics,omitempty"`
+	Consoles   []string `json:"consoles,omitempty"`
+	DMI        DMI      `json:"dmi"`
 	// Install is the nodeinit install found on the machine's disks, if any.
 	Install *Install `json:"install,omitempty"`
 	// Image is what the image check found, when the action needs an image.
@@ -87,6 +91,10 @@ type Install struct {
 	Others []string `json:"others,omitempty"`
 	// AppData are the install's app-data disks, as its ledger records them.
 	AppData []AppDataRef `json:"app_data,omitempty"`
+	// BIOS says the install boots through GRUB for BIOS (its ESP holds
+	// nodeinit's grub.cfg), whatever firmware runs now: its upgrades touch no
+	// EFI loader and no EFI boot order.
+	BIOS bool `json:"bios,omitempty"`
 }
 
 // AppDataRef is one app-data disk of an install as the ledger records it: by

@@ -53,6 +53,9 @@ type Blueprint struct {
 	DryRun   bool           `json:"dryrun,omitempty"`
 	// Measures is what the boot extends into the TPM, when the machine has one.
 	Measures []Measurement `json:"measures,omitempty"`
+	// Firmware is cmdline.FirmwareBIOS for an install that boots through GRUB
+	// under BIOS; empty for UEFI.
+	Firmware string `json:"firmware,omitempty"`
 }
 
 // refuse is a plan refusal: nothing will be written. fix says what to change,
@@ -261,6 +264,16 @@ func planInstall(p *cmdline.Params, f *Facts, action cmdline.Action) (*Blueprint
 	if err != nil {
 		return nil, fmt.Errorf("layout for %s: %w", target.Path, err)
 	}
+	firmware := installFirmware(p, f)
+	if firmware == cmdline.FirmwareBIOS {
+		if f.BIOSLoader == "" {
+			return nil, refuseArg("nodeinit.firmware=uefi", "build the initramfs with GRUB for BIOS (nodeinit mkinitramfs --bios-loader DIR: boot.img and core.img), or install for UEFI with nodeinit.firmware=uefi",
+				"a BIOS install of %s needs GRUB's boot.img and core.img, and this initramfs carries none", target.Path)
+		}
+		if layout, err = layout.WithBIOSBoot(); err != nil {
+			return nil, refuseArg("nodeinit.firmware=uefi", "install for UEFI, or pick a disk with 512-byte sectors", "%s: %v", target.Path, err)
+		}
+	}
 	plan0Notices := layout.Notices
 	if rs := f.Image.RootSize; rs > 0 {
 		if slot, ok := layout.Find("node-root-a"); ok && slot.Size < rs {
@@ -293,6 +306,9 @@ func planInstall(p *cmdline.Params, f *Facts, action cmdline.Action) (*Blueprint
 
 	t := targetOf(target)
 	plan := &Blueprint{Action: action, Target: &t, Layout: &layout, Slot: "a", Image: f.Image, Handoff: HandoffReboot}
+	if firmware == cmdline.FirmwareBIOS {
+		plan.Firmware = firmware
+	}
 	if inPlaceWhyNot != "" && target.Content == disk.ContentOurs {
 		plan.Warnings = append(plan.Warnings, fmt.Sprintf("%s: the old install stops booting at the wipe, because %s", target.Path, inPlaceWhyNot))
 	}
@@ -340,6 +356,10 @@ func planInstall(p *cmdline.Params, f *Facts, action cmdline.Action) (*Blueprint
 	}
 	parts := make([]string, 0, len(layout.Partitions))
 	for _, ps := range layout.Partitions {
+		if ps.IsBIOSBoot() {
+			parts = append(parts, fmt.Sprintf("%s %dKiB", ps.Name, ps.Size>>10))
+			continue
+		}
 		parts = append(parts, fmt.Sprintf("%s %dMiB", ps.Name, ps.Size>>20))
 	}
 	plan.Steps = append(plan.Steps,
@@ -352,8 +372,7 @@ func planInstall(p *cmdline.Params, f *Facts, action cmdline.Action) (*Blueprint
 	plan.Steps = append(plan.Steps, app.steps...)
 	plan.Steps = append(plan.Steps,
 		writeSlotStep(f, target.Name, "a", false),
-		step(CopyBootFiles{Disk: target.Name, Slot: "a", Loader: true},
-			"install systemd-boot, and slot a's kernel, initrd and manifest, on the ESP", "NODE-ESP"),
+		copyBootFilesStep(target.Name, firmware),
 		step(SeedConfig{Disk: target.Name},
 			"write a new machine ID, and hostname, network, dns, ntp, admin password hash, ssh and management settings from the command line, into node-config", "node-config"),
 		step(AddBootEntry{Disk: target.Name, Slot: "a", Fresh: true},
@@ -361,11 +380,40 @@ func planInstall(p *cmdline.Params, f *Facts, action cmdline.Action) (*Blueprint
 		step(BootOrder{Disk: target.Name}, "put the disk first in the EFI boot order", "efivars"),
 		step(Report{Disk: target.Name}, "save the log on the ESP and report the outcome", "NODE-ESP"),
 	)
-	if !f.EFI {
+	switch {
+	case firmware == cmdline.FirmwareBIOS:
+		plan.Steps = removeStep(plan.Steps, StageBootOrder)
+		plan.Warnings = append(plan.Warnings, "installing for BIOS: GRUB in the MBR and "+disk.LabelBIOSBoot+" boots the disk, with its boot counters in the ESP's grub/grubenv")
+	case !f.EFI:
 		plan.Steps = removeStep(plan.Steps, StageBootOrder)
 		plan.Warnings = append(plan.Warnings, "no EFI firmware found: the EFI boot order is not changed")
 	}
 	return plan, nil
+}
+
+// installFirmware is the firmware the installed disk boots under:
+// nodeinit.firmware, else BIOS when the installer runs under BIOS and its
+// initramfs carries GRUB, else UEFI (a disk installed under BIOS for a UEFI
+// machine, as before BIOS installs existed).
+func installFirmware(p *cmdline.Params, f *Facts) string {
+	switch {
+	case p.Node.Firmware != "":
+		return p.Node.Firmware
+	case !f.EFI && f.BIOSLoader != "":
+		return cmdline.FirmwareBIOS
+	}
+	return cmdline.FirmwareUEFI
+}
+
+// copyBootFilesStep installs the boot loader for firmware, and slot a's files.
+func copyBootFilesStep(diskName, firmware string) Step {
+	if firmware == cmdline.FirmwareBIOS {
+		return step(CopyBootFiles{Disk: diskName, Slot: "a", Loader: true, BIOS: true},
+			"install GRUB for BIOS (boot.img into the MBR, core.img into "+disk.LabelBIOSBoot+", grub.cfg and grubenv on the ESP), and slot a's kernel, initrd and manifest on the ESP",
+			"MBR", disk.LabelBIOSBoot, "NODE-ESP")
+	}
+	return step(CopyBootFiles{Disk: diskName, Slot: "a", Loader: true},
+		"install systemd-boot, and slot a's kernel, initrd and manifest, on the ESP", "NODE-ESP")
 }
 
 // trialTries is the boot-counting budget of a slot on trial: nodeinit.tries,
@@ -490,7 +538,10 @@ func planReinstallInPlace(p *cmdline.Params, f *Facts, target *disk.Disk, layout
 		step(BootOrder{Disk: name}, "put the disk first in the EFI boot order", "efivars"),
 		step(Report{Disk: name}, "save the log on the ESP and report the outcome", "NODE-ESP"),
 	}
-	if !f.EFI {
+	if f.Install.BIOS {
+		plan.Steps = removeStep(plan.Steps, StageBootOrder)
+		plan.Warnings = append(plan.Warnings, "the install boots through GRUB for BIOS, which keeps booting it: the EFI boot order is not changed")
+	} else if !f.EFI {
 		plan.Steps = removeStep(plan.Steps, StageBootOrder)
 		plan.Warnings = append(plan.Warnings, "no EFI firmware found: the EFI boot order is not changed")
 	}
@@ -572,20 +623,23 @@ func planUpgrade(p *cmdline.Params, f *Facts) (*Blueprint, error) {
 	plan.Destroys = []string{fmt.Sprintf("%s: node-root-%s (%s, the inactive slot)", d.Path, inactive, old)}
 	plan.Keeps = []string{fmt.Sprintf("node-root-%s (version %s, running)", active, from), "node-config (snapshot first)", "node-logging", "node-data"}
 	copyText := fmt.Sprintf("copy slot %s's kernel, initrd and manifest onto the ESP", inactive)
-	if f.EFI {
+	// A BIOS install's loader is GRUB in the MBR: no EFI loader to try, no
+	// EFI boot order to restore, whatever the firmware running the upgrade.
+	efi := f.EFI && !f.Install.BIOS
+	if efi {
 		copyText += "; a boot loader that differs from the one the firmware starts goes beside it, for a one-time trial boot (BootNext)"
 	}
 	plan.Steps = []Step{
-		fetchStep(f, f.EFI),
+		fetchStep(f, efi),
 		writeSlotStep(f, d.Name, inactive, true),
-		step(CopyBootFiles{Disk: d.Name, Slot: inactive, Ready: true, TrialLoader: f.EFI}, copyText, "NODE-ESP"),
+		step(CopyBootFiles{Disk: d.Name, Slot: inactive, Ready: true, TrialLoader: efi}, copyText, "NODE-ESP"),
 		step(MigrateConfig{Disk: d.Name, Slot: inactive, From: from, To: f.Image.Version},
 			fmt.Sprintf("snapshot node-config as %s, apply the migrations of %s", from, f.Image.Version), "node-config"),
 		step(AddBootEntry{Disk: d.Name, Slot: inactive, Tries: tries},
 			fmt.Sprintf("add loader entry for slot %s with %d tries, sorted before slot %s; record it in the ledger", inactive, tries, active), "NODE-ESP"),
 		step(Report{Disk: d.Name}, "save the log on the ESP and report the outcome", "NODE-ESP"),
 	}
-	if f.EFI {
+	if efi {
 		// Booting a CD can make the firmware drop the disk's Boot#### entry; an
 		// upgrade that reboots must land on the disk again.
 		plan.Steps = insertBefore(plan.Steps, StageReport,

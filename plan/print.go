@@ -44,9 +44,16 @@ func (p *Blueprint) WriteText(w io.Writer) error {
 	if p.Slot != "" {
 		fmt.Fprintf(&b, "slot:     %s\n", p.Slot)
 	}
+	if p.Firmware != "" {
+		fmt.Fprintf(&b, "firmware: %s (GRUB, boot counting in grubenv)\n", p.Firmware)
+	}
 	if p.Layout != nil {
 		b.WriteString("layout:\n")
 		for _, ps := range p.Layout.Partitions {
+			if ps.IsBIOSBoot() {
+				fmt.Fprintf(&b, "          %-13s %8d KiB at %8d KiB  GRUB core.img\n", ps.Name, ps.Size>>10, ps.Start>>10)
+				continue
+			}
 			fmt.Fprintf(&b, "          %-13s %8d MiB at %8d MiB  %s\n", ps.Name, ps.Size>>20, ps.Start>>20, ps.FS)
 		}
 		if p.Layout.MinDiskSize > 0 {

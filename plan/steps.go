@@ -89,6 +89,10 @@ type CopyBootFiles struct {
 	Slot   string `json:"slot"`
 	Loader bool   `json:"loader,omitempty"`
 	Ready  bool   `json:"ready,omitempty"`
+	// BIOS installs GRUB instead of systemd-boot (with Loader): boot.img into
+	// the MBR, core.img into the BIOS boot partition, grub.cfg and grubenv on
+	// the ESP, whose entries then live in grub.cfg (package boot, grub.go).
+	BIOS bool `json:"bios,omitempty"`
 	// TrialLoader stages the bundle's loader for a trial when it differs from
 	// the one the firmware starts (an upgrade on EFI: see boot's loader trials).
 	TrialLoader bool `json:"trial_loader,omitempty"`

@@ -125,6 +125,9 @@ func Probe(ctx context.Context, p *cmdline.Params, o GatherOptions) (*Machine, e
 		Consoles:    p.Consoles,
 		DMI:         dmi(filepath.Join(o.Root, "sys/class/dmi/id")),
 	}
+	if dir := filepath.Join(o.Root, boot.GrubImageDir); exists(filepath.Join(dir, boot.GrubBootImage)) && exists(filepath.Join(dir, boot.GrubCoreImage)) {
+		f.BIOSLoader = dir
+	}
 	f.Install = findInstall(f, o)
 	for _, tools := range plan.ToolsNeeded {
 		for _, tool := range tools {
@@ -311,6 +314,7 @@ func ledgerInto(in *plan.Install, esp boot.FS) {
 		}
 	}()
 	in.ActiveSlot = l.Active
+	in.BIOS = boot.IsGrub(esp)
 	for _, a := range l.AppData {
 		in.AppData = append(in.AppData, plan.AppDataRef{Index: a.Index, DataPartUUID: a.DataPartUUID, SwapPartUUID: a.SwapPartUUID})
 	}

@@ -491,8 +491,13 @@ func (j *Job) copyBootFiles(ctx context.Context, in plan.CopyBootFiles, r *Repor
 		return err
 	}
 	m := j.Bundle.Manifest
-	return j.withESP(d, func(esp boot.FS) error {
-		if in.Loader {
+	if err := j.withESP(d, func(esp boot.FS) error {
+		switch {
+		case in.Loader && in.BIOS:
+			if err := boot.InstallGrub(esp); err != nil {
+				return err
+			}
+		case in.Loader:
 			if err := boot.InstallLoader(esp, files[image.LoaderName]); err != nil {
 				return err
 			}
@@ -511,7 +516,14 @@ func (j *Job) copyBootFiles(ctx context.Context, in plan.CopyBootFiles, r *Repor
 			}
 			return l.RecordSlot(j.now(), slot, boot.SlotReady, m.Version, m.Name)
 		})
-	})
+	}); err != nil {
+		return err
+	}
+	if in.Loader && in.BIOS {
+		// After the ESP: the MBR is the last write that makes the disk boot GRUB.
+		return j.writeBIOSBoot(d, r)
+	}
+	return nil
 }
 
 // addBootEntry writes the slot's loader entry and records it in the ledger. On an

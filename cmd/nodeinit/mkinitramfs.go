@@ -6,9 +6,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 
+	"github.com/nodeinit/nodeinit/boot"
 	"github.com/nodeinit/nodeinit/initramfs"
 	"github.com/nodeinit/nodeinit/rescue"
 )
@@ -31,6 +35,7 @@ func runMkinitramfs(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&opts.Output, "o", "", "output file (required), e.g. build/initrd.img")
 	compression := fs.String("compress", "zstd", "compression: zstd, gzip or none")
 	fs.StringVar(&opts.ModulesDir, "modules-dir", "", "a kernel's lib/modules/<version> (with modules.dep); empty adds no modules")
+	fs.StringVar(&opts.FirmwareDir, "firmware-dir", defaultFirmwareDir(), "firmware tree: the files the included modules declare (MODULE_FIRMWARE) go in from here where it has them; empty adds none")
 	set := fs.String("modules", string(initramfs.SetDefault), "module set: default (common virtual and server hardware by name), most (every storage, network, filesystem and crypto module the kernel ships, like initramfs-tools' MODULES=most) or host (the drivers of this machine's devices, from the kernel in --modules-dir)")
 	fs.Var(&modules, "module", "kernel module to include with its dependencies, on top of --modules (repeatable)")
 	fs.Var(&keys, "key", "trusted minisign public key file (*.pub), put in /etc/nodeinit/keys (repeatable)")
@@ -39,6 +44,7 @@ func runMkinitramfs(args []string, stdout, stderr io.Writer) error {
 	fs.Var(&commands, "cmd", "rescue shell command to link in /bbin (repeatable; default all: "+strings.Join(rescue.Names(), " ")+")")
 	fs.StringVar(&opts.Binary, "binary", "", "the nodeinit binary to put in as /init (default: this one)")
 	fs.BoolVar(&opts.NoInstallTools, "no-install-tools", false, "leave out mke2fs (an initramfs that never installs: boot or stateless only)")
+	biosLoader := fs.String("bios-loader", "", "a directory with GRUB's i386-pc boot.img and a core.img from grub-mkimage (see README, BIOS installs): an install under BIOS, or with nodeinit.firmware=bios, then installs for BIOS")
 	verbose := fs.Bool("v", false, "show build progress")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -49,6 +55,16 @@ func runMkinitramfs(args []string, stdout, stderr io.Writer) error {
 	}
 	opts.Compression = initramfs.Compression(*compression)
 	opts.Keys, opts.Files, opts.Dirs = keys, files, dirs
+	if *biosLoader != "" {
+		for _, name := range []string{boot.GrubBootImage, boot.GrubCoreImage} {
+			src := filepath.Join(*biosLoader, name)
+			if st, err := os.Stat(src); err != nil || !st.Mode().IsRegular() {
+				return usageError("mkinitramfs", "--bios-loader "+*biosLoader+" has no "+name,
+					"put GRUB's boot.img (/usr/lib/grub/i386-pc/boot.img, Debian grub-pc-bin) and a core.img from grub-mkimage there")
+			}
+			opts.Files = append(opts.Files, src+":/"+path.Join(boot.GrubImageDir, name))
+		}
+	}
 	switch initramfs.ModuleSet(*set) {
 	case initramfs.SetDefault:
 		if len(modules) > 0 {
@@ -80,4 +96,13 @@ func runMkinitramfs(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintln(stdout, res)
 	return nil
+}
+
+// defaultFirmwareDir is /lib/firmware when this machine has one (Debian's
+// firmware packages install there), else "".
+func defaultFirmwareDir() string {
+	if st, err := os.Stat("/lib/firmware"); err == nil && st.IsDir() {
+		return "/lib/firmware"
+	}
+	return ""
 }

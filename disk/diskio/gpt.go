@@ -36,7 +36,7 @@ func gptTable(l disk.Layout, physicalSectorSize int) (*gpt.Table, error) {
 	}
 	lastUsable := l.DiskSize/ss - 1 - 1 - (128*128)/ss // backup header, backup entries
 	for _, p := range l.Partitions {
-		if p.Start%disk.MiB != 0 || p.Size%disk.MiB != 0 || p.Size <= 0 {
+		if (p.Start%disk.MiB != 0 || p.Size%disk.MiB != 0 || p.Size <= 0) && !(p.IsBIOSBoot() && p.End() <= disk.MiB) {
 			return nil, fmt.Errorf("partition %s (%d bytes at %d) is not 1 MiB aligned", p.Name, p.Size, p.Start)
 		}
 		start := uint64(p.Start / ss)

@@ -21,6 +21,9 @@ def w(name, **kw):
     with open(name,"w") as fh:
         json.dump(f, fh, indent=2); fh.write("\n")
 w("one-nvme.json", disks=[nvme("nvme0n1","S5GXNF0R100001"), cd])
+# Under BIOS: with GRUB's images in the initramfs, and without.
+w("bios.json", disks=[nvme("nvme0n1","S5GXNF0R100001"), cd], efi=False, bios_loader="/lib/nodeinit/grub-i386-pc")
+w("bios-no-grub.json", disks=[nvme("nvme0n1","S5GXNF0R100001"), cd], efi=False)
 w("two-identical.json", disks=[nvme("nvme0n1","S5GXNF0R100001"), nvme("nvme1n1","S5GXNF0R100002"), usb])
 w("usb-only.json", disks=[usb])
 w("foreign.json", disks=[nvme("nvme0n1","S5GXNF0R100001", content="foreign",
@@ -40,6 +43,8 @@ data2=nvme("nvme1n1","S5GXNF0R100009", size=128*GiB, model="Data Disk", content=
 inst={"disk":"nvme0n1","active_slot":"a","slots":{"a":{"version":"1.0","state":"good"},"b":{}}}
 w("installed.json", disks=[ours, data2, cd], install=inst)
 w("installed-v1.1-image.json", disks=[ours, data2, cd], install=inst, image=dict(img, version="1.1"))
+# A BIOS install (GRUB), upgraded from a machine that runs UEFI.
+w("installed-bios-v1.1-image.json", disks=[ours, data2, cd], install=dict(inst, bios=True), image=dict(img, version="1.1"))
 w("installed-v2-image.json", disks=[ours, data2, cd], install=inst, image=dict(img, version="2.0"))
 mounted_b=copy.deepcopy(ours); mounted_b["partitions"][2]["mounts"]=["/run/nodeinit/lower"]; mounted_b["mounts"]=["/run/nodeinit/lower"]
 w("installed-slot-b-mounted.json", disks=[mounted_b, data2, cd], install=inst, image=dict(img, version="1.1"))

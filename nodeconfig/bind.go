@@ -17,6 +17,13 @@ type Mounter interface {
 // in the image is created first (an empty file or a directory). A stored copy
 // that has gone missing is skipped and reported; the others are still mounted,
 // so one lost file does not stop the node from booting.
+//
+// The machine ID is the exception: it is copied into the overlay, not mounted.
+// systemd takes an /etc/machine-id that is a mount point for a transient ID on
+// tmpfs, and systemd-machine-id-commit.service then fails to commit it; a
+// plain file with the stored ID is what machine-id(5) describes for a node
+// whose ID never changes. (The copy lives in the overlay's tmpfs, so it is
+// made again from the stored one on every boot.)
 func BindPersisted(configDir, newRoot string, m Mounter) error {
 	list, err := Persisted(configDir)
 	if err != nil {
@@ -28,6 +35,12 @@ func BindPersisted(configDir, newRoot string, m Mounter) error {
 		info, err := os.Stat(src)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("bind persisted %s: stored copy: %w (hint: nodeinit unpersist %s)", p, err, p))
+			continue
+		}
+		if filepath.Join("/", p) == MachineIDPath && info.Mode().IsRegular() {
+			if err := copyMachineID(src, dst); err != nil {
+				errs = append(errs, fmt.Errorf("persisted %s: %w", p, err))
+			}
 			continue
 		}
 		if err := makeTarget(dst, info.IsDir()); err != nil {
@@ -56,4 +69,22 @@ func makeTarget(dst string, dir bool) error {
 		return err
 	}
 	return f.Close()
+}
+
+// copyMachineID writes the stored machine ID over the root's /etc/machine-id,
+// read-only as systemd-machine-id-setup leaves it (replacing, not writing
+// through, whatever the image has there, a link included).
+func copyMachineID(src, dst string) error {
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	tmp := dst + ".nodeinit"
+	if err := os.WriteFile(tmp, data, 0o444); err != nil {
+		return err
+	}
+	return os.Rename(tmp, dst)
 }

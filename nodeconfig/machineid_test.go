@@ -116,8 +116,10 @@ func TestSeedMachineIDGivenOrBroken(t *testing.T) {
 }
 
 // TestMachineIDSurvivesMigrationAndBoot: an upgrade migrates the config and a
-// boot binds it; neither rewrites the machine ID, and the boot binds it over
-// the root like the hostname.
+// boot binds it; neither rewrites the machine ID. The boot copies the ID into
+// the root, read-only, and mounts nothing over /etc/machine-id (systemd's
+// machine-id-commit unit would take a mount point there for a transient ID
+// and fail), while the other persisted files are bound as before.
 func TestMachineIDSurvivesMigrationAndBoot(t *testing.T) {
 	cfg, root := t.TempDir(), t.TempDir()
 	if err := Seed(cfg, Config{Hostname: "node1"}); err != nil {
@@ -134,8 +136,18 @@ func TestMachineIDSurvivesMigrationAndBoot(t *testing.T) {
 	if got := seededMachineID(t, cfg); got != id {
 		t.Errorf("machine ID after migration and boot %s, want %s", got, id)
 	}
-	if !slices.Contains(m.calls, [2]string{filepath.Join(cfg, MachineIDPath), filepath.Join(root, MachineIDPath)}) {
-		t.Errorf("the boot does not bind the machine ID: %v", m.calls)
+	if slices.Contains(m.calls, [2]string{filepath.Join(cfg, MachineIDPath), filepath.Join(root, MachineIDPath)}) {
+		t.Errorf("the boot mounts over /etc/machine-id: %v", m.calls)
+	}
+	if !slices.Contains(m.calls, [2]string{filepath.Join(cfg, "etc/migrated"), filepath.Join(root, "etc/migrated")}) {
+		t.Errorf("the boot does not bind the other persisted files: %v", m.calls)
+	}
+	b, err := os.ReadFile(filepath.Join(root, MachineIDPath))
+	if err != nil || string(b) != id+"\n" {
+		t.Errorf("the root's /etc/machine-id is %q (%v), want the stored %s", b, err, id)
+	}
+	if st, err := os.Stat(filepath.Join(root, MachineIDPath)); err != nil || st.Mode().Perm() != 0o444 {
+		t.Errorf("the root's /etc/machine-id: %v, mode %v, want read-only 0444", err, st.Mode())
 	}
 }
 

@@ -33,6 +33,9 @@ const imageUsage = `usage:
   nodeinit image build  (--root DIR | --squashfs FILE) --kernel F --initrd F --loader F
                         --name N --version V [--arch A] [--upgrade-from C]... [--migrations FILE]
                         [--admin-hash-file FILE] --out DIR
+  nodeinit image build  --from-debian [--suite S] [--mirror M]... [--kernel-package P] [--package P]...
+                        [--trust KEY.pub]... [--cache DIR] [--compression-level N] [--loader F]
+                        --name N --version V [--upgrade-from C]... [--migrations FILE] --out DIR
   nodeinit image sign   --key PRIV [--password-file F] DIR
   nodeinit image verify --keys DIR|KEY.pub [--insecure] [--sha256 HEX] [--manifest-only] SOURCE
   nodeinit image keygen --pub P --priv Q [--password-file F]
@@ -45,6 +48,10 @@ const imageUsage = `usage:
 
 Flags may also follow DIR or SOURCE; "--" ends the flags.
 SOURCE is a bundle directory, label:NAME[/dir], initramfs:/dir or an http(s) URL.
+--from-debian builds the root with mmdebstrap from Debian's archive (minbase, systemd-sysv,
+udev, kmod, iproute2, the kernel package and every --package), cached in --cache by the
+packages' versions, adds nodeinit-bless.service and builds the initramfs from the root's
+kernel modules with this binary, trusting every --trust key (run as root; see README).
 Keys from "minisign -G" work too: sign with its .key file and ship its .pub in the
 initramfs key directory (/etc/nodeinit/keys).
 `
@@ -84,12 +91,17 @@ func runImageBuild(args []string, stdout, stderr io.Writer) error {
 	fs.Var(&upgrade, "upgrade-from", `version constraint this image may upgrade from, e.g. "1.x" or ">=1.0 <2.0" (repeatable)`)
 	migrations := fs.String("migrations", "", "JSON file with a list of config migrations")
 	fs.StringVar(&o.AdminHashFile, "admin-hash-file", "", "file holding the admin password hash (openssl passwd -6), put into the bundle for nodeinit.adminpw=bundle")
+	var d debianFlags
+	d.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 0 {
 		return usageError("image build", fmt.Sprintf("unexpected argument %q", fs.Arg(0)),
 			"every input is a flag: the root goes in --root or --squashfs, the bundle directory in --out")
+	}
+	if err := d.check(fs, o); err != nil {
+		return err
 	}
 	o.UpgradeFrom = upgrade
 	if *migrations != "" {
@@ -101,7 +113,13 @@ func runImageBuild(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("image build: parse %s (a JSON list of {op, path, to, value, mode}): %w", *migrations, err)
 		}
 	}
-	m, err := image.Build(o)
+	var m *image.Manifest
+	var err error
+	if d.from {
+		m, err = d.build(o, stderr)
+	} else {
+		m, err = image.Build(o)
+	}
 	if err != nil {
 		return err
 	}

@@ -54,3 +54,24 @@ func TestImageEditAndDiffUsage(t *testing.T) {
 		}
 	}
 }
+
+// TestImageBuildFromDebianUsage: --from-debian with a root or kernel of its own, a
+// Debian flag without --from-debian, and --from-debian without a name are usage
+// errors with a fix, before any root is resolved or built.
+func TestImageBuildFromDebianUsage(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--from-debian", "--root", "rootfs/", "--name", "n", "--version", "1", "--out", "o"}, "--root conflicts"},
+		{[]string{"--from-debian", "--kernel", "vmlinuz", "--name", "n", "--version", "1", "--out", "o"}, "--kernel conflicts"},
+		{[]string{"--root", "rootfs/", "--package", "openssh-server", "--name", "n", "--version", "1", "--out", "o"}, "--package is a --from-debian flag"},
+		{[]string{"--squashfs", "r.sqfs", "--trust", "k.pub", "--name", "n", "--version", "1", "--out", "o"}, "--trust is a --from-debian flag"},
+		{[]string{"--from-debian", "--version", "1", "--out", "o"}, "needs --name, --version and --out"},
+	} {
+		out, err := runCLI(t, append([]string{"image", "build"}, tc.args...)...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || image.HintOf(err) == "" {
+			t.Errorf("image build %v: %v (hint %q), want a usage error with %q\n%s", tc.args, err, image.HintOf(err), tc.want, out)
+		}
+	}
+}

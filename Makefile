@@ -44,7 +44,7 @@ test: fetch
 FUZZ_TARGETS := FuzzParse:./cmdline FuzzAcceptImpliesSeed:./nodeconfig FuzzSeedWriters:./nodeconfig/spec \
 	FuzzCheckConfigImpliesSeed:./plan FuzzProbeDevice:./disk FuzzParseVGMetadata:./disk FuzzPlanWipe:./disk \
 	FuzzParseManifest:./image FuzzReadLedger:./boot FuzzEntries:./boot \
-	FuzzGlob:./modalias
+	FuzzGlob:./modalias FuzzGrubenv:./boot FuzzGrubConfig:./boot
 fuzz:
 	@set -o pipefail; for t in $(FUZZ_TARGETS); do name=$${t%%:*}; pkg=$${t#*:}; \
 		echo "fuzz $$name $$pkg ($(FUZZTIME))"; \

@@ -7,7 +7,7 @@ apt-get install -y -qq --no-install-recommends \
   qemu-system-x86 qemu-utils gdisk dosfstools bmap-tools squashfs-tools xorriso \
   xfsprogs btrfs-progs cryptsetup-bin mdadm lvm2 cpio zstd lz4 xz-utils mtools e2fsprogs util-linux \
   ovmf systemd-boot-efi isolinux syslinux-common ipxe-qemu swtpm swtpm-tools busybox-static kmod \
-  minisign time ca-certificates gpg gpgv iproute2 dnsmasq-base >/dev/null
+  grub-common grub-pc-bin minisign time ca-certificates gpg gpgv iproute2 dnsmasq-base mmdebstrap >/dev/null
 # The fleet test runs dnsmasq, nginx and rsyslog itself, in a network namespace of its own
 # (dnsmasq-base above has no service): the packaged services of nginx and rsyslog must not
 # start (policy-rc.d says no while they install).

@@ -64,6 +64,10 @@ type Options struct {
 	Compression Compression // default Zstd
 	// ModulesDir is a kernel's lib/modules/<version> with modules.dep; "" adds no modules.
 	ModulesDir string
+	// FirmwareDir is a firmware tree (normally /lib/firmware, from Debian's firmware
+	// packages): the firmware files the included modules declare go in from there,
+	// where it has them. "" adds no firmware.
+	FirmwareDir string
 	// Modules are the names to include with their dependencies; nil means DefaultModules.
 	Modules []string
 	// Keys are minisign public key files, placed in /etc/nodeinit/keys/.
@@ -149,7 +153,10 @@ type Result struct {
 	// OnDemandModules are included but not loaded at boot: the kernel asks for them
 	// (through /bbin/modprobe) when a mount or a device needs one.
 	OnDemandModules []string
-	Warnings        []string
+	// Firmware are the firmware files included (under lib/firmware), and
+	// MissingFirmware the ones the modules declare that FirmwareDir lacks.
+	Firmware, MissingFirmware []string
+	Warnings                  []string
 }
 
 // String is the one-line summary the CLI prints.
@@ -164,6 +171,9 @@ func (r Result) String() string {
 			r.KernelVersion, len(r.Modules), strings.Join(r.BuiltinModules, " "), strings.Join(r.MissingModules, " "))
 		if len(r.OnDemandModules) > 0 {
 			s += fmt.Sprintf("; %d loaded only when the kernel asks for them", len(r.OnDemandModules))
+		}
+		if len(r.Firmware)+len(r.MissingFirmware) > 0 {
+			s += fmt.Sprintf("\nfirmware the modules declare: %d files included, %d not in the firmware directory", len(r.Firmware), len(r.MissingFirmware))
 		}
 	}
 	return s
@@ -409,6 +419,7 @@ func addModules(base *cpio.Archive, opts Options, res *Result) error {
 	res.KernelVersion, res.Modules, res.BuiltinModules, res.MissingModules = mods.Version, mods.Files, mods.Builtin, mods.Missing
 	dest := path.Join("lib/modules", mods.Version)
 	included := map[string]bool{}
+	declared := map[string][]string{}
 	for _, rel := range mods.Files {
 		data, err := os.ReadFile(filepath.Join(opts.ModulesDir, rel))
 		if err != nil {
@@ -416,6 +427,16 @@ func addModules(base *cpio.Archive, opts Options, res *Result) error {
 		}
 		base.WriteRecord(cpio.StaticRecord(data, cpio.Info{Name: path.Join(dest, ArchivePath(rel)), Mode: cpio.S_IFREG | 0o644}))
 		included[moduleName(rel)] = true
+		if opts.FirmwareDir != "" && strings.HasSuffix(rel, ".ko") {
+			if declared[rel], err = DeclaredFirmware(data); err != nil {
+				return fmt.Errorf("initramfs: module %s: %w", rel, err)
+			}
+		}
+	}
+	if opts.FirmwareDir != "" {
+		if err := addFirmware(base, opts.FirmwareDir, declared, res); err != nil {
+			return err
+		}
 	}
 	base.WriteRecord(cpio.StaticFile(path.Join(dest, "modules.dep"), strings.Join(mods.DepLines, "\n")+"\n", 0o644))
 	for _, name := range []string{"modules.builtin"} {

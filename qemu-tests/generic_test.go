@@ -3,6 +3,7 @@ package qemutests
 import (
 	"context"
 	"fmt"
+	"os/exec"
 	"regexp"
 	"slices"
 	"strings"
@@ -42,15 +43,15 @@ func genericFixtures(t *testing.T) *fixture.Artifacts {
 }
 
 // genericStick writes the hybrid image of the generic bundle with `mkmedia usb`'s
-// media.WriteUSB to a file, the stick's disk: its default entry installs unattended onto
-// storageInit. The bundle is on the stick only, not in the initrd.
-func genericStick(t *testing.T, storageInit string) string {
+// media.WriteUSB to a file, the stick's disk, with menu's default entry and
+// mediaArgs. The bundle is on the stick only, not in the initrd.
+func genericStick(t *testing.T, menu media.MenuOptions) string {
 	t.Helper()
 	f := genericFixtures(t)
 	stick := vm.NewDisk(t, "stick.img", 0)
+	menu.Timeout, menu.ExtraArgs = time.Second, mediaArgs
 	opts := media.ISOOptions{Bundle: f.Bundles[fixture.GenericKey("1.0")],
-		Syslinux: media.DebianSyslinux(f.Debian.CacheDir + "/root"),
-		Menu:     media.MenuOptions{Timeout: time.Second, Unattended: storageInit, ExtraArgs: mediaArgs}}
+		Syslinux: media.DebianSyslinux(f.Debian.CacheDir + "/root"), Menu: menu}
 	if _, err := media.WriteUSB(context.Background(), stick, opts, media.USBOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +70,7 @@ func usbStick(img string) []string {
 // installs onto the NVMe disk beside it; the stick is byte-identical afterwards and the
 // installed node boots.
 func TestGenericUSBStickOVMF(t *testing.T) {
-	stick := genericStick(t, "serial:GENNVME1")
+	stick := genericStick(t, media.MenuOptions{Unattended: "serial:GENNVME1"})
 	before := hashFile(t, stick)
 	n := newNode(t, vm.Disk{Path: vm.NewDisk(t, "nvme.img", 16<<30), Interface: vm.NVMe, Serial: "GENNVME1"})
 	v := vm.Start(t, vm.Config{OVMFCode: n.f.Debian.OVMFCode, OVMFVars: n.vars, Disks: n.disks, NoReboot: true,
@@ -84,9 +85,11 @@ func TestGenericUSBStickOVMF(t *testing.T) {
 
 // TestGenericUSBStickSeaBIOS boots the same kind of stick under SeaBIOS (its xhci and USB
 // mass-storage support, the isohybrid MBR, isolinux) and installs onto a SATA disk on
-// q35's AHCI, which only the generic kernel drives.
+// q35's AHCI, which only the generic kernel drives. Under BIOS that is a BIOS install
+// (the initramfs carries GRUB's i386-pc images): the disk gets a BIOS boot partition,
+// and SeaBIOS then boots the node from it through GRUB.
 func TestGenericUSBStickSeaBIOS(t *testing.T) {
-	stick := genericStick(t, "serial:GENSATA1")
+	stick := genericStick(t, media.MenuOptions{Unattended: "serial:GENSATA1"})
 	before := hashFile(t, stick)
 	n := newNode(t, vm.Disk{Path: vm.NewDisk(t, "sata.img", 16<<30), Interface: vm.SATA, Serial: "GENSATA1"})
 	start := time.Now()
@@ -100,6 +103,11 @@ func TestGenericUSBStickSeaBIOS(t *testing.T) {
 		t.Error("the USB stick changed")
 	}
 	checkInstalledDisk(t, n.disks[0].Path)
+	expectBIOSBootPartition(t, n.disks[0].Path, true)
+	v = n.biosBoot("", "", false)
+	v.Expect(`TESTOS version=1\.0 build=1\.0 slot=a`, 3*time.Minute)
+	v.Expect(`TESTOS-READY`, 30*time.Second)
+	waitExit(t, v)
 }
 
 // busCell is one disk of TestGenericDiskBuses: a bus and a sector size.
@@ -108,42 +116,47 @@ type busCell struct {
 	sector int64
 	serial string
 	module string // the driver /init must have loaded for it
+	bios   bool   // installed with nodeinit.firmware=bios (GRUB), not for UEFI
+	boot   bool   // powered on by itself afterwards, under OVMF or (bios) SeaBIOS
 }
 
 // busCells are the disk buses, 512-byte sectors and 4K-native where QEMU's device
-// allows it (ide-hd has 512-byte sectors only), and HBAs whose drivers only the module
-// set most carries.
+// allows it (ide-hd has 512-byte sectors only), HBAs whose drivers only the module set
+// most carries, and each bus again for a BIOS install (512-byte sectors: a BIOS boots
+// no 4K-native disk, and the plan refuses nodeinit.firmware=bios on one).
 var busCells = []busCell{
-	{vm.NVMe, 512, "BUSNVME5", "nvme"}, {vm.NVMe, 4096, "BUSNVME4", "nvme"},
-	{vm.Virtio, 512, "BUSVIRT5", "virtio_blk"}, {vm.Virtio, 4096, "BUSVIRT4", "virtio_blk"},
-	{vm.SATA, 512, "BUSSATA5", "ahci"},
-	{vm.SCSI, 512, "BUSSCSI5", "virtio_scsi"}, {vm.SCSI, 4096, "BUSSCSI4", "virtio_scsi"},
-	{vm.USB, 512, "BUSUSB05", "usb_storage"}, {vm.USB, 4096, "BUSUSB04", "usb_storage"},
-	{vm.MegaSAS, 512, "BUSMEGA5", "megaraid_sas"}, {vm.LSI, 512, "BUSLSI05", "sym53c8xx"},
-	{vm.PVSCSI, 512, "BUSPVSC5", "vmw_pvscsi"},
+	{vm.NVMe, 512, "BUSNVME5", "nvme", false, false}, {vm.NVMe, 4096, "BUSNVME4", "nvme", false, false},
+	{vm.Virtio, 512, "BUSVIRT5", "virtio_blk", false, false}, {vm.Virtio, 4096, "BUSVIRT4", "virtio_blk", false, false},
+	{vm.SATA, 512, "BUSSATA5", "ahci", false, true},
+	{vm.SCSI, 512, "BUSSCSI5", "virtio_scsi", false, false}, {vm.SCSI, 4096, "BUSSCSI4", "virtio_scsi", false, true},
+	{vm.USB, 512, "BUSUSB05", "usb_storage", false, true}, {vm.USB, 4096, "BUSUSB04", "usb_storage", false, false},
+	{vm.MegaSAS, 512, "BUSMEGA5", "megaraid_sas", false, false}, {vm.LSI, 512, "BUSLSI05", "sym53c8xx", false, false},
+	{vm.PVSCSI, 512, "BUSPVSC5", "vmw_pvscsi", false, false},
+	{vm.NVMe, 512, "BIOSNVM5", "nvme", true, true}, {vm.Virtio, 512, "BIOSVIR5", "virtio_blk", true, false},
+	{vm.SATA, 512, "BIOSSAT5", "ahci", true, false}, {vm.SCSI, 512, "BIOSSCS5", "virtio_scsi", true, true},
+	{vm.USB, 512, "BIOSUSB5", "usb_storage", true, false},
 }
 
-// TestGenericDiskBuses boots the generic kernel's installer under OVMF with a disk on every bus
-// of busCells and a NIC (rtl8139) whose driver is not in the default module list. /init
-// loads the drivers by modalias, and the rescue shell runs `nodeinit apply --disks` to
-// install onto each disk in turn, by serial. Each disk is then checked on the host: sgdisk on a
-// loop device of the disk's sector size, e2fsck and fsck.vfat on its partitions.
+// TestGenericDiskBuses boots a stick written by mkmedia usb under OVMF, its rescue entry,
+// on a machine with a disk on every bus of busCells and a NIC (rtl8139) whose driver is
+// not in the default module list. /init loads the drivers by modalias, and the rescue
+// shell runs `nodeinit apply --disks` to install onto each disk in turn, by serial, from
+// the bundle on the stick, for UEFI or, with nodeinit.firmware=bios, for BIOS. Each disk
+// is then checked on the host: sgdisk on a loop device of the disk's sector size, e2fsck
+// and fsck.vfat on its partitions, the BIOS boot partition where it belongs. A disk of
+// each bus that the other tests do not boot from is then powered on alone, under OVMF or
+// SeaBIOS, and boots the node.
 func TestGenericDiskBuses(t *testing.T) {
 	f := genericFixtures(t)
-	initrd, err := f.GenericInstaller("1.0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	stick := genericStick(t, media.MenuOptions{Default: media.EntryRescue})
 	n := newNode(t)
 	for _, c := range busCells {
 		n.disks = append(n.disks, vm.Disk{Path: vm.NewDisk(t, strings.ToLower(c.serial)+".img", 16<<30),
 			Interface: c.iface, Serial: c.serial, SectorSize: int(c.sector)})
 	}
-	v := vm.Start(t, vm.Config{Kernel: f.Debian.Generic.Vmlinuz, Initramfs: initrd,
-		Append: "console=ttyS0,115200n8 nodeinit.onfail=shell", Disks: n.disks, NoReboot: true, MemoryMiB: 2048,
-		OVMFCode: f.Debian.OVMFCode, OVMFVars: n.vars,
+	v := vm.Start(t, vm.Config{OVMFCode: f.Debian.OVMFCode, OVMFVars: n.vars, Disks: n.disks, NoReboot: true, MemoryMiB: 2048,
 		Timeout:   20 * time.Minute,
-		ExtraArgs: []string{"-netdev", "user,id=nic0,restrict=on", "-device", "rtl8139,netdev=nic0"}})
+		ExtraArgs: append(usbStick(stick), "-netdev", "user,id=nic0,restrict=on", "-device", "rtl8139,netdev=nic0")})
 	v.Expect(early.RescueShellBanner, 4*time.Minute)
 	time.Sleep(2 * time.Second) // let the shell draw its prompt
 	// The markers are computed by the shell ($((…)), $?), so the echo of the typed line
@@ -163,14 +176,18 @@ func TestGenericDiskBuses(t *testing.T) {
 	}
 	for _, c := range busCells {
 		start := time.Now()
+		extra := ""
+		if c.bios {
+			extra = " nodeinit.firmware=bios"
+		}
 		// --disks keeps the disks installed before out of this plan.
-		v.Send(fmt.Sprintf("nodeinit apply --disks %s --cmdline 'install storage_init=serial:%s nodeinit.image=/bundle hostname=%s'; echo RESULT-$?-%s\r",
-			c.serial, c.serial, strings.ToLower(c.serial), c.serial))
+		v.Send(fmt.Sprintf("nodeinit apply --disks %s --cmdline 'install storage_init=serial:%s nodeinit.image=label:NODEINIT hostname=%s testos.action=poweroff%s'; echo RESULT-$?-%s\r",
+			c.serial, c.serial, strings.ToLower(c.serial), extra, c.serial))
 		if m := v.Expect(`RESULT-(\d+)-`+c.serial, 4*time.Minute); m[1] != "0" {
-			t.Errorf("%s, %d-byte sectors (%s): nodeinit apply exited %s", c.iface, c.sector, c.serial, m[1])
+			t.Errorf("%s: nodeinit apply exited %s", c, m[1])
 			continue
 		}
-		t.Logf("%s, %d-byte sectors (%s): installed in %s", c.iface, c.sector, c.serial, time.Since(start).Round(100*time.Millisecond))
+		t.Logf("%s: installed in %s", c, time.Since(start).Round(100*time.Millisecond))
 	}
 	v.Send("poweroff\r")
 	if err := v.WaitExit(time.Minute); err != nil {
@@ -178,5 +195,134 @@ func TestGenericDiskBuses(t *testing.T) {
 	}
 	for i, c := range busCells {
 		checkInstalledDiskSectors(t, n.disks[i].Path, c.sector)
+		if c.sector == 512 {
+			expectBIOSBootPartition(t, n.disks[i].Path, c.bios)
+		}
+	}
+	// Some disks boot by themselves, alone on the machine: the firmware finds the
+	// loader on that bus, and the initramfs the root behind the same driver.
+	for i, c := range busCells {
+		if !c.boot || t.Failed() {
+			continue
+		}
+		start := time.Now()
+		cfg := vm.Config{Disks: []vm.Disk{n.disks[i]}, NoReboot: true, MemoryMiB: 2048}
+		if !c.bios {
+			cfg.OVMFCode, cfg.OVMFVars = f.Debian.OVMFCode, n.vars
+		}
+		v := vm.Start(t, cfg)
+		v.Expect(`TESTOS version=1\.0 build=1\.0 slot=a hostname=`+strings.ToLower(c.serial), 3*time.Minute)
+		v.Expect(`TESTOS-READY`, 30*time.Second)
+		waitExit(t, v)
+		t.Logf("%s: booted by itself in %s", c, time.Since(start).Round(100*time.Millisecond))
+	}
+}
+
+// String names the cell: bus, sector size and firmware.
+func (c busCell) String() string {
+	fw := "UEFI"
+	if c.bios {
+		fw = "BIOS"
+	}
+	return fmt.Sprintf("%s %s, %d-byte sectors (%s)", fw, c.iface, c.sector, c.serial)
+}
+
+// TestGenericISOCDOnAHCI boots the generic image as a CD on q35's own AHCI controller
+// under OVMF (the cloud kernel cannot see that drive: TestMediaAHCICDWithoutItsDriver):
+// the bundle comes from the CD and the install goes onto a virtio disk with 4096-byte
+// sectors.
+func TestGenericISOCDOnAHCI(t *testing.T) {
+	f := genericFixtures(t)
+	iso, err := f.ISO(fixture.GenericKey("1.0"), "generic-cd", media.ISOOptions{
+		Menu: media.MenuOptions{Timeout: time.Second, Unattended: "serial:GENCD4K1", ExtraArgs: mediaArgs}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := newNode(t, vm.Disk{Path: vm.NewDisk(t, "virtio4k.img", 16<<30), Interface: vm.Virtio, Serial: "GENCD4K1", SectorSize: 4096})
+	v := vm.Start(t, vm.Config{OVMFCode: n.f.Debian.OVMFCode, OVMFVars: n.vars, Disks: n.disks, NoReboot: true,
+		MemoryMiB: 2048, Events: n.eventsFile(), ExtraArgs: []string{
+			"-drive", "file=" + iso + ",if=none,id=cd0,media=cdrom,readonly=on,format=raw",
+			"-device", "ide-cd,bus=ide.1,drive=cd0,bootindex=0"}})
+	expectMediumInstall(t, v, "label:NODEINIT", "/dev/vda")
+	checkInstalledDiskSectors(t, n.disks[0].Path, 4096)
+}
+
+// TestGenericISOCDSeaBIOS boots the generic image as a CD on q35's AHCI under SeaBIOS
+// (El Torito, isolinux): an install under BIOS, for BIOS, onto the NVMe disk, with
+// GRUB's images in the MBR and the BIOS boot partition.
+func TestGenericISOCDSeaBIOS(t *testing.T) {
+	f := genericFixtures(t)
+	iso, err := f.ISO(fixture.GenericKey("1.0"), "generic-cd-bios", media.ISOOptions{
+		Menu: media.MenuOptions{Timeout: time.Second, Unattended: "serial:GENCDBI1", ExtraArgs: mediaArgs}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := newNode(t, vm.Disk{Path: vm.NewDisk(t, "nvme.img", 16<<30), Interface: vm.NVMe, Serial: "GENCDBI1"})
+	v := vm.Start(t, vm.Config{Disks: n.disks, NoReboot: true, MemoryMiB: 2048, Events: n.eventsFile(), ExtraArgs: []string{
+		"-drive", "file=" + iso + ",if=none,id=cd0,media=cdrom,readonly=on,format=raw",
+		"-device", "ide-cd,bus=ide.1,drive=cd0,bootindex=0"}})
+	v.Expect(`ISOLINUX`, time.Minute)
+	expectMediumInstall(t, v, "label:NODEINIT", "/dev/nvme0n1")
+	checkInstalledDisk(t, n.disks[0].Path)
+	expectBIOSBootPartition(t, n.disks[0].Path, true)
+}
+
+// TestGenericPXEOnE1000e network-boots the generic image under OVMF through iPXE on an
+// Intel 82574 (e1000e, with Debian's efi-e1000e.rom): /init loads e1000e for the NIC
+// BOOTIF names, fetches the bundle over HTTP, and installs onto a virtio-scsi disk with
+// 4096-byte sectors.
+func TestGenericPXEOnE1000e(t *testing.T) {
+	n := newNode(t, vm.Disk{Path: vm.NewDisk(t, "scsi4k.img", 16<<30), Interface: vm.SCSI, Serial: "GENPXE41", SectorSize: 4096})
+	genericFixtures(t)
+	tftp, srv := pxeTreeOf(t, fixture.GenericKey("1.0"), media.MenuOptions{Unattended: "serial:GENPXE41",
+		ExtraArgs: []string{"console=ttyS0", "panic=5", "nodeinit.events=ttyS1", "hostname=pxe4k", "testos.action=poweroff"}})
+	rom := n.f.Debian.CacheDir + "/root/usr/lib/ipxe/qemu/efi-e1000e.rom"
+	v := vm.Start(t, vm.Config{OVMFCode: n.f.Debian.OVMFCode, OVMFVars: n.vars, Disks: n.disks, NoReboot: true, MemoryMiB: 2048,
+		Events: n.eventsFile(), ExtraArgs: []string{
+			"-netdev", "user,id=n0,restrict=off,tftp=" + tftp + ",bootfile=" + media.PXEIPXE,
+			"-device", "e1000e,netdev=n0,mac=" + pxeMAC + ",romfile=" + rom + ",bootindex=1"}})
+	v.Expect(`iPXE`, time.Minute)
+	expectDHCP(t, v, 3*time.Minute)
+	v.ExpectEvent("install finished", vm.Finished, 3*time.Minute)
+	waitExit(t, v)
+	srv.checkFetched(t, pxeMAC)
+	checkInstalledDiskSectors(t, n.disks[0].Path, 4096)
+}
+
+// TestGenericPXELinuxOnRTL8139BIOS network-boots the generic image under SeaBIOS
+// through pxelinux on a Realtek 8139 (8139too, a driver the default module list lacks,
+// with Debian's pxe-rtl8139.rom), installs for BIOS onto a USB disk from the bundle
+// over HTTP, and then boots the node from that USB disk: SeaBIOS → GRUB → slot a.
+func TestGenericPXELinuxOnRTL8139BIOS(t *testing.T) {
+	n := newNode(t, vm.Disk{Path: vm.NewDisk(t, "usb.img", 16<<30), Interface: vm.USB, Serial: "GENPXEU1"})
+	genericFixtures(t)
+	tftp, srv := pxeTreeOf(t, fixture.GenericKey("1.0"), media.MenuOptions{Unattended: "serial:GENPXEU1",
+		ExtraArgs: []string{"console=ttyS0", "panic=5", "nodeinit.events=ttyS1", "hostname=pxeusb", "testos.action=poweroff"}})
+	rom := n.f.Debian.CacheDir + "/root/usr/lib/ipxe/qemu/pxe-rtl8139.rom"
+	v := vm.Start(t, vm.Config{Disks: n.disks, NoReboot: true, MemoryMiB: 2048, Events: n.eventsFile(), ExtraArgs: []string{
+		"-netdev", "user,id=n0,restrict=off,tftp=" + tftp + ",bootfile=pxelinux.0",
+		"-device", "rtl8139,netdev=n0,mac=" + pxeMAC + ",romfile=" + rom + ",bootindex=0"}})
+	expectDHCP(t, v, 3*time.Minute)
+	v.ExpectEvent("install finished", vm.Finished, 3*time.Minute)
+	waitExit(t, v)
+	srv.checkFetched(t, pxeMAC)
+	checkInstalledDisk(t, n.disks[0].Path)
+	expectBIOSBootPartition(t, n.disks[0].Path, true)
+	v = n.biosBoot("", "", false)
+	v.Expect(`TESTOS version=1\.0 build=1\.0 slot=a hostname=pxeusb`, 3*time.Minute)
+	v.Expect(`TESTOS-READY`, 30*time.Second)
+	waitExit(t, v)
+}
+
+// expectBIOSBootPartition checks whether the GPT of img (512-byte sectors) has the
+// BIOS boot partition of a BIOS install.
+func expectBIOSBootPartition(t *testing.T, img string, want bool) {
+	t.Helper()
+	out, err := exec.Command("sgdisk", "-p", img).CombinedOutput()
+	if err != nil {
+		t.Fatalf("sgdisk -p %s: %v\n%s", img, err, out)
+	}
+	if got := strings.Contains(string(out), "BIOS-BOOT"); got != want {
+		t.Errorf("%s: a BIOS boot partition: %v, want %v:\n%s", img, got, want, out)
 	}
 }

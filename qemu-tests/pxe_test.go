@@ -79,11 +79,17 @@ func (s *bundleServer) checkFetched(t *testing.T, mac string) {
 // with the image URL templated on the MAC, and returns its directory and the HTTP server.
 func pxeTree(t *testing.T, menu media.MenuOptions) (string, *bundleServer) {
 	t.Helper()
+	return pxeTreeOf(t, "1.0", menu)
+}
+
+// pxeTreeOf is pxeTree for the fixture bundle of key (a version, or fixture.GenericKey).
+func pxeTreeOf(t *testing.T, key string, menu media.MenuOptions) (string, *bundleServer) {
+	t.Helper()
 	f := fixtures(t)
 	dir := filepath.Join(t.TempDir(), "tftp")
 	srv := serveBundle(t, filepath.Join(dir, media.PXEBundleDir), pxeMAC)
 	menu.Timeout = time.Second
-	res, err := media.WritePXE(media.PXEOptions{Dir: dir, Bundle: f.Bundles["1.0"],
+	res, err := media.WritePXE(media.PXEOptions{Dir: dir, Bundle: f.Bundles[key],
 		ImageURL: fmt.Sprintf("http://10.0.2.2:%d/nodes/${mac}/bundle/", srv.port), Menu: menu,
 		PXELinux:        filepath.Join(f.Debian.CacheDir, "root", media.DebianPXELinux),
 		SyslinuxModules: filepath.Join(f.Debian.CacheDir, "root", media.DebianSyslinuxModules),

@@ -94,12 +94,12 @@ func TestParseKernelConfig(t *testing.T) {
 	}
 }
 
-func TestGuestCPU(t *testing.T) {
-	got, err := guestCPU([]string{"-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", "512"})
+func TestGuestSMP(t *testing.T) {
+	got, err := guestSMP([]string{"-accel", "tcg", "-cpu", "max,-erms,-fsrm", "-smp", "2", "-m", "512"})
 	if err != nil || strings.Join(got, " ") != "-accel tcg -cpu max,-erms,-fsrm -smp 1 -m 512" {
 		t.Fatalf("got %v, %v", got, err)
 	}
-	if _, err := guestCPU([]string{"-accel", "tcg", "-cpu", "max"}); err == nil {
+	if _, err := guestSMP([]string{"-accel", "tcg", "-cpu", "max"}); err == nil {
 		t.Fatal("no -smp: want an error")
 	}
 }

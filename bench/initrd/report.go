@@ -50,8 +50,8 @@ func reportFormats(w io.Writer, cs []compressed, unpacks [][]float64, skipped []
 	if fw == "" {
 		fw = "SeaBIOS"
 	}
-	fmt.Fprintf(w, "  whole cpio per format: kernel unpack time under QEMU %s (1 vCPU, -cpu max%s, firmware %s), %d interleaved boots each, median [min-max]\n",
-		vm.Accel(), cpuFlags, filepath.Base(fw), runs)
+	fmt.Fprintf(w, "  whole cpio per format: kernel unpack time under QEMU %s (1 vCPU, -cpu %s, firmware %s), %d interleaved boots each, median [min-max]\n",
+		vm.Accel(), vm.CPU(), filepath.Base(fw), runs)
 	debCol := "vs Debian"
 	if debianSize == 0 {
 		debCol = ""

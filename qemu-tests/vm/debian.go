@@ -1,7 +1,8 @@
 // Package vm boots QEMU virtual machines for nodeinit's end-to-end tests: Debian's cloud
 // kernel straight from -kernel/-initrd, or UEFI through OVMF with writable variables, with
 // NVMe and virtio disks (512- or 4096-byte sectors) in sparse files, under software
-// emulation (TCG; KVM only with NODEINIT_KVM=1). Tests wait for regular expressions on the
+// emulation (TCG; KVM only with NODEINIT_KVM=1; -cpu max without ERMS and FSRM, or
+// $NODEINIT_QEMU_CPU). Tests wait for regular expressions on the
 // serial console; a timeout fails with the last console lines. It also fetches the Debian
 // kernel, firmware and boot loaders into a cache with apt-get download (Fetch).
 package vm
@@ -27,9 +28,10 @@ const KernelMetaPackage = "linux-image-cloud-amd64"
 const GenericKernelMetaPackage = "linux-image-amd64"
 
 // FirmwarePackages are the Debian packages fetched next to the kernel. grub-efi-amd64-signed
-// has GRUB's UEFI network boot image (grubnetx64.efi.signed).
+// has GRUB's UEFI network boot image (grubnetx64.efi.signed); firmware-linux-free is the
+// device firmware in Debian's main archive (isci's, for one), in lib/firmware.
 var FirmwarePackages = []string{"ovmf", "systemd-boot-efi", "isolinux", "syslinux-common", "ipxe-qemu", "pxelinux",
-	"grub-efi-amd64-signed"}
+	"grub-efi-amd64-signed", "firmware-linux-free"}
 
 // Artifacts are the paths of the Debian files the tests boot with, inside a cache directory.
 type Artifacts struct {
@@ -41,6 +43,7 @@ type Artifacts struct {
 	OVMFVars      string // OVMF_VARS_4M.fd (template; copy before use)
 	SystemdBoot   string // systemd-bootx64.efi
 	GrubNetEFI    string // grubnetx64.efi.signed, GRUB's UEFI network boot image
+	FirmwareDir   string // lib/firmware, from firmware-linux-free
 	// Generic is Debian's distribution kernel (GenericKernelMetaPackage), in
 	// <cache>/generic; its fields are empty when it was never fetched.
 	Generic Kernel
@@ -134,6 +137,7 @@ func artifactsIn(cacheDir, version string) Artifacts {
 		OVMFVars:      filepath.Join(root, "usr", "share", "OVMF", "OVMF_VARS_4M.fd"),
 		SystemdBoot:   filepath.Join(root, "usr", "lib", "systemd", "boot", "efi", "systemd-bootx64.efi"),
 		GrubNetEFI:    filepath.Join(root, "usr", "lib", "grub", "x86_64-efi-signed", "grubnetx64.efi.signed"),
+		FirmwareDir:   filepath.Join(root, "lib", "firmware"),
 		Generic:       kernelIn(filepath.Join(cacheDir, "generic")),
 	}
 }
@@ -156,7 +160,7 @@ func (a Artifacts) check() error {
 			a.CacheDir, GenericKernelMetaPackage, filepath.Join(a.CacheDir, "generic"))
 	}
 	for _, p := range []string{a.Vmlinuz, filepath.Join(a.ModulesDir, "modules.dep"), a.OVMFCode, a.OVMFVars, a.SystemdBoot,
-		a.GrubNetEFI, a.Generic.Vmlinuz} {
+		a.GrubNetEFI, a.FirmwareDir, a.Generic.Vmlinuz} {
 		if _, err := os.Stat(p); err != nil {
 			return fmt.Errorf("debian artifacts in %s incomplete: %w (run `make fetch` again)", a.CacheDir, err)
 		}

@@ -21,7 +21,8 @@ import (
 type Interface string
 
 // Disk interfaces. NVMe and Virtio are PCI devices of their own; the others are disks
-// behind a controller that Config.Args adds once for all its disks. The cloud kernel
+// behind a controller that Config.Args adds: one xhci for all USB disks, one SCSI
+// controller per disk. The cloud kernel
 // drives only NVMe, Virtio and SCSI; the rest need Debian's generic kernel.
 const (
 	NVMe    Interface = "nvme"
@@ -174,7 +175,7 @@ func (c Config) Args() ([]string, error) {
 			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+c.OVMFCode,
 			"-drive", "if=pflash,format=raw,unit=1,file="+c.OVMFVars)
 	}
-	controllers := map[Interface]bool{} // added already, for the disks behind one
+	controllers := map[Interface]bool{} // added already, for the disks behind one (xhci)
 	sata := 0                           // next free AHCI port
 	for i, d := range c.Disks {
 		if d.Serial == "" {
@@ -222,11 +223,10 @@ func (c Config) Args() ([]string, error) {
 			if !ok {
 				return nil, fmt.Errorf("vm: disk %s: interface %q, want nvme, virtio, sata, scsi, usb, megasas, lsi or pvscsi", d.Path, d.Interface)
 			}
-			if !controllers[d.Interface] {
-				controllers[d.Interface] = true
-				args = append(args, "-device", fmt.Sprintf("%s,id=%s", ctrl, d.Interface))
-			}
-			args = append(args, "-device", fmt.Sprintf("scsi-hd,bus=%s.0,serial=%s,drive=%s%s", d.Interface, d.Serial, id, block))
+			// A controller of its own for each disk: QEMU refused a third target ID on
+			// one virtio-scsi bus ("bad scsi device id: 2").
+			args = append(args, "-device", fmt.Sprintf("%s,id=hba%d", ctrl, i),
+				"-device", fmt.Sprintf("scsi-hd,bus=hba%d.0,serial=%s,drive=%s%s", i, d.Serial, id, block))
 		}
 	}
 	if c.Net {

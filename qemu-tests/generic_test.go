@@ -127,13 +127,13 @@ type busCell struct {
 var busCells = []busCell{
 	{vm.NVMe, 512, "BUSNVME5", "nvme", false, false}, {vm.NVMe, 4096, "BUSNVME4", "nvme", false, false},
 	{vm.Virtio, 512, "BUSVIRT5", "virtio_blk", false, false}, {vm.Virtio, 4096, "BUSVIRT4", "virtio_blk", false, false},
-	{vm.SATA, 512, "BUSSATA5", "ahci", false, false},
-	{vm.SCSI, 512, "BUSSCSI5", "virtio_scsi", false, false}, {vm.SCSI, 4096, "BUSSCSI4", "virtio_scsi", false, false},
-	{vm.USB, 512, "BUSUSB05", "usb_storage", false, false}, {vm.USB, 4096, "BUSUSB04", "usb_storage", false, false},
+	{vm.SATA, 512, "BUSSATA5", "ahci", false, true},
+	{vm.SCSI, 512, "BUSSCSI5", "virtio_scsi", false, false}, {vm.SCSI, 4096, "BUSSCSI4", "virtio_scsi", false, true},
+	{vm.USB, 512, "BUSUSB05", "usb_storage", false, true}, {vm.USB, 4096, "BUSUSB04", "usb_storage", false, false},
 	{vm.MegaSAS, 512, "BUSMEGA5", "megaraid_sas", false, false}, {vm.LSI, 512, "BUSLSI05", "sym53c8xx", false, false},
 	{vm.PVSCSI, 512, "BUSPVSC5", "vmw_pvscsi", false, false},
-	{vm.NVMe, 512, "BIOSNVM5", "nvme", true, false}, {vm.Virtio, 512, "BIOSVIR5", "virtio_blk", true, false},
-	{vm.SATA, 512, "BIOSSAT5", "ahci", true, false}, {vm.SCSI, 512, "BIOSSCS5", "virtio_scsi", true, false},
+	{vm.NVMe, 512, "BIOSNVM5", "nvme", true, true}, {vm.Virtio, 512, "BIOSVIR5", "virtio_blk", true, false},
+	{vm.SATA, 512, "BIOSSAT5", "ahci", true, false}, {vm.SCSI, 512, "BIOSSCS5", "virtio_scsi", true, true},
 	{vm.USB, 512, "BIOSUSB5", "usb_storage", true, false},
 }
 

@@ -39,19 +39,7 @@ func (e *env) withBIOSLoader() {
 // installedBIOS is installed for a BIOS install: GRUB's grub.cfg and grubenv
 // on the ESP instead of systemd-boot's entries.
 func installedBIOS(e *env, img string, rels ...release) []string {
-	var bundles []string
-	for _, r := range rels {
-		bundles = append(bundles, e.bundle(r))
-	}
-	m := e.record(img, 512)
-	res := e.apply(m, m.name, "install storage_init=/dev/"+m.name+" nodeinit.image="+bundles[0]+" nodeinit.firmware=bios "+vols+" hostname=old.example.com")
-	if res.err != nil {
-		e.t.Fatalf("prepare: install: %v\n%s", res.err, res.out)
-	}
-	if err := m.Close(); err != nil {
-		e.t.Fatal(err)
-	}
-	return bundles
+	return installedWith(e, img, "nodeinit.firmware=bios", rels...)
 }
 
 // TestCrashInstallBlankBIOS is TestCrashInstallBlank for BIOS: the BIOS boot

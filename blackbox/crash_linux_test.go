@@ -321,12 +321,17 @@ func expand(line, disk string, bundles []string) string {
 
 // installed prepares a disk holding an install of the first bundle.
 func installed(e *env, img string, rels ...release) []string {
+	return installedWith(e, img, "", rels...)
+}
+
+// installedWith is installed with more kernel arguments on the install's line.
+func installedWith(e *env, img, args string, rels ...release) []string {
 	var bundles []string
 	for _, r := range rels {
 		bundles = append(bundles, e.bundle(r))
 	}
 	m := e.record(img, 512)
-	res := e.apply(m, m.name, "install storage_init=/dev/"+m.name+" nodeinit.image="+bundles[0]+" "+vols+" hostname=old.example.com")
+	res := e.apply(m, m.name, "install storage_init=/dev/"+m.name+" nodeinit.image="+bundles[0]+" "+args+" "+vols+" hostname=old.example.com")
 	if res.err != nil {
 		e.t.Fatalf("prepare: install: %v\n%s", res.err, res.out)
 	}

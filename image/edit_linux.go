@@ -154,7 +154,7 @@ func unmountUnder(root, mountinfo string) error {
 		return err
 	}
 	for range 3 {
-		mps, err := mountsUnder(real, mountinfo)
+		mps, err := MountsUnder(real, mountinfo)
 		if err != nil || len(mps) == 0 {
 			return err
 		}
@@ -162,15 +162,16 @@ func unmountUnder(root, mountinfo string) error {
 			unix.Unmount(mp, unix.MNT_DETACH)
 		}
 	}
-	mps, err := mountsUnder(real, mountinfo)
+	mps, err := MountsUnder(real, mountinfo)
 	if err == nil && len(mps) > 0 {
 		err = fmt.Errorf("still mounted after the edit: %s", strings.Join(mps, ", "))
 	}
 	return err
 }
 
-// mountsUnder lists the mount points at or below root, deepest first.
-func mountsUnder(root, mountinfo string) ([]string, error) {
+// MountsUnder lists the mount points at or below root in the mountinfo table
+// at path mountinfo (normally /proc/self/mountinfo), deepest first.
+func MountsUnder(root, mountinfo string) ([]string, error) {
 	f, err := os.Open(mountinfo)
 	if err != nil {
 		return nil, err

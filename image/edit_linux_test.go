@@ -404,7 +404,7 @@ func TestEditBundle(t *testing.T) {
 	}
 
 	// No mount is left anywhere below the temp dir, and no work directory.
-	if mps, _ := mountsUnder(f.dir, "/proc/self/mountinfo"); len(mps) > 0 {
+	if mps, _ := MountsUnder(f.dir, "/proc/self/mountinfo"); len(mps) > 0 {
 		t.Errorf("still mounted: %v", mps)
 	}
 	if left, _ := filepath.Glob(filepath.Join(f.dir, ".out1.edit-*")); len(left) > 0 {
@@ -545,7 +545,7 @@ func TestEditRefusals(t *testing.T) {
 			if left, _ := filepath.Glob(filepath.Join(filepath.Dir(o.Out), "."+filepath.Base(o.Out)+".edit-*")); len(left) > 0 {
 				t.Errorf("work directory left: %v", left)
 			}
-			if mps, _ := mountsUnder(f.dir, "/proc/self/mountinfo"); len(mps) > 1 || len(mps) == 1 && mps[0] != small {
+			if mps, _ := MountsUnder(f.dir, "/proc/self/mountinfo"); len(mps) > 1 || len(mps) == 1 && mps[0] != small {
 				t.Errorf("still mounted: %v", mps)
 			}
 			if !sameDigests(before, bundleDigests(t, f.bundle)) {

@@ -1,7 +1,6 @@
 package debroot
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -13,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nodeinit/nodeinit/image"
 	"github.com/nodeinit/nodeinit/image/deb"
 )
 
@@ -276,50 +276,15 @@ func removeUnmounted(dir string) error {
 
 // mountsBelow lists the mount points at or below dir (/proc/self/mountinfo).
 func mountsBelow(dir string) ([]string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, nil
-		}
-		return nil, err
-	}
-	defer f.Close()
-	return mountsIn(f, dir)
+	return mountsIn("/proc/self/mountinfo", dir)
 }
 
-// mountsIn lists the mount points of a mountinfo table at or below dir.
-func mountsIn(r io.Reader, dir string) ([]string, error) {
-	var out []string
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 {
-			continue
-		}
-		mp := unescapeMount(fields[4])
-		if mp == dir || strings.HasPrefix(mp, dir+"/") {
-			out = append(out, mp)
-		}
+// mountsIn lists the mount points at or below dir of the mountinfo table at
+// path, deepest first; no table means no mounts.
+func mountsIn(path, dir string) ([]string, error) {
+	m, err := image.MountsUnder(dir, path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
 	}
-	return out, sc.Err()
-}
-
-// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			var c int
-			if _, err := fmt.Sscanf(s[i+1:i+4], "%o", &c); err == nil {
-				b.WriteByte(byte(c))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
+	return m, err
 }

@@ -179,12 +179,16 @@ func TestMountsBelow(t *testing.T) {
 103 28 0:42 / /var/cache/nodeinit/debian-root/k.tmp2 rw - tmpfs tmpfs rw
 104 28 0:43 / /tmp/a\040b rw - tmpfs tmpfs rw
 `
-	got, err := mountsIn(strings.NewReader(info), "/var/cache/nodeinit/debian-root/k.tmp")
-	want := []string{"/var/cache/nodeinit/debian-root/k.tmp/root/proc", "/var/cache/nodeinit/debian-root/k.tmp/root/proc/sys/fs/binfmt_misc"}
+	table := filepath.Join(t.TempDir(), "mountinfo")
+	if err := os.WriteFile(table, []byte(info), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := mountsIn(table, "/var/cache/nodeinit/debian-root/k.tmp")
+	want := []string{"/var/cache/nodeinit/debian-root/k.tmp/root/proc/sys/fs/binfmt_misc", "/var/cache/nodeinit/debian-root/k.tmp/root/proc"}
 	if err != nil || !slices.Equal(got, want) {
 		t.Errorf("mountsIn = %q, %v; want %q", got, err, want)
 	}
-	if got, _ := mountsIn(strings.NewReader(info), "/tmp/a b"); !slices.Equal(got, []string{"/tmp/a b"}) {
+	if got, _ := mountsIn(table, "/tmp/a b"); !slices.Equal(got, []string{"/tmp/a b"}) {
 		t.Errorf("mountsIn with an escaped space = %q", got)
 	}
 	if runtime.GOOS == "linux" {

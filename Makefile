@@ -31,7 +31,13 @@ fetch: $(DEPS_STAMP)
 ## test: every test: unit, root loop-device tests, a bounded fuzz run, and the QEMU tests
 test: fetch
 	$(GO) vet ./...
-	$(GO) test -count=1 -timeout 70m $$($(GO) list ./... | grep -v /blackbox$$)
+	@# Every package but the blackbox one, verbose into a log: the summary shows each package,
+	@# every failure with its output, and the tests of 5 s or more with their time.
+	@mkdir -p $(BUILD); $(GO) test -count=1 -timeout 70m -v $$($(GO) list ./... | grep -v /blackbox$$) > $(BUILD)/test.log 2>&1; rc=$$?; \
+		grep -E '^(--- FAIL|ok|FAIL|panic:)|^--- PASS: .* \(([0-9]{2,}|[5-9])\.[0-9]+s\)' $(BUILD)/test.log; \
+		for name in $$(sed -n 's/^--- FAIL: \([^ ]*\) .*/\1/p' $(BUILD)/test.log); do \
+			echo "=== output of $$name"; sed -n "/^=== RUN   $$name\$$/,/^--- FAIL: $$name /p" $(BUILD)/test.log | tail -400; done; \
+		if [ $$rc -ne 0 ]; then tail -30 $(BUILD)/test.log; fi; exit $$rc
 	@# The blackbox tests and the crash-point harness, with its counts per action.
 	@mkdir -p $(BUILD); $(GO) test -count=1 -timeout 30m -v ./blackbox > $(BUILD)/blackbox.log 2>&1; rc=$$?; \
 		grep -E '^(--- |ok|FAIL|CRASHPOINTS|EIO |UNBOOTABLE)|crash points:|I/O errors:|open gap:' $(BUILD)/blackbox.log; \

@@ -41,8 +41,9 @@ func OpenFAT(b device.Block) (*FAT, error) {
 	if err != nil {
 		return nil, err
 	}
-	f.dev = dev
-	if f.fs, err = fat32.Read(blockfile.Storage(dev), b.Size(), 0, int64(b.LogicalSectorSize())); err != nil {
+	// go-diskfs writes a file one cluster at a time; see blockfile.Coalesce.
+	f.dev = blockfile.Coalesce(dev, blockfile.DefaultCoalesce)
+	if f.fs, err = fat32.Read(blockfile.Storage(f.dev), b.Size(), 0, int64(b.LogicalSectorSize())); err != nil {
 		return nil, fmt.Errorf("read FAT32 on %s: %w", b.Path(), err)
 	}
 	return f, nil

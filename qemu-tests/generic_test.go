@@ -149,56 +149,9 @@ var busCells = []busCell{
 func TestGenericDiskBuses(t *testing.T) {
 	f := genericFixtures(t)
 	stick := genericStick(t, media.MenuOptions{Default: media.EntryRescue})
-	n := newNode(t)
-	for _, c := range busCells {
-		n.disks = append(n.disks, vm.Disk{Path: vm.NewDisk(t, strings.ToLower(c.serial)+".img", 16<<30),
-			Interface: c.iface, Serial: c.serial, SectorSize: int(c.sector)})
-	}
-	v := vm.Start(t, vm.Config{OVMFCode: f.Debian.OVMFCode, OVMFVars: n.vars, Disks: n.disks, NoReboot: true, MemoryMiB: 2048,
-		Timeout:   20 * time.Minute,
-		ExtraArgs: append(usbStick(stick), "-netdev", "user,id=nic0,restrict=on", "-device", "rtl8139,netdev=nic0")})
-	v.Expect(early.RescueShellBanner, 4*time.Minute)
-	time.Sleep(2 * time.Second) // let the shell draw its prompt
-	// The markers are computed by the shell ($((…)), $?), so the echo of the typed line
-	// cannot match them.
-	mods := []string{"8139too"}
-	for _, c := range busCells {
-		if !slices.Contains(mods, c.module) {
-			mods = append(mods, c.module)
-		}
-	}
-	v.Send("for m in " + strings.Join(mods, " ") + "; do grep -q \"^$m \" /proc/modules && echo LOADED-$m; done; echo END-$((6*7))\r")
-	out := v.Expect(`(?s)\n(LOADED-.*)END-42`, 30*time.Second)[1]
-	for _, m := range mods {
-		if !regexp.MustCompile(`(?m)^LOADED-` + m + `\r?$`).MatchString(out) {
-			t.Errorf("module %s is not loaded:\n%s", m, out)
-		}
-	}
-	for _, c := range busCells {
-		start := time.Now()
-		extra := ""
-		if c.bios {
-			extra = " nodeinit.firmware=bios"
-		}
-		// --disks keeps the disks installed before out of this plan.
-		v.Send(fmt.Sprintf("nodeinit apply --disks %s --cmdline 'install storage_init=serial:%s nodeinit.image=label:NODEINIT hostname=%s testos.action=poweroff%s'; echo RESULT-$?-%s\r",
-			c.serial, c.serial, strings.ToLower(c.serial), extra, c.serial))
-		if m := v.Expect(`RESULT-(\d+)-`+c.serial, 4*time.Minute); m[1] != "0" {
-			t.Errorf("%s: nodeinit apply exited %s", c, m[1])
-			continue
-		}
-		t.Logf("%s: installed in %s", c, time.Since(start).Round(100*time.Millisecond))
-	}
-	v.Send("poweroff\r")
-	if err := v.WaitExit(time.Minute); err != nil {
-		t.Errorf("qemu exit: %v", err)
-	}
-	for i, c := range busCells {
-		checkInstalledDiskSectors(t, n.disks[i].Path, c.sector)
-		if c.sector == 512 {
-			expectBIOSBootPartition(t, n.disks[i].Path, c.bios)
-		}
-	}
+	n := sweepNode(t, busCells)
+	sweepRun{cells: busCells, medium: stick, image: "label:NODEINIT", modules: []string{"8139too"},
+		args: append(usbStick(stick), "-netdev", "user,id=nic0,restrict=on", "-device", "rtl8139,netdev=nic0")}.run(t, n)
 	// Some disks boot by themselves, alone on the machine: the firmware finds the
 	// loader on that bus, and the initramfs the root behind the same driver.
 	for i, c := range busCells {
@@ -218,6 +171,172 @@ func TestGenericDiskBuses(t *testing.T) {
 		v.Expect(`TESTOS-READY`, 30*time.Second)
 		waitExit(t, v)
 		t.Logf("%s: booted by itself in %s", c, time.Since(start).Round(100*time.Millisecond))
+	}
+}
+
+// mediumCells are the cells the CD and PXE sweeps install onto: every bus and sector
+// size, for UEFI and for BIOS. The HBAs are swept from the stick only; which medium the
+// installer came from does not reach their drivers.
+func mediumCells() []busCell {
+	var out []busCell
+	for _, c := range busCells {
+		if !slices.Contains([]vm.Interface{vm.MegaSAS, vm.LSI, vm.PVSCSI}, c.iface) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// TestGenericDiskBusesFromCD boots the generic image as a CD on q35's AHCI under OVMF,
+// its rescue entry, and installs from the CD onto a disk of every bus and sector size,
+// for UEFI and for BIOS, as TestGenericDiskBuses does from the stick. The CD is
+// byte-identical afterwards.
+func TestGenericDiskBusesFromCD(t *testing.T) {
+	f := genericFixtures(t)
+	cells := mediumCells()
+	iso, err := f.ISO(fixture.GenericKey("1.0"), "generic-sweep-cd", media.ISOOptions{
+		Menu: media.MenuOptions{Timeout: time.Second, Default: media.EntryRescue, ExtraArgs: mediaArgs}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The sweep's SATA disks take the first AHCI ports; the CD is on the last.
+	sweepRun{cells: cells, medium: iso, image: "label:NODEINIT", modules: []string{"sr_mod"}, args: []string{
+		"-drive", "file=" + iso + ",if=none,id=cd0,media=cdrom,readonly=on,format=raw",
+		"-device", "ide-cd,bus=ide.5,drive=cd0,bootindex=0"}}.run(t, sweepNode(t, cells))
+}
+
+// TestGenericDiskBusesOverPXE network-boots the generic image under OVMF through iPXE,
+// its rescue entry, brings the NIC up with the rescue shell's dhclient, and installs from
+// the bundle over HTTP onto a disk of every bus and sector size, for UEFI and for BIOS.
+// Every request the HTTP server saw is for this node's path.
+func TestGenericDiskBusesOverPXE(t *testing.T) {
+	f := genericFixtures(t)
+	cells := mediumCells()
+	tftp, srv := pxeTreeOf(t, fixture.GenericKey("1.0"), media.MenuOptions{Default: media.EntryRescue, ExtraArgs: mediaArgs})
+	rom := f.Debian.CacheDir + "/root/usr/lib/ipxe/qemu/efi-virtio.rom"
+	sweepRun{cells: cells, image: fmt.Sprintf("http://10.0.2.2:%d/nodes/%s/bundle/", srv.port, pxeMAC),
+		modules: []string{"virtio_net"}, args: []string{
+			"-netdev", "user,id=n0,restrict=off,tftp=" + tftp + ",bootfile=" + media.PXEIPXE,
+			"-device", "virtio-net-pci,netdev=n0,mac=" + pxeMAC + ",romfile=" + rom + ",bootindex=0"},
+		firmware: `iPXE`,
+		shell: func(v *vm.VM) {
+			v.Send("dhclient -t 20 eth0; echo DHCP-$?-$((6*7))\r")
+			if m := v.Expect(`DHCP-(\d+)-42`, time.Minute); m[1] != "0" {
+				t.Fatalf("dhclient in the rescue shell exited %s", m[1])
+			}
+		}}.run(t, sweepNode(t, cells))
+	srv.checkFetched(t, pxeMAC)
+}
+
+// sweepRun is one bus sweep: the machine boots the rescue entry of a medium under OVMF,
+// and the rescue shell installs onto the disk of each cell in turn.
+type sweepRun struct {
+	cells    []busCell
+	args     []string     // QEMU arguments that attach the medium, first in the boot order
+	medium   string       // the medium's file, byte-identical afterwards ("" for none)
+	image    string       // nodeinit.image of each install
+	modules  []string     // drivers beyond the cells' own that /init must have loaded
+	firmware string       // what the console shows before the kernel ("" for nothing)
+	shell    func(*vm.VM) // runs in the rescue shell before the installs
+}
+
+// run boots n's machine with the medium, checks the drivers, installs onto every cell,
+// powers off, and checks the medium and each disk on the host.
+func (r sweepRun) run(t *testing.T, n *node) {
+	t.Helper()
+	before := ""
+	if r.medium != "" {
+		before = hashFile(t, r.medium)
+	}
+	v := vm.Start(t, vm.Config{OVMFCode: n.f.Debian.OVMFCode, OVMFVars: n.vars, Disks: n.disks, NoReboot: true,
+		MemoryMiB: 2048, Timeout: 20 * time.Minute, ExtraArgs: r.args})
+	if r.firmware != "" {
+		v.Expect(r.firmware, time.Minute)
+	}
+	v.Expect(early.RescueShellBanner, 4*time.Minute)
+	time.Sleep(2 * time.Second) // let the shell draw its prompt
+	expectModulesLoaded(t, v, r.cells, r.modules...)
+	if r.shell != nil {
+		r.shell(v)
+	}
+	installEach(t, v, r.cells, r.image)
+	powerOffShell(t, v)
+	if r.medium != "" && hashFile(t, r.medium) != before {
+		t.Errorf("the medium %s changed", r.medium)
+	}
+	checkSwept(t, n, r.cells)
+}
+
+// sweepNode is a node with a blank 16 GiB disk for each cell.
+func sweepNode(t *testing.T, cells []busCell) *node {
+	n := newNode(t)
+	for _, c := range cells {
+		n.disks = append(n.disks, vm.Disk{Path: vm.NewDisk(t, strings.ToLower(c.serial)+".img", 16<<30),
+			Interface: c.iface, Serial: c.serial, SectorSize: int(c.sector)})
+	}
+	return n
+}
+
+// expectModulesLoaded checks, in the rescue shell, that /init loaded the driver of
+// every cell's bus and the extra modules. The markers are computed by the shell
+// ($((…)), $?), so the echo of the typed line cannot match them.
+func expectModulesLoaded(t *testing.T, v *vm.VM, cells []busCell, extra ...string) {
+	t.Helper()
+	mods := extra
+	for _, c := range cells {
+		if !slices.Contains(mods, c.module) {
+			mods = append(mods, c.module)
+		}
+	}
+	v.Send("for m in " + strings.Join(mods, " ") + "; do grep -q \"^$m \" /proc/modules && echo LOADED-$m; done; echo END-$((6*7))\r")
+	out := v.Expect(`(?s)\n(LOADED-.*)END-42`, 30*time.Second)[1]
+	for _, m := range mods {
+		if !regexp.MustCompile(`(?m)^LOADED-` + m + `\r?$`).MatchString(out) {
+			t.Errorf("module %s is not loaded:\n%s", m, out)
+		}
+	}
+}
+
+// installEach runs `nodeinit apply` in the rescue shell once per cell, onto that cell's
+// disk by serial, with the image from image; --disks keeps the disks installed before
+// out of each plan.
+func installEach(t *testing.T, v *vm.VM, cells []busCell, image string) {
+	t.Helper()
+	for _, c := range cells {
+		start := time.Now()
+		extra := ""
+		if c.bios {
+			extra = " nodeinit.firmware=bios"
+		}
+		v.Send(fmt.Sprintf("nodeinit apply --disks %s --cmdline 'install storage_init=serial:%s nodeinit.image=%s hostname=%s testos.action=poweroff%s'; echo RESULT-$?-%s\r",
+			c.serial, c.serial, image, strings.ToLower(c.serial), extra, c.serial))
+		if m := v.Expect(`RESULT-(\d+)-`+c.serial, 4*time.Minute); m[1] != "0" {
+			t.Errorf("%s: nodeinit apply exited %s", c, m[1])
+			continue
+		}
+		t.Logf("%s: installed in %s", c, time.Since(start).Round(100*time.Millisecond))
+	}
+}
+
+// powerOffShell powers the VM off from the rescue shell.
+func powerOffShell(t *testing.T, v *vm.VM) {
+	t.Helper()
+	v.Send("poweroff\r")
+	if err := v.WaitExit(time.Minute); err != nil {
+		t.Errorf("qemu exit: %v", err)
+	}
+}
+
+// checkSwept checks each cell's disk on the host: the GPT read at the disk's sector
+// size, the filesystems, and the BIOS boot partition exactly where the install was for
+// BIOS.
+func checkSwept(t *testing.T, n *node, cells []busCell) {
+	t.Helper()
+	for i, c := range cells {
+		checkInstalledDiskSectors(t, n.disks[i].Path, c.sector)
+		if c.sector == 512 {
+			expectBIOSBootPartition(t, n.disks[i].Path, c.bios)
+		}
 	}
 }
 

@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 BUILD := build
 export NODEINIT_CACHE ?= /var/cache/nodeinit
-FUZZTIME ?= 8s
+FUZZTIME ?= 5s
 
 .PHONY: all build test unit lint bench demo plans deps fetch clean crashtest fuzz
 
@@ -31,17 +31,14 @@ fetch: $(DEPS_STAMP)
 ## test: every test: unit, root loop-device tests, a bounded fuzz run, and the QEMU tests
 test: fetch
 	$(GO) vet ./...
-	@# Every package but the blackbox one, verbose into a log: the summary shows each package,
-	@# every failure with its output, and the tests of 5 s or more with their time.
-	@mkdir -p $(BUILD); $(GO) test -count=1 -timeout 70m -v $$($(GO) list ./... | grep -v /blackbox$$) > $(BUILD)/test.log 2>&1; rc=$$?; \
-		grep -E '^(--- FAIL|ok|FAIL|panic:)|^--- PASS: .* \(([0-9]{2,}|[5-9])\.[0-9]+s\)' $(BUILD)/test.log; \
+	@# Every package in one run, verbose into a log; the blackbox crash-point harness runs
+	@# beside the QEMU tests (-p 2). The summary shows each package, every failure with its
+	@# output, the tests of 5 s or more with their time, and the harness's counts per action.
+	@mkdir -p $(BUILD); $(GO) test -count=1 -timeout 70m -v ./... > $(BUILD)/test.log 2>&1; rc=$$?; \
+		grep -E '^(--- FAIL|ok|FAIL|panic:|CRASHPOINTS|EIO |UNBOOTABLE)|^--- PASS: .* \(([0-9]{2,}|[5-9])\.[0-9]+s\)|crash points:|I/O errors:|open gap:' $(BUILD)/test.log; \
 		for name in $$(sed -n 's/^--- FAIL: \([^ ]*\) .*/\1/p' $(BUILD)/test.log); do \
 			echo "=== output of $$name"; sed -n "/^=== RUN   $$name\$$/,/^--- FAIL: $$name /p" $(BUILD)/test.log | tail -400; done; \
 		if [ $$rc -ne 0 ]; then tail -30 $(BUILD)/test.log; fi; exit $$rc
-	@# The blackbox tests and the crash-point harness, with its counts per action.
-	@mkdir -p $(BUILD); $(GO) test -count=1 -timeout 30m -v ./blackbox > $(BUILD)/blackbox.log 2>&1; rc=$$?; \
-		grep -E '^(--- |ok|FAIL|CRASHPOINTS|EIO |UNBOOTABLE)|crash points:|I/O errors:|open gap:' $(BUILD)/blackbox.log; \
-		if [ $$rc -ne 0 ]; then tail -50 $(BUILD)/blackbox.log; fi; exit $$rc
 	$(MAKE) --no-print-directory fuzz
 
 # fuzz: every fuzz target for a bounded time: the command line, the config writers and the
@@ -69,13 +66,18 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-## bench: our numbers next to dd, bmaptool, wipefs+sgdisk+mkfs.ext4, curl|dd from nginx and Debian's initramfs, with ratios
+## bench: our numbers next to dd, bmaptool, wipefs+sgdisk+mkfs.ext4, curl|dd from nginx and Debian's initramfs, with ratios;
+## bench ends with issue 15's budget table (bench/budget): every figure, its target, PASS or FAIL
+bench: export NODEINIT_BENCH_FIGURES = $(abspath $(BUILD))/bench-figures.jsonl
 bench: fetch
+	mkdir -p $(BUILD) && rm -f $(NODEINIT_BENCH_FIGURES)
 	$(GO) run ./bench/image
 	$(GO) run ./bench/disk
 	$(GO) run ./bench/fleet
 	$(GO) run ./bench/initrd
 	$(GO) run ./bench/boot
+	$(GO) run ./bench/install
+	$(GO) run ./bench/budget
 
 ## demo: boot a VM from our initramfs, install the demo node image onto a blank NVMe disk,
 ## then boot the installed node from that disk (OVMF → systemd-boot → nodeinit → node OS)

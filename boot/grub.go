@@ -39,8 +39,8 @@ const (
 	GrubConfigPath = "grub/grub.cfg"
 	GrubenvPath    = "grub/grubenv"
 	// GrubTimeout is the seconds GRUB's menu shows, for picking the other
-	// slot by hand.
-	GrubTimeout = 2
+	// slot by hand (any key stops the countdown), as systemd-boot's does.
+	GrubTimeout = 1
 
 	grubMarker      = "# nodeinit-grub 1"
 	grubEntryPrefix = "# nodeinit-entry "

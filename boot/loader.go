@@ -27,9 +27,10 @@ type LoaderConfig struct {
 	ConsoleMode string // systemd-boot console-mode: keep, auto, max, 0, 1, …
 }
 
-// DefaultLoaderConfig shows the menu for 3 seconds so an operator can pick the
-// other slot by hand.
-var DefaultLoaderConfig = LoaderConfig{Timeout: 3, ConsoleMode: "keep"}
+// DefaultLoaderConfig shows the menu for 1 second, the shortest countdown that
+// still shows it: any key stops the countdown, so an operator at the console can
+// pick the other slot by hand, and no node waits longer than that on every boot.
+var DefaultLoaderConfig = LoaderConfig{Timeout: 1, ConsoleMode: "keep"}
 
 // InstallLoader copies systemd-boot (loaderEFI, from the image bundle) to the
 // removable-media fallback path EFI/BOOT/BOOTX64.EFI and to

@@ -39,7 +39,7 @@ func TestInstallLoader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"\ntimeout 3\n", "\ndefault node-*\n", "\neditor no\n", "\nconsole-mode keep\n"} {
+	for _, want := range []string{"\ntimeout 1\n", "\ndefault node-*\n", "\neditor no\n", "\nconsole-mode keep\n"} {
 		if !strings.Contains(string(conf), want) {
 			t.Errorf("loader.conf lacks %q:\n%s", want, conf)
 		}

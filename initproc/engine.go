@@ -396,7 +396,24 @@ func timingReport(env *early.Env) string {
 		}
 	}
 	fmt.Fprintf(&b, ", kernel→hand-off %.2fs", early.Uptime().Seconds())
+	if self, children, err := peakRSS(); err == nil {
+		fmt.Fprintf(&b, ", peak RSS %.1f MiB (children %.1f MiB)", float64(self)/(1<<20), float64(children)/(1<<20))
+	}
 	return b.String()
+}
+
+// peakRSS is the most resident memory /init has held, and the most any one of its
+// finished children held (mke2fs), in bytes: getrusage's ru_maxrss.
+func peakRSS() (self, children int64, err error) {
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+		return 0, 0, err
+	}
+	self = ru.Maxrss << 10
+	if err := unix.Getrusage(unix.RUSAGE_CHILDREN, &ru); err != nil {
+		return 0, 0, err
+	}
+	return self, ru.Maxrss << 10, nil
 }
 
 // breakShell opens the rescue shell for nodeinit.break.

@@ -12,9 +12,10 @@
 //   - nodeinit with a TPM: the same boot with swtpm attached as a TPM 2.0, so
 //     nodeinit measures its phases and steps (measure/); the difference in
 //     time spent in the initramfs is the cost of measuring;
-//   - Debian: direct kernel boot with /boot/initrd.img-<kver> (from
-//     `apt-get install initramfs-tools linux-image-<kver>`) and
-//     root=/dev/vda, an ext4 image holding the same root tree.
+//   - Debian: direct kernel boot with its stock initrd for the same kernel
+//     (benchutil.StockInitrd: mkinitramfs with initramfs-tools' defaults,
+//     MODULES=most, inside a minbase root with no lvm2, mdadm or cryptsetup
+//     hooks) and root=/dev/vda, an ext4 image holding the same root tree.
 //
 // Firmware time is left out: every figure is guest uptime (CLOCK_BOOTTIME
 // and printk timestamps), which starts at zero when the kernel starts.
@@ -66,40 +67,30 @@ func run() error {
 	if *runs < 1 {
 		return fmt.Errorf("-runs %d: give at least 1", *runs)
 	}
-	for _, tool := range []string{"qemu-system-x86_64", "unsquashfs", "mkfs.ext4"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			return fmt.Errorf("needs %s (make deps): %w", tool, err)
-		}
+	if err := benchutil.NeedTools("qemu-system-x86_64", "unsquashfs", "mkfs.ext4"); err != nil {
+		return err
 	}
 	ctx := context.Background()
-	deb, err := vm.Cached(*cache)
-	if err != nil {
-		if deb, err = vm.Fetch(ctx, *cache); err != nil {
-			return fmt.Errorf("Debian kernel: %w (run make fetch)", err)
-		}
-	}
-	debianInitrd := "/boot/initrd.img-" + deb.KernelVersion
-	if _, err := os.Stat(debianInitrd); err != nil {
-		return fmt.Errorf("Debian's initrd for the boot kernel: %w; install it with "+
-			"`apt-get install initramfs-tools linux-image-%s` (this only adds files to /boot and /lib/modules)",
-			err, deb.KernelVersion)
-	}
-
-	work, err := os.MkdirTemp("", "nodeinit-bench-boot-")
+	deb, err := benchutil.Debian(ctx, *cache)
 	if err != nil {
 		return err
 	}
-	if *keep {
-		fmt.Println("work directory:", work)
-	} else {
-		defer os.RemoveAll(work)
+	work, cleanup, err := benchutil.WorkDir("", "nodeinit-bench-boot-", *keep)
+	if err != nil {
+		return err
 	}
+	defer cleanup()
 	logw := io.Discard
 	if *verbose {
 		logw = os.Stderr
 	}
 
 	start := time.Now()
+	debianInitrd, err := benchutil.StockInitrd(ctx, *cache, deb.KernelVersion, logw)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "bench/boot: Debian's stock initrd %s (%s)\n", debianInitrd, time.Since(start).Round(time.Second))
 	fx, err := fixture.Build(ctx, fixture.Options{CacheDir: *cache, OutDir: filepath.Join(work, "fixture"),
 		Versions: []fixture.Version{{Version: "1.0"}}, Log: logw})
 	if err != nil {
@@ -386,6 +377,21 @@ func report(w io.Writer, kver string, runs int, oursSize, theirSize int64, ours,
 	fmt.Fprintf(w, "  time in the initramfs (root init - /init start), medians: nodeinit %.3fs, Debian %.3fs, ratio %.3f\n",
 		medianOf(ours, inInitramfs), medianOf(theirs, inInitramfs), medianOf(ours, inInitramfs)/medianOf(theirs, inInitramfs))
 	fmt.Fprintln(w, "  (host wall includes OVMF and systemd-boot for nodeinit, which the Debian direct kernel boot skips)")
+	initStart := func(t timing) float64 { return t.initStart }
+	for _, f := range []benchutil.Figure{
+		{Name: "boot.size_ratio", Value: float64(oursSize) / float64(theirSize), Unit: "x",
+			Note: fmt.Sprintf("%.2f MB against %.2f MB", float64(oursSize)/1e6, float64(theirSize)/1e6)},
+		{Name: "boot.in_initramfs_ratio", Value: medianOf(ours, inInitramfs) / medianOf(theirs, inInitramfs), Unit: "x",
+			Note: fmt.Sprintf("%.3f s against %.3f s", medianOf(ours, inInitramfs), medianOf(theirs, inInitramfs))},
+		{Name: "boot.kernel_to_root_ratio", Value: medianOf(ours, root) / medianOf(theirs, root), Unit: "x",
+			Note: fmt.Sprintf("%.3f s against %.3f s", medianOf(ours, root), medianOf(theirs, root))},
+		{Name: "boot.kernel_to_init_ratio", Value: medianOf(ours, initStart) / medianOf(theirs, initStart), Unit: "x",
+			Note: fmt.Sprintf("%.3f s against %.3f s (the kernel unpacks each initramfs)", medianOf(ours, initStart), medianOf(theirs, initStart))},
+	} {
+		if err := benchutil.Record(f); err != nil {
+			fmt.Fprintln(w, "  ", err)
+		}
+	}
 	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
 		// TCG runs the guest on host CPU: a busy host stretches the guest clock for both alike.
 		fmt.Fprintf(w, "  host load average at the end: %s", la)

@@ -37,6 +37,7 @@ import (
 	"unsafe"
 
 	"github.com/nodeinit/nodeinit/image"
+	"github.com/nodeinit/nodeinit/internal/benchutil"
 	"golang.org/x/sys/unix"
 	"lukechampine.com/blake3"
 )
@@ -185,6 +186,15 @@ func run() error {
 	fmt.Printf("  nodeinit peak RSS: %.1f MiB (target < 64 MiB)\n", float64(med["nodeinit"].rssKiB)/1024)
 	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
 		fmt.Printf("  load average at the end: %s", la)
+	}
+	cpu := benchutil.CPUKind()
+	for _, f := range []benchutil.Figure{
+		{Name: "image.write_blake3", Value: med["dd"].wall.Seconds() / ours, Unit: "x", Note: "BLAKE3 chunks, " + cpu},
+		{Name: "image.write_sha256", Value: med["dd"].wall.Seconds() / med["nodeinit-sha256"].wall.Seconds(), Unit: "x", Note: "SHA-256 chunks, " + cpu},
+	} {
+		if err := benchutil.Record(f); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -134,7 +134,15 @@ func run() error {
 	fmt.Fprintf(w, "initrd: nodeinit's initramfs for %s (as qemu-tests/fixture builds it): %d records, cpio %d bytes, shipped %d bytes (zstd level %v, klauspost/compress)\n",
 		deb.KernelVersion, parts.records(), len(in.raw), len(in.shipped), zstdLevel)
 	reportParts(w, parts)
-	debFile, debSize := debianInitrd(deb.KernelVersion)
+	debFile, err := benchutil.StockInitrd(ctx, *cache, deb.KernelVersion, logw)
+	if err != nil {
+		return err
+	}
+	st, err := os.Stat(debFile)
+	if err != nil {
+		return err
+	}
+	debSize := st.Size()
 	reportFormats(w, results, unpacks, skipped, debFile, debSize, *runs)
 	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
 		// TCG runs the guest on host CPU: a busy host stretches every unpack alike.
@@ -142,7 +150,8 @@ func run() error {
 	}
 	fmt.Fprintf(w, "  total bench time %s (CPU: this process %s, its children %s)\n", time.Since(start).Round(100*time.Millisecond),
 		cpuTime(unix.RUSAGE_SELF), cpuTime(unix.RUSAGE_CHILDREN))
-	return nil
+	return benchutil.Record(benchutil.Figure{Name: "initrd.core", Value: mib(parts.coreZstd), Unit: "MiB",
+		Note: "everything but modules and firmware, zstd"})
 }
 
 // supported returns the formats the kernel's config can unpack, and a line
@@ -235,17 +244,6 @@ func measureUnpacks(ctx context.Context, kernel string, results []compressed, ru
 		fmt.Fprintf(os.Stderr, "bench/initrd: round %d: %s\n", r+1, strings.Join(line, ", "))
 	}
 	return unpacks, nil
-}
-
-// debianInitrd is Debian's initramfs-tools initrd for the kernel, the one
-// bench/boot boots, when installed (apt-get install initramfs-tools
-// linux-image-<kver>); its size is all this bench needs of it.
-func debianInitrd(kver string) (file string, size int64) {
-	file = "/boot/initrd.img-" + kver
-	if st, err := os.Stat(file); err == nil {
-		size = st.Size()
-	}
-	return file, size
 }
 
 // needTools checks that QEMU and every format's tools are installed.

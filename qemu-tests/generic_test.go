@@ -349,26 +349,6 @@ func (c busCell) String() string {
 	return fmt.Sprintf("%s %s, %d-byte sectors (%s)", fw, c.iface, c.sector, c.serial)
 }
 
-// TestGenericISOCDOnAHCI boots the generic image as a CD on q35's own AHCI controller
-// under OVMF (the cloud kernel cannot see that drive: TestMediaAHCICDWithoutItsDriver):
-// the bundle comes from the CD and the install goes onto a virtio disk with 4096-byte
-// sectors.
-func TestGenericISOCDOnAHCI(t *testing.T) {
-	f := genericFixtures(t)
-	iso, err := f.ISO(fixture.GenericKey("1.0"), "generic-cd", media.ISOOptions{
-		Menu: media.MenuOptions{Timeout: time.Second, Unattended: "serial:GENCD4K1", ExtraArgs: mediaArgs}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := newNode(t, vm.Disk{Path: vm.NewDisk(t, "virtio4k.img", 16<<30), Interface: vm.Virtio, Serial: "GENCD4K1", SectorSize: 4096})
-	v := vm.Start(t, vm.Config{OVMFCode: n.f.Debian.OVMFCode, OVMFVars: n.vars, Disks: n.disks, NoReboot: true,
-		MemoryMiB: 2048, Events: n.eventsFile(), ExtraArgs: []string{
-			"-drive", "file=" + iso + ",if=none,id=cd0,media=cdrom,readonly=on,format=raw",
-			"-device", "ide-cd,bus=ide.1,drive=cd0,bootindex=0"}})
-	expectMediumInstall(t, v, "label:NODEINIT", "/dev/vda")
-	checkInstalledDiskSectors(t, n.disks[0].Path, 4096)
-}
-
 // TestGenericISOCDSeaBIOS boots the generic image as a CD on q35's AHCI under SeaBIOS
 // (El Torito, isolinux): an install under BIOS, for BIOS, onto the NVMe disk, with
 // GRUB's images in the MBR and the BIOS boot partition.

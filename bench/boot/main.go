@@ -25,7 +25,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -38,7 +37,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nodeinit/nodeinit/image"
@@ -149,7 +147,9 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	report(os.Stdout, deb.KernelVersion, *runs, oursSize, theirSize, ours, measured, theirs)
+	if err := report(os.Stdout, deb.KernelVersion, *runs, oursSize, theirSize, ours, measured, theirs); err != nil {
+		return err
+	}
 	fmt.Printf("  total bench time %s\n", time.Since(start).Round(time.Second))
 	return nil
 }
@@ -305,58 +305,17 @@ func parseTiming(out string) (timing, error) {
 // QEMU runs with -no-reboot) or timeout passes, and returns its console
 // followed by a "bench-wall=<seconds>" line.
 func qemu(ctx context.Context, c vm.Config, timeout time.Duration, log io.Writer) (string, error) {
-	args, err := c.Args()
-	if err != nil {
-		return "", err
-	}
-	args = append(args, "-nographic")
-	if c.Kernel != "" {
-		args = append(args, "-kernel", c.Kernel, "-initrd", c.Initramfs, "-append", c.Append)
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", args...)
-	var buf syncBuffer
-	cmd.Stdout = io.MultiWriter(&buf, log)
-	cmd.Stderr = io.MultiWriter(&buf, log)
-	// A pipe that stays open: QEMU's stdio monitor must not see end of file.
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return "", err
-	}
-	defer stdin.Close()
 	start := time.Now()
-	err = cmd.Run()
-	out := buf.String() + fmt.Sprintf("\nbench-wall=%.3f\n", time.Since(start).Seconds())
-	if ctx.Err() != nil {
-		return out, fmt.Errorf("qemu still running after %s", timeout)
-	}
+	con, err := benchutil.StartQEMU(ctx, c, timeout, log)
 	if err != nil {
-		return out, fmt.Errorf("qemu: %w", err)
+		return "", err
 	}
-	return out, nil
-}
-
-// syncBuffer is a bytes.Buffer QEMU's stdout and stderr can share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	out, err := con.Wait()
+	return out + fmt.Sprintf("\nbench-wall=%.3f\n", time.Since(start).Seconds()), err
 }
 
 // report prints the table and the ratios (ours/Debian).
-func report(w io.Writer, kver string, runs int, oursSize, theirSize int64, ours, measured, theirs []timing) {
+func report(w io.Writer, kver string, runs int, oursSize, theirSize int64, ours, measured, theirs []timing) error {
 	fmt.Fprintf(w, "boot: kernel %s, QEMU %s, %d interleaved boots each; guest seconds after kernel start (median [min-max])\n", kver, vm.Accel(), runs)
 	fmt.Fprintf(w, "  %-22s %14s %24s %24s %10s\n", "initramfs", "size bytes", "/init starts", "root init starts", "host wall")
 	row := func(name string, size int64, ts []timing) {
@@ -389,13 +348,14 @@ func report(w io.Writer, kver string, runs int, oursSize, theirSize int64, ours,
 			Note: fmt.Sprintf("%.3f s against %.3f s (the kernel unpacks each initramfs)", medianOf(ours, initStart), medianOf(theirs, initStart))},
 	} {
 		if err := benchutil.Record(f); err != nil {
-			fmt.Fprintln(w, "  ", err)
+			return err
 		}
 	}
 	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
 		// TCG runs the guest on host CPU: a busy host stretches the guest clock for both alike.
 		fmt.Fprintf(w, "  host load average at the end: %s", la)
 	}
+	return nil
 }
 
 func spread(ts []timing, f func(timing) float64) string {

@@ -70,11 +70,9 @@ func run() error {
 		return err
 	}
 	ctx := context.Background()
-	deb, err := vm.Cached(*cache)
+	deb, err := benchutil.Debian(ctx, *cache)
 	if err != nil {
-		if deb, err = vm.Fetch(ctx, *cache); err != nil {
-			return fmt.Errorf("Debian kernel: %w (run make fetch)", err)
-		}
+		return err
 	}
 	use, skipped, err := supported(formats, deb)
 	if err != nil {

@@ -22,7 +22,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -35,7 +34,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nodeinit/nodeinit/early"
@@ -189,11 +187,11 @@ var (
 
 // measureInstall runs the unattended install until QEMU exits at the reboot.
 func measureInstall(ctx context.Context, cfg vm.Config, logw io.Writer) (install, error) {
-	c, err := startConsole(ctx, cfg, 15*time.Minute, logw)
+	c, err := benchutil.StartQEMU(ctx, cfg, 15*time.Minute, logw)
 	if err != nil {
 		return install{}, err
 	}
-	out, err := c.wait()
+	out, err := c.Wait()
 	if err == nil && !strings.Contains(out, "nodeinit: install complete") {
 		err = errors.New(`no "nodeinit: install complete" on the console`)
 	}
@@ -217,31 +215,31 @@ func measureInstall(ctx context.Context, cfg vm.Config, logw io.Writer) (install
 // measureDD boots the rescue shell and times dd of the medium's rootfs onto slot b
 // (/dev/vda3; the target is the first virtio disk, the medium the second).
 func measureDD(ctx context.Context, cfg vm.Config, logw io.Writer) (float64, error) {
-	c, err := startConsole(ctx, cfg, 15*time.Minute, logw)
+	c, err := benchutil.StartQEMU(ctx, cfg, 15*time.Minute, logw)
 	if err != nil {
 		return 0, err
 	}
-	defer c.kill()
-	if _, err := c.expect(regexp.QuoteMeta(early.RescueShellBanner), 5*time.Minute); err != nil {
+	defer c.Kill()
+	if _, err := c.Expect(regexp.QuoteMeta(early.RescueShellBanner), 5*time.Minute); err != nil {
 		return 0, err
 	}
 	time.Sleep(2 * time.Second) // let the shell draw its prompt
 	// The marker is made by the shell ($s, $a, $c), so the echo of the typed line
 	// cannot match it.
-	c.send("mkdir -p /mnt && mount -t ext4 -o ro /dev/vdb /mnt && read a x < /proc/uptime && " +
+	c.Send("mkdir -p /mnt && mount -t ext4 -o ro /dev/vdb /mnt && read a x < /proc/uptime && " +
 		"/usr/bin/dd if=/mnt/" + image.RootfsName + " of=/dev/vda3 bs=4M oflag=direct conv=fsync status=none; s=$?; " +
 		"read c x < /proc/uptime; echo DD-$s-$a-$c-END\r")
-	m, err := c.expect(`DD-(\d+)-([0-9.]+)-([0-9.]+)-END`, 10*time.Minute)
+	m, err := c.Expect(`DD-(\d+)-([0-9.]+)-([0-9.]+)-END`, 10*time.Minute)
 	if err != nil {
 		return 0, err
 	}
 	if m[1] != "0" {
-		return 0, fmt.Errorf("dd exited %s\n%s", m[1], benchutil.Tail(c.output(), 20))
+		return 0, fmt.Errorf("dd exited %s\n%s", m[1], benchutil.Tail(c.Output(), 20))
 	}
 	a, _ := strconv.ParseFloat(m[2], 64)
 	b, _ := strconv.ParseFloat(m[3], 64)
-	c.send("umount /mnt; poweroff\r")
-	if _, err := c.wait(); err != nil {
+	c.Send("umount /mnt; poweroff\r")
+	if _, err := c.Wait(); err != nil {
 		return 0, err
 	}
 	return b - a, nil
@@ -296,90 +294,4 @@ func sha256Prefix(path string, n int64) ([32]byte, error) {
 		return [32]byte{}, err
 	}
 	return [32]byte(h.Sum(nil)), nil
-}
-
-// console is one QEMU run whose serial console can be waited on and typed into.
-type console struct {
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	cancel context.CancelFunc
-	done   chan error
-
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func startConsole(ctx context.Context, cfg vm.Config, timeout time.Duration, logw io.Writer) (*console, error) {
-	args, err := cfg.Args()
-	if err != nil {
-		return nil, err
-	}
-	args = append(args, "-nographic", "-kernel", cfg.Kernel, "-initrd", cfg.Initramfs, "-append", cfg.Append)
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	c := &console{cancel: cancel, done: make(chan error, 1)}
-	c.cmd = exec.CommandContext(ctx, "qemu-system-x86_64", args...)
-	w := io.MultiWriter(c, logw)
-	c.cmd.Stdout, c.cmd.Stderr = w, w
-	// A pipe that stays open: QEMU's stdio monitor must not see end of file.
-	if c.stdin, err = c.cmd.StdinPipe(); err != nil {
-		cancel()
-		return nil, err
-	}
-	if err := c.cmd.Start(); err != nil {
-		cancel()
-		return nil, err
-	}
-	go func() { c.done <- c.cmd.Wait() }()
-	return c, nil
-}
-
-func (c *console) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.buf.Write(p)
-}
-
-func (c *console) output() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.buf.String()
-}
-
-func (c *console) send(s string) { io.WriteString(c.stdin, s) }
-
-// expect waits until the console matches re and returns the submatches.
-func (c *console) expect(re string, timeout time.Duration) ([]string, error) {
-	r := regexp.MustCompile(re)
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if m := r.FindStringSubmatch(c.output()); m != nil {
-			return m, nil
-		}
-		select {
-		case err := <-c.done:
-			c.done <- err
-			if m := r.FindStringSubmatch(c.output()); m != nil {
-				return m, nil
-			}
-			return nil, fmt.Errorf("QEMU exited (%v) before %q\n%s", err, re, benchutil.Tail(c.output(), 30))
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	return nil, fmt.Errorf("no %q within %s\n%s", re, timeout, benchutil.Tail(c.output(), 30))
-}
-
-// wait waits for QEMU to exit and returns the whole console.
-func (c *console) wait() (string, error) {
-	err := <-c.done
-	c.done <- err
-	c.cancel()
-	if err != nil {
-		return c.output(), fmt.Errorf("qemu: %w", err)
-	}
-	return c.output(), nil
-}
-
-func (c *console) kill() {
-	c.cancel()
-	c.stdin.Close()
 }

@@ -2,6 +2,7 @@ package blockfile
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -156,4 +157,35 @@ func TestCoalesceSameBytesAsDirect(t *testing.T) {
 		t.Errorf("%d device writes for 5000 calls: nothing was merged", writes)
 	}
 	t.Logf("5000 writes reached the device as %d", writes)
+}
+
+// failingBlock refuses every write, as a disk that went away does.
+type failingBlock struct{ *logBlock }
+
+var errGone = errors.New("input/output error")
+
+func (b *failingBlock) WriteAt(p []byte, off int64) (int, error) {
+	b.ops = append(b.ops, fmt.Sprintf("write %d+%d", off, len(p)))
+	return 0, errGone
+}
+
+// TestCoalesceReportsAMergedWriteThatFailed: a write held back is reported by the
+// call that writes it out (here the Flush that ends every FAT change), the flush
+// itself is not attempted, and the failed bytes are not written again later.
+func TestCoalesceReportsAMergedWriteThatFailed(t *testing.T) {
+	b := &failingBlock{newLogBlock(t, 1<<20)}
+	c := Coalesce(b, 4096)
+	if _, err := c.WriteAt(make([]byte, 512), 0); err != nil {
+		t.Fatalf("a held-back write failed at once: %v", err)
+	}
+	if err := c.Flush(); !errors.Is(err, errGone) {
+		t.Fatalf("Flush = %v, want the write's error", err)
+	}
+	if err := c.Flush(); err != nil {
+		t.Fatalf("second Flush = %v: the failed bytes were kept", err)
+	}
+	want := []string{"write 0+512", "flush"}
+	if fmt.Sprint(b.ops) != fmt.Sprint(want) {
+		t.Errorf("device saw %v, want %v", b.ops, want)
+	}
 }

@@ -20,9 +20,15 @@ $(DEPS_STAMP): .ci/deps.sh
 	bash .ci/deps.sh
 	mkdir -p $(NODEINIT_CACHE) && touch $@
 
+# INITRAMFS_GOFLAGS build nodeinit-initramfs, the /init build of the same binary without
+# the build-host commands; they are initramfs.GoBuildFlags (a test checks).
+INITRAMFS_GOFLAGS := -tags=initramfs -trimpath '-ldflags=-s -w' -gcflags=all=-l -gcflags=runtime= -gcflags=github.com/klauspost/compress/...= -gcflags=lukechampine.com/blake3/...=
+
+## build: build/nodeinit (the CLI) and build/nodeinit-initramfs (what the CLI's mkinitramfs puts in as /init)
 build:
 	mkdir -p $(BUILD)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(BUILD)/nodeinit ./cmd/nodeinit
+	CGO_ENABLED=0 $(GO) build $(INITRAMFS_GOFLAGS) -o $(BUILD)/nodeinit-initramfs ./cmd/nodeinit
 
 ## fetch: Debian kernel, modules, OVMF and systemd-boot into $(NODEINIT_CACHE)
 fetch: $(DEPS_STAMP)

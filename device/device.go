@@ -7,7 +7,7 @@
 // There are two implementations. device/linuxdev calls the kernel. device/recorder
 // serves a sparse disk image through FUSE to a loop device, so that every write and
 // flush that reaches the "disk" is logged with its offset and length, whether it
-// came from nodeinit itself, from mke2fs or from the kernel's filesystems; it can
+// came from nodeinit itself (its ext4 formatter too) or from the kernel's filesystems; it can
 // inject faults at any write. The crash-point harness replays that log.
 //
 // This package holds only the interfaces and their value types; it does no I/O.

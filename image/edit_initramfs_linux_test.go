@@ -17,15 +17,15 @@ import (
 	"github.com/nodeinit/nodeinit/internal/testkernel"
 )
 
-// testNodeinit builds the nodeinit binary, as an operator would, for a real
-// initramfs.
+// testNodeinit builds the nodeinit binary, as `make build` does, in its
+// initramfs build, for a real initramfs.
 func testNodeinit(t *testing.T) string {
 	t.Helper()
 	if _, err := exec.LookPath("go"); err != nil {
 		t.Skip("needs the go tool to build the nodeinit binary for /init")
 	}
 	bin := filepath.Join(t.TempDir(), "nodeinit")
-	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "../cmd/nodeinit")
+	cmd := exec.Command("go", append(append([]string{"build"}, initramfs.GoBuildFlags...), "-o", bin, "../cmd/nodeinit")...)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build ./cmd/nodeinit: %v\n%s", err, out)
@@ -88,7 +88,7 @@ func TestEditInitramfs(t *testing.T) {
 		initrd: func(dir, oldPub string) string {
 			out := filepath.Join(dir, "initrd-1.0.img")
 			if _, err := initramfs.Build(context.Background(), initramfs.Options{Output: out, Binary: bin, ModulesDir: mods,
-				Modules: []string{"loop"}, Keys: []string{oldPub}, NoInstallTools: true}); err != nil {
+				Modules: []string{"loop"}, Keys: []string{oldPub}}); err != nil {
 				t.Fatalf("build the initramfs: %v", err)
 			}
 			return out

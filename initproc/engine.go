@@ -403,7 +403,7 @@ func timingReport(env *early.Env) string {
 }
 
 // peakRSS is the most resident memory /init has held, and the most any one of its
-// finished children held (mke2fs), in bytes: getrusage's ru_maxrss.
+// finished children held, in bytes: getrusage's ru_maxrss.
 func peakRSS() (self, children int64, err error) {
 	var ru unix.Rusage
 	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {

@@ -51,7 +51,7 @@ func TestFirmwareGoesInWhereTheTreeHasIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	opts := Options{ModulesDir: mods, Modules: []string{"jr3_pci"}, FirmwareDir: fw, Binary: bin,
-		Commands: []string{"ls"}, NoInstallTools: true, Output: filepath.Join(dir, "missing.img")}
+		Commands: []string{"ls"}, Output: filepath.Join(dir, "missing.img"), Compression: ZstdFast}
 	res, err := Build(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)

@@ -35,7 +35,7 @@ func nodeinitBinary(t *testing.T) string {
 			return
 		}
 		built = filepath.Join(dir, "nodeinit")
-		cmd := exec.Command("go", "build", "-trimpath", "-o", built, "../cmd/nodeinit")
+		cmd := exec.Command("go", append(append([]string{"build"}, GoBuildFlags...), "-o", built, "../cmd/nodeinit")...)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build ./cmd/nodeinit: %v\n%s", err, out)
@@ -224,7 +224,7 @@ func TestBadOptionsWriteNothing(t *testing.T) {
 		want string
 	}{
 		{"no output", Options{}, "-o"},
-		{"bad compression", Options{Output: out, Compression: "lz4"}, "zstd, gzip or none"},
+		{"bad compression", Options{Output: out, Compression: "lz4"}, "zstd, zstd-fast, gzip or none"},
 		{"no modules.dep", Options{Output: out, ModulesDir: dir}, "modules.dep"},
 		{"key not .pub", Options{Output: out, Keys: []string{"/etc/hostname"}}, ".pub"},
 		{"file is a dir", Options{Output: out, Files: []string{"/etc"}}, "not a file"},
@@ -246,36 +246,54 @@ func TestBadOptionsWriteNothing(t *testing.T) {
 	}
 }
 
-// TestInstallToolsGoInByDefault: an initramfs built with no Files carries
-// mke2fs, which an install runs; NoInstallTools leaves it out, and a Files
-// entry for the same destination is not doubled.
-func TestInstallToolsGoInByDefault(t *testing.T) {
-	if _, err := os.Stat("/usr/sbin/mke2fs"); err != nil {
-		t.Skip("this machine has no /usr/sbin/mke2fs (e2fsprogs)")
+// TestArchiveCarriesSharedLibrariesAndRelativeLinks: a dynamically linked
+// file given in Files brings the libraries ldd lists, at their host paths, and
+// /init and the rescue commands are links relative to their directories, as
+// mkuimage's uimage made them before packArchive replaced it.
+func TestArchiveCarriesSharedLibrariesAndRelativeLinks(t *testing.T) {
+	libs, err := sharedLibraries("/bin/true")
+	if err != nil || len(libs) == 0 {
+		t.Fatalf("shared libraries of /bin/true: %q, %v", libs, err)
 	}
-	count := func(files []string) int {
-		n := 0
-		for _, f := range files {
-			if strings.HasSuffix(f, ":usr/sbin/mke2fs") {
-				n++
-			}
-		}
-		return n
+	out := filepath.Join(t.TempDir(), "i.cpio")
+	if _, err := Build(context.Background(), Options{Output: out, Binary: nodeinitBinary(t), Compression: None,
+		Files: []string{"/bin/true:usr/bin/true"}, Commands: []string{"ls"}}); err != nil {
+		t.Fatal(err)
 	}
-	files, err := Options{}.extraFiles()
+	raw, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if count(files) != 1 {
-		t.Errorf("the default initramfs files hold mke2fs %d times: %q", count(files), files)
+	recs, err := readArchive(raw)
+	if err != nil {
+		t.Fatal(err)
 	}
-	files, err = Options{NoInstallTools: true}.extraFiles()
-	if err != nil || count(files) != 0 {
-		t.Errorf("NoInstallTools still adds mke2fs: %q, %v", files, err)
+	byName := map[string]cpio.Record{}
+	for _, r := range recs {
+		byName[r.Name] = r
 	}
-	files, err = Options{Files: []string{"/usr/sbin/mke2fs:/usr/sbin/mke2fs"}}.extraFiles()
-	if err != nil || count(files) != 1 {
-		t.Errorf("mke2fs given in Files is added %d times: %q, %v", count(files), files, err)
+	for _, lib := range libs {
+		// A library the host has as a link (/lib64/ld-linux-x86-64.so.2) stays one;
+		// ldd lists its target too.
+		if r, ok := byName[strings.TrimPrefix(lib, "/")]; !ok || (r.Mode&cpio.S_IFMT != cpio.S_IFREG && r.Mode&cpio.S_IFMT != cpio.S_IFLNK) {
+			t.Errorf("library %s of /bin/true is not in the archive", lib)
+		}
+	}
+	for name, want := range map[string]string{"init": "bin/nodeinit", "bbin/ls": "../bin/nodeinit", "bin/sh": "nodeinit"} {
+		r, ok := byName[name]
+		if !ok || r.Mode&cpio.S_IFMT != cpio.S_IFLNK {
+			t.Errorf("%s is not a symlink in the archive", name)
+			continue
+		}
+		target, _ := io.ReadAll(io.NewSectionReader(r.ReaderAt, 0, int64(r.FileSize)))
+		if string(target) != want {
+			t.Errorf("%s links to %q, want %q", name, target, want)
+		}
+	}
+	for _, dir := range []string{"usr", "usr/bin", "bbin", "bin"} {
+		if r, ok := byName[dir]; !ok || r.Mode&cpio.S_IFMT != cpio.S_IFDIR {
+			t.Errorf("directory %s is missing", dir)
+		}
 	}
 }
 
@@ -289,7 +307,7 @@ func TestDynamicBinaryIsWarnedAbout(t *testing.T) {
 	if !dynamic("/bin/true") {
 		t.Error("/bin/true is not taken for dynamically linked")
 	}
-	res, err := Build(context.Background(), Options{Output: filepath.Join(t.TempDir(), "i.img"), Binary: bin, Commands: []string{"gosh"}})
+	res, err := Build(context.Background(), Options{Output: filepath.Join(t.TempDir(), "i.img"), Binary: bin, Commands: []string{"gosh"}, Compression: ZstdFast})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,9 +13,6 @@ type Facts struct {
 	Disks       []disk.Disk `json:"disks"`
 	MemoryBytes int64       `json:"memory_bytes,omitempty"`
 	EFI         bool        `json:"efi"`
-	// MissingTools are the programs the stages may run (ToolsNeeded) that
-	// this machine lacks: an initramfs built without them cannot install.
-	MissingTools []string `json:"missing_tools,omitempty"`
 	// MissingFilesystems are the filesystems the steps may have the kernel
 	// mount (AllKernelFilesystems) that its kernel can neither mount nor load
 	// a module for.

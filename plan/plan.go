@@ -128,10 +128,6 @@ func Plan(p *cmdline.Params, f *Facts) (*Blueprint, error) {
 	return plan, nil
 }
 
-// ToolsNeeded are the programs a stage runs, by stage: making ext4 runs mke2fs
-// (the ESP and swap are written in-process).
-var ToolsNeeded = map[string][]string{StageFilesystems: {"mke2fs"}}
-
 // KernelFilesystems are the filesystems step s has the kernel mount: the kernel
 // must have them built in, or the initramfs carry their modules. The ESP is
 // read and written in-process; only the node's boot mounts it.
@@ -165,12 +161,6 @@ func checkTools(bp *Blueprint, f *Facts) error {
 		}
 	}
 	for _, s := range bp.Steps {
-		for _, tool := range ToolsNeeded[s.Name] {
-			if slices.Contains(f.MissingTools, tool) {
-				add(fmt.Sprintf("no %s, which the %s step runs", tool, s.Name),
-					"build the initramfs with `nodeinit mkinitramfs`, which carries it (e2fsprogs on the build host), or add it with --files")
-			}
-		}
 		for _, fs := range KernelFilesystems(s) {
 			if slices.Contains(f.MissingFilesystems, fs) {
 				add(fmt.Sprintf("no %s filesystem in its kernel, which the %s step mounts", fs, s.Name),

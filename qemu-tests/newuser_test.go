@@ -8,13 +8,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodeinit/nodeinit/initramfs"
 	"github.com/nodeinit/nodeinit/qemu-tests/vm"
 )
 
-// TestNewOperatorFromTheBinaryAlone runs the README's path as a new operator does: the CLI is
-// built with the README's `go build` line, copied into an empty directory outside the
-// checkout, and run there with a PATH that has no Go toolchain. It makes a key pair, the initramfs (from its own
-// binary: nothing is compiled), a signed bundle and an ISO; the ISO installs a blank disk
+// TestNewOperatorFromTheBinaryAlone runs the README's path as a new operator does: the CLI and
+// its initramfs build are built as `make build` builds them, copied into an empty directory
+// outside the checkout, and run there with a PATH that has no Go toolchain. It makes a key pair,
+// the initramfs (from the initramfs build beside the CLI: nothing is compiled), a signed bundle
+// and an ISO; the ISO installs a blank disk
 // under OVMF, and the installed node boots and runs `nodeinit status` from the CLI that its
 // initramfs left under /run/nodeinit.
 func TestNewOperatorFromTheBinaryAlone(t *testing.T) {
@@ -24,16 +26,18 @@ func TestNewOperatorFromTheBinaryAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	work := t.TempDir()
-	built := filepath.Join(t.TempDir(), "nodeinit")
-	gobuild := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", built, "./cmd/nodeinit")
-	gobuild.Dir = root
-	gobuild.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := gobuild.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/nodeinit: %v\n%s", err, out)
-	}
-	cli := filepath.Join(work, "nodeinit")
-	if err := os.Rename(built, cli); err != nil {
-		t.Fatal(err)
+	cli, initBuild := filepath.Join(work, "nodeinit"), filepath.Join(work, initramfs.InitramfsBinary)
+	for out, flags := range map[string][]string{cli: {"-trimpath", "-ldflags=-s -w"}, initBuild: initramfs.GoBuildFlags} {
+		built := filepath.Join(t.TempDir(), "nodeinit")
+		gobuild := exec.Command("go", append(append([]string{"build"}, flags...), "-o", built, "./cmd/nodeinit")...)
+		gobuild.Dir = root
+		gobuild.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if msg, err := gobuild.CombinedOutput(); err != nil {
+			t.Fatalf("go build ./cmd/nodeinit: %v\n%s", err, msg)
+		}
+		if err := os.Rename(built, out); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	path := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -60,8 +64,8 @@ func TestNewOperatorFromTheBinaryAlone(t *testing.T) {
 	start := time.Now()
 	out := run("mkinitramfs", "-o", "initrd.img", "--modules-dir", f.Debian.ModulesDir, "--key", "node.pub")
 	t.Logf("mkinitramfs from the binary alone: %s", time.Since(start).Round(time.Millisecond))
-	if !strings.Contains(out, "/init: "+cli) || strings.Contains(out, "warning:") {
-		t.Errorf("mkinitramfs did not put its own binary in as /init, or warned:\n%s", out)
+	if !strings.Contains(out, "/init: "+initBuild) || strings.Contains(out, "warning:") || !strings.Contains(out, "zstd -19") {
+		t.Errorf("mkinitramfs did not put the initramfs build beside it in as /init, compressed with zstd -19, or warned:\n%s", out)
 	}
 	run("image", "build", "--root", f.Rootfs("1.0"), "--kernel", f.Debian.Vmlinuz, "--initrd", "initrd.img",
 		"--loader", f.Debian.SystemdBoot, "--name", "first-node", "--version", "1.0", "--out", "bundle")

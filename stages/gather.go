@@ -9,7 +9,6 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -129,13 +128,6 @@ func Probe(ctx context.Context, p *cmdline.Params, o GatherOptions) (*Machine, e
 		f.BIOSLoader = dir
 	}
 	f.Install = findInstall(f, o)
-	for _, tools := range plan.ToolsNeeded {
-		for _, tool := range tools {
-			if _, err := diskio.FindTool(tool); err != nil && !slices.Contains(f.MissingTools, tool) {
-				f.MissingTools = append(f.MissingTools, tool)
-			}
-		}
-	}
 	f.MissingFilesystems = missingFilesystems(o.Root, plan.AllKernelFilesystems)
 	m := &Machine{Facts: f}
 	if needsImage(p, f) {

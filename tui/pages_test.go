@@ -564,10 +564,10 @@ func TestInteractivePrefill(t *testing.T) {
 // TestPlanRefusal: a plan that plan.Plan refuses is shown with its fix and
 // offers only Back; nothing can be started.
 func TestPlanRefusal(t *testing.T) {
-	s := newState(t, "no-mke2fs", "install")
+	s := newState(t, "no-ext4-overlay", "install")
 	choose(t, s, OfferInstall)
 	installToRefused(t, s)
-	if s.Plan != nil || s.planErr == nil || !strings.Contains(s.Screen(), "mke2fs") || !strings.Contains(s.Screen(), "nothing will be written") {
+	if s.Plan != nil || s.planErr == nil || !strings.Contains(s.Screen(), "no ext4 filesystem") || !strings.Contains(s.Screen(), "nothing will be written") {
 		t.Fatalf("plan %v error %v:\n%s", s.Plan, s.planErr, s.Screen())
 	}
 	if it := s.items(); len(it) != 1 || it[0].id != "back" {

@@ -70,17 +70,28 @@ func TestRecommend(t *testing.T) {
 		{name: "lz4", size: 120, unpack: 0.500},
 		{name: "gzip", size: 98, unpack: 0.549},
 	}
-	best, fastest, near := recommend(rows, 0.050)
+	const noCap = 1 << 40
+	best, fastest, near := recommend(rows, 0.050, noCap)
 	if best.name != "gzip" || fastest.name != "lz4" || strings.Join(near, ",") != "lz4,gzip" {
 		t.Fatalf("best %s, fastest %s, near %v; want gzip, lz4, [lz4 gzip]", best.name, fastest.name, near)
 	}
 	// With a slack that takes everything in, the smallest wins.
-	if best, _, _ := recommend(rows, 10); best.name != "xz" {
+	if best, _, _ := recommend(rows, 10, noCap); best.name != "xz" {
 		t.Fatalf("with 10 s of slack best is %s, want xz", best.name)
 	}
 	// The fastest is always a candidate, even when it is the largest.
-	if best, _, _ := recommend(rows, 0); best.name != "lz4" {
+	if best, _, _ := recommend(rows, 0, noCap); best.name != "lz4" {
 		t.Fatalf("with no slack best is %s, want lz4", best.name)
+	}
+	// The size budget leaves lz4 and zstd out: of gzip and xz, gzip unpacks
+	// faster by more than the slack.
+	best, fastest, near = recommend(rows, 0.050, 99)
+	if best.name != "gzip" || fastest.name != "gzip" || strings.Join(near, ",") != "gzip" {
+		t.Fatalf("capped at 99: best %s, fastest %s, near %v; want gzip, gzip, [gzip]", best.name, fastest.name, near)
+	}
+	// When nothing fits the budget, every row competes.
+	if best, _, _ := recommend(rows, 0.050, 10); best.name != "gzip" {
+		t.Fatalf("capped at 10: best %s, want gzip", best.name)
 	}
 }
 
@@ -121,7 +132,7 @@ func testArchive(t *testing.T) []byte {
 		cpio.StaticFile("lib/modules/6.1/kernel/a.ko", strings.Repeat("module ", 500), 0o644),
 		cpio.StaticFile("lib/x86_64-linux-gnu/libc.so.6", "libc", 0o755),
 		cpio.Symlink("lib64/ld-linux-x86-64.so.2", "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"),
-		cpio.StaticFile("usr/sbin/mke2fs", "mke2fs", 0o755),
+		cpio.StaticFile("usr/sbin/tool", "a program given with --files", 0o755),
 		cpio.StaticFile("usr/sbin/other", "other", 0o755),
 	}
 	var buf bytes.Buffer
@@ -143,7 +154,7 @@ func TestMeasureParts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := [numParts]int{partNodeinit: 4, partModules: 1, partFirmware: 1, partMke2fs: 3, partEtc: 1, partRest: 5}
+	want := [numParts]int{partNodeinit: 4, partModules: 1, partFirmware: 1, partHostFiles: 4, partEtc: 1, partRest: 4}
 	var sum int64
 	for p, n := range want {
 		if r.parts[p].records != n {

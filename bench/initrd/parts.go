@@ -9,21 +9,21 @@ import (
 	"strings"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/nodeinit/nodeinit/initramfs"
 	"github.com/u-root/mkuimage/cpio"
 )
 
-// zstdLevel is the level initramfs.Build compresses with (compressedCPIO in
-// initramfs/initramfs.go: SpeedDefault, one goroutine). The bench proves it
-// still is: its own compression of the cpio must equal the built initrd.img
-// byte for byte.
-const zstdLevel = zstd.SpeedDefault
+// shippedCompression is how initramfs.Build compresses by default; the parts
+// are measured compressed the same way (initramfs.CompressZstd), and the bench
+// proves the shipped initrd.img is that compression of its cpio, byte for byte.
+const shippedCompression = initramfs.Zstd
 
 // Part indexes, in the order the table prints them.
 const (
 	partNodeinit = iota
 	partModules
 	partFirmware
-	partMke2fs
+	partHostFiles
 	partEtc
 	partRest
 	numParts
@@ -31,18 +31,20 @@ const (
 
 // partNames label the table's rows.
 var partNames = [numParts]string{
-	partNodeinit: "nodeinit binary (bin/nodeinit + links to it)",
-	partModules:  "kernel modules (lib/modules)",
-	partFirmware: "firmware (lib/firmware)",
-	partMke2fs:   "mke2fs + libs (usr/sbin/mke2fs, lib/x86_64-linux-gnu, lib64)",
-	partEtc:      "keys and config (etc/)",
-	partRest:     "everything else",
+	partNodeinit:  "nodeinit binary (bin/nodeinit + links to it)",
+	partModules:   "kernel modules (lib/modules)",
+	partFirmware:  "firmware (lib/firmware)",
+	partHostFiles: "host programs + libs (usr/, lib/x86_64-linux-gnu, lib64)",
+	partEtc:       "keys and config (etc/)",
+	partRest:      "everything else",
 }
 
-// mke2fsPaths are the files an install's mke2fs brings (initramfs.InstallTools
-// and the shared libraries ldd finds for it; Debian's merged /usr puts them
-// under lib/x86_64-linux-gnu, the dynamic loader's link under lib64).
-var mke2fsPaths = []string{"usr/sbin/mke2fs", "lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu", "lib64"}
+// hostPaths are where host programs given with --files and their shared
+// libraries go (Debian's merged /usr puts the libraries under
+// lib/x86_64-linux-gnu, the dynamic loader's link under lib64). The default
+// initramfs has none: it carried mke2fs and its libraries until ext4 was made
+// in-process (disk/mkext4), 1.49 MB compressed.
+var hostPaths = []string{"usr", "lib/x86_64-linux-gnu", "lib64"}
 
 // under tells whether name is dir or inside it.
 func under(name, dir string) bool {
@@ -83,9 +85,9 @@ func partOf(e entry) int {
 	case under(name, "etc"):
 		return partEtc
 	}
-	for _, p := range mke2fsPaths {
+	for _, p := range hostPaths {
 		if under(name, p) {
-			return partMke2fs
+			return partHostFiles
 		}
 	}
 	return partRest
@@ -131,21 +133,10 @@ func encode(entries []entry, trailer bool) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// zstdCompress compresses raw as initramfs.Build does: a stream writer at
-// zstdLevel with one goroutine (so the work runs on the calling thread).
+// zstdCompress compresses raw as initramfs.Build does by default.
 func zstdCompress(raw []byte) ([]byte, error) {
-	var buf bytes.Buffer
-	enc, err := zstd.NewWriter(&buf, zstd.WithEncoderLevel(zstdLevel), zstd.WithEncoderConcurrency(1))
-	if err != nil {
-		return nil, fmt.Errorf("zstd writer: %w", err)
-	}
-	if _, err := enc.Write(raw); err != nil {
-		return nil, fmt.Errorf("zstd compress: %w", err)
-	}
-	if err := enc.Close(); err != nil {
-		return nil, fmt.Errorf("zstd compress: %w", err)
-	}
-	return buf.Bytes(), nil
+	z, _, err := initramfs.CompressZstd(raw, shippedCompression)
+	return z, err
 }
 
 // zstdDecompress undoes zstdCompress.

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/nodeinit/nodeinit/initramfs"
 	"github.com/nodeinit/nodeinit/internal/benchutil"
 	"github.com/nodeinit/nodeinit/qemu-tests/vm"
 )
@@ -20,7 +21,7 @@ func reportParts(w io.Writer, r partsReport) {
 		rawTotal += p.raw
 		zTotal += p.zstd
 	}
-	fmt.Fprintf(w, "  parts, each compressed on its own (zstd level %v); shares of the parts' totals\n", zstdLevel)
+	fmt.Fprintf(w, "  parts, each compressed on its own as the initramfs is (zstd -%d); shares of the parts' totals\n", initramfs.ZstdLevel)
 	fmt.Fprintf(w, "  %-60s %7s %10s %6s %10s %6s\n", "part", "records", "raw bytes", "share", "zstd bytes", "share")
 	for i, p := range r.parts {
 		if p.records == 0 {
@@ -55,7 +56,7 @@ func reportFormats(w io.Writer, cs []compressed, unpacks [][]float64, skipped []
 	var ours int64 // nodeinit's current format's size
 	current := ""
 	for _, c := range cs {
-		if c.compress == nil {
+		if c.shipped {
 			ours, current = c.size, c.name
 		}
 	}
@@ -77,9 +78,10 @@ func reportFormats(w io.Writer, cs []compressed, unpacks [][]float64, skipped []
 	fmt.Fprintf(w, "  vs Debian: size / %s (%d bytes, its stock initramfs-tools initrd)\n", debianInitrd, debianSize)
 	fmt.Fprintln(w, "  compress CPU: the compressor's user+system time on one thread; its wall time is longer when the host is busy")
 	fmt.Fprintln(w, "  every result decompressed by its tool to the cpio's SHA-256, and unpacked by the kernel without error")
-	best, fastest, near := recommend(rows, withinUnpack)
-	fmt.Fprintf(w, "  recommendation: %s (%.2f MiB): the smallest whose median unpack is within %.0f ms of the fastest (%s, %.0f ms); within: %s\n",
-		best.name, mib(best.size), 1000*withinUnpack, fastest.name, 1000*fastest.unpack, strings.Join(near, ", "))
+	sizeCap := int64(budgetP4 * float64(debianSize))
+	best, fastest, near := recommend(rows, withinUnpack, sizeCap)
+	fmt.Fprintf(w, "  recommendation: %s (%.2f MiB): among the formats within budget P4 (<= %.2f MiB, half of Debian's), the smallest whose median unpack is within %.0f ms of the fastest of them (%s, %.0f ms); within: %s\n",
+		best.name, mib(best.size), mib(sizeCap), 1000*withinUnpack, fastest.name, 1000*fastest.unpack, strings.Join(near, ", "))
 	switch {
 	case current == "":
 		fmt.Fprintln(w, "  (nodeinit's own zstd was not measured: this kernel cannot unpack it)")
@@ -101,10 +103,21 @@ type row struct {
 	unpack float64
 }
 
-// recommend picks, among rows whose unpack is within slack of the fastest,
-// the smallest; it returns that row, the fastest, and the names within slack.
-// rows must not be empty.
-func recommend(rows []row, slack float64) (best, fastest row, near []string) {
+// recommend picks the format by the two budgets it weighs on: among the rows
+// no larger than sizeCap (budget P4; all of them when none is), those whose
+// unpack is within slack of the fastest of them, and of those the smallest.
+// It returns that row, the fastest, and the names within slack. rows must not
+// be empty.
+func recommend(rows []row, slack float64, sizeCap int64) (best, fastest row, near []string) {
+	var fit []row
+	for _, r := range rows {
+		if r.size <= sizeCap {
+			fit = append(fit, r)
+		}
+	}
+	if len(fit) > 0 {
+		rows = fit
+	}
 	fastest = rows[0]
 	for _, r := range rows[1:] {
 		if r.unpack < fastest.unpack {

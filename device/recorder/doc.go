@@ -1,6 +1,6 @@
 // Package recorder is the recording device.Machine for tests: it captures
 // every write and flush that reaches a disk, whoever makes it (nodeinit
-// itself, mke2fs, or the kernel's ext4 and squashfs while mounted), so that
+// itself, its ext4 formatter, or the kernel's ext4 and squashfs while mounted), so that
 // package crash can rebuild every disk a power cut could leave.
 //
 // How: the disk image is served as the only file of an in-process FUSE

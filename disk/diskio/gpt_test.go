@@ -45,7 +45,7 @@ func dwSparse(t *testing.T, size int64) string {
 func dwNeedTool(t *testing.T, names ...string) {
 	t.Helper()
 	for _, n := range names {
-		if _, err := FindTool(n); err != nil {
+		if _, err := exec.LookPath(n); err != nil {
 			t.Skipf("%s not installed", n)
 		}
 	}

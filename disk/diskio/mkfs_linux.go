@@ -1,17 +1,15 @@
 package diskio
 
 import (
-	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 
 	"github.com/diskfs/go-diskfs/backend/file"
 	"github.com/diskfs/go-diskfs/filesystem/fat32"
 	"github.com/google/uuid"
 	"github.com/nodeinit/nodeinit/disk"
+	"github.com/nodeinit/nodeinit/disk/mkext4"
 )
 
 // MakeFS makes a filesystem of kind fs (FSVfat, FSExt4 or FSSwap) labelled
@@ -52,16 +50,14 @@ func MakeFS(devPath, fs, label string, opts disk.MkfsOptions) error {
 		err = makeVfat(d, label)
 	case disk.FSSwap:
 		err = makeSwap(d, label, id)
+	case disk.FSExt4:
+		_, err = mkext4.Format(d.f, d.size, mkext4.Options{Label: label, UUID: id})
 	}
 	if err == nil {
 		err = d.f.Sync()
 	}
 	if cerr := d.f.Close(); err == nil {
 		err = cerr
-	}
-	if err == nil && fs == disk.FSExt4 {
-		// mke2fs opens the device itself (O_EXCL), so ours is closed first.
-		err = makeExt4(devPath, label, id)
 	}
 	if err != nil {
 		return fmt.Errorf("make %s on %s: %w", fs, devPath, err)
@@ -95,39 +91,4 @@ func makeSwap(d *openDisk, label string, id uuid.UUID) error {
 		return fmt.Errorf("write swap header: %w", err)
 	}
 	return nil
-}
-
-// makeExt4 runs mke2fs. Inode tables and the journal are initialised lazily
-// (the kernel zeroes inode tables in the background after the first mount),
-// nothing is discarded (Wipe does that once for the whole disk), and the block
-// size is 4 KiB whatever the sector size.
-func makeExt4(devPath, label string, id uuid.UUID) error {
-	mke2fs, err := FindTool("mke2fs")
-	if err != nil {
-		return err
-	}
-	args := []string{"-t", "ext4", "-F", "-q", "-b", "4096", "-L", label, "-U", id.String(),
-		"-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard", devPath}
-	var out bytes.Buffer
-	cmd := exec.Command(mke2fs, args...)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("%s %s: %w: %s", mke2fs, strings.Join(args, " "), err, strings.TrimSpace(out.String()))
-	}
-	return nil
-}
-
-// FindTool looks for an external program on PATH and then in the sbin
-// directories, which an initramfs PATH may lack.
-func FindTool(name string) (string, error) {
-	if p, err := exec.LookPath(name); err == nil {
-		return p, nil
-	}
-	for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/bin", "/bin"} {
-		p := filepath.Join(dir, name)
-		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%s not found: the initramfs must carry it (e2fsprogs)", name)
 }

@@ -216,3 +216,23 @@ func (r *recorder) WriteAt(p []byte, off int64) (int, error) {
 	}
 	return len(p), nil
 }
+
+// TestGrowsUnmounted: resize2fs grows a filesystem Format made from 1 GiB to
+// 200 GiB, which takes 25 descriptor blocks instead of 1 (with no
+// resize_inode reserve it moves metadata to make room), and e2fsck -fn calls
+// the result clean.
+func TestGrowsUnmounted(t *testing.T) {
+	needTools(t, "resize2fs", "e2fsck", "dumpe2fs")
+	img := sparse(t, 1<<30)
+	format(t, img, 1<<30, Options{Label: "node-data", UUID: testUUID})
+	if err := os.Truncate(img, 200<<30); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("resize2fs", img).CombinedOutput(); err != nil {
+		t.Fatalf("resize2fs: %v\n%s", err, out)
+	}
+	e2fsckClean(t, img)
+	if got := dumpe2fs(t, img)["Block count"]; got != strconv.Itoa(200<<30/BlockSize) {
+		t.Errorf("block count after the grow %s, want %d", got, 200<<30/BlockSize)
+	}
+}

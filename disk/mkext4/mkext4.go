@@ -26,6 +26,7 @@
 package mkext4
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -67,17 +68,15 @@ type Options struct {
 
 // Layout is what Format made.
 type Layout struct {
-	Blocks, Inodes      uint64 // totals
-	Groups              int
-	InodesPerGroup      uint32
-	JournalBlocks       uint32
-	FreeBlocks          uint64
-	BytesWritten        int64
-	ReservedBlocks      uint64 // kept for root: 5%, as mke2fs' -m default
-	InodeTableBlocks    uint32 // per group
-	DescriptorBlocks    uint32 // per copy
-	SuperblockCopies    int    // the primary and its backups
-	FirstDataBlockGroup int    // where the root directory, lost+found and (usually) the journal are
+	Blocks, Inodes   uint64 // totals
+	Groups           int
+	InodesPerGroup   uint32
+	JournalBlocks    uint32
+	FreeBlocks       uint64
+	BytesWritten     int64
+	ReservedBlocks   uint64 // kept for root: 5%, as mke2fs' -m default
+	InodeTableBlocks uint32 // per group
+	DescriptorBlocks uint32 // per copy
 }
 
 // Format writes an empty ext4 filesystem over the first size bytes of w. A size
@@ -108,9 +107,8 @@ func Format(w io.WriterAt, size int64, o Options) (Layout, error) {
 	}
 	return Layout{
 		Blocks: g.blocks, Inodes: uint64(g.ipg) * uint64(g.groups), Groups: int(g.groups), InodesPerGroup: g.ipg,
-		JournalBlocks: g.journalBlocks, FreeBlocks: g.freeBlocks(), BytesWritten: f.written,
+		JournalBlocks: g.journalBlocks, FreeBlocks: g.free, BytesWritten: f.written,
 		ReservedBlocks: g.reserved(), InodeTableBlocks: g.itb, DescriptorBlocks: g.gdtBlocks,
-		SuperblockCopies: g.superCopies(), FirstDataBlockGroup: 0,
 	}, nil
 }
 
@@ -129,6 +127,7 @@ type geometry struct {
 	// root, lostFound and journal are the data blocks of inodes 2, 11 and 8.
 	root, lostFound, journal extent
 	journalBlocks            uint32
+	free                     uint64 // free blocks in all groups, counted once the layout is set
 }
 
 // inodeRatio is mke2fs.conf's bytes per inode for a filesystem of this size:
@@ -215,6 +214,9 @@ func newGeometry(blocks uint64) (*geometry, error) {
 		}
 		g.journal = extent{g.groupStart(2), uint64(g.journalBlocks)}
 	}
+	for n := uint32(0); n < g.groups; n++ {
+		g.free += g.groupFree(n)
+	}
 	return g, nil
 }
 
@@ -240,16 +242,6 @@ func hasSuper(n uint32) bool {
 		}
 	}
 	return false
-}
-
-func (g *geometry) superCopies() int {
-	c := 0
-	for n := uint32(0); n < g.groups; n++ {
-		if hasSuper(n) {
-			c++
-		}
-	}
-	return c
 }
 
 // superBlocks is the superblock and descriptor table copy at the start of
@@ -316,7 +308,7 @@ func (g *geometry) used(n uint32) []extent {
 			u = append(u, e)
 		}
 	}
-	slices.SortFunc(u, func(a, b extent) int { return int(int64(a.start) - int64(b.start)) })
+	slices.SortFunc(u, func(a, b extent) int { return cmp.Compare(a.start, b.start) })
 	return u
 }
 
@@ -324,14 +316,6 @@ func (g *geometry) groupFree(n uint32) uint64 {
 	free := g.groupBlocks(n)
 	for _, e := range g.used(n) {
 		free -= e.n
-	}
-	return free
-}
-
-func (g *geometry) freeBlocks() uint64 {
-	var free uint64
-	for n := uint32(0); n < g.groups; n++ {
-		free += g.groupFree(n)
 	}
 	return free
 }

@@ -42,7 +42,7 @@ func (f *formatter) superblock(groupNr uint16) []byte {
 	le.PutUint32(sb[0x00:], inodes)
 	le.PutUint32(sb[0x04:], uint32(g.blocks))
 	le.PutUint32(sb[0x08:], uint32(g.reserved()))
-	le.PutUint32(sb[0x0C:], uint32(g.freeBlocks()))
+	le.PutUint32(sb[0x0C:], uint32(g.free))
 	le.PutUint32(sb[0x10:], inodes-firstInode)
 	le.PutUint32(sb[0x14:], 0) // first data block: 0 with 4 KiB blocks
 	le.PutUint32(sb[0x18:], 2) // log2(block size) - 10
@@ -78,7 +78,7 @@ func (f *formatter) superblock(groupNr uint16) []byte {
 	le.PutUint32(sb[0x10C+16*4:], le.Uint32(jnl[0x04:]))       // i_size
 	le.PutUint32(sb[0x150:], uint32(g.blocks>>32))             // blocks count, high
 	le.PutUint32(sb[0x154:], uint32(g.reserved()>>32))         // reserved, high
-	le.PutUint32(sb[0x158:], uint32(g.freeBlocks()>>32))       // free, high
+	le.PutUint32(sb[0x158:], uint32(g.free>>32))               // free, high
 	le.PutUint16(sb[0x15C:], 32)                               // min extra isize
 	le.PutUint16(sb[0x15E:], 32)                               // want extra isize
 	le.PutUint32(sb[0x160:], 0x1)                              // signed directory hash (x86 char)

@@ -18,7 +18,7 @@ const ModuleListPath = "/etc/nodeinit/modules"
 // ModuleReport says which modules were asked for and what happened to each.
 type ModuleReport struct {
 	Loaded  []string          // loaded now, already loaded, or built into the kernel
-	Skipped []string          // drivers for a probed bus that no device here matches (modules.alias)
+	Skipped []string          // drivers that no device or bus here matches (modules.alias)
 	Absent  []string          // loaded, but found no device or firmware (ENODEV: not this machine)
 	Failed  map[string]string // module → error
 	Rounds  int               // sysfs scans: a loaded bus driver (virtio_pci) adds devices to match
@@ -77,26 +77,33 @@ const maxScanRounds = 4
 
 // loadForDevices is LoadModules' choice of what to load and when. Modules that
 // table says are device-bound wait for a device whose modalias (from scan)
-// matches; the rest, and forced, go in the first round. Each round is handed to load, then
-// scan runs again for the devices the loaded drivers added. It returns the
-// device-bound modules nothing matched, the scans made, and a scan error, after
-// which every module still waiting is loaded. A nil table loads everything at
-// once.
-func loadForDevices(names, forced []string, table *modalias.Table, scan func() ([]string, error), load func([]string)) (skipped []string, rounds int, scanErr error) {
+// matches, and drivers of a late bus (modalias.LateBuses: sd_mod, usb_storage)
+// wait for their bus to be registered (scan's buses); the rest, and forced, go
+// in the first round. Each round is handed to load, then scan runs again for the
+// devices and buses the loaded drivers added. It returns the modules nothing
+// matched, the scans made, and a scan error, after which every module still
+// waiting is loaded. A nil table loads everything at once.
+func loadForDevices(names, forced []string, table *modalias.Table, scan func() ([]string, map[string]bool, error), load func([]string)) (skipped []string, rounds int, scanErr error) {
 	pending := map[string]bool{}
 	round := slices.Clone(forced)
 	for _, n := range names {
 		if slices.Contains(forced, modalias.Normalize(n)) {
 			continue
 		}
-		if table != nil && table.DeviceBound(n) {
+		if table != nil && (table.DeviceBound(n) || len(table.LateBusesOf(n)) > 0) {
 			pending[modalias.Normalize(n)] = true
 		} else {
 			round = append(round, n)
 		}
 	}
+	take := func(m string) {
+		if pending[m] {
+			delete(pending, m)
+			round = append(round, m)
+		}
+	}
 	for ; rounds < maxScanRounds && len(pending) > 0; rounds++ {
-		devices, err := scan()
+		devices, buses, err := scan()
 		if err != nil {
 			scanErr = err
 			round = append(round, slices.Sorted(maps.Keys(pending))...)
@@ -104,10 +111,12 @@ func loadForDevices(names, forced []string, table *modalias.Table, scan func() (
 		}
 		for _, d := range devices {
 			for _, m := range table.Match(d) {
-				if pending[m] {
-					delete(pending, m)
-					round = append(round, m)
-				}
+				take(m)
+			}
+		}
+		for _, m := range slices.Sorted(maps.Keys(pending)) {
+			if slices.ContainsFunc(table.LateBusesOf(m), func(b string) bool { return buses[b] }) {
+				take(m)
 			}
 		}
 		if len(round) == 0 {

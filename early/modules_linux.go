@@ -6,20 +6,23 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/nodeinit/nodeinit/kmod"
 	"github.com/nodeinit/nodeinit/modalias"
 	"github.com/u-root/u-root/pkg/kmodule"
 	"golang.org/x/sys/unix"
 )
 
 // LoadModules loads the listed modules the hardware needs, with their dependencies,
-// through u-root's kmodule (modules.dep and modules.builtin under
-// root/lib/modules/<running kernel>). A module that drives devices on a probed bus
-// (modalias.ProbedBuses: PCI, virtio, ACPI, …) is loaded only when the modalias of a
-// device under root/sys matches one of its aliases in modules.alias; the others
-// (filesystems, SCSI and USB class drivers, device-mapper) are always loaded. Each
-// round loads its modules in parallel, then sysfs is scanned again for the devices
-// those drivers added, until a round adds nothing. Without modules.alias (an
-// initramfs from before it was written) every listed module is loaded.
+// through kmod's Loader of root (u-root's kmodule over modules.dep and
+// modules.builtin under root/lib/modules/<running kernel>). A module that drives
+// devices on a probed bus (modalias.ProbedBuses: PCI, virtio, ACPI, …) is loaded
+// only when the modalias of a device under root/sys matches one of its aliases in
+// modules.alias; a driver of a late bus (modalias.LateBuses: SCSI, USB, MMC) only
+// when that bus is registered; others the list names are always loaded. Each
+// round loads its modules in parallel, then sysfs is scanned again for the
+// devices and buses those drivers added, until a round adds nothing. Without
+// modules.alias (an initramfs from before it was written) every listed module is
+// loaded.
 //
 // forced (ForcedModules) are loaded in the first round whatever the devices.
 //
@@ -28,26 +31,28 @@ import (
 // dependency once.
 func LoadModules(root string, names, forced []string) ModuleReport {
 	report := ModuleReport{Failed: map[string]string{}}
-	prober, err := kmodule.NewProber(kmodule.ProbeOpts{RootDir: root})
+	loader, err := kmod.Open(root)
 	if err != nil {
 		for _, n := range names {
 			report.Failed[n] = err.Error()
 		}
 		return report
 	}
-	var table *modalias.Table
-	var uts unix.Utsname
-	if err := unix.Uname(&uts); err != nil {
-		report.NoAlias = "uname: " + err.Error()
-	} else if table, err = modalias.ReadFile(filepath.Join(root, "lib/modules", unix.ByteSliceToString(uts.Release[:]), "modules.alias")); err != nil {
-		report.NoAlias = err.Error()
-		table = nil
+	if loader.NoAlias != nil {
+		report.NoAlias = loader.NoAlias.Error()
 	}
-
-	scan := func() ([]string, error) { return modalias.Scan(filepath.Join(root, "sys")) }
-	load := func(names []string) { loadRound(prober, names, &report) }
+	sys := filepath.Join(root, "sys")
+	scan := func() ([]string, map[string]bool, error) {
+		devices, err := modalias.Scan(sys)
+		if err != nil {
+			return nil, nil, err
+		}
+		buses, err := modalias.Buses(sys)
+		return devices, buses, err
+	}
+	load := func(names []string) { loadRound(loader.Prober, names, &report) }
 	var scanErr error
-	report.Skipped, report.Rounds, scanErr = loadForDevices(names, forced, table, scan, load)
+	report.Skipped, report.Rounds, scanErr = loadForDevices(names, forced, loader.Table, scan, load)
 	if scanErr != nil {
 		report.NoAlias = scanErr.Error()
 	}

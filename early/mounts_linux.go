@@ -1,9 +1,19 @@
 package early
 
 import (
+	"github.com/nodeinit/nodeinit/kmod"
 	"github.com/u-root/u-root/pkg/libinit"
 	"golang.org/x/sys/unix"
 )
+
+// FilesystemDriver is the early step that makes the kernel able to mount FSType,
+// loading its module in this process when /proc/filesystems lacks it (kmod).
+type FilesystemDriver struct{ FSType string }
+
+// Create loads the driver if the kernel does not have it yet.
+func (d FilesystemDriver) Create() error { return kmod.Filesystem(d.FSType) }
+
+func (d FilesystemDriver) String() string { return "driver for filesystem " + d.FSType }
 
 const nosuidNodev = unix.MS_NOSUID | unix.MS_NODEV
 
@@ -29,7 +39,9 @@ var EarlyMounts = []Step{
 	{Creator: libinit.Mount{Source: "securityfs", Target: "/sys/kernel/security", FSType: "securityfs", Flags: nosuidNodev | unix.MS_NOEXEC}, Optional: true, When: "/sys/kernel/security"},
 }
 
-// LateMounts need kernel modules first: efivarfs is a module in Debian's cloud kernel.
+// LateMounts come after the boot's modules. efivarfs is a module in Debian's cloud
+// kernel, and no longer one /init loads with the drivers: its step loads it first.
 var LateMounts = []Step{
+	{Creator: FilesystemDriver{FSType: "efivarfs"}, Optional: true, When: "/sys/firmware/efi/efivars"},
 	{Creator: libinit.Mount{Source: "efivarfs", Target: "/sys/firmware/efi/efivars", FSType: "efivarfs", Flags: nosuidNodev | unix.MS_NOEXEC}, Optional: true, When: "/sys/firmware/efi/efivars"},
 }

@@ -133,8 +133,10 @@ func TestEditInitramfs(t *testing.T) {
 			t.Errorf("modules.dep lacks %q:\n%s", l, dep)
 		}
 	}
-	if list := string(recs[initramfs.ModuleListArchivePath]); !strings.HasSuffix(list, "\nloop\ngarp\n") {
-		t.Errorf("module list %q: want loop, then garp", list)
+	// loop drives no device, so the input's list leaves it to be loaded when a
+	// loop device is made; garp, asked for by the edit, is added to the list.
+	if list := string(recs[initramfs.ModuleListArchivePath]); !strings.HasSuffix(list, "\ngarp\n") || strings.Contains(list, "\nloop\n") {
+		t.Errorf("module list %q: want garp at the end and no loop", list)
 	}
 	for name := range old {
 		if _, ok := recs[name]; !ok {

@@ -3,6 +3,7 @@ package image
 import (
 	"fmt"
 
+	"github.com/nodeinit/nodeinit/kmod"
 	"golang.org/x/sys/unix"
 )
 
@@ -15,6 +16,7 @@ func defaultMounter() Mounter { return sysMounter{} }
 // or exec.
 func (sysMounter) MountReadOnly(device, target, fstype string) error {
 	flags := uintptr(unix.MS_RDONLY | unix.MS_NODEV | unix.MS_NOSUID | unix.MS_NOEXEC)
+	kmod.Filesystem(fstype) // the mount's own error says if the type is still unknown
 	if err := unix.Mount(device, target, fstype, flags, ""); err != nil {
 		return fmt.Errorf("mount %s on %s: %w", device, target, err)
 	}

@@ -362,29 +362,29 @@ func addModules(base *cpio.Archive, opts Options, res *Result) error {
 	boot, onDemand := bootModules(table, mods.Names)
 	res.OnDemandModules = onDemand
 	list := "# kernel modules /init loads, with their dependencies, at boot: drivers only when a device\n" +
-		"# matches (modules.alias). The initramfs' other modules load when the kernel asks for them\n" +
-		"# (a filesystem, a crypto algorithm, an md personality) through /bbin/modprobe.\n" +
+		"# matches (modules.alias), and the drivers of SCSI, USB and MMC devices. The initramfs' other\n" +
+		"# modules load when they are first needed: a filesystem before /init mounts it, loop and\n" +
+		"# 8021q before a loop device or a VLAN, and what the kernel asks for through /bbin/modprobe.\n" +
 		strings.Join(boot, "\n") + "\n"
 	base.WriteRecord(cpio.StaticFile("etc/nodeinit/modules", list, 0o644))
 	return nil
 }
 
 // bootModules splits names into the ones /init considers at boot and the ones left
-// to the kernel's requests. A driver of a probed bus (modalias.ProbedBuses) is
-// considered at boot, where it loads if its device is there; so is every module of
-// DefaultModules. Any other module (the long tail of filesystems, crypto and md of
-// the module set most) waits until the kernel asks for it. Without modules.alias
-// (a nil table), every name is considered at boot.
+// until something asks for them. A driver of a probed bus (modalias.ProbedBuses)
+// is considered at boot, where it loads if its device is there, and so is a
+// driver of a late bus (modalias.LateBuses: sd_mod, usb_storage), which loads if
+// its bus is there. Every other module (filesystems, device-mapper and md,
+// loop, VLANs, crypto) drives no device and waits: /init loads a filesystem
+// before its first mount, loop and 8021q when it makes a loop device or a VLAN
+// (package kmod), and the kernel asks /bbin/modprobe for the rest. Without
+// modules.alias (a nil table), every name is considered at boot.
 func bootModules(table *modalias.Table, names []string) (boot, onDemand []string) {
 	if table == nil {
 		return names, nil
 	}
-	always := map[string]bool{}
-	for _, n := range DefaultModules {
-		always[normName(n)] = true
-	}
 	for _, n := range names {
-		if table.DeviceBound(n) || always[normName(n)] {
+		if table.DeviceBound(n) || len(table.LateBusesOf(n)) > 0 {
 			boot = append(boot, n)
 		} else {
 			onDemand = append(onDemand, n)

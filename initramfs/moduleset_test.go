@@ -82,18 +82,19 @@ func TestModuleSetHostMatchesThisMachinesDevices(t *testing.T) {
 	}
 }
 
-// TestBootModulesLeavesTheTailToTheKernel: drivers of a probed bus and the default
-// list are considered at boot; other modules (xfs, an extra crypto) wait for the
-// kernel's request; without modules.alias everything is considered at boot.
+// TestBootModulesLeavesTheTailToTheKernel: drivers of a probed bus and of a late
+// bus (sd_mod) are considered at boot; modules that drive no device (ext4, xfs,
+// an extra crypto), even those of the default list, wait until they are needed;
+// without modules.alias everything is considered at boot.
 func TestBootModulesLeavesTheTailToTheKernel(t *testing.T) {
-	table, err := modalias.Parse(strings.NewReader("alias pci:v00001AF4d*sv*sd*bc*sc*i* virtio_pci\nalias fs-xfs xfs\nalias fs-ext4 ext4\nalias crypto-sha512 sha512_generic\n"))
+	table, err := modalias.Parse(strings.NewReader("alias pci:v00001AF4d*sv*sd*bc*sc*i* virtio_pci\nalias scsi:t-0x00* sd_mod\nalias fs-xfs xfs\nalias fs-ext4 ext4\nalias crypto-sha512 sha512_generic\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	names := []string{"virtio_pci", "ext4", "xfs", "sha512_generic"}
+	names := []string{"virtio_pci", "sd_mod", "ext4", "xfs", "sha512_generic", "dm_mod"}
 	boot, onDemand := bootModules(table, names)
-	if !slices.Equal(boot, []string{"virtio_pci", "ext4"}) || !slices.Equal(onDemand, []string{"xfs", "sha512_generic"}) {
-		t.Errorf("boot %v, on demand %v; want virtio_pci ext4 at boot, xfs sha512_generic on demand", boot, onDemand)
+	if !slices.Equal(boot, []string{"virtio_pci", "sd_mod"}) || !slices.Equal(onDemand, []string{"ext4", "xfs", "sha512_generic", "dm_mod"}) {
+		t.Errorf("boot %v, on demand %v; want virtio_pci sd_mod at boot, ext4 xfs sha512_generic dm_mod on demand", boot, onDemand)
 	}
 	if boot, onDemand := bootModules(nil, names); !slices.Equal(boot, names) || len(onDemand) != 0 {
 		t.Errorf("without modules.alias: boot %v, on demand %v; want all at boot", boot, onDemand)

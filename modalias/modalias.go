@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -27,6 +28,14 @@ var ProbedBuses = map[string]bool{
 	"pci": true, "virtio": true, "acpi": true, "platform": true, "vmbus": true, "xen": true, "of": true,
 }
 
+// LateBuses are the buses whose devices appear only after their controller's
+// driver has scanned for them: SCSI targets behind an HBA, USB devices behind a
+// host controller, MMC and SDIO cards. Their drivers (sd_mod, sr_mod,
+// usb_storage, uas, usbhid) cannot wait for a device at boot, so /init loads
+// them once their bus exists (/sys/bus/scsi appears with the first SCSI host
+// driver) and then waits for the target disk instead.
+var LateBuses = map[string]bool{"scsi": true, "usb": true, "mmc": true, "sdio": true}
+
 // Alias is one line of modules.alias: a device pattern and the module that
 // drives it.
 type Alias struct {
@@ -37,14 +46,15 @@ type Alias struct {
 // Table is a parsed modules.alias.
 type Table struct {
 	aliases []Alias
-	byBus   map[string][]int // bus prefix (before the first ':') → indexes into aliases
-	bound   map[string]bool  // modules with an alias on a probed bus
+	byBus   map[string][]int    // bus prefix (before the first ':') → indexes into aliases
+	bound   map[string]bool     // modules with an alias on a probed bus
+	late    map[string][]string // module → the late buses it has aliases on
 }
 
 // Parse reads modules.alias ("alias PATTERN MODULE" lines; others are ignored).
 // Module names are normalised to underscores.
 func Parse(r io.Reader) (*Table, error) {
-	t := &Table{byBus: map[string][]int{}, bound: map[string]bool{}}
+	t := &Table{byBus: map[string][]int{}, bound: map[string]bool{}, late: map[string][]string{}}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
@@ -58,6 +68,9 @@ func Parse(r io.Reader) (*Table, error) {
 		t.aliases = append(t.aliases, a)
 		if ProbedBuses[strings.TrimRight(bus, "*")] {
 			t.bound[a.Module] = true
+		}
+		if LateBuses[bus] && !slices.Contains(t.late[a.Module], bus) {
+			t.late[a.Module] = append(t.late[a.Module], bus)
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -86,6 +99,10 @@ func (t *Table) Len() int { return len(t.aliases) }
 // DeviceBound reports whether module drives devices on a probed bus, so that it
 // is only needed when such a device is present.
 func (t *Table) DeviceBound(module string) bool { return t.bound[Normalize(module)] }
+
+// LateBusesOf returns the LateBuses that module has aliases on, whose devices
+// appear after boot's scan of the probed buses; none for most modules.
+func (t *Table) LateBusesOf(module string) []string { return t.late[Normalize(module)] }
 
 // Match returns the modules whose alias patterns match modalias, each once, in
 // the order modules.alias lists them.
@@ -147,6 +164,21 @@ func Scan(sys string) ([]string, error) {
 			seen[m] = true
 			out = append(out, m)
 		}
+	}
+	return out, nil
+}
+
+// Buses returns the names of the buses registered under sys (normally /sys):
+// a bus type appears there when its core driver loads (scsi with the first
+// SCSI host driver, usb with a host controller's).
+func Buses(sys string) (map[string]bool, error) {
+	ents, err := os.ReadDir(filepath.Join(sys, "bus"))
+	if err != nil {
+		return nil, fmt.Errorf("buses under %s: %w", sys, err)
+	}
+	out := make(map[string]bool, len(ents))
+	for _, e := range ents {
+		out[e.Name()] = true
 	}
 	return out, nil
 }

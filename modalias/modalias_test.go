@@ -1,6 +1,7 @@
 package modalias
 
 import (
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -140,6 +141,20 @@ func FuzzGlob(f *testing.F) {
 // devices/, linked from each bus's devices/ directory, the CPU and DMI modalias
 // outside any bus, one device on two buses' lists, a device without modalias,
 // and an empty one.
+// TestLateBusesOf: the drivers of SCSI targets and USB devices wait for their
+// bus, not for a device; nothing else has a late bus.
+func TestLateBusesOf(t *testing.T) {
+	tb := table(t)
+	for mod, want := range map[string][]string{
+		"sd_mod": {"scsi"}, "usb-storage": {"usb"}, "usb_storage": {"usb"},
+		"virtio_blk": nil, "ext4": nil, "dm_mod": nil, "aesni_intel": nil, "not_in_the_table": nil,
+	} {
+		if got := tb.LateBusesOf(mod); !slices.Equal(got, want) {
+			t.Errorf("LateBusesOf(%s) = %v, want %v", mod, got, want)
+		}
+	}
+}
+
 func TestScanReadsEveryModalias(t *testing.T) {
 	sys := t.TempDir()
 	files := map[string]string{
@@ -187,5 +202,15 @@ func TestScanReadsEveryModalias(t *testing.T) {
 	}
 	if _, err := Scan(filepath.Join(sys, "absent")); err == nil {
 		t.Error("Scan of a tree without bus/: no error")
+	}
+	buses, err := Buses(sys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := slices.Sorted(maps.Keys(buses)); !slices.Equal(got, []string{"acpi", "memory", "pci", "platform", "virtio"}) {
+		t.Errorf("Buses = %v, want acpi memory pci platform virtio", got)
+	}
+	if _, err := Buses(filepath.Join(sys, "absent")); err == nil {
+		t.Error("Buses of a tree without bus/: no error")
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nodeinit/nodeinit/kmod"
 	"github.com/u-root/u-root/pkg/dhclient"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -73,6 +74,7 @@ func (hostSystem) AddVLAN(parent, name string, id int) error {
 		}
 		return fmt.Errorf("interface %s exists and is not VLAN %d on %s", name, id, parent)
 	}
+	kmod.Load("8021q") // not loaded at boot; without it LinkAdd fails and the caller names the module
 	attrs := netlink.NewLinkAttrs()
 	attrs.Name, attrs.ParentIndex = name, p.Attrs().Index
 	return netlink.LinkAdd(&netlink.Vlan{LinkAttrs: attrs, VlanId: id, VlanProtocol: netlink.VLAN_PROTOCOL_8021Q})

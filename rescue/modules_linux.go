@@ -4,11 +4,9 @@ import (
 	"bufio"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 
-	"github.com/nodeinit/nodeinit/modalias"
-
+	"github.com/nodeinit/nodeinit/kmod"
 	"github.com/u-root/u-root/pkg/kmodule"
 	"golang.org/x/sys/unix"
 )
@@ -35,29 +33,17 @@ func modprobe(c *call, args []string) error {
 	if fs.NArg() == 0 {
 		return usagef("missing NAME")
 	}
-	var uts unix.Utsname
-	if err := unix.Uname(&uts); err != nil {
-		return err
-	}
-	dir := filepath.Join("/lib/modules", unix.ByteSliceToString(uts.Release[:]))
-	table, err := modalias.ReadFile(filepath.Join(dir, "modules.alias"))
-	if err != nil && !*quiet {
-		fmt.Fprintf(c.stderr, "modprobe: %v: names only, no aliases\n", err)
-	}
-	prober, err := kmodule.NewProber(kmodule.ProbeOpts{RootDir: "/"})
+	loader, err := kmod.Open("/")
 	if err != nil {
 		return err
 	}
+	if loader.NoAlias != nil && !*quiet {
+		fmt.Fprintf(c.stderr, "modprobe: %v: names only, no aliases\n", loader.NoAlias)
+	}
 	var failed []string
 	for _, name := range fs.Args() {
-		mods := []string{modalias.Normalize(name)}
-		if table != nil {
-			if m := table.Match(name); len(m) > 0 {
-				mods = m
-			}
-		}
-		for _, m := range mods {
-			if err := prober.Probe(m, ""); err != nil {
+		for _, m := range kmod.Resolve(loader.Table, name) {
+			if err := loader.Prober.Probe(m, ""); err != nil {
 				if !*quiet {
 					fmt.Fprintf(c.stderr, "modprobe: %s: %v\n", m, err)
 				}

@@ -11,6 +11,7 @@ import (
 	"github.com/nodeinit/nodeinit/cmdline"
 	"github.com/nodeinit/nodeinit/device"
 	"github.com/nodeinit/nodeinit/image"
+	"github.com/nodeinit/nodeinit/kmod"
 	"github.com/nodeinit/nodeinit/nodeconfig"
 	"github.com/nodeinit/nodeinit/operr"
 	"github.com/nodeinit/nodeinit/plan"
@@ -266,6 +267,7 @@ func (j *Job) imageToRAM(ctx context.Context, r *Reporter) error {
 // bootStateless assembles a root from the image in RAM; config comes from the command
 // line (and, for nodeinit.adminpw=bundle, the admin hash from the bundle: see seedStateless).
 func (j *Job) bootStateless(ctx context.Context, r *Reporter) error {
+	kmod.Load("loop") // not loaded at boot; a missing driver shows in loop.New's error
 	l, err := loop.New(j.ramImage(), "squashfs", "")
 	if err != nil {
 		return fmt.Errorf("loop device for %s: %w", j.ramImage(), err)

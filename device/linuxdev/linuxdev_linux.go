@@ -11,6 +11,7 @@ import (
 	"github.com/nodeinit/nodeinit/device/kernelparts"
 	"github.com/nodeinit/nodeinit/disk"
 	"github.com/nodeinit/nodeinit/disk/diskio"
+	"github.com/nodeinit/nodeinit/kmod"
 	"golang.org/x/sys/unix"
 )
 
@@ -87,9 +88,16 @@ func (m *Machine) MakeFS(req device.Mkfs) error {
 	return diskio.MakeFS(req.Path, req.FS, req.Label, disk.MkfsOptions{SectorSize: req.SectorSize, UUID: req.UUID})
 }
 
-// Mount is mount(2); the target must exist.
+// Mount is mount(2); the target must exist. A filesystem type the kernel has
+// no driver for yet is loaded first, in this process (kmod.Filesystem), rather
+// than by the kernel's request to /bbin/modprobe; an ENODEV from the mount then
+// says which module was missing.
 func (m *Machine) Mount(source, target, fstype string, flags uintptr, data string) error {
+	modErr := kmod.Filesystem(fstype)
 	if err := unix.Mount(source, target, fstype, flags, data); err != nil {
+		if errors.Is(err, unix.ENODEV) && modErr != nil {
+			return fmt.Errorf("mount %s (%s) on %s: %w (%v)", source, fstype, target, err, modErr)
+		}
 		return fmt.Errorf("mount %s (%s) on %s: %w", source, fstype, target, err)
 	}
 	return nil

@@ -1,0 +1,54 @@
+package kmod
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/nodeinit/nodeinit/modalias"
+)
+
+// procFilesystems is /proc/filesystems of Debian's 6.1 cloud kernel in an
+// initramfs before any filesystem module has loaded.
+const procFilesystems = "nodev\tsysfs\nnodev\ttmpfs\nnodev\tproc\nnodev\tdevtmpfs\n\text4\nnodev\tsecurityfs\n\text3\n\text2\n"
+
+func TestRegistered(t *testing.T) {
+	for fstype, want := range map[string]bool{
+		"ext4": true, "tmpfs": true, "sysfs": true, "squashfs": false, "overlay": false, "vfat": false, "nodev": false, "ext": false,
+	} {
+		if got := Registered([]byte(procFilesystems), fstype); got != want {
+			t.Errorf("Registered(%q) = %v, want %v", fstype, got, want)
+		}
+	}
+}
+
+// TestResolve maps what callers ask for to module names with a modules.alias
+// excerpt of the same kernel: a filesystem's alias, a protocol family, a plain
+// module name (found by name, not alias), and a dashed name.
+func TestResolve(t *testing.T) {
+	table, err := modalias.Parse(strings.NewReader("alias fs-iso9660 isofs\nalias fs-squashfs squashfs\nalias net-pf-17 af_packet\nalias devname:loop-control loop\nalias rtnl-link-vlan 8021q\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string][]string{
+		FilesystemAlias("iso9660"):  {"isofs"},
+		FilesystemAlias("squashfs"): {"squashfs"},
+		"net-pf-17":                 {"af_packet"},
+		"loop":                      {"loop"},
+		"dm-mod":                    {"dm_mod"},
+	} {
+		if got := Resolve(table, name); !slices.Equal(got, want) {
+			t.Errorf("Resolve(%q) = %v, want %v", name, got, want)
+		}
+	}
+	if got := Resolve(nil, "fs-xfs"); !slices.Equal(got, []string{"fs_xfs"}) {
+		t.Errorf("Resolve without a table = %v, want the name itself", got)
+	}
+}
+
+func TestCodepages(t *testing.T) {
+	dep := "kernel/fs/fat/vfat.ko: kernel/fs/fat/fat.ko\nkernel/fs/fat/fat.ko:\nkernel/fs/nls/nls_cp437.ko:\nkernel/fs/nls/nls_iso8859-1.ko:\nkernel/fs/nls/nls_ascii.ko.xz:\nkernel/fs/squashfs/squashfs.ko:\n"
+	if got, want := Codepages([]byte(dep)), []string{"nls_cp437", "nls_iso8859_1", "nls_ascii"}; !slices.Equal(got, want) {
+		t.Errorf("Codepages = %v, want %v", got, want)
+	}
+}

@@ -37,8 +37,13 @@ type BuildOptions struct {
 	Out string
 	// Compression for mksquashfs (default zstd).
 	Compression string
-	// ChunkHash is the rootfs chunk digest algorithm (default ChunkBLAKE3).
+	// ChunkHash is the algorithm of the manifest's rootfs chunk digests
+	// (default ChunkBLAKE3, which also writes the SHA-256 chunk list; ChunkSHA256
+	// writes the manifest nodeinit read before chunk_hash, with no list).
 	ChunkHash string
+	// NoChunkList leaves the SHA-256 chunk list out of a BLAKE3 bundle, so that
+	// every writer checks BLAKE3 (bench/image times it alone this way).
+	NoChunkList bool
 }
 
 // Build writes a bundle (without signature) to opts.Out and returns its
@@ -85,11 +90,11 @@ func Build(opts BuildOptions) (*Manifest, error) {
 			return nil, err
 		}
 	}
-	f, err := hashFile(rootfs, RootfsName, WriteBlockSize, opts.ChunkHash)
+	rootFiles, err := hashRootfs(opts.Out, rootfs, RootfsName, WriteBlockSize, opts.ChunkHash, !opts.NoChunkList)
 	if err != nil {
 		return nil, err
 	}
-	m.Files = append(m.Files, f)
+	m.Files = append(m.Files, rootFiles...)
 	for _, c := range []struct{ src, name string }{
 		{opts.Kernel, KernelName}, {opts.Initrd, InitrdName}, {opts.Loader, LoaderName},
 	} {
@@ -281,11 +286,16 @@ func copyHashed(src, dst, name string) (File, error) {
 	return File{Name: name, Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
 }
 
-// hashFile returns the manifest entry for p with per-chunk digests under alg.
-func hashFile(p, name string, chunkSize int, alg string) (File, error) {
+// hashRootfs returns the manifest entries for the rootfs at p, named name:
+// its own, with a digest per chunkSize chunk under alg, and, when alg is
+// BLAKE3 and withList, that of its SHA-256 chunk list (ChunkListName), which
+// it writes into dir, so that a writer can check whichever of the two its
+// machine hashes faster.
+func hashRootfs(dir, p, name string, chunkSize int, alg string, withList bool) ([]File, error) {
+	withList = withList && alg != ChunkSHA256
 	f, err := os.Open(p)
 	if err != nil {
-		return File{}, fmt.Errorf("build: %w", err)
+		return nil, fmt.Errorf("build: %w", err)
 	}
 	defer f.Close()
 	whole := sha256.New()
@@ -293,21 +303,35 @@ func hashFile(p, name string, chunkSize int, alg string) (File, error) {
 	if alg == ChunkSHA256 {
 		entry.ChunkHash = "" // the form nodeinit read before chunk_hash existed
 	}
+	var shaChunks []string
 	buf := make([]byte, chunkSize)
 	for {
 		n, err := io.ReadFull(f, buf)
 		if n > 0 {
 			whole.Write(buf[:n])
 			entry.Chunks = append(entry.Chunks, chunkDigest(alg, buf[:n]))
+			if withList {
+				shaChunks = append(shaChunks, chunkDigest(ChunkSHA256, buf[:n]))
+			}
 			entry.Size += int64(n)
 		}
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			break
 		}
 		if err != nil {
-			return File{}, fmt.Errorf("build: hash %s: %w", p, err)
+			return nil, fmt.Errorf("build: hash %s: %w", p, err)
 		}
 	}
 	entry.SHA256 = hex.EncodeToString(whole.Sum(nil))
-	return entry, nil
+	files := []File{entry}
+	if withList {
+		list := ChunkListName(name, ChunkSHA256)
+		data := encodeChunkList(shaChunks)
+		if err := writeFileAtomic(filepath.Join(dir, list), data, 0o644); err != nil {
+			return nil, fmt.Errorf("build: %w", err)
+		}
+		sum := sha256.Sum256(data)
+		files = append(files, File{Name: list, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])})
+	}
+	return files, nil
 }

@@ -18,7 +18,7 @@ func TestOpenSignedBundle(t *testing.T) {
 	if !b.Signed || b.KeyID == "" {
 		t.Errorf("Signed=%v KeyID=%q, want a verified signature", b.Signed, b.KeyID)
 	}
-	if b.Manifest.Version != m.Version || len(b.Manifest.Files) != 4 {
+	if b.Manifest.Version != m.Version || len(b.Manifest.Files) != 5 { // the four required and the rootfs's SHA-256 chunk list
 		t.Errorf("manifest = %+v", b.Manifest)
 	}
 	if err := b.VerifyFiles(context.Background()); err != nil {

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/nodeinit/nodeinit/image/deb"
 )
@@ -100,12 +101,13 @@ func readManifestFile(dir string) (*Manifest, error) {
 }
 
 // diffBundleFiles compares the files the manifests list, other than the
-// root (compared by content below). The kernel is reported as "kernel",
-// with its release when the file says it.
+// root (compared by content below) and its chunk lists, which change with
+// it. The kernel is reported as "kernel", with its release when the file
+// says it.
 func diffBundleFiles(a, b string, ma, mb *Manifest) []Change {
 	names := map[string]bool{}
 	for _, f := range append(append([]File{}, ma.Files...), mb.Files...) {
-		if f.Name != RootfsName {
+		if f.Name != RootfsName && !strings.HasPrefix(f.Name, ChunkListName(RootfsName, "")) {
 			names[f.Name] = true
 		}
 	}

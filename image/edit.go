@@ -499,12 +499,16 @@ func (p *editPlan) pack(root, dir string, edits []Edit) (*Manifest, error) {
 			if size == 0 {
 				size = WriteBlockSize
 			}
-			nf, err := hashFile(rootfs, RootfsName, size, alg)
+			_, hadList := p.base.File(ChunkListName(RootfsName, ChunkSHA256))
+			nfs, err := hashRootfs(dir, rootfs, RootfsName, size, alg, hadList)
 			if err != nil {
 				return nil, err
 			}
-			m.Files = append(m.Files, nf)
+			m.Files = append(m.Files, nfs...)
 			continue
+		}
+		if strings.HasPrefix(f.Name, ChunkListName(RootfsName, "")) {
+			continue // the rootfs's chunk list, written again with it above
 		}
 		if f.Name == InitrdName && p.initrd != "" {
 			nf, err := copyHashed(p.initrd, filepath.Join(dir, f.Name), f.Name)

@@ -303,6 +303,7 @@ func TestEditBundle(t *testing.T) {
 	if err := b.VerifyFiles(context.Background()); err != nil {
 		t.Fatalf("verify edited files: %v", err)
 	}
+	checkChunkList(t, o.Out, b.Manifest) // made again for the new rootfs, not copied
 	newManifest, _ := os.ReadFile(filepath.Join(o.Out, ManifestName))
 	oldSig, _ := os.ReadFile(filepath.Join(f.bundle, SignatureName))
 	oldPub, err := minisign.PublicKeyFromFile(filepath.Join(f.dir, "old.pub"))

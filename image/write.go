@@ -88,6 +88,7 @@ func (b *Bundle) WriteFile(ctx context.Context, name, dstPath string, offset int
 	if err := checkFits(dst, dstPath, offset, f.Size); err != nil {
 		return err
 	}
+	f, _ = b.chunksForWrite(ctx, f)
 	rc, err := b.openFile(ctx, f)
 	if err != nil {
 		return err
@@ -513,6 +514,7 @@ func (b *Bundle) CopyFile(ctx context.Context, name, dstPath string) error {
 	if err != nil {
 		return err
 	}
+	f, _ = b.chunksForWrite(ctx, f)
 	rc, err := b.openFile(ctx, f)
 	if err != nil {
 		return err

@@ -355,6 +355,9 @@ func (j *Job) writeSlot(ctx context.Context, in plan.WriteSlot, r *Reporter) err
 			return err
 		}
 	}
+	if note, err := j.Bundle.ChunkCheck(ctx, image.RootfsName); err == nil {
+		r.Info("verifying with %s", note)
+	}
 	return j.Bundle.WriteFile(ctx, image.RootfsName, target, 0, func(p image.Progress) {
 		r.Progress(p.Done, p.Total, p.Rate)
 	})

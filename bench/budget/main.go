@@ -48,7 +48,11 @@ type budget struct {
 }
 
 // budgets are issue 15's, in its order. P5b's companion, kernel start to /init, is
-// reported without a target.
+// reported without a target, and so are the writes with one chunk digest only:
+// W holds for the default bundle, whose writer checks whichever of its two
+// digests is faster on the machine (on a CPU with AVX-512, BLAKE3; with AVX2
+// and SHA-NI only, SHA-256), and the single-digest rows show what each would
+// give alone.
 var budgets = []budget{
 	{"P4", "initramfs size, nodeinit/Debian (stock MODULES=most)", "boot.size_ratio", 0.5, false, "x"},
 	{"P4b", "all but modules and firmware, compressed", "initrd.core", 4, false, "MiB"},
@@ -57,8 +61,9 @@ var budgets = []budget{
 	{"", "kernel start to /init, nodeinit/Debian", "boot.kernel_to_init_ratio", 0, false, "x"},
 	{"P6", "peak RSS of /init, 1 GiB install, 512 MiB VM", "install.peak_rss", 64, false, "MiB"},
 	{"P7", "1 GiB install, kernel to reboot, nodeinit/dd", "install.ratio_to_dd", 1.3, false, "x"},
-	{"W", "slot write, dd/nodeinit, BLAKE3 chunks", "image.write_blake3", 0.95, true, "x"},
-	{"W", "slot write, dd/nodeinit, SHA-256 chunks", "image.write_sha256", 0.95, true, "x"},
+	{"W", "slot write, dd/nodeinit, default bundle", "image.write", 0.95, true, "x"},
+	{"", "slot write, dd/nodeinit, BLAKE3 chunks only", "image.write_blake3", 0, true, "x"},
+	{"", "slot write, dd/nodeinit, SHA-256 chunks only", "image.write_sha256", 0, true, "x"},
 }
 
 // report prints the table and returns the figures it did not find.

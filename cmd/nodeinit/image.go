@@ -89,7 +89,7 @@ func runImageBuild(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.Version, "version", "", "image version")
 	fs.StringVar(&o.Arch, "arch", "", "architecture (default: this machine's GOARCH)")
 	fs.StringVar(&o.Out, "out", "", "output bundle directory (new or empty)")
-	fs.StringVar(&o.ChunkHash, "chunk-hash", image.ChunkBLAKE3, `rootfs chunk digests: "blake3" (fast) or "sha256" (for nodeinit before chunk_hash existed)`)
+	fs.StringVar(&o.ChunkHash, "chunk-hash", image.ChunkBLAKE3, `rootfs chunk digests in the manifest: "blake3" (also writes the SHA-256 chunk list, so each writer checks the faster of the two) or "sha256" (for nodeinit before chunk_hash existed)`)
 	fs.Var(&upgrade, "upgrade-from", `version constraint this image may upgrade from, e.g. "1.x" or ">=1.0 <2.0" (repeatable)`)
 	migrations := fs.String("migrations", "", "JSON file with a list of config migrations")
 	fs.StringVar(&o.AdminHashFile, "admin-hash-file", "", "file holding the admin password hash (openssl passwd -6), put into the bundle for nodeinit.adminpw=bundle")

@@ -15,8 +15,8 @@ func TestReportVerdicts(t *testing.T) {
 	for _, b := range budgets {
 		figs[b.figure] = benchutil.Figure{Name: b.figure, Value: b.limit}
 	}
-	figs["boot.size_ratio"] = benchutil.Figure{Value: 0.61}    // over <= 0.5
-	figs["image.write"] = benchutil.Figure{Value: 0.88} // under >= 0.95
+	figs["boot.size_ratio"] = benchutil.Figure{Value: 0.61} // over <= 0.5
+	figs["image.write"] = benchutil.Figure{Value: 0.88}     // under >= 0.95
 	figs["image.write_sha256"] = benchutil.Figure{Value: 1.02}
 	delete(figs, "install.peak_rss")
 	var out bytes.Buffer

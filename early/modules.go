@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/nodeinit/nodeinit/modalias"
 )
@@ -23,6 +24,15 @@ type ModuleReport struct {
 	Failed  map[string]string // module → error
 	Rounds  int               // sysfs scans: a loaded bus driver (virtio_pci) adds devices to match
 	NoAlias string            // why every listed module was loaded without matching, if it was
+	// Where the time went: reading the module tables, scanning sysfs, and
+	// loading (all rounds together).
+	Tables, Scans, Loads time.Duration
+}
+
+// Phases says where the time went, e.g. "tables 31ms, 3 scans 62ms, loads 120ms".
+func (r ModuleReport) Phases() string {
+	ms := func(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
+	return fmt.Sprintf("tables %s, %d scan(s) %s, loads %s", ms(r.Tables), r.Rounds, ms(r.Scans), ms(r.Loads))
 }
 
 // String summarises the report in one line.

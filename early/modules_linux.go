@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/nodeinit/nodeinit/kmod"
 	"github.com/nodeinit/nodeinit/modalias"
@@ -31,7 +32,9 @@ import (
 // dependency once.
 func LoadModules(root string, names, forced []string) ModuleReport {
 	report := ModuleReport{Failed: map[string]string{}}
+	start := time.Now()
 	loader, err := kmod.Open(root)
+	report.Tables = time.Since(start)
 	if err != nil {
 		for _, n := range names {
 			report.Failed[n] = err.Error()
@@ -43,6 +46,8 @@ func LoadModules(root string, names, forced []string) ModuleReport {
 	}
 	sys := filepath.Join(root, "sys")
 	scan := func() ([]string, map[string]bool, error) {
+		start := time.Now()
+		defer func() { report.Scans += time.Since(start) }()
 		devices, err := modalias.Scan(sys)
 		if err != nil {
 			return nil, nil, err
@@ -50,7 +55,11 @@ func LoadModules(root string, names, forced []string) ModuleReport {
 		buses, err := modalias.Buses(sys)
 		return devices, buses, err
 	}
-	load := func(names []string) { loadRound(loader.Prober, names, &report) }
+	load := func(names []string) {
+		start := time.Now()
+		loadRound(loader.Prober, names, &report)
+		report.Loads += time.Since(start)
+	}
 	var scanErr error
 	report.Skipped, report.Rounds, scanErr = loadForDevices(names, forced, loader.Table, scan, load)
 	if scanErr != nil {

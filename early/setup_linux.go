@@ -51,6 +51,7 @@ func Setup() (*Env, error) {
 	start := time.Now()
 	env.Modules = LoadModules("/", names, ForcedModules(env.Cmdline))
 	fmt.Fprintf(out, "nodeinit: modules: %s in %s\n", env.Modules, time.Since(start).Round(time.Millisecond))
+	out.Detailf("nodeinit: modules: %s", env.Modules.Phases())
 	for _, n := range slices.Sorted(maps.Keys(env.Modules.Failed)) {
 		fmt.Fprintf(out, "nodeinit: module %s: %s\n", n, env.Modules.Failed[n])
 	}

@@ -47,8 +47,10 @@ type budget struct {
 	unit             string
 }
 
-// budgets are issue 15's, in its order. P5b's companion, kernel start to /init, is
-// reported without a target, and so are the writes with one chunk digest only:
+// budgets are issue 15's, in its order. P5a ends where the issue says, at the
+// exec of the root's init; the time to that init's first line, which adds the
+// root's own start, is reported beside it. P5b's companion, kernel start to
+// /init, is reported without a target, and so are the writes with one chunk digest only:
 // W holds for the default bundle, whose writer checks whichever of its two
 // digests is faster on the machine (on a CPU with AVX-512, BLAKE3; with AVX2
 // and SHA-NI only, SHA-256), and the single-digest rows show what each would
@@ -56,7 +58,8 @@ type budget struct {
 var budgets = []budget{
 	{"P4", "initramfs size, nodeinit/Debian (stock MODULES=most)", "boot.size_ratio", 0.5, false, "x"},
 	{"P4b", "all but modules and firmware, compressed", "initrd.core", 4, false, "MiB"},
-	{"P5a", "/init start to root init, nodeinit/Debian", "boot.in_initramfs_ratio", 0.25, false, "x"},
+	{"P5a", "/init start to exec of root init, nodeinit/Debian", "boot.in_initramfs_ratio", 0.25, false, "x"},
+	{"", "/init start to root init's first line, nodeinit/Debian", "boot.to_root_start_ratio", 0, false, "x"},
 	{"P5b", "kernel start to root init, nodeinit/Debian", "boot.kernel_to_root_ratio", 0.6, false, "x"},
 	{"", "kernel start to /init, nodeinit/Debian", "boot.kernel_to_init_ratio", 0, false, "x"},
 	{"P6", "peak RSS of /init, 1 GiB install, 512 MiB VM", "install.peak_rss", 64, false, "MiB"},

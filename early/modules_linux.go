@@ -45,10 +45,11 @@ func LoadModules(root string, names, forced []string) ModuleReport {
 		report.NoAlias = loader.NoAlias.Error()
 	}
 	sys := filepath.Join(root, "sys")
+	scanner := modalias.NewScanner(sys)
 	scan := func() ([]string, map[string]bool, error) {
 		start := time.Now()
 		defer func() { report.Scans += time.Since(start) }()
-		devices, err := modalias.Scan(sys)
+		devices, err := scanner.Scan()
 		if err != nil {
 			return nil, nil, err
 		}

@@ -100,3 +100,31 @@ func TestBootModulesLeavesTheTailToTheKernel(t *testing.T) {
 		t.Errorf("without modules.alias: boot %v, on demand %v; want all at boot", boot, onDemand)
 	}
 }
+
+// TestBootModulesWithTheFetchedKernel splits the module set most by the cached
+// Debian kernel's own modules.alias: PCI and virtio drivers and the SCSI and
+// USB class drivers are considered at boot, the filesystems, loop, device-mapper,
+// md, VLAN and codepage modules wait until something uses them.
+func TestBootModulesWithTheFetchedKernel(t *testing.T) {
+	dir := testkernel.ModulesDir(t, "modules.alias")
+	table, err := modalias.ReadFile(filepath.Join(dir, "modules.alias"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, err := ModulesFor(SetMost, dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	boot, onDemand := bootModules(table, names)
+	for _, want := range []string{"virtio_pci", "virtio_blk", "virtio_scsi", "megaraid_sas", "mpt3sas", "vmxnet3", "sd_mod", "sr_mod"} {
+		if slices.Contains(names, want) && !slices.Contains(boot, want) {
+			t.Errorf("%s is not considered at boot", want)
+		}
+	}
+	for _, want := range []string{"squashfs", "overlay", "vfat", "isofs", "xfs", "loop", "dm_mod", "dm_crypt", "md_mod", "raid1", "8021q", "nls_cp437", "efivarfs"} {
+		if slices.Contains(names, want) && !slices.Contains(onDemand, want) {
+			t.Errorf("%s is loaded at boot; it drives no device and should wait until used", want)
+		}
+	}
+	t.Logf("most: %d modules, %d considered at boot, %d on demand", len(names), len(boot), len(onDemand))
+}

@@ -1,10 +1,13 @@
 package kmod
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/nodeinit/nodeinit/internal/testkernel"
 	"github.com/nodeinit/nodeinit/modalias"
 )
 
@@ -50,5 +53,34 @@ func TestCodepages(t *testing.T) {
 	dep := "kernel/fs/fat/vfat.ko: kernel/fs/fat/fat.ko\nkernel/fs/fat/fat.ko:\nkernel/fs/nls/nls_cp437.ko:\nkernel/fs/nls/nls_iso8859-1.ko:\nkernel/fs/nls/nls_ascii.ko.xz:\nkernel/fs/squashfs/squashfs.ko:\n"
 	if got, want := Codepages([]byte(dep)), []string{"nls_cp437", "nls_iso8859_1", "nls_ascii"}; !slices.Equal(got, want) {
 		t.Errorf("Codepages = %v, want %v", got, want)
+	}
+}
+
+// TestResolveWithTheFetchedKernel maps the names /init asks for on demand
+// with the cached Debian kernel's own modules.alias and modules.dep.
+func TestResolveWithTheFetchedKernel(t *testing.T) {
+	dir := testkernel.ModulesDir(t, "modules.alias")
+	table, err := modalias.ReadFile(filepath.Join(dir, "modules.alias"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{
+		FilesystemAlias("iso9660"): "isofs", FilesystemAlias("vfat"): "vfat", FilesystemAlias("squashfs"): "squashfs",
+		FilesystemAlias("overlay"): "overlay", FilesystemAlias("efivarfs"): "efivarfs", FilesystemAlias("xfs"): "xfs",
+		"rtnl-link-vlan": "8021q", "devname:loop-control": "loop", "loop": "loop",
+	} {
+		if got := Resolve(table, name); !slices.Equal(got, []string{want}) {
+			t.Errorf("Resolve(%q) = %v, want [%s]", name, got, want)
+		}
+	}
+	dep, err := os.ReadFile(filepath.Join(dir, "modules.dep"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cps := Codepages(dep)
+	for _, want := range []string{"nls_cp437", "nls_ascii", "nls_utf8", "nls_iso8859_1"} {
+		if !slices.Contains(cps, want) {
+			t.Errorf("Codepages of the kernel's modules.dep lack %s (%d found)", want, len(cps))
+		}
 	}
 }

@@ -141,26 +141,45 @@ func Normalize(name string) string { return strings.ReplaceAll(name, "-", "_") }
 // then the CPU and the firmware's DMI identity, which belong to no bus. Unreadable
 // files are skipped: a device that goes away during the scan has nothing to load.
 func Scan(sys string) ([]string, error) {
-	buses, err := os.ReadDir(filepath.Join(sys, "bus"))
+	return NewScanner(sys).Scan()
+}
+
+// Scanner scans sysfs again and again, as /init does after each round of
+// drivers, reading the modalias file only of devices it has not seen: a
+// device's modalias does not change, and under emulation each read costs.
+type Scanner struct {
+	sys  string
+	seen map[string]string // modalias file → its content ("" when unreadable)
+}
+
+// NewScanner returns a Scanner of sys.
+func NewScanner(sys string) *Scanner { return &Scanner{sys: sys, seen: map[string]string{}} }
+
+// Scan returns what the package's Scan does, reading only new devices.
+func (s *Scanner) Scan() ([]string, error) {
+	buses, err := os.ReadDir(filepath.Join(s.sys, "bus"))
 	if err != nil {
-		return nil, fmt.Errorf("scan %s for modalias: %w", sys, err)
+		return nil, fmt.Errorf("scan %s for modalias: %w", s.sys, err)
 	}
 	var files []string
 	for _, b := range buses {
-		devs, _ := os.ReadDir(filepath.Join(sys, "bus", b.Name(), "devices"))
+		devs, _ := os.ReadDir(filepath.Join(s.sys, "bus", b.Name(), "devices"))
 		for _, d := range devs {
-			files = append(files, filepath.Join(sys, "bus", b.Name(), "devices", d.Name(), "modalias"))
+			files = append(files, filepath.Join(s.sys, "bus", b.Name(), "devices", d.Name(), "modalias"))
 		}
 	}
-	files = append(files, filepath.Join(sys, "devices/system/cpu/modalias"), filepath.Join(sys, "devices/virtual/dmi/id/modalias"))
+	files = append(files, filepath.Join(s.sys, "devices/system/cpu/modalias"), filepath.Join(s.sys, "devices/virtual/dmi/id/modalias"))
 	var out []string
 	seen := map[string]bool{}
 	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue
+		m, ok := s.seen[f]
+		if !ok {
+			if b, err := os.ReadFile(f); err == nil {
+				m = strings.TrimSpace(string(b))
+				s.seen[f] = m
+			}
 		}
-		if m := strings.TrimSpace(string(b)); m != "" && !seen[m] {
+		if m != "" && !seen[m] {
 			seen[m] = true
 			out = append(out, m)
 		}

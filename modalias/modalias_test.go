@@ -214,3 +214,36 @@ func TestScanReadsEveryModalias(t *testing.T) {
 		t.Error("Buses of a tree without bus/: no error")
 	}
 }
+
+// TestScannerReadsOnlyNewDevices: a second scan finds a device added since
+// (as a loaded bus driver adds them) and takes the ones it has read from
+// memory, not from their files again.
+func TestScannerReadsOnlyNewDevices(t *testing.T) {
+	sys := t.TempDir()
+	add := func(bus, name, modalias string) string {
+		dir := filepath.Join(sys, "bus", bus, "devices", name)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		f := filepath.Join(dir, "modalias")
+		if err := os.WriteFile(f, []byte(modalias+"\n"), 0o444); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	pci := add("pci", "0000:00:02.0", "pci:v00001AF4d00001042sv00001AF4sd00001100bc01sc00i00")
+	s := NewScanner(sys)
+	if got, err := s.Scan(); err != nil || !slices.Equal(got, []string{"pci:v00001AF4d00001042sv00001AF4sd00001100bc01sc00i00"}) {
+		t.Fatalf("first scan = %q, %v", got, err)
+	}
+	add("virtio", "virtio0", "virtio:d00000002v00001AF4")
+	os.Chmod(pci, 0o644)
+	os.WriteFile(pci, []byte("pci:changed\n"), 0o644) // a read of it would show this
+	got, err := s.Scan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"pci:v00001AF4d00001042sv00001AF4sd00001100bc01sc00i00", "virtio:d00000002v00001AF4"}; !slices.Equal(got, want) {
+		t.Errorf("second scan = %q, want %q (the PCI device from the first scan, the virtio one new)", got, want)
+	}
+}

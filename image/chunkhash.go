@@ -73,8 +73,9 @@ func knownChunkHash(alg string) bool {
 	return alg == "" || alg == ChunkSHA256 || alg == ChunkBLAKE3
 }
 
-// maxChunkListSize bounds a chunk list file: a digest and a newline per
-// chunk of the largest file a manifest may describe at the smallest chunk.
+// maxChunkListSize bounds a chunk list file read into memory: 64 Ki digests
+// and newlines, a 256 GiB rootfs at the 4 MiB chunks Build writes. A longer
+// list is not used; the manifest's digests are.
 const maxChunkListSize = 4 << 20
 
 // chunksForWrite returns f with the chunk digests a write of it checks on

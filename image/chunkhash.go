@@ -35,7 +35,7 @@ func newChunkHash(alg string) hash.Hash {
 // chunkDigest returns the lower-case hex digest of p under alg.
 func chunkDigest(alg string, p []byte) string {
 	if alg == ChunkBLAKE3 {
-		sum := blake3Sum256(p)
+		sum := blake3.Sum256(p)
 		return hex.EncodeToString(sum[:])
 	}
 	sum := sha256.Sum256(p)
@@ -81,7 +81,7 @@ const maxChunkListSize = 4 << 20
 // chunksForWrite returns f with the chunk digests a write of it checks on
 // this machine, and a line for the log saying which and why: the manifest's
 // own, or those of f's chunk list (ChunkListName) when the bundle has one for
-// the algorithm this machine hashes faster (fasterChunkHash). A chunk list
+// the algorithm this machine hashes clearly faster (fasterChunkHash). A chunk list
 // that cannot be read, or does not match the signed manifest, is not used:
 // the manifest's digests are, which prove the same bytes, and the line says
 // so.
@@ -93,10 +93,10 @@ func (b *Bundle) chunksForWrite(ctx context.Context, f File) (File, string) {
 	if own == "" {
 		own = ChunkSHA256
 	}
-	want := fasterChunkHash()
+	want := fasterChunkHash(own)
 	times := ChunkHashTimes()
 	if want == own {
-		return f, fmt.Sprintf("%s chunk digests from the manifest, the faster here (%s)", own, times)
+		return f, fmt.Sprintf("%s chunk digests from the manifest (%s)", own, times)
 	}
 	list := ChunkListName(f.Name, want)
 	if _, ok := b.Manifest.File(list); !ok {

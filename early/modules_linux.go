@@ -50,11 +50,7 @@ func LoadModules(root string, names, forced []string) ModuleReport {
 		start := time.Now()
 		defer func() { report.Scans += time.Since(start) }()
 		devices, err := scanner.Scan()
-		if err != nil {
-			return nil, nil, err
-		}
-		buses, err := modalias.Buses(sys)
-		return devices, buses, err
+		return devices, scanner.Buses(), err
 	}
 	load := func(names []string) {
 		start := time.Now()

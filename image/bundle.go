@@ -11,6 +11,7 @@ import (
 	"io"
 	"io/fs"
 	"strings"
+	"sync"
 
 	"github.com/nodeinit/nodeinit/cmdline"
 )
@@ -40,6 +41,9 @@ type Bundle struct {
 	Pinned bool
 	// Source is where the files come from.
 	Source Source
+	// chunks holds chunksForWrite's choice per file name (a chunkChoice), so
+	// that ChunkCheck's log line and the write read a chunk list once.
+	chunks sync.Map
 }
 
 // Open fetches manifest.json and its signature from src and decides whether

@@ -86,6 +86,22 @@ const maxChunkListSize = 4 << 20
 // the manifest's digests are, which prove the same bytes, and the line says
 // so.
 func (b *Bundle) chunksForWrite(ctx context.Context, f File) (File, string) {
+	if c, ok := b.chunks.Load(f.Name); ok {
+		return c.(chunkChoice).file, c.(chunkChoice).note
+	}
+	nf, note := b.chooseChunks(ctx, f)
+	b.chunks.Store(f.Name, chunkChoice{nf, note})
+	return nf, note
+}
+
+// chunkChoice is one file's entry in Bundle.chunks.
+type chunkChoice struct {
+	file File
+	note string
+}
+
+// chooseChunks is chunksForWrite without the cache.
+func (b *Bundle) chooseChunks(ctx context.Context, f File) (File, string) {
 	if len(f.Chunks) == 0 {
 		return f, "one SHA-256 over the whole file (the manifest has no chunk digests)"
 	}

@@ -148,9 +148,15 @@ func Scan(sys string) ([]string, error) {
 // drivers, reading the modalias file only of devices it has not seen: a
 // device's modalias does not change, and under emulation each read costs.
 type Scanner struct {
-	sys  string
-	seen map[string]string // modalias file → its content ("" when unreadable)
+	sys   string
+	seen  map[string]string // modalias file → its content ("" when unreadable)
+	buses map[string]bool
 }
+
+// Buses returns the names of the buses the last Scan found registered: a bus
+// type appears under sys/bus when its core driver loads (scsi with the first
+// SCSI host driver, usb with a host controller's).
+func (s *Scanner) Buses() map[string]bool { return s.buses }
 
 // NewScanner returns a Scanner of sys.
 func NewScanner(sys string) *Scanner { return &Scanner{sys: sys, seen: map[string]string{}} }
@@ -161,8 +167,10 @@ func (s *Scanner) Scan() ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scan %s for modalias: %w", s.sys, err)
 	}
+	s.buses = make(map[string]bool, len(buses))
 	var files []string
 	for _, b := range buses {
+		s.buses[b.Name()] = true
 		devs, _ := os.ReadDir(filepath.Join(s.sys, "bus", b.Name(), "devices"))
 		for _, d := range devs {
 			files = append(files, filepath.Join(s.sys, "bus", b.Name(), "devices", d.Name(), "modalias"))
@@ -183,21 +191,6 @@ func (s *Scanner) Scan() ([]string, error) {
 			seen[m] = true
 			out = append(out, m)
 		}
-	}
-	return out, nil
-}
-
-// Buses returns the names of the buses registered under sys (normally /sys):
-// a bus type appears there when its core driver loads (scsi with the first
-// SCSI host driver, usb with a host controller's).
-func Buses(sys string) (map[string]bool, error) {
-	ents, err := os.ReadDir(filepath.Join(sys, "bus"))
-	if err != nil {
-		return nil, fmt.Errorf("buses under %s: %w", sys, err)
-	}
-	out := make(map[string]bool, len(ents))
-	for _, e := range ents {
-		out[e.Name()] = true
 	}
 	return out, nil
 }

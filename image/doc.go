@@ -42,7 +42,9 @@
 // and SSH keys, runs scripts in a chroot with no network (edit_linux.go's
 // sandbox: its own mount and network namespaces), packs the root again
 // reproducibly and signs a manifest that lists every change in Edits. Diff
-// compares two bundles down to every path of their roots.
+// compares two bundles down to every path of their roots. Both run on a build
+// host: the initramfs build (tag initramfs) leaves their files out, and with
+// them the initramfs builder that /init never calls.
 //
 // Keys. GenerateKey writes a minisign key pair; the private key may be left
 // unencrypted (empty password) for CI and tests, which is documented as unsafe

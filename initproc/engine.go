@@ -16,6 +16,7 @@ import (
 	"github.com/nodeinit/nodeinit/device/linuxdev"
 	"github.com/nodeinit/nodeinit/early"
 	"github.com/nodeinit/nodeinit/image"
+	"github.com/nodeinit/nodeinit/kmod"
 	"github.com/nodeinit/nodeinit/netboot"
 	"github.com/nodeinit/nodeinit/nodeconfig"
 	"github.com/nodeinit/nodeinit/plan"
@@ -85,6 +86,11 @@ func runEngine(ctx context.Context, env *early.Env) error {
 	if err != nil {
 		return err
 	}
+	if p.Node.Slot != "" {
+		// A node's own loader entry: the boot mounts the slot, so the kernel links
+		// those drivers on the other CPU while this one probes.
+		kmod.Preload(stages.BootFilesystems...)
+	}
 	dev := &linuxdev.Machine{}
 	status := &lateSink{}
 	// The result record nodeinit.status_url gets, and syslog=/netconsole=
@@ -96,10 +102,10 @@ func runEngine(ctx context.Context, env *early.Env) error {
 		fmt.Fprintf(env.Out, "nodeinit: remote log: %v; the install goes on without it\n", rerr)
 	}
 	defer rlog.Close(5 * time.Second)
-	sinks, closeSinks := eventSinks(env, stages.Fanout{result, status, rlog}, p.Node.Events)
+	sinks, jsonLines, closeSinks := eventSinks(env, stages.Fanout{result, status, rlog}, p.Node.Events)
 	defer closeSinks()
 	var facts *plan.Facts
-	eng := &stages.Engine{Sink: sinks, BreakAt: p.Node.Break, Break: breakShell{env: env, facts: &facts}}
+	eng := &stages.Engine{Sink: sinks, BreakAt: p.Node.Break, Break: breakShell{env: env, facts: &facts, flush: jsonLines.Flush}}
 	meas, err := startMeasuring(p, sinks)
 	if err != nil {
 		return eng.Fail(ctx, plan.StageNetwork, err)
@@ -175,6 +181,7 @@ func runEngine(ctx context.Context, env *early.Env) error {
 	}
 	if bp.Handoff == plan.HandoffShell {
 		scr.close()
+		jsonLines.Flush()
 		return env.RescueShell(factsText(m.Facts))
 	}
 
@@ -186,7 +193,7 @@ func runEngine(ctx context.Context, env *early.Env) error {
 	}
 
 	job := &stages.Job{Params: p, Facts: m.Facts, Plan: bp, Bundle: m.Bundle, Dev: dev,
-		DevDir: "/dev", RunDir: runDir, NewRoot: newRoot, Log: eventsFile, SSHKey: scr.sshKey}
+		DevDir: "/dev", RunDir: runDir, NewRoot: newRoot, Log: eventsFile, FlushLog: jsonLines.Flush, SSHKey: scr.sshKey}
 	if scr.sess != nil {
 		// The chosen console follows the run on the progress page, then the done page.
 		follow, finish := scr.follow(ctx)
@@ -234,6 +241,7 @@ func runEngine(ctx context.Context, env *early.Env) error {
 				r.Info("the node gets no nodeinit CLI under %s: %v", NodeCLI, err)
 			}
 			fmt.Fprintln(env.Out, timingReport(env))
+			jsonLines.Flush()
 			return env.SwitchRoot(newRoot, nodeInit)
 		})
 	case plan.HandoffReboot:
@@ -247,6 +255,7 @@ func runEngine(ctx context.Context, env *early.Env) error {
 				fmt.Fprintf(env.Out, "nodeinit: rebooting in %ds (reboot_delay)\n", d)
 				time.Sleep(time.Duration(d) * time.Second)
 			}
+			jsonLines.Flush()
 			unix.Sync()
 			return env.Power.Reboot()
 		})
@@ -357,13 +366,15 @@ func (l *lateSink) Emit(e stages.Event) {
 }
 
 // eventSinks fans events out to every console (one line a second for progress), the
-// JSON-lines log, and nodeinit.status_url.
-func eventSinks(env *early.Env, status stages.Sink, eventsTTY string) (stages.Sink, func()) {
+// JSON-lines log, and nodeinit.status_url. The JSON lines (the log file, and
+// nodeinit.events=) are written from a queue, off the steps' path: the caller
+// flushes it before anything reads them and before the boot hands over.
+func eventSinks(env *early.Env, status stages.Sink, eventsTTY string) (stages.Sink, *stages.Queue, func()) {
 	human := &stages.Throttle{Next: &stages.HumanSink{W: env.Out}, Interval: time.Second}
-	sinks := stages.Fanout{human, timing, status}
+	var jsonSinks stages.Fanout
 	var closers []func()
 	if f, err := os.Create(eventsFile); err == nil {
-		sinks = append(sinks, &stages.JSONSink{W: f})
+		jsonSinks = append(jsonSinks, &stages.JSONSink{W: f})
 		closers = append(closers, func() { f.Close() })
 	}
 	// nodeinit.events=ttyS1: the same JSON lines on a serial port of their own,
@@ -372,11 +383,13 @@ func eventSinks(env *early.Env, status stages.Sink, eventsTTY string) (stages.Si
 		if tty, err := openRawSerial("/dev/" + eventsTTY); err != nil {
 			fmt.Fprintf(env.Out, "nodeinit: nodeinit.events=%s: %v\n", eventsTTY, err)
 		} else {
-			sinks = append(sinks, &stages.JSONSink{W: tty})
+			jsonSinks = append(jsonSinks, &stages.JSONSink{W: tty})
 			closers = append(closers, func() { tty.Close() })
 		}
 	}
-	return sinks, func() {
+	lines := stages.NewQueue(jsonSinks)
+	return stages.Fanout{human, timing, status, lines}, lines, func() {
+		lines.Close()
 		for _, c := range closers {
 			c()
 		}
@@ -420,6 +433,7 @@ func peakRSS() (self, children int64, err error) {
 type breakShell struct {
 	env   *early.Env
 	facts **plan.Facts // nil until the probe ran
+	flush func()       // writes out the queued JSON lines
 }
 
 // Break opens the rescue shell before stage.
@@ -429,6 +443,7 @@ func (b breakShell) Break(ctx context.Context, stage string) error {
 	if *b.facts != nil {
 		text = factsText(*b.facts)
 	}
+	b.flush()
 	return b.env.RescueShell(text)
 }
 

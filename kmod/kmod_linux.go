@@ -92,6 +92,10 @@ func Load(names ...string) error {
 // the mount does not wait for the kernel to run /bbin/modprobe for each. A type
 // nothing provides is an error that says so, for the mount's own error to
 // carry.
+//
+// Callers at once for the same type share one load: a mount that comes while
+// Preload is still loading its driver waits for that load instead of starting
+// its own.
 func Filesystem(fstype string) error {
 	if fstype == "" || strings.ContainsAny(fstype, "/ \t\n") {
 		return nil // a bind or move mount, or a type the mount itself will refuse
@@ -99,6 +103,52 @@ func Filesystem(fstype string) error {
 	if b, err := os.ReadFile("/proc/filesystems"); err == nil && Registered(b, fstype) {
 		return nil
 	}
+	inFlight.Lock()
+	f := inFlight.byType[fstype]
+	if f == nil {
+		f = &fsLoad{done: make(chan struct{})}
+		inFlight.byType[fstype] = f
+		inFlight.Unlock()
+		f.err = loadDriver(fstype)
+		inFlight.Lock()
+		delete(inFlight.byType, fstype) // a later call checks /proc/filesystems again
+		inFlight.Unlock()
+		close(f.done)
+		return f.err
+	}
+	inFlight.Unlock()
+	<-f.done
+	return f.err
+}
+
+// Preload starts loading the drivers of fstypes in the background, each as
+// Filesystem does, and returns at once: the boot calls it for the types it is
+// about to mount, so that the kernel links those modules on the other CPU
+// while this one probes the disks. Errors are not reported here; the mount that
+// needs the type calls Filesystem, which waits for the load and returns its
+// error.
+func Preload(fstypes ...string) {
+	for _, t := range fstypes {
+		go Filesystem(t) // the mount that needs t reports the error
+	}
+}
+
+// fsLoad is one load of a filesystem's driver that other callers wait for.
+type fsLoad struct {
+	done chan struct{}
+	err  error
+}
+
+var inFlight = struct {
+	sync.Mutex
+	byType map[string]*fsLoad
+}{byType: map[string]*fsLoad{}}
+
+// loadDriver is where Filesystem loads; tests replace it.
+var loadDriver = loadFilesystem
+
+// loadFilesystem loads fstype's driver, and its codepages when it uses them.
+func loadFilesystem(fstype string) error {
 	l, err := Open("/")
 	if err != nil {
 		return err

@@ -27,6 +27,11 @@ const (
 	NodeConfigDir = "/run/nodeinit/config"
 )
 
+// BootFilesystems are the filesystem types mountRoot mounts: the slot, its
+// overlay, the ESP and the ext4 partitions. /init preloads their drivers
+// (kmod.Preload) while it probes, on a boot from a node's own loader entry.
+var BootFilesystems = []string{"squashfs", "overlay", "vfat", "ext4"}
+
 // mountRoot assembles the node's root under NewRoot: the slot's squashfs read-only, a
 // tmpfs overlay on top, the ESP and config partition under /run/nodeinit, persisted files
 // (the machine ID among them) bound over the root, logging on /var/log (seeded with the

@@ -38,8 +38,10 @@ type Job struct {
 	RunDir  string // /run/nodeinit
 	NewRoot string // where the node's root is assembled before switch_root
 	Now     func() time.Time
-	// Log is the JSON-lines event log, copied to the ESP by the report stage.
-	Log string
+	// Log is the JSON-lines event log, copied to the ESP by the report stage,
+	// which calls FlushLog (when set) first, for the lines still queued.
+	Log      string
+	FlushLog func()
 	// Mounted maps a partition label (NODE-ESP, node-config) to the directory where it
 	// is mounted already: on a running node the stages use those mounts instead of
 	// mounting the partition a second time.
@@ -765,6 +767,9 @@ func (j *Job) report(ctx context.Context, in plan.Report, r *Reporter) error {
 		return err
 	}
 	if j.Log != "" {
+		if j.FlushLog != nil {
+			j.FlushLog()
+		}
 		if err := j.withESP(d, func(esp boot.FS) error {
 			dst := path.Join("node", "log", j.now().UTC().Format("20060102T150405Z")+"-"+string(j.Plan.Action)+".jsonl")
 			data, err := os.ReadFile(j.Log)

@@ -86,6 +86,7 @@ func runEngine(ctx context.Context, env *early.Env) error {
 	if err != nil {
 		return err
 	}
+	bootGC(p.Action) // an install's probe already streams its image's manifest and lists
 	if p.Node.Slot != "" {
 		// A node's own loader entry: the boot mounts the slot, so the kernel links
 		// those drivers on the other CPU while this one probes.
@@ -165,6 +166,11 @@ func runEngine(ctx context.Context, env *early.Env) error {
 	// other, planned by the one plan.Plan below.
 	scr := newScreen(env, sinks)
 	bp, p, err := decide(ctx, scr, p, m.Facts, m.Params, early.Terminals(env.Cmdline))
+	var action cmdline.Action
+	if bp != nil {
+		action = bp.Action
+	}
+	bootGC(action)
 	if err != nil {
 		meas.StepFailed(plan.StageProbe)
 		eng.Refused(plan.StageProbe, err)

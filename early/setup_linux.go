@@ -62,11 +62,12 @@ func Setup() (*Env, error) {
 	return env, err
 }
 
-// reportSteps shows a failed or skipped early step on the console; one that
-// went well is detail, on the console only with nodeinit.debug.
+// reportSteps shows a failed early step on the console; one that went well,
+// or was skipped because its When path is not there (efivarfs on a BIOS
+// machine), is detail, on the console only with nodeinit.debug.
 func reportSteps(out *Output, results []StepResult) {
 	for _, r := range results {
-		if r.Err == nil && !r.Skipped {
+		if r.Err == nil {
 			out.Detailf("nodeinit: early %s", r)
 			continue
 		}

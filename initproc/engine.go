@@ -86,7 +86,9 @@ func runEngine(ctx context.Context, env *early.Env) error {
 	if err != nil {
 		return err
 	}
-	bootGC(p.Action) // an install's probe already streams its image's manifest and lists
+	// Anything but a plain boot gets the collector back before its probe, which
+	// for an install already reads the image's manifest and chunk lists.
+	bootGC(p.Action)
 	if p.Node.Slot != "" {
 		// A node's own loader entry: the boot mounts the slot, so the kernel links
 		// those drivers on the other CPU while this one probes.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -76,6 +77,25 @@ func (n *node) powerOn() *vm.VM {
 		Events: n.eventsFile()})
 }
 
+// espInstallLog reads the event log the report stage of an install saved under the
+// ESP's node/log (mtools, as espFile).
+func espInstallLog(t *testing.T, img string) string {
+	t.Helper()
+	cmd := exec.Command("mdir", "-b", "-i", img+"@@1M", "::/node/log")
+	cmd.Env = append(os.Environ(), "MTOOLS_SKIP_CHECK=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("mdir /node/log: %v\n%s", err, out)
+	}
+	for _, name := range strings.Fields(string(out)) {
+		if strings.HasSuffix(name, "-install.jsonl") {
+			return espFile(t, img, "/node/log/"+path.Base(strings.TrimPrefix(name, "::")))
+		}
+	}
+	t.Fatalf("no install log under the ESP's /node/log: %s", out)
+	return ""
+}
+
 func waitExit(t *testing.T, v *vm.VM) {
 	t.Helper()
 	if err := v.WaitExit(2 * time.Minute); err != nil {
@@ -129,6 +149,14 @@ func TestInstallNVMeThenBoot(t *testing.T) {
 	}
 	waitExit(t, v)
 	checkInstalledDisk(t, n.disks[0].Path)
+	// The report stage saved the run's event log on the ESP, up to its own start:
+	// the JSON lines are written from a queue, which it flushes first.
+	saved := espInstallLog(t, n.disks[0].Path)
+	for _, want := range []string{`"stage":"boot-order","kind":"done"`, `"stage":"report","kind":"start"`} {
+		if !strings.Contains(saved, want) {
+			t.Errorf("the event log saved on the ESP lacks %s; it ends:\n%s", want, tail(saved, 5))
+		}
+	}
 	if keep := os.Getenv("NODEINIT_KEEP_DISK"); keep != "" {
 		exec.Command("cp", "--sparse=always", n.disks[0].Path, keep).Run()
 	}

@@ -249,19 +249,13 @@ func TestFleetInstallWithMirrorFailover(t *testing.T) {
 	}
 	t.Logf("dnsmasq: %d nodes leased, TFTP to %d addresses", len(leased), len(sentTo))
 
-	// rsyslog's file holds each node's stage lines.
-	logText := waitForFile(t, syslogFile, func(s string) bool {
-		for _, fn := range fleet {
-			if !strings.Contains(s, `mac="`+fn.mac+`"`) {
-				return false
-			}
-		}
-		return true
-	})
-	for _, fn := range fleet {
+	// rsyslog's file holds each node's stage lines. The nodes sent them before they
+	// powered off, but rsyslog writes its file in its own time: wait for what the
+	// check wants, not just for a first line of each node.
+	doneStages := func(logText, mac string) map[string]bool {
 		found := map[string]bool{}
 		for _, l := range strings.Split(logText, "\n") {
-			if strings.Contains(l, `mac="`+fn.mac+`"`) && strings.Contains(l, `kind="done"`) {
+			if strings.Contains(l, `mac="`+mac+`"`) && strings.Contains(l, `kind="done"`) {
 				for _, s := range []string{"network", "probe", "partition", "write-slot"} {
 					if strings.Contains(l, `stage="`+s+`"`) {
 						found[s] = true
@@ -269,7 +263,18 @@ func TestFleetInstallWithMirrorFailover(t *testing.T) {
 				}
 			}
 		}
-		if len(found) != 4 {
+		return found
+	}
+	logText := waitForFile(t, syslogFile, func(s string) bool {
+		for _, fn := range fleet {
+			if len(doneStages(s, fn.mac)) != 4 {
+				return false
+			}
+		}
+		return true
+	})
+	for _, fn := range fleet {
+		if found := doneStages(logText, fn.mac); len(found) != 4 {
 			t.Errorf("%s: rsyslog holds the done lines of %v, want network, probe, partition, write-slot", fn.mac, found)
 		}
 	}

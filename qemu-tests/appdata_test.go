@@ -17,6 +17,7 @@ import (
 // node finds it at /data/app1. A file written there survives a boot without the disk (the
 // boot goes on and says the disk is missing) and is back when the disk is.
 func TestInstallOverTwoDisks(t *testing.T) {
+	longTest(t)
 	app := vm.NewDisk(t, "app.img", 2<<30)
 	node := vm.Disk{Path: vm.NewDisk(t, "nvme.img", 16<<30), Interface: vm.NVMe, Serial: "HOSTVG01"}
 	appDisk := vm.Disk{Path: app, Interface: vm.Virtio, Serial: "HOSTVG02"}

@@ -58,6 +58,7 @@ func expectBIOSPlan(t *testing.T, v *vm.VM) biosPlan {
 // falls back to slot b by itself, and the ledger names the rollback. An uninstall
 // leaves nothing on the disk that boots or that wipefs finds.
 func TestBIOSInstallUpgradeRollbackUninstall(t *testing.T) {
+	longTest(t)
 	n := newNode(t, vm.Disk{Path: vm.NewDisk(t, "bios.img", 16<<30), Interface: vm.Virtio, Serial: "BIOS0001"})
 	img := n.disks[0].Path
 	installer, err := n.f.BIOSInstaller(context.Background(), "1.0")

@@ -39,6 +39,7 @@ const (
 // and the machine ID kept, the journal holds the first boot, and the bless unit made slot
 // b good in the loader entries and the ledger.
 func TestDebianNode(t *testing.T) {
+	longTest(t)
 	f := fixtures(t)
 	var logw io.Writer = io.Discard
 	if testing.Verbose() {

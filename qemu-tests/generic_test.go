@@ -70,6 +70,7 @@ func usbStick(img string) []string {
 // installs onto the NVMe disk beside it; the stick is byte-identical afterwards and the
 // installed node boots.
 func TestGenericUSBStickOVMF(t *testing.T) {
+	longTest(t)
 	stick := genericStick(t, media.MenuOptions{Unattended: "serial:GENNVME1"})
 	before := hashFile(t, stick)
 	n := newNode(t, vm.Disk{Path: vm.NewDisk(t, "nvme.img", 16<<30), Interface: vm.NVMe, Serial: "GENNVME1"})
@@ -89,6 +90,7 @@ func TestGenericUSBStickOVMF(t *testing.T) {
 // (the initramfs carries GRUB's i386-pc images): the disk gets a BIOS boot partition,
 // and SeaBIOS then boots the node from it through GRUB.
 func TestGenericUSBStickSeaBIOS(t *testing.T) {
+	longTest(t)
 	stick := genericStick(t, media.MenuOptions{Unattended: "serial:GENSATA1"})
 	before := hashFile(t, stick)
 	n := newNode(t, vm.Disk{Path: vm.NewDisk(t, "sata.img", 16<<30), Interface: vm.SATA, Serial: "GENSATA1"})
@@ -147,6 +149,7 @@ var busCells = []busCell{
 // each bus that the other tests do not boot from is then powered on alone, under OVMF or
 // SeaBIOS, and boots the node.
 func TestGenericDiskBuses(t *testing.T) {
+	longTest(t)
 	f := genericFixtures(t)
 	stick := genericStick(t, media.MenuOptions{Default: media.EntryRescue})
 	n := sweepNode(t, busCells)
@@ -192,6 +195,7 @@ func mediumCells() []busCell {
 // for UEFI and for BIOS, as TestGenericDiskBuses does from the stick. The CD is
 // byte-identical afterwards.
 func TestGenericDiskBusesFromCD(t *testing.T) {
+	longTest(t)
 	f := genericFixtures(t)
 	cells := mediumCells()
 	iso, err := f.ISO(fixture.GenericKey("1.0"), "generic-sweep-cd", media.ISOOptions{
@@ -210,6 +214,7 @@ func TestGenericDiskBusesFromCD(t *testing.T) {
 // the bundle over HTTP onto a disk of every bus and sector size, for UEFI and for BIOS.
 // Every request the HTTP server saw is for this node's path.
 func TestGenericDiskBusesOverPXE(t *testing.T) {
+	longTest(t)
 	f := genericFixtures(t)
 	cells := mediumCells()
 	tftp, srv := pxeTreeOf(t, fixture.GenericKey("1.0"), media.MenuOptions{Default: media.EntryRescue, ExtraArgs: mediaArgs})
@@ -353,6 +358,7 @@ func (c busCell) String() string {
 // (El Torito, isolinux): an install under BIOS, for BIOS, onto the NVMe disk, with
 // GRUB's images in the MBR and the BIOS boot partition.
 func TestGenericISOCDSeaBIOS(t *testing.T) {
+	longTest(t)
 	f := genericFixtures(t)
 	iso, err := f.ISO(fixture.GenericKey("1.0"), "generic-cd-bios", media.ISOOptions{
 		Menu: media.MenuOptions{Timeout: time.Second, Unattended: "serial:GENCDBI1", ExtraArgs: mediaArgs}})
@@ -374,6 +380,7 @@ func TestGenericISOCDSeaBIOS(t *testing.T) {
 // BOOTIF names, fetches the bundle over HTTP, and installs onto a virtio-scsi disk with
 // 4096-byte sectors.
 func TestGenericPXEOnE1000e(t *testing.T) {
+	longTest(t)
 	n := newNode(t, vm.Disk{Path: vm.NewDisk(t, "scsi4k.img", 16<<30), Interface: vm.SCSI, Serial: "GENPXE41", SectorSize: 4096})
 	genericFixtures(t)
 	tftp, srv := pxeTreeOf(t, fixture.GenericKey("1.0"), media.MenuOptions{Unattended: "serial:GENPXE41",
@@ -396,6 +403,7 @@ func TestGenericPXEOnE1000e(t *testing.T) {
 // with Debian's pxe-rtl8139.rom), installs for BIOS onto a USB disk from the bundle
 // over HTTP, and then boots the node from that USB disk: SeaBIOS → GRUB → slot a.
 func TestGenericPXELinuxOnRTL8139BIOS(t *testing.T) {
+	longTest(t)
 	n := newNode(t, vm.Disk{Path: vm.NewDisk(t, "usb.img", 16<<30), Interface: vm.USB, Serial: "GENPXEU1"})
 	genericFixtures(t)
 	tftp, srv := pxeTreeOf(t, fixture.GenericKey("1.0"), media.MenuOptions{Unattended: "serial:GENPXEU1",

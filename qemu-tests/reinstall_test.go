@@ -48,6 +48,7 @@ func brokenBundle(t *testing.T, n *node, version string, breakIt func(dir string
 // boot loader. Each reinstall fails with an error naming the file, and after
 // each the machine, powered on, boots the old 1.0 node with its own hostname.
 func TestReinstallFromABrokenSourceKeepsTheOldNode(t *testing.T) {
+	longTest(t)
 	n := newNode(t, vm.Disk{Path: vm.NewDisk(t, "nvme.img", 16<<30), Interface: vm.NVMe, Serial: "BROKEN01"})
 	v := n.installer("1.0", "install storage_init=serial:BROKEN01 hostname=old-node testos.action=poweroff")
 	expectStages(v, 4*time.Minute, plan.StageWriteSlot, plan.StageAddBootEntry, plan.StageReport)

@@ -98,6 +98,7 @@ func TestUpgradeFromRunningNode(t *testing.T) {
 // upgrade; only when the host read the snapshot event too late for the last cut to land
 // before the entry was written does the new slot boot, with the migrated config.
 func TestUpgradePowerCuts(t *testing.T) {
+	longTest(t)
 	n := newNode(t, vm.Disk{Path: vm.NewDisk(t, "nvme.img", 16<<30), Interface: vm.NVMe, Serial: "CUT00001"})
 	v := n.installer("1.0", "install storage_init=serial:CUT00001 hostname=cut1 testos.action=show:/etc/testos/migrated,poweroff")
 	v.ExpectEvent("install finished", vm.Finished, 3*time.Minute)
@@ -223,6 +224,7 @@ func TestUpgradeWithALoaderThatDoesNotStart(t *testing.T) {
 // boot makes the new loader the firmware's default; and the boot after that,
 // through the promoted entry, runs 2.2 again.
 func TestUpgradeWithANewLoader(t *testing.T) {
+	longTest(t)
 	n := newNode(t, vm.Disk{Path: vm.NewDisk(t, "nvme.img", 16<<30), Interface: vm.NVMe, Serial: "LOADER02"})
 	v := n.installer("1.0", "install storage_init=serial:LOADER02 hostname=ldr2 testos.action=bless,poweroff")
 	v.ExpectEvent("install finished", vm.Finished, 3*time.Minute)

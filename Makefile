@@ -41,14 +41,15 @@ test: fetch
 	@# beside the QEMU tests (-p 2). The summary shows each package, every failure with its
 	@# output, the tests of 5 s or more with their time, and the harness's counts per action;
 	@# last, what each failed test reported (its own lines, without the consoles), so that the
-	@# end of a failed run's output says why.
+	@# end of a failed run's output says why. A test's lines are those under its own go test
+	@# headers (=== RUN/CONT/NAME), as the long QEMU tests run two at a time.
 	@mkdir -p $(BUILD); $(GO) test -count=1 -timeout 70m -v ./... > $(BUILD)/test.log 2>&1; rc=$$?; \
 		grep -E '^(--- FAIL|ok|FAIL|panic:|CRASHPOINTS|EIO |UNBOOTABLE)|^--- PASS: .* \(([0-9]{2,}|[5-9])\.[0-9]+s\)|crash points:|I/O errors:|open gap:' $(BUILD)/test.log; \
-		for name in $$(sed -n 's/^--- FAIL: \([^ ]*\) .*/\1/p' $(BUILD)/test.log); do \
-			echo "=== output of $$name"; sed -n "/^=== RUN   $$name\$$/,/^--- FAIL: $$name /p" $(BUILD)/test.log | tail -400; done; \
+		failed=$$(sed -n 's/^--- FAIL: \([^ ]*\) .*/\1/p' $(BUILD)/test.log); \
+		linesOf() { awk -v n="$$1" '/^=== (RUN|CONT|NAME|PAUSE) /{cur=$$3; next} /^--- (PASS|FAIL|SKIP): /{if ($$3==n) print; cur=""; next} cur==n' $(BUILD)/test.log; }; \
+		for name in $$failed; do echo "=== output of $$name"; linesOf $$name | tail -400; done; \
 		if [ $$rc -ne 0 ]; then tail -20 $(BUILD)/test.log; fi; \
-		for name in $$(sed -n 's/^--- FAIL: \([^ ]*\) .*/\1/p' $(BUILD)/test.log); do \
-			echo "=== what $$name reported"; sed -n "/^=== RUN   $$name\$$/,/^--- FAIL: $$name /p" $(BUILD)/test.log | \
+		for name in $$failed; do echo "=== what $$name reported"; linesOf $$name | \
 			grep -E '^ +[A-Za-z0-9_]+_test\.go:[0-9]+: ' | grep -vE '_test\.go:[0-9]+: (qemu|serial console):' | tail -25; done; exit $$rc
 	$(MAKE) --no-print-directory fuzz
 

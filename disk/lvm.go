@@ -480,15 +480,25 @@ func lvmUUIDKey(u string) string { return strings.ReplaceAll(u, "-", "") }
 // in each partition of its GPT or MBR. It reads only; it is what facts should
 // carry for CrossDiskLVs.
 func LVMOn(r io.ReaderAt, size int64, sectorSize int) ([]PV, error) {
+	res, err := ProbeDevice(r, size, sectorSize)
+	if err != nil {
+		var pvs []PV
+		if pv := readPV(r, size); pv != nil {
+			pvs = append(pvs, *pv)
+		}
+		return pvs, err
+	}
+	return PVsIn(r, size, res.Partitions), nil
+}
+
+// PVsIn is LVMOn for a disk already probed: parts are the partitions
+// ProbeDevice found on it.
+func PVsIn(r io.ReaderAt, size int64, parts []Partition) []PV {
 	var pvs []PV
 	if pv := readPV(r, size); pv != nil {
 		pvs = append(pvs, *pv)
 	}
-	res, err := ProbeDevice(r, size, sectorSize)
-	if err != nil {
-		return pvs, err
-	}
-	for _, part := range res.Partitions {
+	for _, part := range parts {
 		if part.StartByte <= 0 || part.SizeBytes <= 0 || part.StartByte+part.SizeBytes > size {
 			continue
 		}
@@ -497,7 +507,7 @@ func LVMOn(r io.ReaderAt, size int64, sectorSize int) ([]PV, error) {
 			pvs = append(pvs, *pv)
 		}
 	}
-	return pvs, nil
+	return pvs
 }
 
 // SpanningLV is a logical volume with extents both on a disk being wiped and

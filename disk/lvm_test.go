@@ -395,7 +395,9 @@ func TestCrossDiskLVs(t *testing.T) {
 }
 
 // TestLVMOnFindsPVInPartition: the PV of an oVirt disk is partition 3.
-func TestLVMOnFindsPVInPartition(t *testing.T) {
+// pvInPartition is a 2 GiB disk whose MBR has one LVM partition at 513 MiB,
+// holding a PV of testVGText.
+func pvInPartition() *memDisk {
 	d := newMemDisk(2 << 30)
 	writeTestPV(d, 513<<20, testVGText, false)
 	mbr := make([]byte, 512)
@@ -403,6 +405,11 @@ func TestLVMOnFindsPVInPartition(t *testing.T) {
 	binary.LittleEndian.PutUint32(mbr[446+12:], 1<<21)
 	mbr[446+4], mbr[510], mbr[511] = 0x8e, 0x55, 0xaa
 	d.WriteAt(mbr, 0)
+	return d
+}
+
+func TestLVMOnFindsPVInPartition(t *testing.T) {
+	d := pvInPartition()
 	pvs, err := LVMOn(d, d.size, 512)
 	if err != nil || len(pvs) != 1 || pvs[0].Offset != 513<<20 || pvs[0].VG == nil {
 		t.Fatalf("LVMOn: %+v, %v", pvs, err)

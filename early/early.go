@@ -37,6 +37,14 @@ type Env struct {
 
 	sleepFn  func(time.Duration) // tests replace time.Sleep
 	rescueFn func(string) error  // tests replace the rescue shell
+	late     chan lateSteps      // the late mounts, until WaitLate
+	lateErr  error
+}
+
+// lateSteps is the outcome of the late mounts (Setup, WaitLate).
+type lateSteps struct {
+	results []StepResult
+	err     error
 }
 
 // RescueShell prints facts and opens the rescue shell on the console; it returns when the

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"log"
 	"os"
 	"path/filepath"
 	"strings"
@@ -259,6 +260,9 @@ func TestDetailOnlyWithDebug(t *testing.T) {
 		o.Verbose = verbose
 		o.Detailf("nodeinit: early ok   mount %q", "/proc")
 		fmt.Fprintln(o, "nodeinit: plan")
+		// What a library logs through the standard log package is detail too.
+		lg := log.New(o.Detail(), "nodeinit: ", 0)
+		lg.Printf("switch_root: moving mounts")
 		if got := strings.Contains(console.String(), "early ok"); got != verbose {
 			t.Errorf("verbose=%v: the console shows the detail: %v\n%s", verbose, got, console.String())
 		}
@@ -267,6 +271,12 @@ func TestDetailOnlyWithDebug(t *testing.T) {
 		}
 		if !strings.Contains(kmsg.String(), "early ok") || !strings.Contains(string(o.Log()), "early ok") {
 			t.Errorf("verbose=%v: the detail is not in kmsg or the log", verbose)
+		}
+		if got := strings.Contains(console.String(), "switch_root: moving mounts"); got != verbose {
+			t.Errorf("verbose=%v: the console shows a library's log line: %v\n%s", verbose, got, console.String())
+		}
+		if !strings.Contains(string(o.Log()), "nodeinit: switch_root: moving mounts\n") || strings.Contains(string(o.Log()), "mounts\n\n") {
+			t.Errorf("verbose=%v: the library's log line is not one line of the saved log:\n%s", verbose, o.Log())
 		}
 	}
 	for line, want := range map[string]bool{

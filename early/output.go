@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 )
 
@@ -151,6 +152,19 @@ func (o *Output) Detailf(format string, args ...any) {
 	defer o.mu.Unlock()
 	o.keep(line)
 	o.toKmsg(line)
+}
+
+// Detail is an io.Writer for Detailf: each Write is detail. /init points the
+// standard log package at it, so that what libraries log (u-root's switch_root
+// steps, say) is in kmsg and the saved log, and on the consoles only with
+// nodeinit.debug.
+func (o *Output) Detail() io.Writer { return detailWriter{o} }
+
+type detailWriter struct{ o *Output }
+
+func (d detailWriter) Write(p []byte) (int, error) {
+	d.o.Detailf("%s", strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
 }
 
 func (o *Output) keep(p []byte) {

@@ -2,6 +2,7 @@ package early
 
 import (
 	"fmt"
+	"log"
 	"log/slog"
 	"maps"
 	"os"
@@ -14,9 +15,10 @@ import (
 )
 
 // Setup does everything before the engine: the early mounts, output to every console and
-// kmsg, the kernel modules listed in ModuleListPath, and the late mounts. It always returns
-// a usable Env (writing at least to /dev/console when it can); the error is the first step
-// that failed and was not optional.
+// kmsg, and the kernel modules listed in ModuleListPath. It starts the late mounts
+// (efivarfs), which run while the engine probes: Env.WaitLate waits for them. It always
+// returns a usable Env (writing at least to /dev/console when it can); the error is the
+// first step that failed and was not optional.
 func Setup() (*Env, error) {
 	env := &Env{Power: KernelPower{}, Started: Uptime()}
 	results, mountErr := RunSteps(EarlyMounts)
@@ -30,6 +32,9 @@ func Setup() (*Env, error) {
 	out.Verbose = verbose(env.Cmdline)
 	env.Out = out
 	env.Log = slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{ReplaceAttr: dropTime}))
+	log.SetFlags(0)
+	log.SetPrefix("nodeinit: ")
+	log.SetOutput(out.Detail())
 
 	fmt.Fprintf(out, "nodeinit: /init started %.3fs after kernel start, writing to %d console(s): %s\n",
 		env.Started.Seconds(), out.Consoles(), strings.Join(ConsoleNames(env.Cmdline), " "))
@@ -56,10 +61,30 @@ func Setup() (*Env, error) {
 		fmt.Fprintf(out, "nodeinit: module %s: %s\n", n, env.Modules.Failed[n])
 	}
 
-	late, err := RunSteps(LateMounts)
-	env.Steps = append(env.Steps, late...)
-	reportSteps(out, late)
-	return env, err
+	// efivarfs takes its driver's load and a mount (about 45 ms under emulation);
+	// nothing reads EFI variables before the plan's steps.
+	env.late = make(chan lateSteps, 1)
+	go func() {
+		results, err := RunSteps(LateMounts)
+		env.late <- lateSteps{results, err}
+	}()
+	return env, nil
+}
+
+// WaitLate waits for the late mounts that Setup started, records and reports
+// them, and returns the first that failed and was not optional. The engine
+// calls it before anything that may read EFI variables (the plan's steps, a
+// rescue shell); later calls return at once.
+func (e *Env) WaitLate() error {
+	if e.late == nil {
+		return e.lateErr
+	}
+	l := <-e.late
+	e.late = nil
+	e.Steps = append(e.Steps, l.results...)
+	reportSteps(e.Out, l.results)
+	e.lateErr = l.err
+	return l.err
 }
 
 // reportSteps shows a failed early step on the console; one that went well,

@@ -148,7 +148,7 @@ func runEngine(ctx context.Context, env *early.Env) error {
 		var err error
 		m, err = probeDisks(ctx, p, sysBlock, func(msg string) { r.Info("%s", msg) }, func() (*stages.Machine, error) {
 			return stages.Probe(ctx, p, stages.GatherOptions{Root: "/", KeysDir: keysDir, DefaultImages: defaultImages,
-				RunDir: runDir, Dev: dev, Source: image.SourceOptions{UserAgent: userAgent, Notify: func(msg string) { r.Info("%s", msg) }}})
+				RunDir: runDir, Dev: dev, KeepESP: true, Source: image.SourceOptions{UserAgent: userAgent, Notify: func(msg string) { r.Info("%s", msg) }}})
 		})
 		if err != nil {
 			return err
@@ -160,6 +160,15 @@ func runEngine(ctx context.Context, env *early.Env) error {
 		return err
 	}
 	defer m.Close()
+	// The late mounts (efivarfs) ran beside the network and the probe; the
+	// plan's steps and any shell from here on may read EFI variables.
+	if err := env.WaitLate(); err != nil {
+		return err
+	}
+	// A plain boot reads the ESP the probe parsed; anything else may repartition,
+	// so the partition is closed before the plan's first step.
+	probedESP := m.TakeESP()
+	defer func() { probedESP.Close() }()
 	writeFacts(m.Facts)
 	result.SetRun(p, m.Facts, nil, m.Bundle)
 
@@ -200,7 +209,11 @@ func runEngine(ctx context.Context, env *early.Env) error {
 		go func() { cliLeft <- leaveCLI() }()
 	}
 
-	job := &stages.Job{Params: p, Facts: m.Facts, Plan: bp, Bundle: m.Bundle, Dev: dev,
+	if !startsWithMountRoot(bp) {
+		probedESP.Close()
+		probedESP = nil
+	}
+	job := &stages.Job{ProbedESP: probedESP, Params: p, Facts: m.Facts, Plan: bp, Bundle: m.Bundle, Dev: dev,
 		DevDir: "/dev", RunDir: runDir, NewRoot: newRoot, Log: eventsFile, FlushLog: jsonLines.Flush, SSHKey: scr.sshKey}
 	if scr.sess != nil {
 		// The chosen console follows the run on the progress page, then the done page.
@@ -350,6 +363,16 @@ func probeDisks(ctx context.Context, p *cmdline.Params, sysBlock string, note fu
 	}
 }
 
+// startsWithMountRoot says whether the plan's first step mounts the root
+// of a slot on disk: a plain boot, which reads the probed ESP.
+func startsWithMountRoot(bp *plan.Blueprint) bool {
+	if len(bp.Steps) == 0 {
+		return false
+	}
+	mr, ok := bp.Steps[0].Input.(plan.MountRoot)
+	return ok && mr.Slot != "ram"
+}
+
 // lateSink forwards to a sink set once it exists (the status poster, whose URL may
 // need the network first).
 type lateSink struct {
@@ -452,6 +475,7 @@ func (b breakShell) Break(ctx context.Context, stage string) error {
 		text = factsText(*b.facts)
 	}
 	b.flush()
+	b.env.WaitLate() // a failed late mount was reported; the shell opens anyway
 	return b.env.RescueShell(text)
 }
 

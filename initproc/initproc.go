@@ -66,6 +66,7 @@ func Main() {
 
 // stop shows the failure screen and applies nodeinit.onfail.
 func stop(env *early.Env, err error) {
+	env.WaitLate() // onfail=shell opens a shell, which may read EFI variables
 	finish(env, env.Fail(err))
 }
 

@@ -58,21 +58,30 @@ func (j *Job) mountRoot(ctx context.Context, in plan.MountRoot, r *Reporter) err
 	if rootDev == "" {
 		return fmt.Errorf("%s has no node-root-%s partition", d.Path, slot)
 	}
+	// The slot's root (squashfs, then the overlay on it) is assembled on the
+	// other CPU while this goroutine mounts config and records the boot: each
+	// is mostly the kernel reading its partition, and neither needs the other.
 	lower := filepath.Join(j.RunDir, "lower")
-	if err := j.mountAt(rootDev, lower, "squashfs", unix.MS_RDONLY, ""); err != nil {
-		return operr.Wrap(err, "mount slot "+slot, "the slot may be damaged: boot the other slot's entry, or reinstall", "nodeinit.slot="+plan.OtherSlot(slot))
-	}
-	if err := j.overlay(lower); err != nil {
-		return err
-	}
+	rootMounted := make(chan error, 1)
+	go func() {
+		if err := j.mountAt(rootDev, lower, "squashfs", unix.MS_RDONLY, ""); err != nil {
+			rootMounted <- operr.Wrap(err, "mount slot "+slot, "the slot may be damaged: boot the other slot's entry, or reinstall", "nodeinit.slot="+plan.OtherSlot(slot))
+			return
+		}
+		rootMounted <- j.overlay(lower)
+	}()
 	config := filepath.Join(j.RunDir, "config")
-	if err := j.mountAt(dev("node-config"), config, "ext4", 0, ""); err != nil {
-		return err
+	err = j.mountAt(dev("node-config"), config, "ext4", 0, "")
+	if err == nil {
+		// The ledger and any rollback are recorded through the partition itself, in
+		// this process, before the kernel mounts the ESP for the node.
+		j.bootDisk = d
+		err = j.withESP(d, func(esp boot.FS) error { return j.recordBoot(esp, config, slot, r) })
 	}
-	// The ledger and any rollback are recorded through the partition itself, in
-	// this process, before the kernel mounts the ESP for the node.
-	j.bootDisk = d
-	if err := j.withESP(d, func(esp boot.FS) error { return j.recordBoot(esp, config, slot, r) }); err != nil {
+	if rerr := <-rootMounted; rerr != nil {
+		return rerr
+	}
+	if err != nil {
 		return err
 	}
 	if j.rebootReason != "" {

@@ -52,6 +52,11 @@ type Job struct {
 	// writes beside the command line's config; no kernel argument carries one (the
 	// installer screen does). Empty for none.
 	SSHKey string
+	// ProbedESP, when set, is the boot disk's ESP as the probe read it
+	// (GatherOptions.KeepESP): the job's first use of that ESP reads through it
+	// (withProbedESP), then closes it. Only a job whose first step is mount-root
+	// gets one: a step that repartitions needs the partition closed.
+	ProbedESP *ProbedESP
 
 	unlocks []func() error
 	locked  []string
@@ -131,7 +136,8 @@ func (j *Job) runStep(ctx context.Context, s plan.Step, r *Reporter) error {
 // Close releases disk locks and unmounts what the job mounted, newest first.
 // After a successful boot stage the node's mounts stay for switch_root.
 func (j *Job) Close() error {
-	var errs []error
+	errs := []error{j.ProbedESP.Close()}
+	j.ProbedESP = nil
 	for i := len(j.mounted) - 1; i >= 0; i-- {
 		if err := j.Dev.Unmount(j.mounted[i]); err != nil {
 			errs = append(errs, err)
@@ -377,6 +383,9 @@ func (j *Job) withESP(d *disk.Disk, fn func(esp boot.FS) error) error {
 	dev, err := j.partDev(d, disk.LabelESP)
 	if err != nil {
 		return err
+	}
+	if pe := j.takeProbedESP(d); pe != nil {
+		return j.withProbedESP(pe, dev, d.LogicalSectorSize, fn)
 	}
 	return j.withBlock(dev, d.LogicalSectorSize, func(b device.Block) error {
 		esp, err := boot.OpenFAT(b)

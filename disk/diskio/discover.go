@@ -201,15 +201,15 @@ func probeInto(root Root, d *disk.Disk) error {
 		return fmt.Errorf("probe %s: %w", d.Path, err)
 	}
 	defer f.Close()
-	res, err := disk.ProbeDevice(f, d.SizeBytes, d.LogicalSectorSize)
+	// Each 64 KiB block is read once, whichever probe asks first.
+	r := disk.NewReadCache(f, d.SizeBytes)
+	res, err := disk.ProbeDevice(r, d.SizeBytes, d.LogicalSectorSize)
 	if err != nil {
 		return fmt.Errorf("probe %s: %w", d.Path, err)
 	}
 	// LVM physical volumes, with their VG metadata: the planner refuses to wipe
 	// a disk holding part of an LV that also lives on a disk it leaves alone.
-	if pvs, err := disk.LVMOn(f, d.SizeBytes, d.LogicalSectorSize); err == nil {
-		d.PVs = pvs
-	}
+	d.PVs = disk.PVsIn(r, d.SizeBytes, res.Partitions)
 	names := map[string]string{} // "partition N" → kernel name
 	for _, tp := range res.Partitions {
 		i := indexPartition(d.Partitions, tp)

@@ -123,6 +123,13 @@ func loadForDevices(names, forced []string, table *modalias.Table, scan func() (
 			for _, m := range table.Match(d) {
 				take(m)
 			}
+			// The virtio device a virtio-pci device becomes is known now: its
+			// driver loads in this round, beside virtio_pci, not after a rescan.
+			if child, ok := modalias.VirtioChild(d); ok {
+				for _, m := range table.Match(child) {
+					take(m)
+				}
+			}
 		}
 		for _, m := range slices.Sorted(maps.Keys(pending)) {
 			if slices.ContainsFunc(table.LateBusesOf(m), func(b string) bool { return buses[b] }) {

@@ -241,3 +241,37 @@ func TestScannerReadsOnlyNewDevices(t *testing.T) {
 		t.Errorf("second scan = %q, want %q (the PCI device from the first scan, the virtio one new)", got, want)
 	}
 }
+
+// TestVirtioChild: the virtio device that virtio_pci adds for QEMU's
+// virtio-pci devices, modern and transitional, is predicted from the PCI
+// modalias, and matches the driver the later scan would find.
+func TestVirtioChild(t *testing.T) {
+	tb := table(t)
+	for _, c := range []struct{ pci, want, driver string }{
+		{"pci:v00001AF4d00001042sv00001AF4sd00001100bc01sc00i00", "virtio:d00000002v00001AF4", "virtio_blk"}, // modern block
+		{"pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00", "virtio:d00000002v00001AF4", "virtio_blk"}, // transitional block
+		{"pci:v00001AF4d00001041sv00001AF4sd00001100bc02sc00i00", "virtio:d00000001v00001AF4", "virtio_net"}, // modern net
+		{"pci:v00001AF4d00001000sv00001AF4sd00000001bc02sc00i00", "virtio:d00000001v00001AF4", "virtio_net"}, // transitional net
+		{"pci:v00001AF4d00001050sv00001AF4sd00001100bc03sc80i00", "virtio:d00000010v00001AF4", ""},           // virtio-gpu
+	} {
+		got, ok := VirtioChild(c.pci)
+		if !ok || got != c.want {
+			t.Errorf("VirtioChild(%s) = %q, %v; want %q", c.pci, got, ok, c.want)
+			continue
+		}
+		if m := tb.Match(got); c.driver != "" && !slices.Equal(m, []string{c.driver}) {
+			t.Errorf("Match(%s) = %v, want [%s]", got, m, c.driver)
+		}
+	}
+	for _, not := range []string{
+		"pci:v00008086d000010D3sv00008086sd0000A01Fbc02sc00i00", // e1000e: not virtio
+		"pci:v00001AF4d00001110sv00001AF4sd00001100bc05sc00i00", // ivshmem: Red Hat, not virtio
+		"virtio:d00000002v00001AF4",
+		"pci:v00001AF4d0000104",
+		"acpi:MSFT0101:",
+	} {
+		if got, ok := VirtioChild(not); ok {
+			t.Errorf("VirtioChild(%s) = %q: not a virtio PCI device", not, got)
+		}
+	}
+}

@@ -482,11 +482,7 @@ func lvmUUIDKey(u string) string { return strings.ReplaceAll(u, "-", "") }
 func LVMOn(r io.ReaderAt, size int64, sectorSize int) ([]PV, error) {
 	res, err := ProbeDevice(r, size, sectorSize)
 	if err != nil {
-		var pvs []PV
-		if pv := readPV(r, size); pv != nil {
-			pvs = append(pvs, *pv)
-		}
-		return pvs, err
+		return PVsIn(r, size, nil), err // the whole disk's PV, if any
 	}
 	return PVsIn(r, size, res.Partitions), nil
 }

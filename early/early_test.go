@@ -291,3 +291,26 @@ func TestDetailOnlyWithDebug(t *testing.T) {
 		}
 	}
 }
+
+// TestWaitLateReportsTheLateMountsOnce: the late mounts Setup started are
+// recorded and a failed one shown when the engine waits for them; a second
+// wait returns at once with the same outcome, and an Env without late
+// mounts (tests, a failed early setup) does not block.
+func TestWaitLateReportsTheLateMountsOnce(t *testing.T) {
+	var console bytes.Buffer
+	env := &Env{Out: NewOutput(nil, &console), late: make(chan lateSteps, 1)}
+	failed := StepResult{Step: "driver for filesystem efivarfs", Err: errors.New("no such module")}
+	env.late <- lateSteps{results: []StepResult{failed}}
+	if err := env.WaitLate(); err != nil {
+		t.Fatalf("WaitLate: %v (the step was optional)", err)
+	}
+	if len(env.Steps) != 1 || !strings.Contains(console.String(), "no such module") {
+		t.Errorf("after WaitLate: steps %v, console %q; want the failed step recorded and shown", env.Steps, console.String())
+	}
+	if err := env.WaitLate(); err != nil || len(env.Steps) != 1 {
+		t.Errorf("second WaitLate: %v, %d steps; want nil and the step once", err, len(env.Steps))
+	}
+	if err := (&Env{}).WaitLate(); err != nil {
+		t.Errorf("WaitLate without late mounts: %v", err)
+	}
+}

@@ -165,10 +165,6 @@ func runEngine(ctx context.Context, env *early.Env) error {
 	if err := env.WaitLate(); err != nil {
 		return err
 	}
-	// A plain boot reads the ESP the probe parsed; anything else may repartition,
-	// so the partition is closed before the plan's first step.
-	probedESP := m.TakeESP()
-	defer func() { probedESP.Close() }()
 	writeFacts(m.Facts)
 	result.SetRun(p, m.Facts, nil, m.Bundle)
 
@@ -188,6 +184,15 @@ func runEngine(ctx context.Context, env *early.Env) error {
 		return err
 	}
 	result.SetRun(p, m.Facts, bp, m.Bundle)
+	// A plain boot reads the ESP the probe parsed; any other plan may
+	// repartition, and so may a person at a rescue shell: for those the
+	// partition closes now, before the first step or the shell.
+	probedESP := m.TakeESP()
+	if !startsWithMountRoot(bp) {
+		probedESP.Close()
+		probedESP = nil
+	}
+	defer probedESP.Close()
 	fmt.Fprintln(env.Out, "nodeinit: plan:")
 	bp.WriteText(env.Out)
 	eng.Announce(bp)
@@ -209,10 +214,6 @@ func runEngine(ctx context.Context, env *early.Env) error {
 		go func() { cliLeft <- leaveCLI() }()
 	}
 
-	if !startsWithMountRoot(bp) {
-		probedESP.Close()
-		probedESP = nil
-	}
 	job := &stages.Job{ProbedESP: probedESP, Params: p, Facts: m.Facts, Plan: bp, Bundle: m.Bundle, Dev: dev,
 		DevDir: "/dev", RunDir: runDir, NewRoot: newRoot, Log: eventsFile, FlushLog: jsonLines.Flush, SSHKey: scr.sshKey}
 	if scr.sess != nil {

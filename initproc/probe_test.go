@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nodeinit/nodeinit/cmdline"
+	"github.com/nodeinit/nodeinit/plan"
 	"github.com/nodeinit/nodeinit/stages"
 )
 
@@ -70,5 +71,26 @@ func TestProbeDisksDestructiveWaitsForQuiet(t *testing.T) {
 	}
 	if d := time.Since(start); d < disksQuiet {
 		t.Errorf("an install probed after %s, before the disk list was quiet for %s", d, disksQuiet)
+	}
+}
+
+// TestOnlyAPlainBootKeepsTheProbedESP: the probed ESP goes to the job only
+// when the plan's first step mounts a slot on disk; a stateless boot, a plan
+// that partitions first and a rescue shell (no steps) get it closed.
+func TestOnlyAPlainBootKeepsTheProbedESP(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		steps []plan.Step
+		keep  bool
+	}{
+		{"boot", []plan.Step{{Name: plan.StageMountRoot, Input: plan.MountRoot{Disk: "vda", Slot: "a"}}}, true},
+		{"stateless", []plan.Step{{Name: plan.StageMountRoot, Input: plan.MountRoot{Slot: "ram"}}}, false},
+		{"install", []plan.Step{{Name: plan.StagePartition, Input: plan.Partition{Disk: "vda"}},
+			{Name: plan.StageMountRoot, Input: plan.MountRoot{Disk: "vda", Slot: "a"}}}, false},
+		{"rescue", nil, false},
+	} {
+		if got := startsWithMountRoot(&plan.Blueprint{Steps: c.steps}); got != c.keep {
+			t.Errorf("%s: startsWithMountRoot = %v, want %v", c.name, got, c.keep)
+		}
 	}
 }

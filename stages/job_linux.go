@@ -305,11 +305,16 @@ func (j *Job) withBlock(path string, sectorSize int, fn func(b device.Block) err
 	if err != nil {
 		return err
 	}
-	ferr := fn(b)
-	if ferr == nil {
-		ferr = b.Flush()
+	return flushAndClose(b, fn(b))
+}
+
+// flushAndClose ends a use of b that returned err: it flushes b when err is
+// nil, and closes it either way.
+func flushAndClose(b device.Block, err error) error {
+	if err == nil {
+		err = b.Flush()
 	}
-	return errors.Join(ferr, b.Close())
+	return errors.Join(err, b.Close())
 }
 
 func (j *Job) filesystems(ctx context.Context, in plan.Filesystems, r *Reporter) error {

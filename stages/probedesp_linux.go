@@ -1,7 +1,6 @@
 package stages
 
 import (
-	"errors"
 	"io/fs"
 
 	"github.com/nodeinit/nodeinit/boot"
@@ -38,12 +37,9 @@ func (j *Job) withProbedESP(pe *ProbedESP, dev string, sectorSize int, fn func(e
 	}}
 	err := fn(esp)
 	if b == nil {
-		return err
+		return err // nothing changed: nothing to flush
 	}
-	if err == nil {
-		err = b.Flush()
-	}
-	return errors.Join(err, b.Close())
+	return flushAndClose(b, err)
 }
 
 // espUntilWritten is a boot.FS that reads from ro until the first change,
@@ -61,11 +57,15 @@ func (e *espUntilWritten) reader() boot.FS {
 	return e.ro
 }
 
-func (e *espUntilWritten) writer() (boot.FS, error) {
+// write makes a change through the writable FS, opening it on the first.
+func (e *espUntilWritten) write(change func(w boot.FS) error) error {
 	if e.rw == nil && e.err == nil {
 		e.rw, e.err = e.open()
 	}
-	return e.rw, e.err
+	if e.err != nil {
+		return e.err
+	}
+	return change(e.rw)
 }
 
 // ReadFile reads name.
@@ -81,36 +81,20 @@ func (e *espUntilWritten) Stat(name string) (fs.FileInfo, error) { return e.read
 
 // WriteFile replaces name with data.
 func (e *espUntilWritten) WriteFile(name string, data []byte) error {
-	w, err := e.writer()
-	if err != nil {
-		return err
-	}
-	return w.WriteFile(name, data)
+	return e.write(func(w boot.FS) error { return w.WriteFile(name, data) })
 }
 
 // Remove removes name.
 func (e *espUntilWritten) Remove(name string) error {
-	w, err := e.writer()
-	if err != nil {
-		return err
-	}
-	return w.Remove(name)
+	return e.write(func(w boot.FS) error { return w.Remove(name) })
 }
 
 // Rename renames oldname to newname.
 func (e *espUntilWritten) Rename(oldname, newname string) error {
-	w, err := e.writer()
-	if err != nil {
-		return err
-	}
-	return w.Rename(oldname, newname)
+	return e.write(func(w boot.FS) error { return w.Rename(oldname, newname) })
 }
 
 // MkdirAll makes name and its parents.
 func (e *espUntilWritten) MkdirAll(name string) error {
-	w, err := e.writer()
-	if err != nil {
-		return err
-	}
-	return w.MkdirAll(name)
+	return e.write(func(w boot.FS) error { return w.MkdirAll(name) })
 }

@@ -2,6 +2,7 @@ package stages
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,10 +21,14 @@ import (
 type countingOpens struct {
 	*linuxdev.Machine
 	writable int
+	refuse   error // returned by OpenBlock instead of opening, when set
 }
 
 func (c *countingOpens) OpenBlock(path string, sectorSize int) (device.Block, error) {
 	c.writable++
+	if c.refuse != nil {
+		return nil, c.refuse
+	}
 	return c.Machine.OpenBlock(path, sectorSize)
 }
 
@@ -144,5 +149,34 @@ func TestProbedESPOfAnotherDiskIsClosed(t *testing.T) {
 	}
 	if pe.b != nil || dev.writable != 1 {
 		t.Errorf("probed ESP of vdb open: %v; partitions opened for writing: %d, want 1", pe.b != nil, dev.writable)
+	}
+}
+
+// TestProbedESPChangeThatCannotOpenTheESP: when the first change cannot open
+// the partition for writing, the boot record fails with that error and the
+// ESP stays as the probe read it.
+func TestProbedESPChangeThatCannotOpenTheESP(t *testing.T) {
+	devDir, d := probedNode(t, false) // a first boot: marking the slot good is a change
+	refused := errors.New("partition busy")
+	dev := &countingOpens{Machine: &linuxdev.Machine{}, refuse: refused}
+	pe := probe(t, devDir, d)
+	j := &Job{Dev: dev, DevDir: devDir, RunDir: t.TempDir(), Plan: &plan.Blueprint{}, ProbedESP: pe,
+		Now: func() time.Time { return time.Unix(1700000100, 0) }}
+	r := &Reporter{stage: plan.StageMountRoot, now: time.Now, sink: SinkFunc(func(Event) {})}
+	err := j.withESP(d, func(esp boot.FS) error { return j.recordBoot(esp, t.TempDir(), "a", r) })
+	if !errors.Is(err, refused) {
+		t.Fatalf("withESP: %v, want the refused open", err)
+	}
+	if pe.b != nil {
+		t.Errorf("the probed ESP is still open after the failed change")
+	}
+	again := probe(t, devDir, d)
+	defer again.Close()
+	l, err := boot.ReadLedger(again.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := l.Slots["a"]; s == nil || s.State != boot.SlotReady {
+		t.Errorf("slot a after the failed change: %+v, want it still ready", s)
 	}
 }

@@ -176,16 +176,12 @@ func (f *FAT) fixDotDot() error {
 // firstFAT returns the ESP as go-diskfs should see it: reads of the second FAT
 // copy are served from the first. Writes go to the disk unchanged; go-diskfs
 // writes both copies from one table, so the next write makes them equal again.
-func (f *FAT) firstFAT() (device.Block, error) {
-	g, err := f.geometry()
-	if err != nil {
-		return nil, err
-	}
+func (f *FAT) firstFAT(g fatGeometry) device.Block {
 	if g.fats < 2 {
-		return f.dev, nil
+		return f.dev
 	}
 	size := g.sectorsPerFAT * g.bytesPerSector
-	return &firstFATBlock{Block: f.dev, second: g.fatOffset(1, 0), size: size}, nil
+	return &firstFATBlock{Block: f.dev, second: g.fatOffset(1, 0), size: size}
 }
 
 // firstFATBlock is a device.Block whose second FAT copy reads as the first.

@@ -37,10 +37,15 @@ type FAT struct {
 // filesystem must still open (see firstFAT).
 func OpenFAT(b device.Block) (*FAT, error) {
 	f := &FAT{dev: b}
-	dev, err := f.firstFAT()
+	g, err := f.geometry()
 	if err != nil {
 		return nil, err
 	}
+	// Only the changed sectors of the FATs are written; see fatShadow.
+	if f.dev, err = shadowFAT(b, g); err != nil {
+		return nil, err
+	}
+	dev := f.firstFAT(g)
 	// go-diskfs writes a file one cluster at a time; see blockfile.Coalesce.
 	f.dev = blockfile.Coalesce(dev, blockfile.DefaultCoalesce)
 	if f.fs, err = fat32.Read(blockfile.Storage(f.dev), b.Size(), 0, int64(b.LogicalSectorSize())); err != nil {

@@ -469,7 +469,8 @@ func (j *Job) fetchBootFiles(ctx context.Context, in plan.FetchBootFiles, r *Rep
 		}
 		j.fetched[name] = dst
 		if st, err := os.Stat(dst); err == nil {
-			r.Info("%s: %d bytes, digest checked", name, st.Size())
+			note, _ := j.Bundle.ChunkCheck(ctx, name)
+			r.Info("%s: %d bytes, checked against %s", name, st.Size(), note)
 		}
 	}
 	return nil

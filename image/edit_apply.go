@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/nodeinit/nodeinit/image/deb"
 )
@@ -421,9 +422,11 @@ type dirPlugin struct {
 	m   PluginManifest
 }
 
-var pluginNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9.+-]*$`)
+// pluginNameRE is what a plugin's name may be (compiled on first use: /init
+// links this package and never edits an image).
+var pluginNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9.+-]*$`) })
 
-func validPluginName(n string) bool { return pluginNameRE.MatchString(n) }
+func validPluginName(n string) bool { return pluginNameRE().MatchString(n) }
 
 // readDirPlugin reads and checks DIR/plugin.json (DIR may also name the file).
 func readDirPlugin(p string) (dirPlugin, error) {

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	"aead.dev/minisign"
 
@@ -27,7 +28,9 @@ import (
 // initramfs was first built from.
 
 // moduleFileRE matches a kernel module path in a package's file list.
-var moduleFileRE = regexp.MustCompile(`^/(?:usr/)?lib/modules/([^/]+)/.+\.ko(?:\.xz|\.zst|\.gz)?$`)
+var moduleFileRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^/(?:usr/)?lib/modules/([^/]+)/.+\.ko(?:\.xz|\.zst|\.gz)?$`)
+})
 
 // debModules lists the kernel modules the installed packages put into the
 // root: names for the image's kernel, and paths for other kernels.
@@ -44,7 +47,7 @@ func (p *editPlan) debModules(root string) (names, other []string) {
 			}
 			sc := bufio.NewScanner(f)
 			for sc.Scan() {
-				m := moduleFileRE.FindStringSubmatch(sc.Text())
+				m := moduleFileRE().FindStringSubmatch(sc.Text())
 				switch {
 				case m == nil:
 				case m[1] == p.kver:

@@ -3,6 +3,7 @@ package rescue
 import (
 	"bytes"
 	"regexp"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -16,8 +17,9 @@ const (
 	klogSize      = 10
 )
 
-// level is the "<6>" that starts each line of the kernel's log buffer.
-var level = regexp.MustCompile(`(?m)^<[0-9]+>`)
+// level is the "<6>" that starts each line of the kernel's log buffer (compiled
+// on first use, as every rescue pattern: /init links them all).
+var level = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?m)^<[0-9]+>`) })
 
 // dmesg prints the kernel log buffer; -c clears it after reading.
 func dmesg(c *call, args []string) error {
@@ -39,6 +41,6 @@ func dmesg(c *call, args []string) error {
 	if err != nil {
 		return err
 	}
-	_, err = c.stdout.Write(level.ReplaceAll(bytes.TrimRight(buf[:n], "\x00"), nil))
+	_, err = c.stdout.Write(level().ReplaceAll(bytes.TrimRight(buf[:n], "\x00"), nil))
 	return err
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"sync"
 )
 
 func init() {
@@ -13,11 +14,11 @@ func init() {
 }
 
 // oldCount is the old form -5 of -n 5.
-var oldCount = regexp.MustCompile(`^-[0-9]+$`)
+var oldCount = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^-[0-9]+$`) })
 
 // lines is head and tail: pick writes the chosen n lines of r.
 func lines(c *call, args []string, pick func(r io.Reader, w io.Writer, n int) error) error {
-	if len(args) > 0 && oldCount.MatchString(args[0]) {
+	if len(args) > 0 && oldCount().MatchString(args[0]) {
 		args = append([]string{"-n", args[0][1:]}, args[1:]...)
 	}
 	fs := c.flags()

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/nodeinit/nodeinit/operr"
 	"github.com/nodeinit/nodeinit/plan"
@@ -51,7 +52,7 @@ func (s *State) goLabel() string {
 
 // planHang finds where the text of a plan line starts: after a step's number
 // and name, or after a field's name.
-var planHang = regexp.MustCompile(`^ *\d+\. +\S+ +|^[a-zA-Z-]+: +`)
+var planHang = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^ *\d+\. +\S+ +|^[a-zA-Z-]+: +`) })
 
 // planRows is the plan text wrapped to the screen's width.
 func (s *State) planRows(w int) []string {
@@ -59,7 +60,7 @@ func (s *State) planRows(w int) []string {
 	for _, l := range s.planText {
 		// A step's or a field's continuation lines up under its text.
 		hang := 4
-		if m := planHang.FindString(l); m != "" {
+		if m := planHang().FindString(l); m != "" {
 			hang = len(m) - (len(l) - len(strings.TrimLeft(l, " ")))
 		}
 		rows = append(rows, wrap(clean(l), w-2, hang)...)

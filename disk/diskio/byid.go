@@ -5,13 +5,16 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/nodeinit/nodeinit/disk"
 )
 
-var pciAddr = regexp.MustCompile(`^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$`)
-var scsiAddr = regexp.MustCompile(`^(\d+):(\d+):(\d+):(\d+)$`)
-var usbIface = regexp.MustCompile(`^\d+-[\d.]+:\d+\.\d+$`)
+// The by-id and by-path patterns compile on first use, not at /init's start
+// (each package-level regexp costs about a millisecond there under emulation).
+var pciAddr = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$`) })
+var scsiAddr = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(\d+):(\d+):(\d+):(\d+)$`) })
+var usbIface = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^\d+-[\d.]+:\d+\.\d+$`) })
 
 // byIDNames returns the by-id names, most specific first.
 // realDeviceDir is the resolved "device" directory of a disk.
@@ -62,7 +65,7 @@ func byIDNames(s sysDev, d *disk.Disk) []string {
 	case "usb":
 		if d.Serial != "" {
 			lun := "0"
-			if m := scsiAddr.FindStringSubmatch(filepath.Base(realDeviceDir(s))); m != nil {
+			if m := scsiAddr().FindStringSubmatch(filepath.Base(realDeviceDir(s))); m != nil {
 				lun = m[4]
 			}
 			add("usb-" + disk.JoinID(d.Vendor, d.Model, d.Serial) + "-0:" + lun)
@@ -92,7 +95,7 @@ func byPathName(s sysDev, d *disk.Disk) string {
 	pci := ""
 	pciAt := -1
 	for i, seg := range segs {
-		if pciAddr.MatchString(seg) {
+		if pciAddr().MatchString(seg) {
 			pci, pciAt = seg, i // the nearest PCI device above the disk
 		}
 	}
@@ -109,7 +112,7 @@ func byPathName(s sysDev, d *disk.Disk) string {
 		}
 		return base + "-nvme-" + nsid
 	case "ata":
-		if m := ataPort.FindStringSubmatch(s.rel); m != nil {
+		if m := ataPort().FindStringSubmatch(s.rel); m != nil {
 			return base + "-ata-" + m[1]
 		}
 	case "virtio":
@@ -117,10 +120,10 @@ func byPathName(s sysDev, d *disk.Disk) string {
 	case "usb":
 		var iface, lun string
 		for _, seg := range below {
-			if usbIface.MatchString(seg) {
+			if usbIface().MatchString(seg) {
 				iface = seg[strings.IndexByte(seg, '-')+1:]
 			}
-			if m := scsiAddr.FindStringSubmatch(seg); m != nil {
+			if m := scsiAddr().FindStringSubmatch(seg); m != nil {
 				lun = m[4]
 			}
 		}
@@ -129,7 +132,7 @@ func byPathName(s sysDev, d *disk.Disk) string {
 		}
 	case "scsi":
 		for _, seg := range below {
-			if m := scsiAddr.FindStringSubmatch(seg); m != nil {
+			if m := scsiAddr().FindStringSubmatch(seg); m != nil {
 				return base + "-scsi-" + scsiHostOffset(s, segs, m[1]) + ":" + m[2] + ":" + m[3] + ":" + m[4]
 			}
 		}

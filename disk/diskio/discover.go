@@ -25,6 +25,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/nodeinit/nodeinit/disk"
 	"github.com/u-root/u-root/pkg/mount/block"
@@ -243,8 +244,9 @@ func indexPartition(parts []disk.Partition, p disk.Partition) int {
 	return -1
 }
 
-var ataPort = regexp.MustCompile(`/ata(\d+)/`)
-var virtioBlock = regexp.MustCompile(`/virtio\d+/block/`)
+// Transport patterns, compiled on first use.
+var ataPort = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`/ata(\d+)/`) })
+var virtioBlock = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`/virtio\d+/block/`) })
 
 // transportOf names the bus from the kernel name and the sysfs device path.
 func transportOf(name, rel string) string {
@@ -258,11 +260,11 @@ func transportOf(name, rel string) string {
 		return "nvme"
 	case strings.Contains(rel, "/usb"):
 		return "usb"
-	case ataPort.MatchString(rel):
+	case ataPort().MatchString(rel):
 		return "ata"
 	case strings.Contains(rel, "/mmc_host/"):
 		return "mmc"
-	case virtioBlock.MatchString(rel):
+	case virtioBlock().MatchString(rel):
 		return "virtio"
 	case strings.Contains(rel, "/host") || strings.Contains(rel, "/target"):
 		return "scsi"

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/nodeinit/nodeinit/cmdline"
 )
@@ -69,12 +70,16 @@ const Header = "# Written by nodeinit from the kernel command line.\n"
 
 const maxHostnameSize = 253
 
+// The grammar's patterns compile on first use: a plain boot validates no
+// config, and package-level regexps cost /init's start under emulation.
 var (
-	hostnameLabel = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
-	ifName        = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,15}$`)
-	cryptID       = regexp.MustCompile(`^\$[0-9a-z]+(\$[./0-9A-Za-z=,]*)+\$[./0-9A-Za-z=,]+$`)
-	cryptDES      = regexp.MustCompile(`^[./0-9A-Za-z]{13}$`)
-	fingerprint   = regexp.MustCompile(`^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2})*$`)
+	hostnameLabel = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`) })
+	ifName        = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_.-]{1,15}$`) })
+	cryptID       = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^\$[0-9a-z]+(\$[./0-9A-Za-z=,]*)+\$[./0-9A-Za-z=,]+$`)
+	})
+	cryptDES    = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[./0-9A-Za-z]{13}$`) })
+	fingerprint = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2})*$`) })
 )
 
 // Validate checks the whole configuration against the grammar of every file it is written
@@ -136,7 +141,7 @@ func (c Config) Validate() error {
 	if c.AdminSSHKey != "" && !ValidSSHKey(c.AdminSSHKey) {
 		return fmt.Errorf("the admin SSH key is not one OpenSSH public key line (TYPE BASE64 [COMMENT], e.g. ssh-ed25519 AAAA… admin@example.com)")
 	}
-	if c.ManagementFingerprint != "" && !fingerprint.MatchString(c.ManagementFingerprint) {
+	if c.ManagementFingerprint != "" && !fingerprint().MatchString(c.ManagementFingerprint) {
 		return argError("management_server_fingerprint", c.ManagementFingerprint,
 			"write the engine CA fingerprint as hex pairs separated by ':', e.g. 33:2B:79:...:8A", "not hex pairs separated by ':'")
 	}
@@ -181,7 +186,7 @@ func validHostname(h string) bool {
 		return false
 	}
 	for _, l := range strings.Split(strings.TrimSuffix(h, "."), ".") {
-		if !hostnameLabel.MatchString(l) {
+		if !hostnameLabel().MatchString(l) {
 			return false
 		}
 	}
@@ -194,7 +199,7 @@ func parseAddr(s string, zoneOK bool) (netip.Addr, error) {
 	if err != nil {
 		return a, fmt.Errorf("not an IP address")
 	}
-	if z := a.Zone(); z != "" && (!zoneOK || !ifName.MatchString(z)) {
+	if z := a.Zone(); z != "" && (!zoneOK || !ifName().MatchString(z)) {
 		if !zoneOK {
 			return a, fmt.Errorf("an address here cannot carry a zone")
 		}
@@ -206,7 +211,7 @@ func parseAddr(s string, zoneOK bool) (netip.Addr, error) {
 // isCryptHash accepts $id$… forms and the 13-character DES form, in crypt(3)'s alphabet
 // (never ':' or white space, which would split a shadow(5) line).
 func isCryptHash(h string) bool {
-	return cryptID.MatchString(h) || cryptDES.MatchString(h)
+	return cryptID().MatchString(h) || cryptDES().MatchString(h)
 }
 
 // splitHostPort accepts host, host:port, [v6] and [v6]:port, where host is an RFC 1123 host
@@ -236,7 +241,7 @@ func (i Interface) validate() error {
 		if _, ok := parseMAC(i.MAC); !ok {
 			return argError("BOOTIF", i.MAC, "write BOOTIF=52:54:00:12:34:56 or BOOTIF=01-52-54-00-12-34-56", "not a MAC address")
 		}
-	case !ifName.MatchString(i.Name) || i.Name == "." || i.Name == "..":
+	case !ifName().MatchString(i.Name) || i.Name == "." || i.Name == "..":
 		return argError("BOOTIF", i.Name, "write BOOTIF=<interface> with letters, digits, '-', '_' and '.', up to 15", "not an interface name")
 	}
 	if i.DHCP == (i.Address != "") {

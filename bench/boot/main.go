@@ -186,13 +186,13 @@ type nodeMachine struct {
 }
 
 func (n *nodeMachine) config() vm.Config {
-	return vm.Config{OVMFCode: n.deb.OVMFCode, OVMFVars: n.vars,
+	return vm.Config{OVMFCode: n.deb.BenchOVMFCode, OVMFVars: n.vars,
 		Disks: []vm.Disk{{Path: n.disk, Interface: vm.Virtio, Serial: diskSerial}}, NoReboot: true, MemoryMiB: 1536}
 }
 
 // install runs the installer once onto a blank 16 GiB sparse disk.
 func (n *nodeMachine) install(ctx context.Context, fx *fixture.Artifacts) error {
-	vars, err := os.ReadFile(n.deb.OVMFVars)
+	vars, err := os.ReadFile(n.deb.BenchOVMFVars)
 	if err != nil {
 		return fmt.Errorf("OVMF vars template: %w (run make fetch)", err)
 	}

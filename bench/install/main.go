@@ -110,14 +110,14 @@ func run() error {
 		return err
 	}
 	vars := filepath.Join(work, "OVMF_VARS.fd")
-	if b, err := os.ReadFile(deb.OVMFVars); err != nil {
+	if b, err := os.ReadFile(deb.BenchOVMFVars); err != nil {
 		return fmt.Errorf("OVMF vars template: %w (run make fetch)", err)
 	} else if err := os.WriteFile(vars, b, 0o644); err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "bench/install: a %d MiB image built in %s; installing\n", st.Size()>>20, time.Since(start).Round(time.Second))
 
-	cfg := vm.Config{OVMFCode: deb.OVMFCode, OVMFVars: vars, Kernel: deb.Vmlinuz, NoReboot: true, MemoryMiB: *memMiB,
+	cfg := vm.Config{OVMFCode: deb.BenchOVMFCode, OVMFVars: vars, Kernel: deb.Vmlinuz, NoReboot: true, MemoryMiB: *memMiB,
 		Disks: []vm.Disk{{Path: target, Interface: vm.Virtio, Serial: targetSerial}, {Path: medium, Interface: vm.Virtio, Serial: mediumSerial}}}
 	cfg.Initramfs = fx.Initramfs
 	cfg.Append = "console=ttyS0 panic=5 printk.time=1 install storage_init=serial:" + targetSerial +

@@ -17,9 +17,9 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/nodeinit/nodeinit/image/deb"
+	"github.com/nodeinit/nodeinit/internal/lazyre"
 )
 
 // debArch is the Debian architecture of a manifest's GOARCH-style arch.
@@ -424,7 +424,7 @@ type dirPlugin struct {
 
 // pluginNameRE is what a plugin's name may be (compiled on first use: /init
 // links this package and never edits an image).
-var pluginNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9.+-]*$`) })
+var pluginNameRE = lazyre.New(`^[a-z0-9][a-z0-9.+-]*$`)
 
 func validPluginName(n string) bool { return pluginNameRE().MatchString(n) }
 

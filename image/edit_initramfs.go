@@ -8,14 +8,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
-	"sync"
 
 	"aead.dev/minisign"
 
 	"github.com/nodeinit/nodeinit/initramfs"
+	"github.com/nodeinit/nodeinit/internal/lazyre"
 )
 
 // The bundle's initrd.img is the nodeinit initramfs the node boots with:
@@ -28,9 +27,7 @@ import (
 // initramfs was first built from.
 
 // moduleFileRE matches a kernel module path in a package's file list.
-var moduleFileRE = sync.OnceValue(func() *regexp.Regexp {
-	return regexp.MustCompile(`^/(?:usr/)?lib/modules/([^/]+)/.+\.ko(?:\.xz|\.zst|\.gz)?$`)
-})
+var moduleFileRE = lazyre.New(`^/(?:usr/)?lib/modules/([^/]+)/.+\.ko(?:\.xz|\.zst|\.gz)?$`)
 
 // debModules lists the kernel modules the installed packages put into the
 // root: names for the image's kernel, and paths for other kernels.

@@ -2,10 +2,10 @@ package rescue
 
 import (
 	"bytes"
-	"regexp"
-	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nodeinit/nodeinit/internal/lazyre"
 )
 
 func init() { register("dmesg", "[-c]", dmesg) }
@@ -19,7 +19,7 @@ const (
 
 // level is the "<6>" that starts each line of the kernel's log buffer (compiled
 // on first use, as every rescue pattern: /init links them all).
-var level = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?m)^<[0-9]+>`) })
+var level = lazyre.New(`(?m)^<[0-9]+>`)
 
 // dmesg prints the kernel log buffer; -c clears it after reading.
 func dmesg(c *call, args []string) error {

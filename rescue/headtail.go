@@ -4,8 +4,8 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"regexp"
-	"sync"
+
+	"github.com/nodeinit/nodeinit/internal/lazyre"
 )
 
 func init() {
@@ -14,7 +14,7 @@ func init() {
 }
 
 // oldCount is the old form -5 of -n 5.
-var oldCount = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^-[0-9]+$`) })
+var oldCount = lazyre.New(`^-[0-9]+$`)
 
 // lines is head and tail: pick writes the chosen n lines of r.
 func lines(c *call, args []string, pick func(r io.Reader, w io.Writer, n int) error) error {

@@ -2,10 +2,9 @@ package tui
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
-	"sync"
 
+	"github.com/nodeinit/nodeinit/internal/lazyre"
 	"github.com/nodeinit/nodeinit/operr"
 	"github.com/nodeinit/nodeinit/plan"
 )
@@ -52,7 +51,7 @@ func (s *State) goLabel() string {
 
 // planHang finds where the text of a plan line starts: after a step's number
 // and name, or after a field's name.
-var planHang = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^ *\d+\. +\S+ +|^[a-zA-Z-]+: +`) })
+var planHang = lazyre.New(`^ *\d+\. +\S+ +|^[a-zA-Z-]+: +`)
 
 // planRows is the plan text wrapped to the screen's width.
 func (s *State) planRows(w int) []string {

@@ -2,19 +2,17 @@ package diskio
 
 import (
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/nodeinit/nodeinit/disk"
+	"github.com/nodeinit/nodeinit/internal/lazyre"
 )
 
-// The by-id and by-path patterns compile on first use, not at /init's start
-// (each package-level regexp costs about a millisecond there under emulation).
-var pciAddr = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$`) })
-var scsiAddr = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(\d+):(\d+):(\d+):(\d+)$`) })
-var usbIface = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^\d+-[\d.]+:\d+\.\d+$`) })
+// The by-id and by-path patterns (compiled on first use: see lazyre).
+var pciAddr = lazyre.New(`^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$`)
+var scsiAddr = lazyre.New(`^(\d+):(\d+):(\d+):(\d+)$`)
+var usbIface = lazyre.New(`^\d+-[\d.]+:\d+\.\d+$`)
 
 // byIDNames returns the by-id names, most specific first.
 // realDeviceDir is the resolved "device" directory of a disk.

@@ -20,14 +20,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/nodeinit/nodeinit/disk"
+	"github.com/nodeinit/nodeinit/internal/lazyre"
 	"github.com/u-root/u-root/pkg/mount/block"
 )
 
@@ -245,8 +244,8 @@ func indexPartition(parts []disk.Partition, p disk.Partition) int {
 }
 
 // Transport patterns, compiled on first use.
-var ataPort = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`/ata(\d+)/`) })
-var virtioBlock = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`/virtio\d+/block/`) })
+var ataPort = lazyre.New(`/ata(\d+)/`)
+var virtioBlock = lazyre.New(`/virtio\d+/block/`)
 
 // transportOf names the bus from the kernel name and the sysfs device path.
 func transportOf(name, rel string) string {

@@ -70,8 +70,10 @@ const Header = "# Written by nodeinit from the kernel command line.\n"
 
 const maxHostnameSize = 253
 
-// The grammar's patterns compile on first use: a plain boot validates no
-// config, and package-level regexps cost /init's start under emulation.
+// The grammar's patterns compile on first use, as internal/lazyre's do
+// elsewhere (this package imports only cmdline and operr: TestImportsNoIO): a
+// plain boot validates no config, and package-level regexps cost /init's
+// start under emulation.
 var (
 	hostnameLabel = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`) })
 	ifName        = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_.-]{1,15}$`) })
